@@ -1,0 +1,200 @@
+"""The ``quiver`` command line.
+
+Owns argument parsing and the mapping of each subcommand to the code that implements it.
+Every command takes ``--dir`` (default ``.quiver``) and ``--help``; ``--format json``
+exists where the output is data. An error prints exactly one line, led by a Neo4j-style
+status code, to stderr, and the process exits non-zero.
+
+Must never: pretend. A command whose implementation has not landed says which issue
+brings it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+DEFAULT_DIR = ".quiver"
+
+# Exit statuses. 2 is also what argparse uses for a bad command line.
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_NOT_YET = 2
+
+INVALID_REQUEST = "Neo.ClientError.Request.Invalid"
+UNKNOWN_ERROR = "Neo.DatabaseError.General.UnknownError"
+
+BENCH_NOT_YET = "quiver bench: not yet — benchmarks arrive with the store and cluster issues"
+
+
+class CliError(Exception):
+    """A failure reported as one line, ``<status code>: <message>``."""
+
+    def __init__(self, code: str, message: str, exit_status: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.exit_status = exit_status
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one status-coded line, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(INVALID_REQUEST, f"{self.prog}: {message}", EXIT_USAGE)
+
+
+@dataclass(frozen=True, slots=True)
+class _NotYet:
+    """Where a command's implementation will come from."""
+
+    what: str
+    issue: int
+
+
+_NOT_YET: dict[str, _NotYet] = {
+    "up": _NotYet("the cluster", 5),
+    "down": _NotYet("the cluster", 5),
+    "status": _NotYet("the cluster", 5),
+    "query": _NotYet("the cluster", 5),
+    "init": _NotYet("the cluster", 5),
+    "serve": _NotYet("the cluster", 5),
+    "backup": _NotYet("backup and restore", 5),
+    "restore": _NotYet("backup and restore", 5),
+    "audit": _NotYet("security and the audit log", 7),
+    "chaos": _NotYet("chaos testing", 8),
+}
+
+
+def _not_yet(args: argparse.Namespace, _extra: list[str]) -> int:
+    source = _NOT_YET[args.command]
+    raise CliError(
+        INVALID_REQUEST,
+        f"'quiver {args.command}' is not yet available; "
+        f"{source.what} arrives with issue #{source.issue}",
+        EXIT_NOT_YET,
+    )
+
+
+def _bench(_args: argparse.Namespace, _extra: list[str]) -> int:
+    print(BENCH_NOT_YET)
+    return EXIT_OK
+
+
+def _sim(_args: argparse.Namespace, extra: list[str]) -> int:
+    # Imported here: the simulator is only needed by this command, and `raft` must not
+    # be a cost of every other one.
+    try:
+        from raft.sim import main as sim_main
+    except ModuleNotFoundError as error:
+        if error.name not in ("raft", "raft.sim"):
+            raise
+        raise CliError(
+            UNKNOWN_ERROR,
+            f"'quiver sim' cannot start: the simulator is not importable ({error})",
+            EXIT_FAILURE,
+        ) from error
+    return sim_main(extra)
+
+
+_Handler = Callable[[argparse.Namespace, list[str]], int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Command:
+    name: str
+    summary: str
+    handler: _Handler
+    data_output: bool = False
+
+
+_COMMANDS: tuple[_Command, ...] = (
+    _Command("up", "start a supervised local three-node, three-zone cluster", _not_yet),
+    _Command("down", "stop the local cluster started by 'quiver up'", _not_yet),
+    _Command("status", "show members, zones, leader and health", _not_yet, data_output=True),
+    _Command("query", "run a Cypher query against the cluster", _not_yet, data_output=True),
+    _Command("init", "create the CA, node certificates, key file and admin user", _not_yet),
+    _Command("serve", "run one node process", _not_yet),
+    _Command("sim", "run the deterministic Raft simulator over many seeds", _sim),
+    _Command("bench", "run the benchmarks", _bench),
+    _Command("chaos", "run fault-injection tests against real processes", _not_yet),
+    _Command("backup", "take, list and verify encrypted backups", _not_yet),
+    _Command("restore", "seed a new cluster from a backup", _not_yet),
+    _Command("audit", "inspect and verify the tamper-evident audit log", _not_yet),
+)
+
+_SIM_EPILOG = (
+    "Every other option is passed to the simulator (raft.sim): "
+    "--seeds N, --start S, --nodes 3|5|7, --steps K."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="quiver",
+        description="Quiver: a replicated, encrypted property-graph database.",
+        allow_abbrev=False,
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    for command in _COMMANDS:
+        sub = commands.add_parser(
+            command.name,
+            help=command.summary,
+            description=command.summary[0].upper() + command.summary[1:] + ".",
+            epilog=_SIM_EPILOG if command.name == "sim" else None,
+            allow_abbrev=False,
+        )
+        sub.add_argument(
+            "--dir",
+            default=DEFAULT_DIR,
+            help=(
+                "accepted like every command; the simulator keeps no files"
+                if command.name == "sim"
+                else f"the cluster directory, holding cluster.json (default: {DEFAULT_DIR})"
+            ),
+        )
+        if command.data_output:
+            sub.add_argument(
+                "--format",
+                choices=("text", "json"),
+                default="text",
+                help="output format (default: text)",
+            )
+        if command.name == "serve":
+            sub.add_argument("--config", help="the node's configuration file (JSON)")
+        if command.name == "query":
+            sub.add_argument("statement", nargs="?", help="the Cypher statement")
+        sub.set_defaults(handler=command.handler)
+    return parser
+
+
+def _run(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    # Known-args parsing so that `sim` can hand its own options to the simulator.
+    args, extra = parser.parse_known_args(list(argv))
+    if extra and args.command != "sim":
+        raise CliError(
+            INVALID_REQUEST,
+            f"quiver {args.command}: unrecognized arguments: {' '.join(extra)}",
+            EXIT_USAGE,
+        )
+    handler: _Handler = args.handler
+    return handler(args, extra)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(sys.argv[1:] if argv is None else argv)
+    except CliError as error:
+        print(f"{error.code}: {error.message}", file=sys.stderr)
+        return error.exit_status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
