@@ -1,0 +1,114 @@
+"""The graph read view: the one interface through which the query engine reads a graph.
+
+`store.graph` implements it over RocksDB, `store.memory.MemoryGraph` in memory (the model
+that tests compare the real store against), and `cypher` wraps it with the overlay of a
+transaction's own pending writes. Names (labels, types, property keys) are strings here;
+tokenisation is the store's business. Iteration order of every method is ascending id, so
+that reads — and therefore the write sets computed from them — are deterministic.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from store.values import Value
+
+
+class Direction(enum.Enum):
+    OUTGOING = "outgoing"
+    INCOMING = "incoming"
+    BOTH = "both"
+
+
+@dataclass(slots=True, frozen=True)
+class NodeRecord:
+    id: int
+    labels: frozenset[str]
+    properties: Mapping[str, Value]
+
+
+@dataclass(slots=True, frozen=True)
+class RelationshipRecord:
+    id: int
+    type: str
+    start: int
+    end: int
+    properties: Mapping[str, Value]
+
+
+@dataclass(slots=True, frozen=True)
+class IndexInfo:
+    name: str
+    label: str
+    """The label (or, for relationship indexes, the type) indexed."""
+    properties: tuple[str, ...]
+    on_relationships: bool = False
+    unique: bool = False
+    """Backs a uniqueness constraint (and is then listed by SHOW CONSTRAINTS too)."""
+
+
+@dataclass(slots=True, frozen=True)
+class ConstraintInfo:
+    name: str
+    label: str
+    properties: tuple[str, ...]
+    kind: str = "UNIQUENESS"
+
+
+class IndexNotFoundError(LookupError):
+    """A seek on a (label, property) that has no index."""
+
+
+class GraphView(Protocol):
+    def node(self, node_id: int) -> NodeRecord | None: ...
+
+    def relationship(self, rel_id: int) -> RelationshipRecord | None: ...
+
+    def node_ids(self) -> Iterator[int]:
+        """Every node id, ascending."""
+        ...
+
+    def node_ids_by_label(self, label: str) -> Iterator[int]: ...
+
+    def node_ids_by_property(self, label: str, key: str, value: Value) -> Iterator[int]:
+        """Index seek: nodes with `label` whose `key` equals `value` (Cypher equality).
+
+        Raises IndexNotFoundError when no index covers (label, key).
+        """
+        ...
+
+    def has_index(self, label: str, key: str) -> bool: ...
+
+    def relationship_ids(self) -> Iterator[int]: ...
+
+    def relationships(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None = None
+    ) -> Iterator[RelationshipRecord]:
+        """Relationships at `node_id` in `direction`, of any of `types` (None: all).
+
+        A self-loop appears once for BOTH.
+        """
+        ...
+
+    def count_nodes(self, label: str | None = None) -> int: ...
+
+    def count_relationships(self, type: str | None = None) -> int: ...
+
+    def labels(self) -> list[str]:
+        """Labels in use, sorted."""
+        ...
+
+    def relationship_types(self) -> list[str]: ...
+
+    def property_keys(self) -> list[str]: ...
+
+    def indexes(self) -> list[IndexInfo]: ...
+
+    def constraints(self) -> list[ConstraintInfo]: ...
+
+    def next_ids(self) -> tuple[int, int]:
+        """The next unused (node id, relationship id): the leader allocates from here."""
+        ...
