@@ -28,7 +28,7 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict raft/
+	$(BIN)/mypy --strict raft/ store/
 
 fmt: venv
 	$(BIN)/ruff format .

@@ -1,0 +1,387 @@
+"""Encryption at rest: the key-encryption key, versioned data keys, sealing and index MACs.
+
+Owns:
+- loading the key-encryption key (KEK) from a key file that only its owner may read (mode
+  0600 or stricter; anything looser is refused) or from the ``QUIVER_KEK`` environment
+  variable (64 hex digits);
+- the keyring: versioned 256-bit data keys, each wrapped by the KEK (AES-256-GCM) and kept
+  in ``keyring.json`` beside the data, plus one long-lived index key for HMACs;
+- sealing a value: AES-256-GCM, a fresh random 96-bit nonce per value, the record's key as
+  associated data (so a value moved under another key fails to open), and a header naming
+  the data key's version (so keys rotate without rewriting old data at once);
+- counting encryptions per data key and rotating long before the random-nonce bound: NIST
+  SP 800-38D allows 2**32 random-nonce messages per key; we rotate at 2**31 (configurable).
+  The count survives restarts by reserving blocks of it in the keyring before use, so a
+  crash can only waste counts, never reuse them;
+- the keyed HMAC (HMAC-SHA-256, truncated to 128 bits) that turns property values and names
+  into index and token keys without storing them.
+
+Must never: write, log or put into an exception message any key material, plaintext value or
+ciphertext. Errors name the record key (ids and opaque tokens only) and a key *version*.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import stat
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+KEK_ENV_VAR: Final = "QUIVER_KEK"
+KEY_BYTES: Final = 32
+NONCE_BYTES: Final = 12
+TAG_BYTES: Final = 16
+MAC_BYTES: Final = 16
+
+FORMAT_PLAINTEXT: Final = 0x00
+"""Header byte of a value written with encryption switched off (tests and benchmarks only)."""
+FORMAT_AES_GCM_V1: Final = 0x01
+"""Header byte of ``version(4, big endian) | nonce(12) | ciphertext | tag(16)``."""
+HEADER_BYTES: Final = 1 + 4 + NONCE_BYTES
+
+NONCE_BOUND_MESSAGES: Final = 1 << 32
+"""Random-nonce bound per key (NIST SP 800-38D, section 8.3)."""
+DEFAULT_ROTATE_AFTER: Final = 1 << 31
+"""Encryptions after which a data key is rotated: half the bound, well before it."""
+DEFAULT_RESERVE_BLOCK: Final = 1 << 20
+"""Encryptions reserved (persisted) at a time; a crash wastes at most this many."""
+
+KEYRING_FILE: Final = "keyring.json"
+KEYRING_FORMAT: Final = 1
+
+
+class IntegrityError(Exception):
+    """A stored value failed authentication: tampered, moved to another key, or wrong key.
+
+    Carries Neo4j's ``Neo.DatabaseError.General.StorageDamageDetected``: the store found
+    damage it will not paper over. The message names the record key, never its contents.
+    """
+
+    status_code = "Neo.DatabaseError.General.StorageDamageDetected"
+
+    def __init__(self, record: str, reason: str) -> None:
+        super().__init__(f"{self.status_code}: integrity check failed for {record}: {reason}")
+        self.record = record
+        self.reason = reason
+
+
+class KeyConfigurationError(Exception):
+    """The key-encryption key is missing, malformed or kept unsafely.
+
+    ``Neo.ClientError.Security.Forbidden``: the store refuses to run with a key that others
+    could read, or without one.
+    """
+
+    status_code = "Neo.ClientError.Security.Forbidden"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{self.status_code}: {message}")
+
+
+def describe_record(aad: bytes) -> str:
+    """How errors name a record: its key in hex (keys hold only ids and opaque tokens)."""
+    return f"record key {aad.hex()}"
+
+
+# -- the key-encryption key ------------------------------------------------------------------
+
+
+def _parse_key(raw: bytes, source: str) -> bytes:
+    text = raw.strip()
+    if len(raw) == KEY_BYTES and len(text) != 2 * KEY_BYTES:
+        return raw
+    try:
+        key = bytes.fromhex(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise KeyConfigurationError(
+            f"{source} must hold {KEY_BYTES} raw bytes or {2 * KEY_BYTES} hex digits"
+        ) from None
+    if len(key) != KEY_BYTES:
+        raise KeyConfigurationError(f"{source} must hold a {KEY_BYTES * 8}-bit key")
+    return key
+
+
+def load_kek(key_file: Path | None = None, environ: Mapping[str, str] | None = None) -> bytes:
+    """The KEK from `key_file` (0600 or stricter) or else from ``$QUIVER_KEK``."""
+    if key_file is not None:
+        try:
+            fd = os.open(key_file, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as error:
+            raise KeyConfigurationError(
+                f"cannot open key file {key_file}: {error.strerror}"
+            ) from None
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise KeyConfigurationError(f"key file {key_file} is not a regular file")
+            if mode & 0o077:
+                raise KeyConfigurationError(
+                    f"key file {key_file} has mode {stat.S_IMODE(mode):04o}; "
+                    "it must be readable by its owner only (0600)"
+                )
+            raw = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        return _parse_key(raw, f"key file {key_file}")
+    env = os.environ if environ is None else environ
+    value = env.get(KEK_ENV_VAR)
+    if value is None:
+        raise KeyConfigurationError(f"no key file given and ${KEK_ENV_VAR} is not set")
+    return _parse_key(value.encode("ascii", "replace"), f"${KEK_ENV_VAR}")
+
+
+def write_key_file(path: Path) -> None:
+    """Create a new random KEK at `path`, mode 0600; never overwrites an existing file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, os.urandom(KEY_BYTES).hex().encode("ascii") + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- sealing ---------------------------------------------------------------------------------
+
+
+class Cipher(Protocol):
+    """What the store seals values and derives index keys with."""
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes: ...
+
+    def open(self, sealed: bytes, aad: bytes) -> bytes:
+        """The plaintext; IntegrityError naming `aad` when authentication fails."""
+        ...
+
+    def mac(self, data: bytes) -> bytes:
+        """A keyed, deterministic MAC_BYTES-byte digest for index and token keys."""
+        ...
+
+    def key_version(self, sealed: bytes) -> int:
+        """The data key version a sealed value names (0: written without encryption)."""
+        ...
+
+    def current_version(self) -> int: ...
+
+
+class PlaintextCipher:
+    """No encryption at all. For the benchmark's baseline and for proving the sentinel test
+    can fail; never the default, and refused where a key is configured."""
+
+    _MAC_KEY = b"quiver-plaintext-index"
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        return bytes((FORMAT_PLAINTEXT,)) + plaintext
+
+    def open(self, sealed: bytes, aad: bytes) -> bytes:
+        if not sealed or sealed[0] != FORMAT_PLAINTEXT:
+            raise IntegrityError(describe_record(aad), "value is not in the plaintext format")
+        return sealed[1:]
+
+    def mac(self, data: bytes) -> bytes:
+        return hmac.digest(self._MAC_KEY, data, hashlib.sha256)[:MAC_BYTES]
+
+    def key_version(self, sealed: bytes) -> int:
+        return 0
+
+    def current_version(self) -> int:
+        return 0
+
+
+@dataclass(slots=True)
+class _DataKey:
+    version: int
+    aead: AESGCM
+    wrapped: bytes
+    reserved: int
+    """Encryptions the keyring file allows before it must be rewritten."""
+    used: int
+
+
+def _wrap(kek: AESGCM, key: bytes, label: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + kek.encrypt(nonce, key, label)
+
+
+def _unwrap(kek: AESGCM, wrapped: bytes, label: bytes) -> bytes:
+    try:
+        return kek.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], label)
+    except InvalidTag:
+        raise IntegrityError(
+            f"keyring entry {label.decode()}",
+            "does not unwrap: wrong key-encryption key, or the keyring was altered",
+        ) from None
+
+
+class Keyring:
+    """Versioned data keys and the index key, wrapped by the KEK, in ``keyring.json``.
+
+    Thread-safe: sealing may happen on the apply thread while the log seals on a worker.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        kek: bytes,
+        *,
+        rotate_after: int = DEFAULT_ROTATE_AFTER,
+        reserve_block: int = DEFAULT_RESERVE_BLOCK,
+    ) -> None:
+        if len(kek) != KEY_BYTES:
+            raise KeyConfigurationError(f"the key-encryption key must be {KEY_BYTES} bytes")
+        if not 0 < rotate_after < NONCE_BOUND_MESSAGES:
+            raise ValueError("rotate_after must be positive and below the nonce bound")
+        if reserve_block <= 0:
+            raise ValueError("reserve_block must be positive")
+        self._path = Path(directory) / KEYRING_FILE
+        self._kek = AESGCM(kek)
+        self._rotate_after = rotate_after
+        self._reserve_block = min(reserve_block, rotate_after)
+        self._lock = threading.Lock()
+        self._keys: dict[int, _DataKey] = {}
+        self._current = 0
+        self._mac_key = b""
+        self._wrapped_mac_key = b""
+        if self._path.exists():
+            self._load()
+        else:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            index_key = os.urandom(KEY_BYTES)
+            self._mac_key = index_key
+            self._wrapped_mac_key = _wrap(self._kek, index_key, b"index-key")
+            self._add_key_locked()
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        try:
+            doc = json.loads(self._path.read_bytes())
+            if doc["format"] != KEYRING_FORMAT:
+                raise ValueError("unknown keyring format")
+            self._wrapped_mac_key = bytes.fromhex(doc["index_key"])
+            entries = [
+                (int(item["version"]), bytes.fromhex(item["wrapped"]), int(item["reserved"]))
+                for item in doc["keys"]
+            ]
+            current = int(doc["current"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise IntegrityError(f"keyring {self._path.name}", f"malformed ({error})") from None
+        self._mac_key = _unwrap(self._kek, self._wrapped_mac_key, b"index-key")
+        for version, wrapped, reserved in entries:
+            key = _unwrap(self._kek, wrapped, b"data-key-%d" % version)
+            # After a restart nothing below `reserved` may be used again: it might have been.
+            self._keys[version] = _DataKey(version, AESGCM(key), wrapped, reserved, reserved)
+        if current not in self._keys:
+            raise IntegrityError(f"keyring {self._path.name}", "current key version missing")
+        self._current = current
+        if self._keys[current].used >= self._rotate_after:
+            self._add_key_locked()
+
+    def _save_locked(self) -> None:
+        doc = {
+            "format": KEYRING_FORMAT,
+            "current": self._current,
+            "index_key": self._wrapped_mac_key.hex(),
+            "keys": [
+                {"version": key.version, "wrapped": key.wrapped.hex(), "reserved": key.reserved}
+                for key in sorted(self._keys.values(), key=lambda k: k.version)
+            ],
+        }
+        atomic_write(self._path, json.dumps(doc, sort_keys=True).encode())
+
+    def _add_key_locked(self) -> int:
+        version = max(self._keys, default=0) + 1
+        key = os.urandom(KEY_BYTES)
+        wrapped = _wrap(self._kek, key, b"data-key-%d" % version)
+        self._keys[version] = _DataKey(version, AESGCM(key), wrapped, self._reserve_block, 0)
+        self._current = version
+        self._save_locked()
+        return version
+
+    # -- the Cipher protocol ------------------------------------------------------------------
+
+    def current_version(self) -> int:
+        return self._current
+
+    def versions(self) -> list[int]:
+        return sorted(self._keys)
+
+    def encryptions(self, version: int) -> int:
+        """Encryptions counted against data key `version` (an upper bound after restarts)."""
+        return self._keys[version].used
+
+    def rotate(self) -> int:
+        """Start a new data key: new writes use it, old values stay readable."""
+        with self._lock:
+            return self._add_key_locked()
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        with self._lock:
+            key = self._keys[self._current]
+            if key.used >= self._rotate_after:
+                key = self._keys[self._add_key_locked()]
+            if key.used >= key.reserved:
+                key.reserved = min(key.reserved + self._reserve_block, self._rotate_after)
+                self._save_locked()
+            key.used += 1
+            assert key.used <= key.reserved <= self._rotate_after < NONCE_BOUND_MESSAGES
+        nonce = os.urandom(NONCE_BYTES)
+        header = bytes((FORMAT_AES_GCM_V1,)) + key.version.to_bytes(4, "big") + nonce
+        return header + key.aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, sealed: bytes, aad: bytes) -> bytes:
+        if len(sealed) < HEADER_BYTES + TAG_BYTES or sealed[0] != FORMAT_AES_GCM_V1:
+            raise IntegrityError(describe_record(aad), "value is not an encrypted value")
+        version = int.from_bytes(sealed[1:5], "big")
+        key = self._keys.get(version)
+        if key is None:
+            raise IntegrityError(describe_record(aad), f"names unknown data key v{version}")
+        try:
+            return key.aead.decrypt(sealed[5:HEADER_BYTES], sealed[HEADER_BYTES:], aad)
+        except InvalidTag:
+            raise IntegrityError(
+                describe_record(aad),
+                f"authentication failed under data key v{version} "
+                "(tampered, moved from another key, or written with another key)",
+            ) from None
+
+    def key_version(self, sealed: bytes) -> int:
+        if not sealed or sealed[0] != FORMAT_AES_GCM_V1:
+            return 0
+        return int.from_bytes(sealed[1:5], "big")
+
+    def mac(self, data: bytes) -> bytes:
+        return hmac.digest(self._mac_key, data, hashlib.sha256)[:MAC_BYTES]
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves the old or the new file, whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
