@@ -1,0 +1,563 @@
+"""The durable Raft log and hard state: segmented append-only files, CRC-framed, encrypted.
+
+Owns the files under ``<data>/raftlog/``: numbered segments of framed records, and the
+latest snapshot (``snapshot.bin``). Implements ``raft.storage.Storage`` (what the core reads)
+and the write side the application calls after each ``Ready``: ``save`` (entries and hard
+state, one write and one fdatasync for all of them: group commit), ``apply_snapshot``,
+``create_snapshot`` and ``compact``.
+
+Why files and not a RocksDB column family (measured on this machine with
+/tmp-free ``quiver bench store``-style loops, 2 vCPU, virtio disk, November 2026)::
+
+                                         100 B entries      4 KiB entries
+    rocksdict write(sync=True), 1 entry   3,292 writes/s     3,345 writes/s
+    rocksdict write(sync=True), 100/batch 1,541 batches/s      449 batches/s
+    rocksdict write + flush_wal(True),100 1,915 batches/s      255 batches/s
+    file write + fdatasync, 1 entry       5,720 writes/s     5,429 writes/s
+    file write + fdatasync, 100/batch     3,121 batches/s    1,008 batches/s
+
+The file log is 1.7-2.2x faster for single entries and batches of 100, ``os.fdatasync``
+releases the GIL (rocksdict's synced write holds it), and a log that is appended at the
+tail and dropped at the head in whole segments never pays for memtables and compaction.
+
+Record frame: ``length u32 | crc32 u32 | body``; the CRC covers the body. Bodies:
+  HEAD  (starts every segment): dummy index, dummy term, sealed hard state
+  ENTRY: index, term, entry type, sealed data (associated data: index and term)
+  HARD_STATE: sealed hard state
+  COMPACT / RESET: index, term (compaction point; reset after installing a snapshot)
+Replay applies the records in order with the same rules as ``raft.storage.MemoryStorage``,
+so a later entry at an existing index truncates the conflicting suffix. A record that is
+short or fails its CRC in the *last* segment is a torn tail: the file is cut there and
+synced. The same in an earlier segment is damage: IntegrityError.
+
+Must never: acknowledge (return from ``save`` with ``sync``) before fdatasync returned;
+write entry data or hard state in plaintext; block on the event loop (``save`` is meant to
+run in a worker thread: it holds no asyncio state and is thread-safe).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from raft.errors import CompactedError, SnapshotOutOfDateError, UnavailableError
+from raft.storage import limit_size
+from raft.types import (
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Snapshot,
+    SnapshotMetadata,
+)
+from store.crypto import Cipher, IntegrityError, atomic_write, fsync_dir
+
+DEFAULT_MAX_SEGMENT_BYTES: Final = 64 << 20
+MAX_RECORD_BYTES: Final = 256 << 20
+"""A frame claiming more is damage (or a torn length), never a real record."""
+MAX_SEGMENTS: Final = 100_000
+SNAPSHOT_FILE: Final = "snapshot.bin"
+FLOOR_FILE: Final = "floor.bin"
+"""The compaction point, written before whole segments below it are deleted."""
+
+_FRAME = struct.Struct(">II")
+_INDEX_TERM = struct.Struct(">QQ")
+_ENTRY_HEAD = struct.Struct(">QQB")
+_HARD_STATE = struct.Struct(">QQQ")
+
+_HEAD = 1
+_ENTRY = 2
+_HARD = 3
+_COMPACT = 4
+_RESET = 5
+
+_AAD_HARD_STATE = b"raftlog/hard-state"
+_AAD_SNAPSHOT = b"raftlog/snapshot"
+_AAD_FLOOR = b"raftlog/floor"
+
+
+def _entry_aad(index: int, term: int) -> bytes:
+    return b"raftlog/entry/" + _INDEX_TERM.pack(index, term)
+
+
+def _frame(body: bytes) -> bytes:
+    return _FRAME.pack(len(body), zlib.crc32(body)) + body
+
+
+@dataclass(slots=True)
+class _Slot:
+    term: int
+    type: EntryType
+    segment: int
+    offset: int
+    """Where the sealed data starts in the segment file."""
+    length: int
+
+
+@dataclass(slots=True)
+class _Segment:
+    seq: int
+    path: Path
+    fd: int
+    size: int
+    head_dummy: int
+    max_index: int = 0
+
+
+class DurableLog:
+    """raft's Storage on disk. Thread-safe; ``save`` may run in a worker thread."""
+
+    def __init__(
+        self,
+        directory: Path,
+        cipher: Cipher,
+        *,
+        max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
+        before_sync: Callable[[], None] | None = None,
+    ) -> None:
+        self._dir = Path(directory)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._cipher = cipher
+        self._max_segment_bytes = max_segment_bytes
+        self._before_sync = before_sync
+        """Failpoint: runs after a write and before its fdatasync (tests tear here)."""
+        self._state_lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._segments: list[_Segment] = []
+        self._slots: list[_Slot] = []
+        self._dummy_index = 0
+        self._dummy_term = 0
+        self._hard_state = HardState()
+        self._snapshot = Snapshot()
+        self._closed = False
+        self._load_snapshot()
+        self._replay()
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _load_snapshot(self) -> None:
+        path = self._dir / SNAPSHOT_FILE
+        if not path.exists():
+            return
+        plain = self._cipher.open(path.read_bytes(), _AAD_SNAPSHOT)
+        meta_len = int.from_bytes(plain[:4], "big")
+        doc = json.loads(plain[4 : 4 + meta_len])
+        conf = ConfState(
+            voters=tuple(doc["voters"]),
+            learners=tuple(doc["learners"]),
+            voters_outgoing=tuple(doc["voters_outgoing"]),
+            learners_next=tuple(doc["learners_next"]),
+            auto_leave=bool(doc["auto_leave"]),
+        )
+        metadata = SnapshotMetadata(conf_state=conf, index=doc["index"], term=doc["term"])
+        self._snapshot = Snapshot(data=plain[4 + meta_len :], metadata=metadata)
+
+    def _segment_paths(self) -> list[tuple[int, Path]]:
+        found = []
+        for path in self._dir.glob("*.seg"):
+            try:
+                found.append((int(path.stem), path))
+            except ValueError:
+                continue
+        return sorted(found)
+
+    def _replay(self) -> None:
+        paths = self._segment_paths()
+        if len(paths) > MAX_SEGMENTS:
+            raise IntegrityError(f"raft log {self._dir}", "too many segments")
+        floor = self._dir / FLOOR_FILE
+        if floor.exists():
+            plain = self._cipher.open(floor.read_bytes(), _AAD_FLOOR)
+            self._dummy_index, self._dummy_term = _INDEX_TERM.unpack(plain)
+        for position, (seq, path) in enumerate(paths):
+            last = position == len(paths) - 1
+            fd = os.open(path, os.O_RDWR)
+            segment = _Segment(seq, path, fd, 0, head_dummy=0)
+            self._segments.append(segment)
+            self._replay_segment(segment, last)
+        if not self._segments or self._segments[-1].size == 0:
+            if self._segments:
+                empty = self._segments.pop()
+                os.close(empty.fd)
+                empty.path.unlink()
+            self._open_segment(self._segments[-1].seq + 1 if self._segments else 1)
+        snap = self._snapshot.metadata
+        if snap.index > self._dummy_index and not (
+            snap.index <= self._last() and self._term_at(snap.index) == snap.term
+        ):
+            # The snapshot became durable but the crash came before the log was reset to
+            # it (apply_snapshot's second step): finish that step now.
+            self._compact_to(snap.index, snap.term, reset=True)
+            self._write_marker(_RESET, snap.index, snap.term)
+
+    def _replay_segment(self, segment: _Segment, last: bool) -> None:
+        with open(segment.path, "rb") as file:
+            data = file.read()
+        offset = 0
+        while offset < len(data):
+            damage = None
+            if len(data) - offset < _FRAME.size:
+                damage = "short frame header"
+            else:
+                length, crc = _FRAME.unpack_from(data, offset)
+                end = offset + _FRAME.size + length
+                if length == 0 or length > MAX_RECORD_BYTES or end > len(data):
+                    damage = "frame runs past the end"
+                elif zlib.crc32(data[offset + _FRAME.size : end]) != crc:
+                    damage = "checksum mismatch"
+            if damage is not None:
+                if not last:
+                    raise IntegrityError(
+                        f"raft log segment {segment.seq} at offset {offset}", damage
+                    )
+                # A torn tail: everything from here was never acknowledged. Cut it.
+                os.ftruncate(segment.fd, offset)
+                os.fsync(segment.fd)
+                break
+            body_start = offset + _FRAME.size
+            self._replay_record(segment, data, body_start, end)
+            offset = end
+        segment.size = offset
+
+    def _replay_record(self, segment: _Segment, data: bytes, start: int, end: int) -> None:
+        kind = data[start]
+        body = start + 1
+        if kind == _HEAD:
+            index, term = _INDEX_TERM.unpack_from(data, body)
+            segment.head_dummy = index
+            self._hard_state = self._open_hard_state(data[body + _INDEX_TERM.size : end])
+            self._compact_to(index, term, reset=False)
+        elif kind == _ENTRY:
+            index, term, entry_type = _ENTRY_HEAD.unpack_from(data, body)
+            sealed_at = body + _ENTRY_HEAD.size
+            self._place(
+                index, _Slot(term, EntryType(entry_type), segment.seq, sealed_at, end - sealed_at)
+            )
+            segment.max_index = max(segment.max_index, index)
+        elif kind == _HARD:
+            self._hard_state = self._open_hard_state(data[body:end])
+        elif kind in (_COMPACT, _RESET):
+            index, term = _INDEX_TERM.unpack_from(data, body)
+            self._compact_to(index, term, reset=kind == _RESET)
+        else:
+            raise IntegrityError(f"raft log segment {segment.seq}", f"unknown record {kind}")
+
+    def _open_hard_state(self, sealed: bytes) -> HardState:
+        term, vote, commit = _HARD_STATE.unpack(self._cipher.open(sealed, _AAD_HARD_STATE))
+        return HardState(term=term, vote=vote, commit=commit)
+
+    # -- in-memory index ----------------------------------------------------------------------
+
+    def _last(self) -> int:
+        return self._dummy_index + len(self._slots)
+
+    def _place(self, index: int, slot: _Slot) -> None:
+        if index <= self._dummy_index:
+            # Only replay meets this: the floor file is from later than this record. When
+            # it was written, every entry after `index` was cut; those still held are
+            # older than this record, so they go. (Live appends trim compacted entries.)
+            self._slots = []
+            return
+        if index > self._last() + 1:
+            raise IntegrityError(
+                f"raft log entry {index}", f"gap in the log (last is {self._last()})"
+            )
+        del self._slots[index - self._dummy_index - 1 :]
+        self._slots.append(slot)
+
+    def _term_at(self, index: int) -> int:
+        if index == self._dummy_index:
+            return self._dummy_term
+        return self._slots[index - self._dummy_index - 1].term
+
+    def _compact_to(self, index: int, term: int, reset: bool) -> None:
+        """Make (index, term) the dummy; keep later entries only if the log agrees on it."""
+        if index < self._dummy_index:
+            return
+        if not reset and index <= self._last() and self._term_at(index) == term:
+            self._slots = self._slots[index - self._dummy_index :]
+        else:
+            self._slots = []
+        self._dummy_index, self._dummy_term = index, term
+
+    # -- the Storage protocol -----------------------------------------------------------------
+
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        with self._state_lock:
+            return self._hard_state, self._snapshot.metadata.conf_state
+
+    def hard_state(self) -> HardState:
+        with self._state_lock:
+            return self._hard_state
+
+    def first_index(self) -> int:
+        with self._state_lock:
+            return self._dummy_index + 1
+
+    def last_index(self) -> int:
+        with self._state_lock:
+            return self._last()
+
+    def term(self, index: int) -> int:
+        with self._state_lock:
+            if index < self._dummy_index:
+                raise CompactedError(f"index {index} compacted (first is {self._dummy_index + 1})")
+            if index > self._last():
+                raise UnavailableError(f"index {index} past last {self._last()}")
+            if index == self._dummy_index:
+                return self._dummy_term
+            return self._slots[index - self._dummy_index - 1].term
+
+    def entries(self, lo: int, hi: int, max_size: int) -> list[Entry]:
+        with self._state_lock:
+            if lo <= self._dummy_index:
+                raise CompactedError(f"index {lo} compacted (first is {self._dummy_index + 1})")
+            if hi > self._last() + 1:
+                raise UnavailableError(f"entries up to {hi - 1} past last {self._last()}")
+            if not self._slots:
+                raise UnavailableError("log is empty")
+            result: list[Entry] = []
+            size = 0
+            for index in range(lo, hi):
+                slot = self._slots[index - self._dummy_index - 1]
+                entry_size = slot.length + 24  # close to Entry.size(); only bounds batches
+                if result and size + entry_size > max_size:
+                    break
+                result.append(self._read(index, slot))
+                size += entry_size
+            return limit_size(result, max_size)
+
+    def _read(self, index: int, slot: _Slot) -> Entry:
+        segment = next(s for s in self._segments if s.seq == slot.segment)
+        sealed = os.pread(segment.fd, slot.length, slot.offset)
+        if len(sealed) != slot.length:
+            raise IntegrityError(f"raft log entry {index}", "segment shorter than indexed")
+        data = self._cipher.open(sealed, _entry_aad(index, slot.term))
+        return Entry(term=slot.term, index=index, type=slot.type, data=data)
+
+    def snapshot(self) -> Snapshot:
+        with self._state_lock:
+            return self._snapshot
+
+    # -- the write side -----------------------------------------------------------------------
+
+    def save(
+        self,
+        entries: list[Entry] | tuple[Entry, ...] = (),
+        hard_state: HardState | None = None,
+        sync: bool = True,
+    ) -> None:
+        """Persist `entries` (replacing a conflicting suffix) and `hard_state`: one write,
+        and with `sync` one fdatasync for all of them. Returns once durable (if `sync`)."""
+        with self._write_lock:
+            self._check_open()
+            entries = self._trim_compacted(entries)
+            buffer = bytearray()
+            for entry in entries:
+                body = _ENTRY_HEAD.pack(entry.index, entry.term, int(entry.type))
+                sealed = self._cipher.seal(entry.data, _entry_aad(entry.index, entry.term))
+                buffer += _frame(bytes((_ENTRY,)) + body + sealed)
+            if hard_state is not None:
+                buffer += _frame(bytes((_HARD,)) + self._seal_hard_state(hard_state))
+            if not buffer:
+                return
+            if entries:
+                with self._state_lock:
+                    if entries[0].index > self._last() + 1:
+                        raise UnavailableError(
+                            f"missing log entry: last {self._last()}, "
+                            f"appending at {entries[0].index}"
+                        )
+            segment, start = self._write(bytes(buffer))
+            with self._state_lock:
+                offset = start
+                for entry in entries:
+                    frame_len = _FRAME.size + 1 + _ENTRY_HEAD.size
+                    length = _FRAME.unpack_from(buffer, offset - start)[0] - 1 - _ENTRY_HEAD.size
+                    slot = _Slot(entry.term, entry.type, segment.seq, offset + frame_len, length)
+                    self._place(entry.index, slot)
+                    segment.max_index = max(segment.max_index, entry.index)
+                    offset += frame_len + length
+                if hard_state is not None:
+                    self._hard_state = hard_state
+            if sync:
+                if self._before_sync is not None:
+                    self._before_sync()
+                os.fdatasync(segment.fd)
+
+    def append(self, entries: list[Entry], sync: bool = True) -> None:
+        self.save(entries, None, sync)
+
+    def set_hard_state(self, hard_state: HardState, sync: bool = True) -> None:
+        self.save((), hard_state, sync)
+
+    def sync(self) -> None:
+        with self._write_lock:
+            self._check_open()
+            os.fdatasync(self._segments[-1].fd)
+
+    def _trim_compacted(self, entries: list[Entry] | tuple[Entry, ...]) -> list[Entry]:
+        with self._state_lock:
+            return [entry for entry in entries if entry.index > self._dummy_index]
+
+    def _seal_hard_state(self, hard_state: HardState) -> bytes:
+        plain = _HARD_STATE.pack(hard_state.term, hard_state.vote, hard_state.commit)
+        return self._cipher.seal(plain, _AAD_HARD_STATE)
+
+    def _write(self, data: bytes) -> tuple[_Segment, int]:
+        segment = self._segments[-1]
+        if segment.size > 0 and segment.size + len(data) > self._max_segment_bytes:
+            segment = self._rotate()
+        start = segment.size
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(segment.fd, view, segment.size)
+            segment.size += written
+            view = view[written:]
+        return segment, start
+
+    def _rotate(self) -> _Segment:
+        # The old segment must be whole before a newer one exists: only the last may tear.
+        os.fdatasync(self._segments[-1].fd)
+        return self._open_segment(self._segments[-1].seq + 1)
+
+    def _open_segment(self, seq: int) -> _Segment:
+        path = self._dir / f"{seq:016d}.seg"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        with self._state_lock:
+            head = (
+                bytes((_HEAD,))
+                + _INDEX_TERM.pack(self._dummy_index, self._dummy_term)
+                + self._seal_hard_state(self._hard_state)
+            )
+            segment = _Segment(seq, path, fd, 0, head_dummy=self._dummy_index)
+            self._segments.append(segment)
+        frame = _frame(head)
+        os.pwrite(fd, frame, 0)
+        segment.size = len(frame)
+        os.fdatasync(fd)
+        fsync_dir(self._dir)
+        return segment
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError("the raft log is closed")
+
+    def _write_marker(self, kind: int, index: int, term: int) -> None:
+        segment, _ = self._write(_frame(bytes((kind,)) + _INDEX_TERM.pack(index, term)))
+        os.fdatasync(segment.fd)
+
+    def create_snapshot(self, index: int, conf_state: ConfState | None, data: bytes) -> Snapshot:
+        """Record, durably, a snapshot of the state machine as of `index` (applied)."""
+        with self._write_lock:
+            with self._state_lock:
+                current = self._snapshot.metadata
+                if index <= current.index:
+                    raise SnapshotOutOfDateError(f"snapshot at {index} is not newer")
+                term = self.term(index)
+                metadata = SnapshotMetadata(
+                    conf_state=conf_state if conf_state is not None else current.conf_state,
+                    index=index,
+                    term=term,
+                )
+            snapshot = Snapshot(data=data, metadata=metadata)
+            self._persist_snapshot(snapshot)
+            with self._state_lock:
+                self._snapshot = snapshot
+            return snapshot
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """Install a snapshot received from the leader: the whole log is replaced by it."""
+        with self._write_lock:
+            self._check_open()
+            with self._state_lock:
+                if snapshot.metadata.index <= self._snapshot.metadata.index:
+                    raise SnapshotOutOfDateError(
+                        f"snapshot at {snapshot.metadata.index} is not newer than "
+                        f"{self._snapshot.metadata.index}"
+                    )
+            self._persist_snapshot(snapshot)
+            meta = snapshot.metadata
+            with self._state_lock:
+                self._snapshot = snapshot
+                self._compact_to(meta.index, meta.term, reset=True)
+            self._write_marker(_RESET, meta.index, meta.term)
+            self._rotate()
+            self._collect_segments(everything_before_last=True)
+
+    def compact(self, compact_index: int) -> None:
+        """Discard entries before `compact_index`; never past the durable snapshot."""
+        with self._write_lock:
+            self._check_open()
+            with self._state_lock:
+                if compact_index <= self._dummy_index:
+                    raise CompactedError(f"index {compact_index} already compacted")
+                if compact_index > self._last():
+                    raise UnavailableError(f"compact index {compact_index} past last")
+                if compact_index > self._snapshot.metadata.index:
+                    raise UnavailableError(
+                        f"compact index {compact_index} is past the durable snapshot at "
+                        f"{self._snapshot.metadata.index}"
+                    )
+                term = self.term(compact_index)
+                self._compact_to(compact_index, term, reset=False)
+            self._write_marker(_COMPACT, compact_index, term)
+            if len(self._segments) > 1 and self._segments[0].max_index <= compact_index:
+                # Replay must not meet a gap where deleted segments were: it starts here.
+                floor = self._cipher.seal(_INDEX_TERM.pack(compact_index, term), _AAD_FLOOR)
+                atomic_write(self._dir / FLOOR_FILE, floor)
+                self._collect_segments(everything_before_last=False)
+
+    def _collect_segments(self, everything_before_last: bool) -> None:
+        """Delete the longest prefix of older segments holding only compacted entries."""
+        with self._state_lock:
+            segments = self._segments
+            cut = 0
+            if everything_before_last:
+                cut = len(segments) - 1
+            else:
+                while cut < len(segments) - 1 and segments[cut].max_index <= self._dummy_index:
+                    cut += 1
+            doomed, self._segments = segments[:cut], segments[cut:]
+        for segment in doomed:
+            os.close(segment.fd)
+            segment.path.unlink()
+        if doomed:
+            fsync_dir(self._dir)
+
+    def _persist_snapshot(self, snapshot: Snapshot) -> None:
+        conf = snapshot.metadata.conf_state
+        meta = json.dumps(
+            {
+                "index": snapshot.metadata.index,
+                "term": snapshot.metadata.term,
+                "voters": list(conf.voters),
+                "learners": list(conf.learners),
+                "voters_outgoing": list(conf.voters_outgoing),
+                "learners_next": list(conf.learners_next),
+                "auto_leave": conf.auto_leave,
+            },
+            sort_keys=True,
+        ).encode()
+        plain = len(meta).to_bytes(4, "big") + meta + snapshot.data
+        atomic_write(self._dir / SNAPSHOT_FILE, self._cipher.seal(plain, _AAD_SNAPSHOT))
+
+    def segment_count(self) -> int:
+        with self._state_lock:
+            return len(self._segments)
+
+    def close(self) -> None:
+        with self._write_lock, self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+            for segment in self._segments:
+                os.close(segment.fd)
+            self._segments = []
