@@ -1,0 +1,965 @@
+"""The graph on RocksDB: records, adjacency, membership, indexes, constraints, tokens.
+
+Owns the RocksDB database under ``<data>/graph/`` and its column families:
+
+    graph       b"n" node id -> node record; b"r" rel id -> relationship record (sealed)
+    adjacency   node id | direction | type token | rel id -> b""
+    membership  b"L" label token | node id, b"T" type token | rel id -> b""
+    index       label token | key token | HMAC(value) | node id -> b""
+    meta        tokens (name -> token keyed by HMAC(name); token -> sealed name), usage
+                counts, schema (indexes, constraints), next ids, the applied index
+
+Keys hold only ids, tokens and HMACs; every non-empty value is sealed by ``store.crypto``
+with ``column family:key`` as associated data. Implements ``store.view.GraphView`` (reads go
+straight to RocksDB) and applies a ``WriteSet`` atomically: every mutation of one write set
+plus the applied index go into ONE RocksDB write batch, so a crash leaves all or none of it.
+Semantics are those of ``store.memory.MemoryGraph`` (the reference model), plus enforcement
+of uniqueness constraints, checked when the whole write set has been applied.
+
+Must never: write a plaintext name or value to disk; apply part of a write set; import
+``cypher``, ``cluster`` or ``chaos``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch, WriteOptions
+
+from store.codec import decode_value_at, encode_value, index_key_bytes
+from store.crypto import Cipher, IntegrityError
+from store.memory import WriteSetError, values_equal
+from store.values import Value
+from store.view import (
+    ConstraintInfo,
+    Direction,
+    IndexInfo,
+    IndexNotFoundError,
+    NodeRecord,
+    RelationshipRecord,
+)
+from store.writeset import (
+    AddLabel,
+    CreateIndex,
+    CreateNode,
+    CreateRelationship,
+    CreateUniqueConstraint,
+    DeleteNode,
+    DeleteRelationship,
+    DropConstraint,
+    DropIndex,
+    Operation,
+    RemoveLabel,
+    SetNodeProperty,
+    SetRelationshipProperty,
+    WriteSet,
+)
+
+CF_GRAPH: Final = "graph"
+CF_ADJACENCY: Final = "adjacency"
+CF_MEMBERSHIP: Final = "membership"
+CF_INDEX: Final = "index"
+CF_META: Final = "meta"
+COLUMN_FAMILIES: Final = (CF_GRAPH, CF_ADJACENCY, CF_MEMBERSHIP, CF_INDEX, CF_META)
+SEALED_FAMILIES: Final = frozenset({CF_GRAPH, CF_META})
+"""The families with values; the others hold everything in their (opaque) keys."""
+
+LABEL: Final = b"L"
+TYPE: Final = b"T"
+PROPERTY_KEY: Final = b"P"
+_TOKEN_KINDS: Final = (LABEL, TYPE, PROPERTY_KEY)
+
+OUT: Final = 0
+IN: Final = 1
+
+META_APPLIED: Final = b"applied"
+META_NEXT_IDS: Final = b"next-ids"
+META_NODE_COUNT: Final = b"count/nodes"
+META_REL_COUNT: Final = b"count/rels"
+META_INSTALLING: Final = b"installing"
+_TOKEN_BY_NAME: Final = b"tn/"
+_NAME_BY_TOKEN: Final = b"ti/"
+_TOKEN_COUNTER: Final = b"tc/"
+_USAGE: Final = b"use/"
+_SCHEMA_INDEX: Final = b"schema/index/"
+_SCHEMA_CONSTRAINT: Final = b"schema/constraint/"
+
+MAX_TOKENS_PER_KIND: Final = 1 << 31
+
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_U64X2 = struct.Struct(">QQ")
+
+
+class ConstraintViolationError(WriteSetError):
+    """A write set that would break a uniqueness constraint; nothing of it is applied."""
+
+    status_code = "Neo.ClientError.Schema.ConstraintValidationFailed"
+
+
+class StoreNotReadyError(Exception):
+    """The store holds a snapshot installation that did not finish: install again."""
+
+    status_code = "Neo.TransientError.General.DatabaseUnavailable"
+
+
+def _id(value: int) -> bytes:
+    return _U64.pack(value)
+
+
+def node_key(node_id: int) -> bytes:
+    return b"n" + _id(node_id)
+
+
+def rel_key(rel_id: int) -> bytes:
+    return b"r" + _id(rel_id)
+
+
+def _adjacency_key(node_id: int, direction: int, type_token: int, rel_id: int) -> bytes:
+    return _id(node_id) + bytes((direction,)) + _U32.pack(type_token) + _id(rel_id)
+
+
+def _label_member(label: int, node_id: int) -> bytes:
+    return LABEL + _U32.pack(label) + _id(node_id)
+
+
+def _type_member(type_token: int, rel_id: int) -> bytes:
+    return TYPE + _U32.pack(type_token) + _id(rel_id)
+
+
+def _index_prefix(label: int, key: int, mac: bytes) -> bytes:
+    return _U32.pack(label) + _U32.pack(key) + mac
+
+
+def _usage_key(kind: bytes, token: int) -> bytes:
+    return _USAGE + kind + _U32.pack(token)
+
+
+def _aad(family: str, key: bytes) -> bytes:
+    return family.encode() + b":" + key
+
+
+# -- records ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Node:
+    labels: set[int]
+    properties: dict[int, Value]
+
+
+@dataclass(slots=True)
+class _Rel:
+    type: int
+    start: int
+    end: int
+    properties: dict[int, Value]
+
+
+def _encode_properties(properties: dict[int, Value], out: bytearray) -> None:
+    out += _U32.pack(len(properties))
+    for token in sorted(properties):
+        out += _U32.pack(token)
+        out += encode_value(properties[token])
+
+
+def _decode_properties(data: bytes, at: int) -> tuple[dict[int, Value], int]:
+    (count,) = _U32.unpack_from(data, at)
+    at += 4
+    properties: dict[int, Value] = {}
+    for _ in range(count):
+        (token,) = _U32.unpack_from(data, at)
+        properties[token], at = decode_value_at(data, at + 4)
+    return properties, at
+
+
+def _encode_node(node: _Node) -> bytes:
+    out = bytearray(_U32.pack(len(node.labels)))
+    for label in sorted(node.labels):
+        out += _U32.pack(label)
+    _encode_properties(node.properties, out)
+    return bytes(out)
+
+
+def _decode_node(data: bytes) -> _Node:
+    (count,) = _U32.unpack_from(data, 0)
+    labels = {_U32.unpack_from(data, 4 + 4 * i)[0] for i in range(count)}
+    properties, _ = _decode_properties(data, 4 + 4 * count)
+    return _Node(labels, properties)
+
+
+def _encode_rel(rel: _Rel) -> bytes:
+    out = bytearray(_U32.pack(rel.type) + _U64X2.pack(rel.start, rel.end))
+    _encode_properties(rel.properties, out)
+    return bytes(out)
+
+
+def _decode_rel(data: bytes) -> _Rel:
+    (type_token,) = _U32.unpack_from(data, 0)
+    start, end = _U64X2.unpack_from(data, 4)
+    properties, _ = _decode_properties(data, 20)
+    return _Rel(type_token, start, end, properties)
+
+
+def _encode_index(index: IndexInfo) -> bytes:
+    doc = {
+        "name": index.name,
+        "label": index.label,
+        "properties": list(index.properties),
+        "on_relationships": index.on_relationships,
+        "unique": index.unique,
+    }
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def _decode_index(data: bytes) -> IndexInfo:
+    doc = json.loads(data)
+    return IndexInfo(
+        doc["name"],
+        doc["label"],
+        tuple(doc["properties"]),
+        on_relationships=doc["on_relationships"],
+        unique=doc["unique"],
+    )
+
+
+def _encode_constraint(constraint: ConstraintInfo) -> bytes:
+    doc = {
+        "name": constraint.name,
+        "label": constraint.label,
+        "properties": list(constraint.properties),
+        "kind": constraint.kind,
+    }
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def _decode_constraint(data: bytes) -> ConstraintInfo:
+    doc = json.loads(data)
+    return ConstraintInfo(doc["name"], doc["label"], tuple(doc["properties"]), doc["kind"])
+
+
+def sorted_properties(properties: dict[str, Value]) -> tuple[tuple[str, str], ...]:
+    """The canonical dump's form of a property map (as ``store.memory`` prints it)."""
+    return tuple((key, repr(properties[key])) for key in sorted(properties))
+
+
+# -- the store -------------------------------------------------------------------------------
+
+
+def _options() -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.create_missing_column_families(True)
+    return options
+
+
+def open_rdict(path: Path) -> Rdict:
+    """Open (or create) a graph database with all its column families."""
+    families = {name: Options(raw_mode=True) for name in COLUMN_FAMILIES}
+    return Rdict(str(path), _options(), column_families=families)
+
+
+class GraphStore:
+    """The graph on RocksDB. Reads are thread-safe; writes (apply) are serialised."""
+
+    def __init__(self, directory: Path, cipher: Cipher, *, sync: bool = False) -> None:
+        self._path = Path(directory)
+        self._path.mkdir(parents=True, exist_ok=True)
+        self.cipher = cipher
+        self._db = open_rdict(self._path)
+        self._families = {name: self._db.get_column_family(name) for name in COLUMN_FAMILIES}
+        self._handles = {name: self._db.get_column_family_handle(name) for name in COLUMN_FAMILIES}
+        self._write_options = WriteOptions()
+        self._write_options.sync = sync
+        self._write_lock = threading.Lock()
+        self._closed = False
+        self._load_caches()
+
+    def _load_caches(self) -> None:
+        self._token_by_name: dict[tuple[bytes, str], int] = {}
+        self._name_by_token: dict[tuple[bytes, int], str] = {}
+        for key in self._keys(CF_META, _NAME_BY_TOKEN):
+            kind = key[len(_NAME_BY_TOKEN) : len(_NAME_BY_TOKEN) + 1]
+            (token,) = _U32.unpack_from(key, len(_NAME_BY_TOKEN) + 1)
+            name = self._get_plain(CF_META, key)
+            assert name is not None
+            self._name_by_token[(kind, token)] = name.decode("utf-8")
+            self._token_by_name[(kind, name.decode("utf-8"))] = token
+        self._indexes: dict[str, IndexInfo] = {}
+        for key in self._keys(CF_META, _SCHEMA_INDEX):
+            data = self._get_plain(CF_META, key)
+            assert data is not None
+            index = _decode_index(data)
+            self._indexes[index.name] = index
+        self._constraints: dict[str, ConstraintInfo] = {}
+        for key in self._keys(CF_META, _SCHEMA_CONSTRAINT):
+            data = self._get_plain(CF_META, key)
+            assert data is not None
+            constraint = _decode_constraint(data)
+            self._constraints[constraint.name] = constraint
+
+    # -- low-level reads ----------------------------------------------------------------------
+
+    def _get_plain(self, family: str, key: bytes) -> bytes | None:
+        sealed = self._families[family].get(key)
+        if sealed is None:
+            return None
+        if family not in SEALED_FAMILIES:
+            return b""
+        return self.cipher.open(sealed, _aad(family, key))
+
+    def _keys(self, family: str, prefix: bytes) -> Iterator[bytes]:
+        options = ReadOptions()
+        upper = _prefix_upper_bound(prefix)
+        if upper is not None:
+            options.set_iterate_upper_bound(upper)
+        for key in self._families[family].keys(from_key=prefix, read_opt=options):
+            assert isinstance(key, bytes)
+            if not key.startswith(prefix):
+                return
+            yield key
+
+    def _meta_u64(self, key: bytes) -> int:
+        data = self._get_plain(CF_META, key)
+        return 0 if data is None else _U64.unpack(data)[0]
+
+    def _load_node(self, node_id: int) -> _Node | None:
+        data = self._get_plain(CF_GRAPH, node_key(node_id))
+        return None if data is None else _decode_node(data)
+
+    def _load_rel(self, rel_id: int) -> _Rel | None:
+        data = self._get_plain(CF_GRAPH, rel_key(rel_id))
+        return None if data is None else _decode_rel(data)
+
+    def _name(self, kind: bytes, token: int) -> str:
+        name = self._name_by_token.get((kind, token))
+        if name is None:
+            raise IntegrityError(f"token {kind.decode()}{token}", "names no known token")
+        return name
+
+    def _names(self, kind: bytes, properties: dict[int, Value]) -> dict[str, Value]:
+        return {self._name(kind, token): value for token, value in properties.items()}
+
+    def _node_record(self, node_id: int, node: _Node) -> NodeRecord:
+        labels = frozenset(self._name(LABEL, label) for label in node.labels)
+        return NodeRecord(node_id, labels, self._names(PROPERTY_KEY, node.properties))
+
+    def _rel_record(self, rel_id: int, rel: _Rel) -> RelationshipRecord:
+        return RelationshipRecord(
+            rel_id,
+            self._name(TYPE, rel.type),
+            rel.start,
+            rel.end,
+            self._names(PROPERTY_KEY, rel.properties),
+        )
+
+    # -- GraphView ----------------------------------------------------------------------------
+
+    def node(self, node_id: int) -> NodeRecord | None:
+        node = self._load_node(node_id)
+        return None if node is None else self._node_record(node_id, node)
+
+    def relationship(self, rel_id: int) -> RelationshipRecord | None:
+        rel = self._load_rel(rel_id)
+        return None if rel is None else self._rel_record(rel_id, rel)
+
+    def node_ids(self) -> Iterator[int]:
+        for key in self._keys(CF_GRAPH, b"n"):
+            yield _U64.unpack_from(key, 1)[0]
+
+    def node_ids_by_label(self, label: str) -> Iterator[int]:
+        token = self._token_by_name.get((LABEL, label))
+        if token is None:
+            return
+        prefix = LABEL + _U32.pack(token)
+        for key in self._keys(CF_MEMBERSHIP, prefix):
+            yield _U64.unpack_from(key, len(prefix))[0]
+
+    def has_index(self, label: str, key: str) -> bool:
+        return _has_index(self._indexes, label, key)
+
+    def node_ids_by_property(self, label: str, key: str, value: Value) -> Iterator[int]:
+        if not self.has_index(label, key):
+            raise IndexNotFoundError(f"no index on :{label}({key})")
+        label_token = self._token_by_name.get((LABEL, label))
+        key_token = self._token_by_name.get((PROPERTY_KEY, key))
+        if label_token is None or key_token is None or value is None:
+            return
+        prefix = _index_prefix(label_token, key_token, self.cipher.mac(index_key_bytes(value)))
+        for index_key in self._keys(CF_INDEX, prefix):
+            node_id = _U64.unpack_from(index_key, len(prefix))[0]
+            node = self._load_node(node_id)
+            # The MAC only narrows the search; equality is decided on the record itself.
+            if node is None or label_token not in node.labels:
+                continue
+            stored = node.properties.get(key_token)
+            if stored is not None and values_equal(stored, value):
+                yield node_id
+
+    def relationship_ids(self) -> Iterator[int]:
+        for key in self._keys(CF_GRAPH, b"r"):
+            yield _U64.unpack_from(key, 1)[0]
+
+    def relationships(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None = None
+    ) -> Iterator[RelationshipRecord]:
+        directions = {Direction.OUTGOING: (OUT,), Direction.INCOMING: (IN,)}.get(
+            direction, (OUT, IN)
+        )
+        prefixes: list[bytes] = []
+        for way in directions:
+            base = _id(node_id) + bytes((way,))
+            if types is None:
+                prefixes.append(base)
+                continue
+            for type_name in dict.fromkeys(types):
+                token = self._token_by_name.get((TYPE, type_name))
+                if token is not None:
+                    prefixes.append(base + _U32.pack(token))
+        rel_ids: set[int] = set()
+        for prefix in prefixes:
+            for key in self._keys(CF_ADJACENCY, prefix):
+                rel_ids.add(_U64.unpack_from(key, 13)[0])
+        for rel_id in sorted(rel_ids):
+            rel = self._load_rel(rel_id)
+            if rel is None or node_id not in (rel.start, rel.end):
+                raise IntegrityError(
+                    f"adjacency of node {node_id}", f"lists relationship {rel_id} wrongly"
+                )
+            yield self._rel_record(rel_id, rel)
+
+    def count_nodes(self, label: str | None = None) -> int:
+        if label is None:
+            return self._meta_u64(META_NODE_COUNT)
+        token = self._token_by_name.get((LABEL, label))
+        return 0 if token is None else self._meta_u64(_usage_key(LABEL, token))
+
+    def count_relationships(self, type: str | None = None) -> int:
+        if type is None:
+            return self._meta_u64(META_REL_COUNT)
+        token = self._token_by_name.get((TYPE, type))
+        return 0 if token is None else self._meta_u64(_usage_key(TYPE, token))
+
+    def _names_in_use(self, kind: bytes) -> list[str]:
+        names = []
+        for key in self._keys(CF_META, _USAGE + kind):
+            (token,) = _U32.unpack_from(key, len(_USAGE) + 1)
+            names.append(self._name(kind, token))
+        return sorted(names)
+
+    def labels(self) -> list[str]:
+        return self._names_in_use(LABEL)
+
+    def relationship_types(self) -> list[str]:
+        return self._names_in_use(TYPE)
+
+    def property_keys(self) -> list[str]:
+        return self._names_in_use(PROPERTY_KEY)
+
+    def indexes(self) -> list[IndexInfo]:
+        indexes = self._indexes
+        return [indexes[name] for name in sorted(indexes)]
+
+    def constraints(self) -> list[ConstraintInfo]:
+        constraints = self._constraints
+        return [constraints[name] for name in sorted(constraints)]
+
+    def next_ids(self) -> tuple[int, int]:
+        data = self._get_plain(CF_META, META_NEXT_IDS)
+        if data is None:
+            return 0, 0
+        node_id, rel_id = _U64X2.unpack(data)
+        return node_id, rel_id
+
+    # -- beyond the view ----------------------------------------------------------------------
+
+    def applied_index(self) -> int:
+        """The Raft index of the last write set applied (0 before any)."""
+        return self._meta_u64(META_APPLIED)
+
+    def canonical_dump(self) -> list[tuple[object, ...]]:
+        """Logical content in a fixed order; equal to MemoryGraph's for the same write sets."""
+        dump: list[tuple[object, ...]] = []
+        for node_id in self.node_ids():
+            record = self.node(node_id)
+            assert record is not None
+            props = sorted_properties(dict(record.properties))
+            dump.append(("node", node_id, tuple(sorted(record.labels)), props))
+        for rel_id in self.relationship_ids():
+            rel = self.relationship(rel_id)
+            assert rel is not None
+            props = sorted_properties(dict(rel.properties))
+            dump.append(("rel", rel_id, rel.type, rel.start, rel.end, props))
+        for index in self.indexes():
+            dump.append(("index", index.name, index.label, index.properties, index.unique))
+        for constraint in self.constraints():
+            dump.append(("constraint", constraint.name, constraint.label, constraint.properties))
+        dump.append(("next", *self.next_ids()))
+        return dump
+
+    def apply(self, write_set: WriteSet, index: int) -> None:
+        """Apply `write_set` as Raft entry `index`: all of it and the index, in one batch.
+
+        An index at or below the applied one was applied before: nothing happens (replay
+        after a restart is idempotent). A write set that does not fit the graph raises
+        WriteSetError (ConstraintViolationError for a uniqueness constraint) after recording
+        the index alone: every replica rejects it the same way, and the entry is consumed.
+        """
+        with self._write_lock:
+            self._check_open()
+            applied = self.applied_index()
+            if index <= applied:
+                return
+            txn = _Apply(self)
+            try:
+                for operation in write_set.operations:
+                    txn.apply(operation)
+                txn.check_constraints()
+            except WriteSetError:
+                rejected = _Apply(self)
+                rejected.put(CF_META, META_APPLIED, _U64.pack(index))
+                self._commit(rejected)
+                raise
+            txn.put(CF_META, META_APPLIED, _U64.pack(index))
+            self._commit(txn)
+
+    def _commit(self, txn: _Apply) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for family, writes in txn.writes.items():
+            handle = self._handles[family]
+            sealed = family in SEALED_FAMILIES
+            for key, plain in writes.items():
+                if plain is None:
+                    batch.delete(key, handle)
+                elif sealed:
+                    batch.put(key, self.cipher.seal(plain, _aad(family, key)), handle)
+                else:
+                    batch.put(key, b"", handle)
+        self._db.write(batch, self._write_options)
+        # Caches change only after the batch is durable in RocksDB's WAL.
+        if txn.new_tokens:
+            for (kind, name), token in txn.new_tokens.items():
+                self._token_by_name[(kind, name)] = token
+                self._name_by_token[(kind, token)] = name
+        if txn.schema_changed:
+            self._indexes = dict(txn.indexes)
+            self._constraints = dict(txn.constraints)
+
+    def reencrypt(self, max_values: int = 10_000) -> int:
+        """Re-seal up to `max_values` values sealed under an older data key; the count done.
+
+        Call repeatedly (for example from a background task) until it returns 0.
+        """
+        done = 0
+        current = self.cipher.current_version()
+        with self._write_lock:
+            self._check_open()
+            batch = WriteBatch(raw_mode=True)
+            for family in sorted(SEALED_FAMILIES):
+                handle = self._handles[family]
+                for key, sealed in self._families[family].items():
+                    if done >= max_values:
+                        break
+                    assert isinstance(key, bytes) and isinstance(sealed, bytes)
+                    if self.cipher.key_version(sealed) == current:
+                        continue
+                    aad = _aad(family, key)
+                    batch.put(key, self.cipher.seal(self.cipher.open(sealed, aad), aad), handle)
+                    done += 1
+            if done:
+                self._db.write(batch, self._write_options)
+        return done
+
+    def flush(self) -> None:
+        """Flush memtables and the WAL to disk (tests and shutdown)."""
+        self._db.flush_wal(True)
+        for family in self._families.values():
+            family.flush()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError("the graph store is closed")
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            # Column family objects keep the database (and its LOCK) alive: drop them first.
+            self._families = {}
+            self._handles = {}
+            self._db.close()
+
+    @property
+    def db(self) -> Rdict:
+        """The underlying database (for snapshots and checkpoints within ``store``)."""
+        return self._db
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+
+def _has_index(indexes: dict[str, IndexInfo], label: str, key: str) -> bool:
+    return any(
+        not index.on_relationships and index.label == label and index.properties == (key,)
+        for index in indexes.values()
+    )
+
+
+def _prefix_upper_bound(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key with `prefix` (None: no bound)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes((trimmed[-1] + 1,))
+
+
+# -- applying a write set --------------------------------------------------------------------
+
+
+@dataclass
+class _Apply:
+    """One write set in progress: its writes, read back before they reach RocksDB."""
+
+    store: GraphStore
+    writes: dict[str, dict[bytes, bytes | None]] = field(default_factory=dict)
+    new_tokens: dict[tuple[bytes, str], int] = field(default_factory=dict)
+    indexes: dict[str, IndexInfo] = field(default_factory=dict)
+    constraints: dict[str, ConstraintInfo] = field(default_factory=dict)
+    schema_changed: bool = False
+    dirty_nodes: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.indexes = dict(self.store._indexes)
+        self.constraints = dict(self.store._constraints)
+
+    # -- pending reads and writes -------------------------------------------------------------
+
+    def get(self, family: str, key: bytes) -> bytes | None:
+        pending = self.writes.get(family)
+        if pending is not None and key in pending:
+            return pending[key]
+        return self.store._get_plain(family, key)
+
+    def put(self, family: str, key: bytes, plain: bytes) -> None:
+        self.writes.setdefault(family, {})[key] = plain
+
+    def delete(self, family: str, key: bytes) -> None:
+        self.writes.setdefault(family, {})[key] = None
+
+    def keys(self, family: str, prefix: bytes) -> list[bytes]:
+        found = set(self.store._keys(family, prefix))
+        for key, plain in self.writes.get(family, {}).items():
+            if key.startswith(prefix):
+                if plain is None:
+                    found.discard(key)
+                else:
+                    found.add(key)
+        return sorted(found)
+
+    def u64(self, key: bytes) -> int:
+        data = self.get(CF_META, key)
+        return 0 if data is None else _U64.unpack(data)[0]
+
+    def add_count(self, key: bytes, delta: int) -> None:
+        count = self.u64(key) + delta
+        assert count >= 0, "a usage count went negative"
+        if count:
+            self.put(CF_META, key, _U64.pack(count))
+        else:
+            self.delete(CF_META, key)
+
+    def token(self, kind: bytes, name: str) -> int:
+        token = self.store._token_by_name.get((kind, name))
+        if token is None:
+            token = self.new_tokens.get((kind, name))
+        if token is not None:
+            return token
+        token = self.u64(_TOKEN_COUNTER + kind) + 1
+        if token >= MAX_TOKENS_PER_KIND:
+            raise WriteSetError("too many distinct names")
+        self.put(CF_META, _TOKEN_COUNTER + kind, _U64.pack(token))
+        mac = self.store.cipher.mac(kind + b"\x00" + name.encode("utf-8"))
+        self.put(CF_META, _TOKEN_BY_NAME + kind + mac, _U32.pack(token))
+        self.put(CF_META, _NAME_BY_TOKEN + kind + _U32.pack(token), name.encode("utf-8"))
+        self.new_tokens[(kind, name)] = token
+        return token
+
+    def name(self, kind: bytes, token: int) -> str:
+        for (new_kind, name), new_token in self.new_tokens.items():
+            if new_kind == kind and new_token == token:
+                return name
+        return self.store._name(kind, token)
+
+    def node(self, node_id: int) -> _Node | None:
+        data = self.get(CF_GRAPH, node_key(node_id))
+        return None if data is None else _decode_node(data)
+
+    def must_node(self, node_id: int) -> _Node:
+        node = self.node(node_id)
+        if node is None:
+            raise WriteSetError(f"node {node_id} does not exist")
+        return node
+
+    def rel(self, rel_id: int) -> _Rel | None:
+        data = self.get(CF_GRAPH, rel_key(rel_id))
+        return None if data is None else _decode_rel(data)
+
+    def must_rel(self, rel_id: int) -> _Rel:
+        rel = self.rel(rel_id)
+        if rel is None:
+            raise WriteSetError(f"relationship {rel_id} does not exist")
+        return rel
+
+    def set_next(self, node_id: int | None = None, rel_id: int | None = None) -> None:
+        data = self.get(CF_META, META_NEXT_IDS)
+        next_node, next_rel = (0, 0) if data is None else _U64X2.unpack(data)
+        if node_id is not None:
+            next_node = max(next_node, node_id + 1)
+        if rel_id is not None:
+            next_rel = max(next_rel, rel_id + 1)
+        self.put(CF_META, META_NEXT_IDS, _U64X2.pack(next_node, next_rel))
+
+    # -- index maintenance --------------------------------------------------------------------
+
+    def indexed_pairs(self) -> set[tuple[str, str]]:
+        return {
+            (index.label, index.properties[0])
+            for index in self.indexes.values()
+            if not index.on_relationships and len(index.properties) == 1
+        }
+
+    def index_entries(self, node_id: int, node: _Node | None) -> set[bytes]:
+        if node is None:
+            return set()
+        entries = set()
+        for label_name, key_name in self.indexed_pairs():
+            label = self.token(LABEL, label_name)
+            key = self.token(PROPERTY_KEY, key_name)
+            value = node.properties.get(key)
+            if label in node.labels and value is not None:
+                mac = self.store.cipher.mac(index_key_bytes(value))
+                entries.add(_index_prefix(label, key, mac) + _id(node_id))
+        return entries
+
+    def write_node(self, node_id: int, before: _Node | None, after: _Node | None) -> None:
+        """Store `after` (None: delete) over `before`, with membership, counts, indexes."""
+        old_labels = before.labels if before else set()
+        new_labels = after.labels if after else set()
+        old_keys = set(before.properties) if before else set()
+        new_keys = set(after.properties) if after else set()
+        for label in new_labels - old_labels:
+            self.put(CF_MEMBERSHIP, _label_member(label, node_id), b"")
+            self.add_count(_usage_key(LABEL, label), 1)
+        for label in old_labels - new_labels:
+            self.delete(CF_MEMBERSHIP, _label_member(label, node_id))
+            self.add_count(_usage_key(LABEL, label), -1)
+        for key in new_keys - old_keys:
+            self.add_count(_usage_key(PROPERTY_KEY, key), 1)
+        for key in old_keys - new_keys:
+            self.add_count(_usage_key(PROPERTY_KEY, key), -1)
+        old_entries = self.index_entries(node_id, before)
+        new_entries = self.index_entries(node_id, after)
+        for entry in old_entries - new_entries:
+            self.delete(CF_INDEX, entry)
+        for entry in new_entries - old_entries:
+            self.put(CF_INDEX, entry, b"")
+        if after is None:
+            self.delete(CF_GRAPH, node_key(node_id))
+            self.add_count(META_NODE_COUNT, -1)
+        else:
+            self.put(CF_GRAPH, node_key(node_id), _encode_node(after))
+            if before is None:
+                self.add_count(META_NODE_COUNT, 1)
+            self.dirty_nodes.add(node_id)
+
+    def write_rel(self, rel_id: int, before: _Rel | None, after: _Rel | None) -> None:
+        old_keys = set(before.properties) if before else set()
+        new_keys = set(after.properties) if after else set()
+        for key in new_keys - old_keys:
+            self.add_count(_usage_key(PROPERTY_KEY, key), 1)
+        for key in old_keys - new_keys:
+            self.add_count(_usage_key(PROPERTY_KEY, key), -1)
+        if after is None:
+            assert before is not None
+            self.delete(CF_GRAPH, rel_key(rel_id))
+            self.delete(CF_ADJACENCY, _adjacency_key(before.start, OUT, before.type, rel_id))
+            self.delete(CF_ADJACENCY, _adjacency_key(before.end, IN, before.type, rel_id))
+            self.delete(CF_MEMBERSHIP, _type_member(before.type, rel_id))
+            self.add_count(_usage_key(TYPE, before.type), -1)
+            self.add_count(META_REL_COUNT, -1)
+            return
+        self.put(CF_GRAPH, rel_key(rel_id), _encode_rel(after))
+        if before is None:
+            self.put(CF_ADJACENCY, _adjacency_key(after.start, OUT, after.type, rel_id), b"")
+            self.put(CF_ADJACENCY, _adjacency_key(after.end, IN, after.type, rel_id), b"")
+            self.put(CF_MEMBERSHIP, _type_member(after.type, rel_id), b"")
+            self.add_count(_usage_key(TYPE, after.type), 1)
+            self.add_count(META_REL_COUNT, 1)
+
+    def reindex(self, before_pairs: set[tuple[str, str]]) -> None:
+        """Bring index entries in line with the schema after an index came or went."""
+        after_pairs = self.indexed_pairs()
+        for label_name, key_name in before_pairs - after_pairs:
+            label = self.token(LABEL, label_name)
+            key = self.token(PROPERTY_KEY, key_name)
+            for entry in self.keys(CF_INDEX, _U32.pack(label) + _U32.pack(key)):
+                self.delete(CF_INDEX, entry)
+        for label_name, key_name in after_pairs - before_pairs:
+            label = self.token(LABEL, label_name)
+            key = self.token(PROPERTY_KEY, key_name)
+            prefix = LABEL + _U32.pack(label)
+            for member in self.keys(CF_MEMBERSHIP, prefix):
+                node_id = _U64.unpack_from(member, len(prefix))[0]
+                node = self.node(node_id)
+                assert node is not None
+                value = node.properties.get(key)
+                if value is not None:
+                    mac = self.store.cipher.mac(index_key_bytes(value))
+                    self.put(CF_INDEX, _index_prefix(label, key, mac) + _id(node_id), b"")
+
+    def save_schema(self) -> None:
+        self.schema_changed = True
+        cipher = self.store.cipher
+        for key in self.keys(CF_META, _SCHEMA_INDEX):
+            self.delete(CF_META, key)
+        for key in self.keys(CF_META, _SCHEMA_CONSTRAINT):
+            self.delete(CF_META, key)
+        for name, index in self.indexes.items():
+            mac = cipher.mac(b"index\x00" + name.encode("utf-8"))
+            self.put(CF_META, _SCHEMA_INDEX + mac, _encode_index(index))
+        for name, constraint in self.constraints.items():
+            mac = cipher.mac(b"constraint\x00" + name.encode("utf-8"))
+            self.put(CF_META, _SCHEMA_CONSTRAINT + mac, _encode_constraint(constraint))
+
+    def change_schema(self, change: Operation) -> None:
+        before_pairs = self.indexed_pairs()
+        if isinstance(change, CreateIndex):
+            self.indexes[change.name] = IndexInfo(
+                change.name, change.label, change.properties, change.on_relationships
+            )
+        elif isinstance(change, DropIndex):
+            self.indexes.pop(change.name, None)
+        elif isinstance(change, CreateUniqueConstraint):
+            self.constraints[change.name] = ConstraintInfo(
+                change.name, change.label, change.properties
+            )
+            self.indexes[change.name] = IndexInfo(
+                change.name, change.label, change.properties, unique=True
+            )
+            label = self.token(LABEL, change.label)
+            prefix = LABEL + _U32.pack(label)
+            for member in self.keys(CF_MEMBERSHIP, prefix):
+                self.dirty_nodes.add(_U64.unpack_from(member, len(prefix))[0])
+        elif isinstance(change, DropConstraint):
+            self.constraints.pop(change.name, None)
+            self.indexes.pop(change.name, None)
+        self.reindex(before_pairs)
+        self.save_schema()
+
+    # -- operations ---------------------------------------------------------------------------
+
+    def apply(self, op: Operation) -> None:
+        if isinstance(op, CreateNode):
+            if self.node(op.node_id) is not None:
+                raise WriteSetError(f"node {op.node_id} exists")
+            labels = {self.token(LABEL, label) for label in op.labels}
+            properties = {self.token(PROPERTY_KEY, key): value for key, value in op.properties}
+            self.write_node(op.node_id, None, _Node(labels, properties))
+            self.set_next(node_id=op.node_id)
+        elif isinstance(op, DeleteNode):
+            node = self.must_node(op.node_id)
+            if self.keys(CF_ADJACENCY, _id(op.node_id)):
+                raise WriteSetError(f"node {op.node_id} still has relationships")
+            self.write_node(op.node_id, node, None)
+        elif isinstance(op, CreateRelationship):
+            if self.rel(op.rel_id) is not None:
+                raise WriteSetError(f"relationship {op.rel_id} exists")
+            self.must_node(op.start)
+            self.must_node(op.end)
+            properties = {self.token(PROPERTY_KEY, key): value for key, value in op.properties}
+            rel = _Rel(self.token(TYPE, op.type), op.start, op.end, properties)
+            self.write_rel(op.rel_id, None, rel)
+            self.set_next(rel_id=op.rel_id)
+        elif isinstance(op, DeleteRelationship):
+            self.write_rel(op.rel_id, self.must_rel(op.rel_id), None)
+        elif isinstance(op, SetNodeProperty):
+            before = self.must_node(op.node_id)
+            after = _Node(set(before.labels), dict(before.properties))
+            _set(after.properties, self.token(PROPERTY_KEY, op.key), op.value)
+            self.write_node(op.node_id, before, after)
+        elif isinstance(op, SetRelationshipProperty):
+            rel_before = self.must_rel(op.rel_id)
+            rel_after = _Rel(
+                rel_before.type, rel_before.start, rel_before.end, dict(rel_before.properties)
+            )
+            _set(rel_after.properties, self.token(PROPERTY_KEY, op.key), op.value)
+            self.write_rel(op.rel_id, rel_before, rel_after)
+        elif isinstance(op, AddLabel):
+            before = self.must_node(op.node_id)
+            after = _Node(before.labels | {self.token(LABEL, op.label)}, dict(before.properties))
+            self.write_node(op.node_id, before, after)
+        elif isinstance(op, RemoveLabel):
+            before = self.must_node(op.node_id)
+            token = self.store._token_by_name.get((LABEL, op.label))
+            token = self.new_tokens.get((LABEL, op.label), token)
+            after = _Node(
+                before.labels - {token} if token else set(before.labels), before.properties
+            )
+            self.write_node(op.node_id, before, after)
+        elif isinstance(op, CreateIndex | DropIndex | CreateUniqueConstraint | DropConstraint):
+            self.change_schema(op)
+        else:  # pragma: no cover - the Operation union is closed
+            raise WriteSetError(f"unknown operation {op!r}")
+
+    def check_constraints(self) -> None:
+        """Uniqueness, checked once the whole write set is in (as at Neo4j's commit)."""
+        if not self.constraints or not self.dirty_nodes:
+            return
+        for constraint in self.constraints.values():
+            label = self.token(LABEL, constraint.label)
+            keys = [self.token(PROPERTY_KEY, key) for key in constraint.properties]
+            for node_id in sorted(self.dirty_nodes):
+                node = self.node(node_id)
+                if node is None or label not in node.labels:
+                    continue
+                values = [node.properties.get(key) for key in keys]
+                if any(value is None for value in values):
+                    continue
+                for other in self._candidates(label, keys, values):
+                    if other == node_id:
+                        continue
+                    other_node = self.node(other)
+                    if other_node is None or label not in other_node.labels:
+                        continue
+                    other_values = [other_node.properties.get(key) for key in keys]
+                    if all(
+                        b is not None and values_equal(a, b)
+                        for a, b in zip(values, other_values, strict=True)
+                    ):
+                        raise ConstraintViolationError(
+                            f"Node({other}) already exists with label `{constraint.label}` "
+                            f"and the properties of constraint `{constraint.name}`"
+                        )
+
+    def _candidates(self, label: int, keys: list[int], values: list[Value]) -> list[int]:
+        if len(keys) == 1:
+            mac = self.store.cipher.mac(index_key_bytes(values[0]))
+            prefix = _index_prefix(label, keys[0], mac)
+            return [_U64.unpack_from(key, len(prefix))[0] for key in self.keys(CF_INDEX, prefix)]
+        prefix = LABEL + _U32.pack(label)
+        return [_U64.unpack_from(key, len(prefix))[0] for key in self.keys(CF_MEMBERSHIP, prefix)]
+
+
+def _set(properties: dict[int, Value], key: int, value: Value) -> None:
+    if value is None:
+        properties.pop(key, None)
+    else:
+        properties[key] = value
