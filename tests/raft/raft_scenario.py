@@ -363,6 +363,10 @@ def describe_change(node_id: int, before: Observation | None, after: Observation
     return lines
 
 
+def _addressed_to(node_id: int) -> Callable[[Message], bool]:
+    return lambda message: message.to == node_id
+
+
 def _vote_requests(node: Node) -> int:
     """Vote requests the node has produced and not yet handed out in a Ready."""
     kinds = (MessageType.PRE_VOTE, MessageType.VOTE)
@@ -917,7 +921,7 @@ class ScenarioEnv:
                     self.process_ready(node)
                     progressed = True
             for node_id in node_ids:
-                taken = self.take_messages(lambda m, to=node_id: m.to == to, len(self.network))
+                taken = self.take_messages(_addressed_to(node_id), len(self.network))
                 if taken:
                     self.deliver(taken, drop_all=False)
                     progressed = True

@@ -70,3 +70,29 @@ def test_raft_scenario_unknown_command_is_an_error_not_a_transcript() -> None:
 def test_raft_scenario_command_without_separator_is_rejected() -> None:
     with pytest.raises(scenario.ScenarioError, match="expected '----'"):
         scenario.parse_script("campaign 1\nok\n")
+
+
+# The scripts must be able to fail: each of the core's planted defects (raft/defects.py)
+# breaks a rule a script documents, and that script must then no longer reproduce its
+# transcript (or must crash on the broken invariant).
+DEFECT_WITNESSES = [
+    ("figure8", "COMMIT_PREVIOUS_TERM_BY_COUNTING"),
+    ("election_log_check", "VOTE_WITHOUT_LOG_CHECK"),
+    ("lease_read", "LEASE_READ_WITHOUT_QUORUM"),
+]
+
+
+@pytest.mark.parametrize(("script", "defect_name"), DEFECT_WITNESSES)
+def test_raft_scenario_fails_when_its_rule_is_broken_by_a_planted_defect(
+    script: str, defect_name: str
+) -> None:
+    from raft import defects
+    from raft.errors import RaftError
+
+    path = HERE / "scenarios" / f"{script}.txt"
+    with defects.planted(defects.Defect[defect_name]):
+        try:
+            expected, actual = scenario.run_script(path)
+        except (AssertionError, RaftError):
+            return  # the broken rule tripped an invariant: caught
+    assert actual != expected, f"{script}.txt does not notice {defect_name}"
