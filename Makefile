@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint fmt proto sim bench up down clean
+.PHONY: venv test lint fmt proto sim bench up down clean tck
 
 venv: $(STAMP)
 
@@ -39,6 +39,10 @@ fmt: venv
 # runs the same command and fails when the committed files differ.
 proto: venv
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. proto/*.proto
+
+# The openCypher TCK against the embedded Cypher engine (feature files in ../shared/tck).
+tck: venv
+	$(BIN)/python tests/cypher/tck_runner.py
 
 sim: venv
 	$(BIN)/quiver sim --seeds 20000

@@ -1,0 +1,343 @@
+"""The typed syntax tree of a Cypher statement, as the parser builds it.
+
+Plain frozen dataclasses: the parser produces them, the analyzer checks them, the planner
+and executor read them. Nothing here evaluates or touches a graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    line: int
+    column: int
+
+
+# -- expressions ---------------------------------------------------------------------------
+
+
+class Expr:
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Literal(Expr):
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class OverflowInteger(Expr):
+    """An integer literal beyond 64 bits; valid only as the operand of unary minus."""
+
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter(Expr):
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Variable(Expr):
+    name: str
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Property(Expr):
+    subject: Expr
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscript(Expr):
+    subject: Expr
+    index: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Slice(Expr):
+    subject: Expr
+    start: Expr | None
+    end: Expr | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListLiteral(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MapLiteral(Expr):
+    items: tuple[tuple[str, Expr], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MapProjection(Expr):
+    variable: Variable
+    # ("prop", key, None) | ("all", "", None) | ("var", name, None) | ("lit", key, expr)
+    items: tuple[tuple[str, str, Expr | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCall(Expr):
+    name: str
+    args: tuple[Expr, ...]
+    distinct: bool = False
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CountStar(Expr):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryOp(Expr):
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison(Expr):
+    ops: tuple[str, ...]
+    operands: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnaryOp(Expr):
+    op: str  # "NOT", "-", "+"
+    operand: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class IsNull(Expr):
+    operand: Expr
+    negated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HasLabels(Expr):
+    subject: Expr
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Case(Expr):
+    subject: Expr | None
+    whens: tuple[tuple[Expr, Expr], ...]
+    default: Expr | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListComprehension(Expr):
+    variable: str
+    source: Expr
+    where: Expr | None
+    projection: Expr | None
+
+
+@dataclass(frozen=True, slots=True)
+class Quantifier(Expr):
+    kind: str  # ALL ANY NONE SINGLE
+    variable: str
+    source: Expr
+    where: Expr | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reduce(Expr):
+    accumulator: str
+    initial: Expr
+    variable: str
+    source: Expr
+    expression: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class PatternExpr(Expr):
+    """A pattern used as an expression: a list of paths (or a predicate in WHERE)."""
+
+    pattern: PatternPart
+
+
+@dataclass(frozen=True, slots=True)
+class PatternComprehension(Expr):
+    pattern: PatternPart
+    where: Expr | None
+    projection: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class ExistsSubquery(Expr):
+    query: Query | None
+    patterns: tuple[PatternPart, ...]
+    where: Expr | None
+
+
+# -- patterns ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodePattern:
+    variable: str | None
+    labels: tuple[str, ...]
+    properties: Expr | None
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RelPattern:
+    variable: str | None
+    types: tuple[str, ...]
+    direction: str  # "out", "in", "both"
+    properties: Expr | None
+    length: tuple[int | None, int | None] | None  # None: exactly one hop
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PatternPart:
+    variable: str | None
+    nodes: tuple[NodePattern, ...]
+    rels: tuple[RelPattern, ...]
+    shortest: str | None = None  # None, "shortest", "all"
+
+
+# -- clauses -------------------------------------------------------------------------------
+
+
+class Clause:
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Match(Clause):
+    optional: bool
+    patterns: tuple[PatternPart, ...]
+    where: Expr | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unwind(Clause):
+    expression: Expr
+    variable: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionItem:
+    expression: Expr
+    alias: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SortItem:
+    expression: Expr
+    ascending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    distinct: bool
+    star: bool
+    items: tuple[ProjectionItem, ...]
+    order: tuple[SortItem, ...]
+    skip: Expr | None
+    limit: Expr | None
+
+
+@dataclass(frozen=True, slots=True)
+class With(Clause):
+    projection: Projection
+    where: Expr | None
+
+
+@dataclass(frozen=True, slots=True)
+class Return(Clause):
+    projection: Projection
+
+
+@dataclass(frozen=True, slots=True)
+class Create(Clause):
+    patterns: tuple[PatternPart, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetItem:
+    kind: str  # "prop", "replace", "merge", "labels"
+    target: Expr  # Property for "prop", Variable otherwise
+    value: Expr | None
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Merge(Clause):
+    pattern: PatternPart
+    on_create: tuple[SetItem, ...]
+    on_match: tuple[SetItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetClause(Clause):
+    items: tuple[SetItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveItem:
+    kind: str  # "prop", "labels"
+    target: Expr
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Remove(Clause):
+    items: tuple[RemoveItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Delete(Clause):
+    detach: bool
+    expressions: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Clause):
+    procedure: str
+    args: tuple[Expr, ...] | None  # None: implicit arguments (standalone CALL without parens)
+    yields: tuple[tuple[str, str], ...] | None  # (field, alias); None: no YIELD
+    yield_star: bool
+    where: Expr | None
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SingleQuery:
+    clauses: tuple[Clause, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    parts: tuple[SingleQuery, ...]
+    union_all: tuple[bool, ...]  # one per UNION between parts
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaCommand:
+    action: str  # create_index, drop_index, create_constraint, drop_constraint, show_*
+    name: str | None = None
+    label: str = ""
+    properties: tuple[str, ...] = ()
+    on_relationships: bool = False
+    if_not_exists: bool = False
+    if_exists: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    body: Query | SchemaCommand
+    mode: str | None = None  # None, "EXPLAIN", "PROFILE"

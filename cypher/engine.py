@@ -1,0 +1,289 @@
+"""The engine: parse (cached), analyze, execute, and package the result.
+
+`Engine.run(view, query, parameters)` executes one statement against a `GraphView` and
+returns a `Result` with columns, rows, Neo4j counters and the `WriteSet` that the caller must
+apply (on the leader: propose to Raft). The engine never applies the write set itself. A
+`Transaction` runs several statements over one `TxState`, so later statements read the
+pending writes of earlier ones; its write set is that of all statements together.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cypher import ast
+from cypher.errors import CypherError
+from cypher.executor import Context, Executor, Limits, Procedure
+from cypher.parser import parse
+from cypher.semantic import Analysis, analyze
+from cypher.txstate import TxState
+from cypher.values import Node, NodeRef, Path, PathValue, Relationship, RelRef
+from store import writeset as ws
+from store.view import GraphView
+
+PLAN_CACHE_SIZE = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    columns: list[str]
+    rows: list[list[Any]]
+    counters: dict[str, int]
+    write_set: ws.WriteSet = field(default_factory=ws.WriteSet)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    statement: ast.Statement
+    analysis: Analysis
+
+
+def _builtin_procedures() -> dict[str, Procedure]:
+    def labels(ctx: Context, args: list[Any]) -> Iterable[dict[str, Any]]:
+        found = set(ctx.tx.view.labels())
+        for node_id in ctx.tx.nodes:
+            if ctx.tx.node_exists(node_id):
+                found |= ctx.tx.node_labels(node_id)
+        return [{"label": label} for label in sorted(found)]
+
+    def types(ctx: Context, args: list[Any]) -> Iterable[dict[str, Any]]:
+        found = set(ctx.tx.view.relationship_types())
+        found |= {ctx.tx.rel_type(r) for r in ctx.tx.created_rels if not ctx.tx.is_deleted_rel(r)}
+        return [{"relationshipType": name} for name in sorted(found)]
+
+    def keys(ctx: Context, args: list[Any]) -> Iterable[dict[str, Any]]:
+        found = set(ctx.tx.view.property_keys())
+        return [{"propertyKey": name} for name in sorted(found)]
+
+    def components(ctx: Context, args: list[Any]) -> Iterable[dict[str, Any]]:
+        return [{"name": "Quiver", "versions": ["0.1.0"], "edition": "community"}]
+
+    return {
+        "db.labels": Procedure("db.labels", [], [("label", "STRING?")], labels),
+        "db.relationshiptypes": Procedure(
+            "db.relationshipTypes", [], [("relationshipType", "STRING?")], types
+        ),
+        "db.propertykeys": Procedure("db.propertyKeys", [], [("propertyKey", "STRING?")], keys),
+        "dbms.components": Procedure(
+            "dbms.components",
+            [],
+            [("name", "STRING?"), ("versions", "LIST?"), ("edition", "STRING?")],
+            components,
+        ),
+    }
+
+
+_SIGNATURE = re.compile(r"^\s*([\w.]+)\s*\((.*?)\)\s*::\s*\((.*?)\)\s*:?\s*$", re.S)
+
+
+def parse_signature(signature: str) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]:
+    """Parse `name(in :: TYPE?) :: (out :: TYPE?)` as the TCK writes procedure signatures."""
+    m = _SIGNATURE.match(signature)
+    if not m:
+        raise ValueError(f"bad procedure signature {signature!r}")
+
+    def fields(text: str) -> list[tuple[str, str]]:
+        result = []
+        for part in text.split(","):
+            if part.strip():
+                name, kind = part.split("::")
+                result.append((name.strip(), kind.strip()))
+        return result
+
+    return m.group(1), fields(m.group(2)), fields(m.group(3))
+
+
+class Engine:
+    """Runs Cypher statements. Thread-safe; keeps a bounded cache of analysed statements."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.procedures = _builtin_procedures()
+        self._cache: OrderedDict[str, _Plan] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def register_procedure(
+        self,
+        signature: str,
+        function: Callable[[Context, list[Any]], Iterable[Mapping[str, Any]]],
+    ) -> None:
+        name, inputs, outputs = parse_signature(signature)
+        self.procedures[name.lower()] = Procedure(name, inputs, outputs, function)  # type: ignore[arg-type]
+        with self._lock:
+            self._cache.clear()
+
+    def plan(self, query: str) -> _Plan:
+        with self._lock:
+            plan = self._cache.get(query)
+            if plan is not None:
+                self._cache.move_to_end(query)
+                return plan
+        statement = parse(query)
+        plan = _Plan(statement, analyze(statement, self.procedures))
+        with self._lock:
+            self._cache[query] = plan
+            while len(self._cache) > PLAN_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return plan
+
+    def run(
+        self, view: GraphView, query: str, parameters: Mapping[str, Any] | None = None
+    ) -> Result:
+        tx = TxState(view)
+        columns, rows = self._execute(tx, query, parameters)
+        write_set = tx.finish()
+        return Result(columns, _public_rows(tx, rows), dict(tx.counters), write_set)
+
+    def begin(self, view: GraphView) -> Transaction:
+        return Transaction(self, TxState(view))
+
+    def _execute(
+        self, tx: TxState, query: str, parameters: Mapping[str, Any] | None
+    ) -> tuple[list[str], list[list[Any]]]:
+        plan = self.plan(query)
+        statement = plan.statement
+        params = dict(parameters or {})
+        if isinstance(statement.body, ast.SchemaCommand):
+            return _schema(tx, statement.body)
+        executor = Executor(tx, params, self.procedures, plan.analysis.star_columns, self.limits)
+        try:
+            columns, rows = executor.run_query(statement.body)
+        except RecursionError:
+            raise CypherError("query nested too deeply", "NestingTooDeep") from None
+        if statement.mode == "EXPLAIN":
+            return columns, []
+        return columns, rows
+
+
+class Transaction:
+    """Several statements over one transaction state; `commit()` returns the write set."""
+
+    def __init__(self, engine: Engine, tx: TxState) -> None:
+        self.engine = engine
+        self.tx = tx
+
+    def run(self, query: str, parameters: Mapping[str, Any] | None = None) -> Result:
+        before = dict(self.tx.counters)
+        columns, rows = self.engine._execute(self.tx, query, parameters)
+        counters = {k: v - before[k] for k, v in self.tx.counters.items()}
+        return Result(columns, _public_rows(self.tx, rows), counters)
+
+    def commit(self) -> ws.WriteSet:
+        return self.tx.finish()
+
+
+def _schema(tx: TxState, command: ast.SchemaCommand) -> tuple[list[str], list[list[Any]]]:
+    view = tx.view
+    if command.action == "show_indexes":
+        rows: list[list[Any]] = [
+            [
+                i.name,
+                "RANGE",
+                "RELATIONSHIP" if i.on_relationships else "NODE",
+                [i.label],
+                list(i.properties),
+                i.unique,
+            ]
+            for i in view.indexes()
+        ]
+        return [
+            "name",
+            "type",
+            "entityType",
+            "labelsOrTypes",
+            "properties",
+            "owningConstraint",
+        ], rows
+    if command.action == "show_constraints":
+        rows = [[c.name, c.kind, [c.label], list(c.properties)] for c in view.constraints()]
+        return ["name", "type", "labelsOrTypes", "properties"], rows
+    if command.action == "create_index":
+        name = command.name or f"index_{command.label}_{'_'.join(command.properties)}"
+        if any(i.name == name for i in view.indexes()) or any(
+            i.label == command.label and i.properties == command.properties for i in view.indexes()
+        ):
+            if command.if_not_exists:
+                return [], []
+            raise CypherError(
+                f"an equivalent index already exists: {name}",
+                "IndexAlreadyExists",
+                kind="SemanticError",
+            )
+        tx.add_schema_operation(
+            ws.CreateIndex(name, command.label, command.properties, command.on_relationships),
+            "indexes_added",
+        )
+        return [], []
+    if command.action == "create_constraint":
+        name = command.name or f"constraint_{command.label}_{'_'.join(command.properties)}"
+        if any(c.name == name for c in view.constraints()):
+            if command.if_not_exists:
+                return [], []
+            raise CypherError(
+                f"constraint {name} already exists", "ConstraintAlreadyExists", kind="SemanticError"
+            )
+        tx.add_schema_operation(
+            ws.CreateUniqueConstraint(name, command.label, command.properties),
+            "constraints_added",
+        )
+        return [], []
+    if command.action == "drop_index":
+        if not any(i.name == command.name for i in view.indexes()):
+            if command.if_exists:
+                return [], []
+            raise CypherError(
+                f"no index named {command.name}", "IndexNotFound", kind="SemanticError"
+            )
+        tx.add_schema_operation(ws.DropIndex(command.name or ""), "indexes_removed")
+        return [], []
+    if not any(c.name == command.name for c in view.constraints()):
+        if command.if_exists:
+            return [], []
+        raise CypherError(
+            f"no constraint named {command.name}", "ConstraintNotFound", kind="SemanticError"
+        )
+    tx.add_schema_operation(ws.DropConstraint(command.name or ""), "constraints_removed")
+    return [], []
+
+
+def _public_rows(tx: TxState, rows: list[list[Any]]) -> list[list[Any]]:
+    cache: dict[Any, Any] = {}
+    return [[_public(tx, value, cache) for value in row] for row in rows]
+
+
+def _public(tx: TxState, value: Any, cache: dict[Any, Any]) -> Any:
+    if isinstance(value, NodeRef):
+        found = cache.get(value)
+        if found is None:
+            data = tx.nodes.get(value.id) or tx._node(value.id)
+            labels = frozenset(data.labels) if data else frozenset()
+            props = dict(data.properties) if data else {}
+            if tx.is_deleted_node(value.id):
+                labels, props = frozenset(), {}
+            found = Node(value.id, labels, props)
+            cache[value] = found
+        return found
+    if isinstance(value, RelRef):
+        found = cache.get(value)
+        if found is None:
+            data = tx.rels.get(value.id) or tx._rel(value.id)
+            assert data is not None
+            props = {} if tx.is_deleted_rel(value.id) else dict(data.properties)
+            found = Relationship(value.id, data.type, data.start, data.end, props)
+            cache[value] = found
+        return found
+    if isinstance(value, PathValue):
+        return Path(
+            tuple(_public(tx, n, cache) for n in value.nodes),
+            tuple(_public(tx, r, cache) for r in value.rels),
+        )
+    if isinstance(value, list):
+        return [_public(tx, v, cache) for v in value]
+    if isinstance(value, dict):
+        return {k: _public(tx, v, cache) for k, v in value.items()}
+    return value

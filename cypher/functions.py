@@ -1,0 +1,652 @@
+"""Scalar, list, string, math and type-conversion functions (aggregates live in the executor).
+
+Each function takes evaluated arguments and returns a value; null in gives null out unless
+Cypher says otherwise. Temporal and spatial constructors are delegated to `cypher.temporal`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from cypher import ast
+from cypher.errors import CypherError, argument_error, type_error
+from cypher.values import INT64_MAX, INT64_MIN, NodeRef, PathValue, RelRef, is_number, type_name
+from store import values as sv
+
+if TYPE_CHECKING:
+    from cypher.executor import Context
+
+MAX_RANGE_SIZE = 10_000_000
+
+
+def _num(value: Any, name: str) -> None:
+    if not is_number(value):
+        raise type_error(f"{name}() expects a number, got {type_name(value)}")
+
+
+def _math1(fn: Callable[[float], float]) -> Callable[..., Any]:
+    def apply(ctx: Context, value: Any) -> Any:
+        if value is None:
+            return None
+        _num(value, fn.__name__)
+        try:
+            return fn(value)
+        except (ValueError, OverflowError):
+            return math.nan
+
+    return apply
+
+
+def _abs(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    _num(value, "abs")
+    return abs(value)
+
+
+def _ceil(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    _num(value, "ceil")
+    return float(math.ceil(value)) if math.isfinite(value) else float(value)
+
+
+def _floor(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    _num(value, "floor")
+    return float(math.floor(value)) if math.isfinite(value) else float(value)
+
+
+def _round(ctx: Context, value: Any, precision: Any = 0, mode: Any = "HALF_UP") -> Any:
+    if value is None or precision is None:
+        return None
+    _num(value, "round")
+    if not math.isfinite(value):
+        return float(value)
+    from decimal import (
+        ROUND_CEILING,
+        ROUND_DOWN,
+        ROUND_FLOOR,
+        ROUND_HALF_DOWN,
+        ROUND_HALF_EVEN,
+        ROUND_HALF_UP,
+        ROUND_UP,
+        Decimal,
+    )
+
+    modes = {
+        "HALF_UP": ROUND_HALF_UP,
+        "HALF_DOWN": ROUND_HALF_DOWN,
+        "HALF_EVEN": ROUND_HALF_EVEN,
+        "UP": ROUND_UP,
+        "DOWN": ROUND_DOWN,
+        "CEILING": ROUND_CEILING,
+        "FLOOR": ROUND_FLOOR,
+    }
+    if precision == 0 and mode == "HALF_UP":
+        return float(math.floor(value + 0.5))
+    quant = Decimal(1).scaleb(-int(precision))
+    return float(Decimal(repr(float(value))).quantize(quant, rounding=modes[str(mode).upper()]))
+
+
+def _sign(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    _num(value, "sign")
+    return (value > 0) - (value < 0)
+
+
+def _sqrt(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    _num(value, "sqrt")
+    return math.sqrt(value) if value >= 0 else math.nan
+
+
+def _log(fn: Callable[[float], float]) -> Callable[..., Any]:
+    def apply(ctx: Context, value: Any) -> Any:
+        if value is None:
+            return None
+        _num(value, "log")
+        if value < 0:
+            return math.nan
+        if value == 0:
+            return -math.inf
+        return fn(value)
+
+    return apply
+
+
+def _atan2(ctx: Context, y: Any, x: Any) -> Any:
+    if y is None or x is None:
+        return None
+    return math.atan2(y, x)
+
+
+def _cot(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    tangent = math.tan(value)
+    return math.inf if tangent == 0 else 1 / tangent
+
+
+def _haversin(ctx: Context, value: Any) -> Any:
+    return None if value is None else (1 - math.cos(value)) / 2
+
+
+# -- strings -------------------------------------------------------------------------------
+
+
+def _str_arg(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise type_error(f"{name}() expects a string, got {type_name(value)}")
+    return value
+
+
+def _string1(fn: Callable[[str], str], name: str) -> Callable[..., Any]:
+    def apply(ctx: Context, value: Any) -> Any:
+        if value is None:
+            return None
+        return fn(_str_arg(value, name))
+
+    return apply
+
+
+def _replace(ctx: Context, original: Any, search: Any, replacement: Any) -> Any:
+    if original is None or search is None or replacement is None:
+        return None
+    return _str_arg(original, "replace").replace(
+        _str_arg(search, "replace"), _str_arg(replacement, "replace")
+    )
+
+
+def _int_arg(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise type_error(f"{name}() expects an integer, got {type_name(value)}")
+    return value
+
+
+def _substring(ctx: Context, original: Any, start: Any, length: Any = None) -> Any:
+    if original is None:
+        return None
+    text = _str_arg(original, "substring")
+    begin = _int_arg(start, "substring")
+    if begin < 0:
+        raise argument_error("substring start must not be negative", "NumberOutOfRange")
+    if length is None:
+        return text[begin:]
+    count = _int_arg(length, "substring")
+    if count < 0:
+        raise argument_error("substring length must not be negative", "NumberOutOfRange")
+    return text[begin : begin + count]
+
+
+def _left(ctx: Context, original: Any, length: Any) -> Any:
+    if original is None:
+        return None
+    if length is None:
+        raise argument_error("left() length must not be null", "NumberOutOfRange")
+    count = _int_arg(length, "left")
+    if count < 0:
+        raise argument_error("left() length must not be negative", "NumberOutOfRange")
+    return _str_arg(original, "left")[:count]
+
+
+def _right(ctx: Context, original: Any, length: Any) -> Any:
+    if original is None:
+        return None
+    if length is None:
+        raise argument_error("right() length must not be null", "NumberOutOfRange")
+    count = _int_arg(length, "right")
+    if count < 0:
+        raise argument_error("right() length must not be negative", "NumberOutOfRange")
+    text = _str_arg(original, "right")
+    return text[len(text) - count :] if count else ""
+
+
+def _split(ctx: Context, original: Any, delimiter: Any) -> Any:
+    if original is None or delimiter is None:
+        return None
+    text = _str_arg(original, "split")
+    if isinstance(delimiter, list):
+        parts = [text]
+        for d in delimiter:
+            parts = [piece for part in parts for piece in part.split(d)]
+        return parts
+    sep = _str_arg(delimiter, "split")
+    if sep == "":
+        return list(text)
+    return text.split(sep)
+
+
+def _reverse(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value[::-1]
+    if isinstance(value, list):
+        return value[::-1]
+    raise type_error(f"reverse() expects a string or list, got {type_name(value)}")
+
+
+def _trim(ctx: Context, value: Any) -> Any:
+    return None if value is None else _str_arg(value, "trim").strip(" ")
+
+
+def _ltrim(ctx: Context, value: Any) -> Any:
+    return None if value is None else _str_arg(value, "ltrim").lstrip(" ")
+
+
+def _rtrim(ctx: Context, value: Any) -> Any:
+    return None if value is None else _str_arg(value, "rtrim").rstrip(" ")
+
+
+# -- conversions ---------------------------------------------------------------------------
+
+
+def format_float(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = repr(value)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        exp = int(exponent)
+        return f"{mantissa}E{exp}"
+    return text
+
+
+def to_string(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format_float(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (*sv.TEMPORAL_TYPES, sv.Point)):
+        from cypher.temporal import format_value
+
+        return format_value(value)
+    raise type_error(f"toString() cannot convert a {type_name(value)}", "InvalidArgumentValue")
+
+
+def _to_string(ctx: Context, value: Any) -> Any:
+    return to_string(value)
+
+
+def _to_string_or_null(ctx: Context, value: Any) -> Any:
+    try:
+        return to_string(value)
+    except CypherError:
+        return None
+
+
+_INT_TEXT = re.compile(r"\s*[-+]?\d+\s*")
+
+
+def to_integer(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        result = int(value)
+        if not INT64_MIN <= result <= INT64_MAX:
+            raise argument_error("integer out of range", "NumberOutOfRange")
+        return result
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if _INT_TEXT.fullmatch(text):
+                result = int(text)
+            else:
+                number = float(text)
+                if not math.isfinite(number):
+                    return None
+                result = int(number)
+        except ValueError:
+            return None
+        if not INT64_MIN <= result <= INT64_MAX:
+            return None
+        return result
+    raise type_error(f"toInteger() cannot convert a {type_name(value)}", "InvalidArgumentValue")
+
+
+def to_float(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise type_error("toFloat() cannot convert a BOOLEAN", "InvalidArgumentValue")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    raise type_error(f"toFloat() cannot convert a {type_name(value)}", "InvalidArgumentValue")
+
+
+def to_boolean(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        return {"true": True, "false": False}.get(lowered)
+    if isinstance(value, int):
+        return value != 0
+    raise type_error(f"toBoolean() cannot convert a {type_name(value)}", "InvalidArgumentValue")
+
+
+def _or_null(fn: Callable[[Any], Any]) -> Callable[..., Any]:
+    def apply(ctx: Context, value: Any) -> Any:
+        try:
+            return fn(value)
+        except CypherError:
+            return None
+
+    return apply
+
+
+# -- graph and list functions --------------------------------------------------------------
+
+
+def _id(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (NodeRef, RelRef)):
+        return value.id
+    raise type_error(f"id() expects a node or relationship, got {type_name(value)}")
+
+
+def _element_id(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, NodeRef):
+        return f"n{value.id}"
+    if isinstance(value, RelRef):
+        return f"r{value.id}"
+    raise type_error(f"elementId() expects a node or relationship, got {type_name(value)}")
+
+
+def _labels(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, NodeRef):
+        raise type_error(f"labels() expects a node, got {type_name(value)}")
+    return sorted(ctx.tx.node_labels(value.id))
+
+
+def _type(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, RelRef):
+        raise type_error(f"type() expects a relationship, got {type_name(value)}")
+    return ctx.tx.rel_type(value.id)
+
+
+def _keys(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, NodeRef):
+        return sorted(ctx.tx.node_properties(value.id))
+    if isinstance(value, RelRef):
+        return sorted(ctx.tx.rel_properties(value.id))
+    if isinstance(value, dict):
+        return list(value)
+    raise type_error(f"keys() expects a map, node or relationship, got {type_name(value)}")
+
+
+def _properties(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, NodeRef):
+        return dict(ctx.tx.node_properties(value.id))
+    if isinstance(value, RelRef):
+        return dict(ctx.tx.rel_properties(value.id))
+    if isinstance(value, dict):
+        return dict(value)
+    raise type_error(f"properties() expects a map, node or relationship, got {type_name(value)}")
+
+
+def _start_node(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, RelRef):
+        raise type_error("startNode() expects a relationship")
+    return NodeRef(ctx.tx.rel_info(value.id).start)
+
+
+def _end_node(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, RelRef):
+        raise type_error("endNode() expects a relationship")
+    return NodeRef(ctx.tx.rel_info(value.id).end)
+
+
+def _length(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, PathValue):
+        return len(value.rels)
+    raise type_error(f"length() expects a path, got {type_name(value)}")
+
+
+def _size(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (list, str)):
+        return len(value)
+    raise type_error(f"size() expects a list or string, got {type_name(value)}")
+
+
+def _nodes(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, PathValue):
+        raise type_error(f"nodes() expects a path, got {type_name(value)}")
+    return list(value.nodes)
+
+
+def _relationships(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, PathValue):
+        raise type_error(f"relationships() expects a path, got {type_name(value)}")
+    return list(value.rels)
+
+
+def _list_arg(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise type_error(f"{name}() expects a list, got {type_name(value)}")
+    return value
+
+
+def _head(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    items = _list_arg(value, "head")
+    return items[0] if items else None
+
+
+def _last(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    items = _list_arg(value, "last")
+    return items[-1] if items else None
+
+
+def _tail(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    return _list_arg(value, "tail")[1:]
+
+
+def _range(ctx: Context, start: Any, end: Any, step: Any = 1) -> Any:
+    for name, value in (("start", start), ("end", end), ("step", step)):
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise type_error(f"range() {name} must be an integer", "InvalidArgumentType")
+    if step == 0:
+        raise argument_error("range() step must not be zero", "NumberOutOfRange")
+    size = max(0, (end - start) // step + 1)
+    if size > MAX_RANGE_SIZE:
+        from cypher.errors import resource_error
+
+        raise resource_error(f"range() of {size} elements exceeds {MAX_RANGE_SIZE}")
+    return list(range(start, end + (1 if step > 0 else -1), step))
+
+
+def _coalesce(ctx: Context, *values: Any) -> Any:
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def _is_empty(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (list, str, dict)):
+        return len(value) == 0
+    raise type_error(f"isEmpty() expects a list, string or map, got {type_name(value)}")
+
+
+def _rand(ctx: Context) -> Any:
+    return random.random()
+
+
+def _timestamp(ctx: Context) -> Any:
+    return ctx.statement_time_ms
+
+
+FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
+    # name: (function, min args, max args)
+    "abs": (_abs, 1, 1),
+    "ceil": (_ceil, 1, 1),
+    "floor": (_floor, 1, 1),
+    "round": (_round, 1, 3),
+    "sign": (_sign, 1, 1),
+    "sqrt": (_sqrt, 1, 1),
+    "exp": (_math1(math.exp), 1, 1),
+    "log": (_log(math.log), 1, 1),
+    "log10": (_log(math.log10), 1, 1),
+    "sin": (_math1(math.sin), 1, 1),
+    "cos": (_math1(math.cos), 1, 1),
+    "tan": (_math1(math.tan), 1, 1),
+    "asin": (_math1(math.asin), 1, 1),
+    "acos": (_math1(math.acos), 1, 1),
+    "atan": (_math1(math.atan), 1, 1),
+    "atan2": (_atan2, 2, 2),
+    "cot": (_cot, 1, 1),
+    "degrees": (_math1(math.degrees), 1, 1),
+    "radians": (_math1(math.radians), 1, 1),
+    "haversin": (_haversin, 1, 1),
+    "pi": (lambda ctx: math.pi, 0, 0),
+    "e": (lambda ctx: math.e, 0, 0),
+    "rand": (_rand, 0, 0),
+    "tolower": (_string1(str.lower, "toLower"), 1, 1),
+    "toupper": (_string1(str.upper, "toUpper"), 1, 1),
+    "lower": (_string1(str.lower, "lower"), 1, 1),
+    "upper": (_string1(str.upper, "upper"), 1, 1),
+    "trim": (_trim, 1, 1),
+    "ltrim": (_ltrim, 1, 1),
+    "rtrim": (_rtrim, 1, 1),
+    "replace": (_replace, 3, 3),
+    "substring": (_substring, 2, 3),
+    "left": (_left, 2, 2),
+    "right": (_right, 2, 2),
+    "split": (_split, 2, 2),
+    "reverse": (_reverse, 1, 1),
+    "tostring": (_to_string, 1, 1),
+    "tostringornull": (_to_string_or_null, 1, 1),
+    "tointeger": (lambda ctx, v: to_integer(v), 1, 1),
+    "tointegerornull": (_or_null(to_integer), 1, 1),
+    "tofloat": (lambda ctx, v: to_float(v), 1, 1),
+    "tofloatornull": (_or_null(to_float), 1, 1),
+    "toboolean": (lambda ctx, v: to_boolean(v), 1, 1),
+    "tobooleanornull": (_or_null(to_boolean), 1, 1),
+    "id": (_id, 1, 1),
+    "elementid": (_element_id, 1, 1),
+    "labels": (_labels, 1, 1),
+    "type": (_type, 1, 1),
+    "keys": (_keys, 1, 1),
+    "properties": (_properties, 1, 1),
+    "startnode": (_start_node, 1, 1),
+    "endnode": (_end_node, 1, 1),
+    "length": (_length, 1, 1),
+    "size": (_size, 1, 1),
+    "nodes": (_nodes, 1, 1),
+    "relationships": (_relationships, 1, 1),
+    "head": (_head, 1, 1),
+    "last": (_last, 1, 1),
+    "tail": (_tail, 1, 1),
+    "range": (_range, 2, 3),
+    "coalesce": (_coalesce, 1, 1_000),
+    "isempty": (_is_empty, 1, 1),
+    "timestamp": (_timestamp, 0, 0),
+}
+
+
+def _exists_function(expr: ast.FunctionCall, row: dict[str, Any], ctx: Context) -> Any:
+    from cypher.expressions import evaluate
+
+    (arg,) = expr.args
+    if isinstance(arg, ast.PatternExpr):
+        return bool(ctx.executor.pattern_paths(arg.pattern, row, 1))
+    return evaluate(arg, row, ctx) is not None
+
+
+def call_function(expr: ast.FunctionCall, row: dict[str, Any], ctx: Context) -> Any:
+    from cypher.expressions import evaluate
+
+    name = expr.name.lower()
+    if name == "exists":
+        return _exists_function(expr, row, ctx)
+    entry = FUNCTIONS.get(name)
+    if entry is None:
+        from cypher import temporal
+
+        handler = temporal.FUNCTIONS.get(name)
+        if handler is None:
+            raise CypherError(
+                f"unknown function {expr.name}", "UnknownFunction", kind="SyntaxError"
+            )
+        return handler(ctx, *[evaluate(arg, row, ctx) for arg in expr.args])
+    function, _, _ = entry
+    return function(ctx, *[evaluate(arg, row, ctx) for arg in expr.args])
+
+
+def known_function(name: str) -> tuple[int, int] | None:
+    """(min, max) argument counts of a known function, or None."""
+    lowered = name.lower()
+    if lowered == "exists":
+        return 1, 1
+    entry = FUNCTIONS.get(lowered)
+    if entry is not None:
+        return entry[1], entry[2]
+    from cypher import temporal
+
+    if lowered in temporal.FUNCTIONS:
+        return 0, 10
+    return None

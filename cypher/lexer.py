@@ -1,0 +1,363 @@
+"""The Cypher tokenizer that feeds lark's LALR parser.
+
+It owns the decisions a context-free LALR(1) grammar cannot make by itself: keywords versus
+names (keywords after `.`, `:` or `$`, and map keys, are names), dotted function names
+(`date.truncate(`) as one token, and which `(` opens a node pattern inside an expression
+(its matching `)` is followed by a relationship arrow). Bounded: a query longer than
+`MAX_QUERY_CHARS` or nested deeper than `MAX_NESTING` is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from lark import Token
+from lark.lexer import Lexer
+
+from cypher.errors import syntax_error
+
+MAX_QUERY_CHARS = 1_000_000
+MAX_NESTING = 200
+
+KEYWORDS = {
+    word: word.upper()
+    for word in (
+        "match",
+        "optional",
+        "where",
+        "return",
+        "with",
+        "distinct",
+        "as",
+        "order",
+        "by",
+        "asc",
+        "ascending",
+        "desc",
+        "descending",
+        "skip",
+        "limit",
+        "unwind",
+        "create",
+        "merge",
+        "on",
+        "set",
+        "remove",
+        "delete",
+        "detach",
+        "union",
+        "all",
+        "call",
+        "yield",
+        "and",
+        "or",
+        "xor",
+        "not",
+        "in",
+        "starts",
+        "ends",
+        "contains",
+        "is",
+        "null",
+        "true",
+        "false",
+        "case",
+        "when",
+        "then",
+        "else",
+        "end",
+        "exists",
+        "any",
+        "none",
+        "single",
+        "explain",
+        "profile",
+    )
+}
+# Names that become special tokens only when a `(` follows: they have their own grammar.
+SPECIAL_CALLS = {
+    "reduce": "REDUCE",
+    "shortestpath": "SHORTESTPATH",
+    "allshortestpaths": "ALLSHORTESTPATHS",
+}
+
+PUNCTUATION = [
+    ("..", "DOTDOT"),
+    ("<>", "NE"),
+    ("!=", "NE"),
+    ("<=", "LE"),
+    (">=", "GE"),
+    ("+=", "PLUSEQ"),
+    ("=~", "REGEQ"),
+    ("(", "LPAR"),
+    (")", "RPAR"),
+    ("[", "LSQB"),
+    ("]", "RSQB"),
+    ("{", "LBRACE"),
+    ("}", "RBRACE"),
+    (",", "COMMA"),
+    (".", "DOT"),
+    (":", "COLON"),
+    (";", "SEMI"),
+    ("|", "VBAR"),
+    ("=", "EQ"),
+    ("<", "LT"),
+    (">", "GT"),
+    ("+", "PLUS"),
+    ("-", "MINUS"),
+    ("*", "STAR"),
+    ("/", "SLASH"),
+    ("%", "PERCENT"),
+    ("^", "CARET"),
+    ("&", "AMP"),
+]
+# Unicode dashes and arrows that Cypher accepts as "-" (the TCK uses some of them).
+_DASHES = "\u00ad\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+
+_WS = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)+", re.S)
+_IDENT = re.compile(r"[^\W\d]\w*", re.U)
+_DOTTED_CALL = re.compile(r"[^\W\d]\w*(?:\s*\.\s*(?:[^\W\d]\w*|`[^`]*`))*\s*\(", re.U)
+_NUMBER = re.compile(
+    r"0x[0-9A-Za-z_]*|0o[0-9A-Za-z_]*|"
+    r"(?:\d+\.\d+|\.\d+|\d+)(?:[eE][-+]?\d+)?[A-Za-z_]*"
+    r"|\d+[eE][-+]?\d+"
+)
+_PARAM = re.compile(r"\$(?:([^\W\d]\w*)|(\d+)|`([^`]*)`)", re.U)
+
+
+class CypherLexer(Lexer):
+    """A hand-written lexer for lark (``Lark(..., lexer=CypherLexer)``)."""
+
+    def __init__(self, lexer_conf: object) -> None:
+        pass
+
+    def lex(self, data: str) -> Iterator[Token]:  # type: ignore[override]
+        tokens = tokenize(data)
+        mark_pattern_parens(tokens)
+        return iter(tokens)
+
+
+def _tok(kind: str, value: object, text: str, pos: int, end: int, line_starts: list[int]):
+    line = _line_of(pos, line_starts)
+    column = pos - line_starts[line - 1] + 1
+    token = Token(kind, value, pos, line, column, line, column + (end - pos), end)
+    return token
+
+
+def _line_of(pos: int, line_starts: list[int]) -> int:
+    low, high = 0, len(line_starts) - 1
+    while low < high:
+        mid = (low + high + 1) // 2
+        if line_starts[mid] <= pos:
+            low = mid
+        else:
+            high = mid - 1
+    return low + 1
+
+
+def tokenize(data: str) -> list[Token]:
+    if len(data) > MAX_QUERY_CHARS:
+        raise syntax_error(f"query longer than {MAX_QUERY_CHARS} characters", "QueryTooLong")
+    line_starts = [0] + [m.end() for m in re.finditer("\n", data)]
+    tokens: list[Token] = []
+    pos = 0
+    n = len(data)
+    depth = 0
+    while pos < n:
+        m = _WS.match(data, pos)
+        if m:
+            pos = m.end()
+            continue
+        if data.startswith("/*", pos):
+            raise _err("unterminated comment", pos, line_starts)
+        ch = data[pos]
+        prev = tokens[-1].type if tokens else None
+        if ch in "'\"":
+            value, end = _read_string(data, pos, line_starts)
+            tokens.append(_tok("STRING", value, data[pos:end], pos, end, line_starts))
+            pos = end
+            continue
+        if ch == "`":
+            end = data.find("`", pos + 1)
+            while end != -1 and data.startswith("``", end):
+                end = data.find("`", end + 2)
+            if end == -1:
+                raise _err("unterminated escaped name", pos, line_starts)
+            name = data[pos + 1 : end].replace("``", "`")
+            tokens.append(_tok("NAME", name, data[pos : end + 1], pos, end + 1, line_starts))
+            pos = end + 1
+            continue
+        if ch == "$":
+            m = _PARAM.match(data, pos)
+            if not m:
+                raise _err("invalid parameter", pos, line_starts)
+            name = m.group(1) or m.group(2) or m.group(3) or ""
+            tokens.append(_tok("PARAM", name, m.group(0), pos, m.end(), line_starts))
+            pos = m.end()
+            continue
+        if ch.isdigit() or (
+            ch == "."
+            and pos + 1 < n
+            and data[pos + 1].isdigit()
+            and prev not in ("NAME", "RPAR", "RSQB", "RBRACE")
+        ):
+            m = _NUMBER.match(data, pos)
+            assert m is not None
+            text = m.group(0)
+            tokens.append(_number_token(text, pos, m.end(), line_starts))
+            pos = m.end()
+            continue
+        if ch.isalpha() or ch == "_":
+            m = _IDENT.match(data, pos)
+            assert m is not None
+            word = m.group(0)
+            lower = word.lower()
+            call = _DOTTED_CALL.match(data, pos)
+            after_dot = prev in ("DOT", "COLON", "VBAR")
+            if call and not after_dot and lower not in KEYWORDS:
+                text = call.group(0)[:-1].rstrip()
+                name = ".".join(part.strip().strip("`") for part in text.split("."))
+                kind = SPECIAL_CALLS.get(name.lower(), "FUNCNAME")
+                tokens.append(_tok(kind, name, text, pos, pos + len(text), line_starts))
+                pos += len(text)
+                continue
+            kind = "NAME"
+            if lower in KEYWORDS and not after_dot and not _is_map_key(data, m.end(), prev):
+                kind = KEYWORDS[lower]
+            tokens.append(_tok(kind, word, word, pos, m.end(), line_starts))
+            pos = m.end()
+            continue
+        if ch in _DASHES:
+            tokens.append(_tok("MINUS", "-", ch, pos, pos + 1, line_starts))
+            pos += 1
+            continue
+        for text, kind in PUNCTUATION:
+            if data.startswith(text, pos):
+                if kind in ("LPAR", "LSQB", "LBRACE"):
+                    depth += 1
+                    if depth > MAX_NESTING:
+                        raise syntax_error(f"nesting deeper than {MAX_NESTING}", "NestingTooDeep")
+                elif kind in ("RPAR", "RSQB", "RBRACE"):
+                    depth -= 1
+                tokens.append(_tok(kind, text, text, pos, pos + len(text), line_starts))
+                pos += len(text)
+                break
+        else:
+            raise _err(f"unexpected character {ch!r}", pos, line_starts)
+    return tokens
+
+
+def _is_map_key(data: str, end: int, prev: str | None) -> bool:
+    if prev not in ("LBRACE", "COMMA"):
+        return False
+    rest = data[end : end + 40].lstrip()
+    return rest.startswith(":")
+
+
+def _err(message: str, pos: int, line_starts: list[int]):
+    line = _line_of(pos, line_starts)
+    return syntax_error(message, "UnexpectedSyntax", line, pos - line_starts[line - 1] + 1)
+
+
+def _number_token(text: str, pos: int, end: int, line_starts: list[int]) -> Token:
+    lower = text.lower()
+    try:
+        if lower.startswith("0x"):
+            value: object = int(text[2:], 16)
+            kind = "INTEGER"
+        elif lower.startswith("0o"):
+            value = int(text[2:], 8)
+            kind = "INTEGER"
+        elif re.fullmatch(r"\d+", text):
+            value = int(text, 8) if len(text) > 1 and text.startswith("0") else int(text)
+            kind = "INTEGER"
+        elif re.fullmatch(r"(?:\d+\.\d+|\.\d+|\d+)(?:[eE][-+]?\d+)?", text):
+            value = float(text)
+            kind = "FLOAT"
+            if value == float("inf"):
+                line = _line_of(pos, line_starts)
+                raise syntax_error(
+                    "floating point number is too large",
+                    "FloatingPointOverflow",
+                    line,
+                    pos - line_starts[line - 1] + 1,
+                )
+        else:
+            raise ValueError(text)
+    except ValueError:
+        line = _line_of(pos, line_starts)
+        raise syntax_error(
+            f"invalid number literal {text!r}",
+            "InvalidNumberLiteral",
+            line,
+            pos - line_starts[line - 1] + 1,
+        ) from None
+    return _tok(kind, value, text, pos, end, line_starts)
+
+
+_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _read_string(data: str, pos: int, line_starts: list[int]) -> tuple[str, int]:
+    quote = data[pos]
+    out: list[str] = []
+    i = pos + 1
+    n = len(data)
+    while i < n:
+        ch = data[i]
+        if ch == quote:
+            return "".join(out), i + 1
+        if ch == "\\":
+            if i + 1 >= n:
+                break
+            esc = data[i + 1]
+            if esc in _ESCAPES:
+                out.append(_ESCAPES[esc])
+                i += 2
+                continue
+            if esc in "uU":
+                width = 4 if esc == "u" else 8
+                digits = data[i + 2 : i + 2 + width]
+                if len(digits) != width or not re.fullmatch(r"[0-9A-Fa-f]+", digits):
+                    raise _unicode_err(pos, line_starts)
+                code = int(digits, 16)
+                if code > 0x10FFFF:
+                    raise _unicode_err(pos, line_starts)
+                out.append(chr(code))
+                i += 2 + width
+                continue
+            out.append("\\" + esc)
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    raise _err("unterminated string", pos, line_starts)
+
+
+def _unicode_err(pos: int, line_starts: list[int]):
+    line = _line_of(pos, line_starts)
+    return syntax_error(
+        "invalid unicode escape", "InvalidUnicodeLiteral", line, pos - line_starts[line - 1] + 1
+    )
+
+
+def mark_pattern_parens(tokens: list[Token]) -> None:
+    """Retype a `(` as NODE_LPAR when its `)` is followed by a relationship arrow."""
+    stack: list[int] = []
+    match_of: dict[int, int] = {}
+    for index, token in enumerate(tokens):
+        if token.type == "LPAR":
+            stack.append(index)
+        elif token.type == "RPAR" and stack:
+            match_of[stack.pop()] = index
+    count = len(tokens)
+    for open_index, close_index in match_of.items():
+        after = close_index + 1
+        if after + 1 >= count:
+            continue
+        first, second = tokens[after].type, tokens[after + 1].type
+        if (first == "MINUS" and second in ("MINUS", "LSQB")) or (
+            first == "LT" and second == "MINUS"
+        ):
+            tokens[open_index].type = "NODE_LPAR"

@@ -1,0 +1,554 @@
+"""Semantic analysis: variable scoping across clauses, aggregation rules, compile-time checks.
+
+It runs once per query text (its result is cached with the plan) and raises compile-time
+`CypherError`s with the TCK's detail codes. It also records, for every `*` projection, the
+variables in scope at that point, which the executor needs to name its columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cypher import ast
+from cypher.errors import CypherError, syntax_error
+from cypher.executor import children, is_aggregate
+from cypher.functions import known_function
+
+NODE, REL, PATH, ANY, LIST = "node", "rel", "path", "any", "list"
+MAX_EXPRESSION_DEPTH = 500
+
+
+def _err(message: str, detail: str) -> CypherError:
+    return syntax_error(message, detail)
+
+
+class Analysis:
+    def __init__(self) -> None:
+        self.star_columns: dict[int, list[str]] = {}
+        self.updating = False
+
+
+def analyze(statement: ast.Statement, procedures: dict[str, Any]) -> Analysis:
+    analysis = Analysis()
+    body = statement.body
+    if isinstance(body, ast.Query):
+        _Analyzer(analysis, procedures).query(body, {}, top_level=True)
+    return analysis
+
+
+class _Analyzer:
+    def __init__(self, analysis: Analysis, procedures: dict[str, Any]) -> None:
+        self.analysis = analysis
+        self.procedures = procedures
+
+    def query(self, query: ast.Query, outer: dict[str, str], top_level: bool) -> None:
+        if len(set(query.union_all)) > 1:
+            raise _err("cannot mix UNION and UNION ALL", "InvalidClauseComposition")
+        columns_seen: list[str] | None = None
+        for part in query.parts:
+            columns = self.single_query(part, dict(outer), top_level, len(query.parts) > 1)
+            if columns_seen is None:
+                columns_seen = columns
+            elif columns != columns_seen:
+                raise _err(
+                    "all sub queries in a UNION must have the same columns",
+                    "DifferentColumnsInUnion",
+                )
+
+    def single_query(
+        self, query: ast.SingleQuery, scope: dict[str, str], top_level: bool, in_union: bool
+    ) -> list[str]:
+        clauses = query.clauses
+        columns: list[str] = []
+        for index, clause in enumerate(clauses):
+            last = index == len(clauses) - 1
+            if isinstance(clause, ast.Return):
+                if not last:
+                    raise _err(
+                        "RETURN can only be used at the end of the query",
+                        "InvalidClauseComposition",
+                    )
+                scope, columns = self.projection(clause.projection, scope, None, is_return=True)
+            elif isinstance(clause, ast.With):
+                scope, _ = self.projection(clause.projection, scope, clause.where, is_return=False)
+            elif isinstance(clause, ast.Match):
+                if (
+                    clause.optional is False
+                    and index > 0
+                    and isinstance(clauses[index - 1], ast.Match)
+                    and clauses[index - 1].optional  # type: ignore[attr-defined]
+                ):
+                    pass
+                self.match(clause, scope)
+            elif isinstance(clause, ast.Unwind):
+                self.expr(clause.expression, scope)
+                self.declare(scope, clause.variable, ANY, fresh=True)
+            elif isinstance(clause, ast.Create):
+                self.analysis.updating = True
+                self.create(clause.patterns, scope, merge=False)
+            elif isinstance(clause, ast.Merge):
+                self.analysis.updating = True
+                self.create((clause.pattern,), scope, merge=True)
+                for item in (*clause.on_create, *clause.on_match):
+                    self.set_item(item, scope)
+            elif isinstance(clause, ast.SetClause):
+                self.analysis.updating = True
+                for item in clause.items:
+                    self.set_item(item, scope)
+            elif isinstance(clause, ast.Remove):
+                self.analysis.updating = True
+                for remove_item in clause.items:
+                    self.expr(remove_item.target, scope)
+            elif isinstance(clause, ast.Delete):
+                self.analysis.updating = True
+                for expr in clause.expressions:
+                    if not isinstance(
+                        expr, (ast.Variable, ast.Property, ast.Subscript, ast.FunctionCall)
+                    ) and not isinstance(expr, ast.Case):
+                        if isinstance(expr, ast.HasLabels):
+                            raise _err("cannot DELETE a label", "InvalidDelete")
+                        raise _err(
+                            "DELETE expects a node, relationship or path", "InvalidArgumentType"
+                        )
+                    self.expr(expr, scope)
+                    if isinstance(expr, ast.Variable) and scope.get(expr.name) not in (
+                        NODE,
+                        REL,
+                        PATH,
+                        ANY,
+                        LIST,
+                    ):
+                        raise _err(
+                            "DELETE expects a node, relationship or path", "InvalidArgumentType"
+                        )
+            elif isinstance(clause, ast.Call):
+                self.call(clause, scope, standalone=len(clauses) == 1, last=last)
+                if last:
+                    columns = self._call_columns(clause)
+            if not last and isinstance(clause, ast.Return):
+                raise _err("RETURN must be last", "InvalidClauseComposition")
+        final = clauses[-1]
+        if (
+            not isinstance(final, (ast.Return, ast.Call))
+            and not self.analysis.updating
+            and top_level
+        ):
+            raise _err("query cannot conclude with a reading clause", "InvalidClauseComposition")
+        if in_union and not isinstance(final, ast.Return):
+            raise _err("UNION parts must end with RETURN", "InvalidClauseComposition")
+        return columns
+
+    def _call_columns(self, clause: ast.Call) -> list[str]:
+        if clause.yields is not None:
+            return [alias for _, alias in clause.yields]
+        procedure = self.procedures.get(clause.procedure.lower())
+        return [name for name, _ in procedure.outputs] if procedure else []
+
+    # -- clauses ------------------------------------------------------------------------------
+
+    def declare(self, scope: dict[str, str], name: str, kind: str, fresh: bool = False) -> None:
+        existing = scope.get(name)
+        if existing is not None:
+            if fresh:
+                raise _err(f"variable `{name}` already declared", "VariableAlreadyBound")
+            if existing != kind and ANY not in (existing, kind):
+                raise _err(
+                    f"variable `{name}` is a {existing}, not a {kind}", "VariableTypeConflict"
+                )
+            return
+        scope[name] = kind
+
+    def match(self, clause: ast.Match, scope: dict[str, str]) -> None:
+        seen_rels: set[str] = set()
+        for part in clause.patterns:
+            self.pattern_part(part, scope, seen_rels, in_match=True)
+        if clause.where is not None:
+            self.expr(clause.where, scope, where=True)
+
+    def pattern_part(
+        self, part: ast.PatternPart, scope: dict[str, str], seen_rels: set[str], in_match: bool
+    ) -> None:
+        if part.variable is not None:
+            self.declare(scope, part.variable, PATH, fresh=True)
+        for node in part.nodes:
+            if node.variable is not None:
+                self.declare(scope, node.variable, NODE)
+            if node.properties is not None:
+                self.properties(node.properties, scope)
+        for rel in part.rels:
+            if rel.variable is not None:
+                if rel.variable in seen_rels:
+                    raise _err(
+                        f"relationship `{rel.variable}` used twice in one pattern",
+                        "RelationshipUniquenessViolation",
+                    )
+                seen_rels.add(rel.variable)
+                kind = REL if rel.length is None else LIST
+                existing = scope.get(rel.variable)
+                if existing is not None and existing not in (kind, ANY):
+                    raise _err(f"variable `{rel.variable}` is a {existing}", "VariableTypeConflict")
+                scope.setdefault(rel.variable, kind)
+            if rel.properties is not None:
+                self.properties(rel.properties, scope)
+            if rel.length is not None:
+                low, high = rel.length
+                if low is not None and high is not None and low > high:
+                    pass
+
+    def properties(self, expr: ast.Expr, scope: dict[str, str]) -> None:
+        if isinstance(expr, ast.Parameter):
+            return
+        self.expr(expr, scope)
+
+    def create(
+        self, patterns: tuple[ast.PatternPart, ...], scope: dict[str, str], merge: bool
+    ) -> None:
+        declared_here: set[str] = set()
+        for part in patterns:
+            if part.variable is not None:
+                self.declare(scope, part.variable, PATH, fresh=True)
+            for node in part.nodes:
+                if node.properties is not None:
+                    if isinstance(node.properties, ast.Parameter) and merge:
+                        raise _err(
+                            "parameter maps cannot be used in MERGE patterns", "InvalidParameterUse"
+                        )
+                    self.expr(node.properties, scope)
+                name = node.variable
+                if name is None:
+                    continue
+                bound = name in scope
+                if bound:
+                    if scope[name] not in (NODE, ANY):
+                        raise _err(f"variable `{name}` is not a node", "VariableTypeConflict")
+                    if (
+                        node.labels
+                        or node.properties is not None
+                        or (not part.rels and name not in declared_here and not merge)
+                        or (merge and not part.rels)
+                    ):
+                        raise _err(f"variable `{name}` already declared", "VariableAlreadyBound")
+                else:
+                    scope[name] = NODE
+                    declared_here.add(name)
+            for rel in part.rels:
+                if len(rel.types) != 1:
+                    raise _err(
+                        "a relationship must have exactly one type to be created",
+                        "NoSingleRelationshipType",
+                    )
+                if rel.direction == "both" and not merge:
+                    raise _err(
+                        "only directed relationships can be created", "RequiresDirectedRelationship"
+                    )
+                if rel.length is not None:
+                    raise _err(
+                        "variable length relationships cannot be created", "CreatingVarLength"
+                    )
+                if rel.properties is not None:
+                    if isinstance(rel.properties, ast.Parameter) and merge:
+                        raise _err(
+                            "parameter maps cannot be used in MERGE patterns", "InvalidParameterUse"
+                        )
+                    self.expr(rel.properties, scope)
+                if rel.variable is not None:
+                    if rel.variable in scope:
+                        raise _err(
+                            f"variable `{rel.variable}` already declared", "VariableAlreadyBound"
+                        )
+                    scope[rel.variable] = REL
+
+    def set_item(self, item: ast.SetItem, scope: dict[str, str]) -> None:
+        self.expr(item.target, scope)
+        if item.value is not None:
+            self.expr(item.value, scope)
+
+    def call(self, clause: ast.Call, scope: dict[str, str], standalone: bool, last: bool) -> None:
+        procedure = self.procedures.get(clause.procedure.lower())
+        if procedure is None:
+            raise CypherError(
+                f"there is no procedure {clause.procedure}",
+                "ProcedureNotFound",
+                kind="ProcedureError",
+                phase="compile time",
+            )
+        if clause.args is not None:
+            for arg in clause.args:
+                if _contains_aggregate(arg):
+                    raise _err("aggregation in procedure arguments", "InvalidAggregation")
+                self.expr(arg, scope)
+            if len(clause.args) != len(procedure.inputs):
+                raise _err("wrong number of procedure arguments", "InvalidNumberOfArguments")
+        elif not standalone:
+            raise _err(
+                "procedure call inside a query needs arguments", "InvalidArgumentPassingMode"
+            )
+        if clause.yields is None:
+            if not standalone and procedure.outputs:
+                raise _err("procedure call inside a query needs YIELD", "UndefinedVariable")
+            for name, _ in procedure.outputs:
+                scope[name] = ANY
+        else:
+            outputs = {name for name, _ in procedure.outputs}
+            for field, alias in clause.yields:
+                if field not in outputs:
+                    raise _err(f"procedure has no output {field}", "UndefinedVariable")
+                self.declare(scope, alias, ANY, fresh=True)
+        if clause.where is not None:
+            self.expr(clause.where, scope)
+
+    def projection(
+        self,
+        projection: ast.Projection,
+        scope: dict[str, str],
+        where: ast.Expr | None,
+        is_return: bool,
+    ) -> tuple[dict[str, str], list[str]]:
+        new_scope: dict[str, str] = {}
+        columns: list[str] = []
+        if projection.star:
+            if not scope:
+                raise _err("RETURN * has no variables in scope", "NoVariablesInScope")
+            names = sorted(scope)
+            self.analysis.star_columns[id(projection)] = names
+            for name in names:
+                new_scope[name] = scope[name]
+                columns.append(name)
+        aggregating = False
+        grouping: list[ast.Expr] = []
+        for item in projection.items:
+            self.expr(item.expression, scope, projection_item=True)
+            if _contains_aggregate(item.expression):
+                aggregating = True
+            else:
+                grouping.append(item.expression)
+        for item in projection.items:
+            name = item.alias or item.text
+            if (
+                item.alias is None
+                and not is_return
+                and not isinstance(item.expression, ast.Variable)
+            ):
+                raise _err("expression in WITH must be aliased", "NoExpressionAlias")
+            if name in columns:
+                raise _err(f"column `{name}` defined twice", "ColumnNameConflict")
+            columns.append(name)
+            new_scope[name] = _kind_of(item.expression, scope)
+            if _contains_aggregate(item.expression):
+                self._check_ambiguous(item.expression, grouping, scope)
+        if projection.star:
+            grouping.extend(ast.Variable(n) for n in scope)
+        order_scope = dict(new_scope)
+        if not aggregating and not projection.distinct:
+            order_scope = {**scope, **new_scope}
+        for sort_item in projection.order:
+            if aggregating or projection.distinct:
+                if _contains_aggregate(sort_item.expression):
+                    if not any(sort_item.expression == i.expression for i in projection.items):
+                        if aggregating:
+                            self._check_ambiguous(sort_item.expression, grouping, scope)
+                        else:
+                            raise _err(
+                                "aggregation in ORDER BY after DISTINCT", "InvalidAggregation"
+                            )
+                    continue
+                if any(sort_item.expression == i.expression for i in projection.items):
+                    continue
+                self.expr(
+                    sort_item.expression,
+                    order_scope,
+                    projection_item=True,
+                    fallback=scope if projection.distinct or aggregating else None,
+                    grouping=[i.expression for i in projection.items],
+                )
+            else:
+                if _contains_aggregate(sort_item.expression):
+                    raise _err(
+                        "aggregation in ORDER BY of a non-aggregating projection",
+                        "InvalidAggregation",
+                    )
+                self.expr(sort_item.expression, order_scope, projection_item=True)
+        for bound in (projection.skip, projection.limit):
+            if bound is not None:
+                self._check_count(bound)
+        if where is not None:
+            self.expr(where, new_scope, where=True)
+        return new_scope, columns
+
+    def _check_count(self, expr: ast.Expr) -> None:
+        for node in _walk(expr):
+            if isinstance(node, (ast.Variable, ast.PatternExpr, ast.PatternComprehension)):
+                raise _err("SKIP and LIMIT take constants", "NonConstantExpression")
+        if isinstance(expr, ast.Literal):
+            value = expr.value
+            if isinstance(value, (float, bool)) or not isinstance(value, int):
+                raise _err("SKIP and LIMIT take integers", "InvalidArgumentType")
+            if value < 0:
+                raise _err("SKIP and LIMIT take non-negative integers", "NegativeIntegerArgument")
+
+    def _check_ambiguous(
+        self, expr: ast.Expr, grouping: list[ast.Expr], scope: dict[str, str]
+    ) -> None:
+        if any(expr == g for g in grouping):
+            return
+        if is_aggregate(expr):
+            for child in children(expr):
+                if _contains_aggregate(child):
+                    raise _err("aggregations cannot be nested", "NestedAggregation")
+            return
+        if isinstance(expr, ast.Variable):
+            raise _err(
+                f"`{expr.name}` is neither aggregated nor a grouping key",
+                "AmbiguousAggregationExpression",
+            )
+        if isinstance(expr, (ast.ListComprehension, ast.Quantifier, ast.Reduce)):
+            bound = (
+                {expr.variable}
+                if not isinstance(expr, ast.Reduce)
+                else {expr.variable, expr.accumulator}
+            )
+            for child in children(expr):
+                self._check_ambiguous_inner(child, grouping, bound)
+            return
+        for child in children(expr):
+            self._check_ambiguous(child, grouping, scope)
+
+    def _check_ambiguous_inner(
+        self, expr: ast.Expr, grouping: list[ast.Expr], bound: set[str]
+    ) -> None:
+        if any(expr == g for g in grouping) or is_aggregate(expr):
+            return
+        if isinstance(expr, ast.Variable):
+            if expr.name in bound:
+                return
+            raise _err(
+                f"`{expr.name}` is neither aggregated nor a grouping key",
+                "AmbiguousAggregationExpression",
+            )
+        for child in children(expr):
+            self._check_ambiguous_inner(child, grouping, bound)
+
+    # -- expressions --------------------------------------------------------------------------
+
+    def expr(
+        self,
+        expr: ast.Expr,
+        scope: dict[str, str],
+        where: bool = False,
+        projection_item: bool = False,
+        in_aggregate: bool = False,
+        depth: int = 0,
+        fallback: dict[str, str] | None = None,
+        grouping: list[ast.Expr] | None = None,
+    ) -> None:
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise _err("expression nested too deeply", "NestingTooDeep")
+        if isinstance(expr, ast.OverflowInteger):
+            raise _err("integer literal is too large", "IntegerOverflow")
+        if isinstance(expr, ast.Variable):
+            if expr.name not in scope:
+                if fallback is not None and expr.name in fallback:
+                    raise _err(
+                        f"variable `{expr.name}` is not projected",
+                        "UndefinedVariable",
+                    )
+                raise _err(f"variable `{expr.name}` not defined", "UndefinedVariable")
+            return
+        if is_aggregate(expr):
+            if where or not projection_item:
+                raise _err("aggregation is not allowed here", "InvalidAggregation")
+            if in_aggregate:
+                raise _err("aggregations cannot be nested", "NestedAggregation")
+            for child in children(expr):
+                self.expr(child, scope, where, projection_item, True, depth + 1)
+            if isinstance(expr, ast.FunctionCall):
+                self._check_function(expr)
+            return
+        if isinstance(expr, ast.FunctionCall):
+            self._check_function(expr)
+        if isinstance(expr, (ast.ListComprehension, ast.Quantifier)):
+            self.expr(expr.source, scope, where, projection_item, in_aggregate, depth + 1)
+            inner = {**scope, expr.variable: ANY}
+            for sub in (expr.where, getattr(expr, "projection", None)):
+                if sub is not None:
+                    self.expr(sub, inner, where, projection_item, in_aggregate, depth + 1)
+                    if _contains_aggregate(sub):
+                        raise _err("aggregation inside a list predicate", "InvalidAggregation")
+            return
+        if isinstance(expr, ast.Reduce):
+            self.expr(expr.initial, scope, where, projection_item, in_aggregate, depth + 1)
+            self.expr(expr.source, scope, where, projection_item, in_aggregate, depth + 1)
+            inner = {**scope, expr.variable: ANY, expr.accumulator: ANY}
+            self.expr(expr.expression, inner, where, projection_item, in_aggregate, depth + 1)
+            if _contains_aggregate(expr.expression):
+                raise _err("aggregation inside reduce", "InvalidAggregation")
+            return
+        if isinstance(expr, ast.PatternExpr):
+            for node in expr.pattern.nodes:
+                if node.variable is not None and node.variable not in scope:
+                    raise _err(f"variable `{node.variable}` not defined", "UndefinedVariable")
+                if node.properties is not None:
+                    self.expr(node.properties, scope, depth=depth + 1)
+            for rel in expr.pattern.rels:
+                if rel.variable is not None and rel.variable not in scope:
+                    raise _err(f"variable `{rel.variable}` not defined", "UndefinedVariable")
+            return
+        if isinstance(expr, ast.PatternComprehension):
+            inner = dict(scope)
+            self.pattern_part(expr.pattern, inner, set(), in_match=False)
+            if expr.where is not None:
+                self.expr(expr.where, inner, True, depth=depth + 1)
+            self.expr(expr.projection, inner, where, projection_item, in_aggregate, depth + 1)
+            return
+        if isinstance(expr, ast.ExistsSubquery):
+            inner = dict(scope)
+            if expr.query is not None:
+                self.query(expr.query, inner, top_level=False)
+            else:
+                seen: set[str] = set()
+                for part in expr.patterns:
+                    self.pattern_part(part, inner, seen, in_match=True)
+                if expr.where is not None:
+                    self.expr(expr.where, inner, True, depth=depth + 1)
+            return
+        if isinstance(expr, ast.MapProjection):
+            self.expr(expr.variable, scope, depth=depth + 1)
+        for child in children(expr):
+            self.expr(child, scope, where, projection_item, in_aggregate, depth + 1, fallback)
+
+    def _check_function(self, expr: ast.FunctionCall) -> None:
+        from cypher.expressions import AGGREGATES
+
+        name = expr.name.lower()
+        if name in AGGREGATES:
+            expected = (2, 2) if name.startswith("percentile") else (1, 1)
+        else:
+            found = known_function(expr.name)
+            if found is None:
+                raise _err(f"unknown function {expr.name}", "UnknownFunction")
+            expected = found
+        if not expected[0] <= len(expr.args) <= expected[1]:
+            raise _err(f"wrong number of arguments to {expr.name}", "InvalidNumberOfArguments")
+        if name == "exists" and expr.args:
+            arg = expr.args[0]
+            if not isinstance(arg, (ast.Property, ast.PatternExpr, ast.Subscript)):
+                raise _err("exists() expects a property or pattern", "InvalidArgumentType")
+
+
+def _walk(expr: Any) -> list[Any]:
+    found = [expr]
+    for child in children(expr):
+        found.extend(_walk(child))
+    return found
+
+
+def _contains_aggregate(expr: Any) -> bool:
+    if is_aggregate(expr):
+        return True
+    return any(_contains_aggregate(child) for child in children(expr))
+
+
+def _kind_of(expr: ast.Expr, scope: dict[str, str]) -> str:
+    if isinstance(expr, ast.Variable):
+        return scope.get(expr.name, ANY)
+    return ANY

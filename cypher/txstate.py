@@ -1,0 +1,334 @@
+"""Transaction state: the committed graph view plus the overlay of a transaction's writes.
+
+Reads see the transaction's own pending writes; every write is recorded as a store
+operation, in order, with ids allocated from `view.next_ids()`, and counted in Neo4j's
+counters. `finish()` checks the end-of-statement invariants (no deleted node keeps a
+relationship) and returns the deterministic `WriteSet`. It never writes to the view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cypher.errors import CypherError
+from store import writeset as ws
+from store.view import Direction, GraphView
+
+COUNTER_NAMES = (
+    "nodes_created",
+    "nodes_deleted",
+    "relationships_created",
+    "relationships_deleted",
+    "properties_set",
+    "labels_added",
+    "labels_removed",
+    "indexes_added",
+    "indexes_removed",
+    "constraints_added",
+    "constraints_removed",
+)
+
+
+@dataclass(slots=True)
+class _NodeData:
+    labels: set[str]
+    properties: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _RelData:
+    type: str
+    start: int
+    end: int
+    properties: dict[str, Any]
+
+
+@dataclass(slots=True)
+class RelInfo:
+    id: int
+    type: str
+    start: int
+    end: int
+
+
+def deleted_entity(kind: str, entity_id: int) -> CypherError:
+    return CypherError(
+        f"{kind} {entity_id} has been deleted in this transaction",
+        "DeletedEntityAccess",
+        kind="EntityNotFound",
+    )
+
+
+@dataclass
+class TxState:
+    view: GraphView
+    nodes: dict[int, _NodeData] = field(default_factory=dict)
+    rels: dict[int, _RelData] = field(default_factory=dict)
+    deleted_nodes: set[int] = field(default_factory=set)
+    deleted_rels: set[int] = field(default_factory=set)
+    created_nodes: list[int] = field(default_factory=list)
+    created_rels: list[int] = field(default_factory=list)
+    operations: list[ws.Operation] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
+    next_node_id: int = -1
+    next_rel_id: int = -1
+
+    def __post_init__(self) -> None:
+        self.next_node_id, self.next_rel_id = self.view.next_ids()
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.operations)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def _node(self, node_id: int) -> _NodeData | None:
+        data = self.nodes.get(node_id)
+        if data is not None:
+            return data
+        if node_id in self.deleted_nodes:
+            return None
+        record = self.view.node(node_id)
+        if record is None:
+            return None
+        data = _NodeData(set(record.labels), dict(record.properties))
+        self.nodes[node_id] = data
+        return data
+
+    def _rel(self, rel_id: int) -> _RelData | None:
+        data = self.rels.get(rel_id)
+        if data is not None:
+            return data
+        if rel_id in self.deleted_rels:
+            return None
+        record = self.view.relationship(rel_id)
+        if record is None:
+            return None
+        data = _RelData(record.type, record.start, record.end, dict(record.properties))
+        self.rels[rel_id] = data
+        return data
+
+    def node_exists(self, node_id: int) -> bool:
+        return node_id not in self.deleted_nodes and self._node(node_id) is not None
+
+    def node_labels(self, node_id: int) -> set[str]:
+        if node_id in self.deleted_nodes:
+            raise deleted_entity("node", node_id)
+        data = self._node(node_id)
+        return data.labels if data is not None else set()
+
+    def node_properties(self, node_id: int) -> dict[str, Any]:
+        if node_id in self.deleted_nodes:
+            raise deleted_entity("node", node_id)
+        data = self._node(node_id)
+        return data.properties if data is not None else {}
+
+    def rel_info(self, rel_id: int) -> RelInfo:
+        data = self.rels.get(rel_id) or self._rel(rel_id)
+        if data is None:
+            raise deleted_entity("relationship", rel_id)
+        return RelInfo(rel_id, data.type, data.start, data.end)
+
+    def rel_type(self, rel_id: int) -> str:
+        return self.rel_info(rel_id).type
+
+    def rel_properties(self, rel_id: int) -> dict[str, Any]:
+        if rel_id in self.deleted_rels:
+            raise deleted_entity("relationship", rel_id)
+        data = self._rel(rel_id)
+        return data.properties if data is not None else {}
+
+    def is_deleted_node(self, node_id: int) -> bool:
+        return node_id in self.deleted_nodes
+
+    def is_deleted_rel(self, rel_id: int) -> bool:
+        return rel_id in self.deleted_rels
+
+    def node_ids(self) -> Iterator[int]:
+        for node_id in self.view.node_ids():
+            if node_id not in self.deleted_nodes:
+                yield node_id
+        for node_id in list(self.created_nodes):
+            if node_id not in self.deleted_nodes:
+                yield node_id
+
+    def node_ids_by_label(self, label: str) -> Iterator[int]:
+        if not self.nodes:
+            yield from self.view.node_ids_by_label(label)
+            return
+        found = set()
+        for node_id in self.view.node_ids_by_label(label):
+            if node_id in self.deleted_nodes:
+                continue
+            data = self.nodes.get(node_id)
+            if data is None or label in data.labels:
+                found.add(node_id)
+        for node_id, data in self.nodes.items():
+            if label in data.labels and node_id not in self.deleted_nodes:
+                found.add(node_id)
+        yield from sorted(found)
+
+    def node_ids_by_property(self, label: str, key: str, value: Any) -> Iterator[int] | None:
+        """Index seek when the view has an index and nothing pending could change it."""
+        if self.operations or not self.view.has_index(label, key):
+            return None
+        return self.view.node_ids_by_property(label, key, value)
+
+    def relationships(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None
+    ) -> list[RelInfo]:
+        result: list[RelInfo] = []
+        if node_id < self._base_next_node:
+            for record in self.view.relationships(node_id, direction, types or None):
+                if record.id in self.deleted_rels:
+                    continue
+                result.append(RelInfo(record.id, record.type, record.start, record.end))
+        for rel_id in self.created_rels:
+            if rel_id in self.deleted_rels:
+                continue
+            data = self.rels[rel_id]
+            if types and data.type not in types:
+                continue
+            out = data.start == node_id
+            inc = data.end == node_id
+            if (
+                (direction is Direction.OUTGOING and out)
+                or (direction is Direction.INCOMING and inc)
+                or (direction is Direction.BOTH and (out or inc))
+            ):
+                result.append(RelInfo(rel_id, data.type, data.start, data.end))
+        return result
+
+    @property
+    def _base_next_node(self) -> int:
+        return self.view.next_ids()[0]
+
+    def relationship_ids(self) -> Iterator[int]:
+        for rel_id in self.view.relationship_ids():
+            if rel_id not in self.deleted_rels:
+                yield rel_id
+        for rel_id in list(self.created_rels):
+            if rel_id not in self.deleted_rels:
+                yield rel_id
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def create_node(self, labels: Sequence[str], properties: dict[str, Any]) -> int:
+        node_id = self.next_node_id
+        self.next_node_id += 1
+        props = {k: v for k, v in properties.items() if v is not None}
+        unique_labels = tuple(dict.fromkeys(labels))
+        self.nodes[node_id] = _NodeData(set(unique_labels), dict(props))
+        self.created_nodes.append(node_id)
+        self.operations.append(ws.CreateNode(node_id, unique_labels, tuple(props.items())))
+        self.counters["nodes_created"] += 1
+        self.counters["labels_added"] += len(unique_labels)
+        self.counters["properties_set"] += len(props)
+        return node_id
+
+    def create_relationship(
+        self, rel_type: str, start: int, end: int, properties: dict[str, Any]
+    ) -> int:
+        for node_id in (start, end):
+            if not self.node_exists(node_id):
+                raise deleted_entity("node", node_id)
+        rel_id = self.next_rel_id
+        self.next_rel_id += 1
+        props = {k: v for k, v in properties.items() if v is not None}
+        self.rels[rel_id] = _RelData(rel_type, start, end, dict(props))
+        self.created_rels.append(rel_id)
+        self.operations.append(
+            ws.CreateRelationship(rel_id, rel_type, start, end, tuple(props.items()))
+        )
+        self.counters["relationships_created"] += 1
+        self.counters["properties_set"] += len(props)
+        return rel_id
+
+    def set_node_property(self, node_id: int, key: str, value: Any) -> None:
+        if node_id in self.deleted_nodes:
+            raise deleted_entity("node", node_id)
+        data = self._node(node_id)
+        if data is None:
+            raise deleted_entity("node", node_id)
+        if value is None:
+            if key not in data.properties:
+                return
+            del data.properties[key]
+        else:
+            data.properties[key] = value
+        self.operations.append(ws.SetNodeProperty(node_id, key, value))
+        self.counters["properties_set"] += 1
+
+    def set_rel_property(self, rel_id: int, key: str, value: Any) -> None:
+        if rel_id in self.deleted_rels:
+            raise deleted_entity("relationship", rel_id)
+        data = self._rel(rel_id)
+        if data is None:
+            raise deleted_entity("relationship", rel_id)
+        if value is None:
+            if key not in data.properties:
+                return
+            del data.properties[key]
+        else:
+            data.properties[key] = value
+        self.operations.append(ws.SetRelationshipProperty(rel_id, key, value))
+        self.counters["properties_set"] += 1
+
+    def add_label(self, node_id: int, label: str) -> None:
+        data = self._node(node_id)
+        if data is None or node_id in self.deleted_nodes:
+            raise deleted_entity("node", node_id)
+        if label in data.labels:
+            return
+        data.labels.add(label)
+        self.operations.append(ws.AddLabel(node_id, label))
+        self.counters["labels_added"] += 1
+
+    def remove_label(self, node_id: int, label: str) -> None:
+        data = self._node(node_id)
+        if data is None or node_id in self.deleted_nodes:
+            raise deleted_entity("node", node_id)
+        if label not in data.labels:
+            return
+        data.labels.discard(label)
+        self.operations.append(ws.RemoveLabel(node_id, label))
+        self.counters["labels_removed"] += 1
+
+    def delete_relationship(self, rel_id: int) -> None:
+        if rel_id in self.deleted_rels:
+            return
+        if self._rel(rel_id) is None:
+            return
+        self.deleted_rels.add(rel_id)
+        self.operations.append(ws.DeleteRelationship(rel_id))
+        self.counters["relationships_deleted"] += 1
+
+    def delete_node(self, node_id: int, detach: bool) -> None:
+        if node_id in self.deleted_nodes:
+            return
+        if self._node(node_id) is None:
+            return
+        if detach:
+            for rel in self.relationships(node_id, Direction.BOTH, None):
+                self.delete_relationship(rel.id)
+        self.deleted_nodes.add(node_id)
+        self.counters["nodes_deleted"] += 1
+
+    def add_schema_operation(self, operation: ws.Operation, counter: str) -> None:
+        self.operations.append(operation)
+        self.counters[counter] += 1
+
+    def finish(self) -> ws.WriteSet:
+        """Check end-of-statement invariants and return the write set."""
+        for node_id in sorted(self.deleted_nodes):
+            if self.relationships(node_id, Direction.BOTH, None):
+                raise CypherError(
+                    f"node {node_id} cannot be deleted: it still has relationships",
+                    "DeleteConnectedNode",
+                    kind="ConstraintVerificationFailed",
+                )
+        operations = list(self.operations)
+        operations.extend(ws.DeleteNode(node_id) for node_id in sorted(self.deleted_nodes))
+        return ws.WriteSet(tuple(operations))

@@ -1,0 +1,93 @@
+"""Unit tests of the embedded Cypher engine over a MemoryGraph."""
+
+from typing import Any
+
+import pytest
+
+from cypher import CypherError, Engine, Node
+from store.memory import MemoryGraph
+from store.writeset import CreateNode, CreateRelationship
+
+
+def run(graph: MemoryGraph, query: str, params: dict[str, Any] | None = None) -> Any:
+    result = Engine().run(graph, query, params)
+    graph.apply(result.write_set)
+    return result
+
+
+def test_create_produces_a_write_set_with_ids_from_the_view_and_counters() -> None:
+    graph = MemoryGraph()
+    result = run(graph, "CREATE (a:Person {name: 'Ada'})-[:KNOWS]->(b:Person {name: 'Bob'})")
+    kinds = [type(op) for op in result.write_set.operations]
+    assert kinds == [CreateNode, CreateNode, CreateRelationship]
+    assert result.counters["nodes_created"] == 2
+    assert result.counters["relationships_created"] == 1
+    assert result.counters["properties_set"] == 2
+    assert graph.next_ids() == (2, 1)
+
+
+def test_match_reads_committed_graph_and_returns_public_nodes() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE (:Person {name: 'Ada', age: 36}), (:Person {name: 'Bob', age: 20})")
+    result = run(graph, "MATCH (p:Person) WHERE p.age > $min RETURN p ORDER BY p.name", {"min": 1})
+    assert result.columns == ["p"]
+    assert [row[0].properties["name"] for row in result.rows] == ["Ada", "Bob"]
+    assert isinstance(result.rows[0][0], Node)
+
+
+def test_statement_reads_its_own_pending_writes() -> None:
+    graph = MemoryGraph()
+    result = run(graph, "CREATE (:A {x: 1}) WITH 1 AS one MATCH (a:A) RETURN a.x")
+    assert result.rows == [[1]]
+
+
+def test_transaction_statements_see_earlier_statements_writes() -> None:
+    graph = MemoryGraph()
+    engine = Engine()
+    tx = engine.begin(graph)
+    tx.run("CREATE (:A {x: 1})")
+    assert tx.run("MATCH (a:A) RETURN count(a)").rows == [[1]]
+    graph.apply(tx.commit())
+    assert graph.count_nodes("A") == 1
+
+
+def test_aggregation_groups_by_non_aggregate_columns() -> None:
+    graph = MemoryGraph()
+    rows = run(graph, "UNWIND [1, 1, 2] AS x RETURN x, count(*) AS c ORDER BY x").rows
+    assert rows == [[1, 2], [2, 1]]
+
+
+def test_syntax_error_carries_status_code_line_and_column() -> None:
+    with pytest.raises(CypherError) as info:
+        Engine().run(MemoryGraph(), "MATCH (a)\nRETURN b")
+    assert info.value.status_code == "Neo.ClientError.Statement.SyntaxError"
+    assert info.value.detail == "UndefinedVariable"
+    with pytest.raises(CypherError) as info:
+        Engine().run(MemoryGraph(), "MATCH (a\nRETURN a")
+    assert info.value.line == 2
+
+
+def test_integer_overflow_is_an_arithmetic_error() -> None:
+    with pytest.raises(CypherError) as info:
+        Engine().run(MemoryGraph(), "RETURN 9223372036854775807 + 1")
+    assert info.value.status_code == "Neo.ClientError.Statement.ArithmeticError"
+
+
+def test_deeply_nested_input_is_refused_with_a_clear_error() -> None:
+    query = "RETURN " + "[" * 5000 + "]" * 5000
+    with pytest.raises(CypherError) as info:
+        Engine().run(MemoryGraph(), query)
+    assert info.value.status_code == "Neo.ClientError.Statement.SyntaxError"
+
+
+def test_deleting_a_connected_node_without_detach_fails() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE (:A)-[:T]->(:B)")
+    with pytest.raises(CypherError) as info:
+        run(graph, "MATCH (a:A) DELETE a")
+    assert info.value.status_code == "Neo.ClientError.Schema.ConstraintValidationFailed"
+
+
+def test_plans_are_cached_by_query_text() -> None:
+    engine = Engine()
+    assert engine.plan("RETURN 1") is engine.plan("RETURN 1")
