@@ -513,9 +513,11 @@ class Executor:
             projected = self._order(projection, items, projected, bool(aggregates))
         if projection.skip is not None or projection.limit is not None:
             projected = self._skip_limit(projection, projected)
-        out: Iterable[Row] = (pair[0] for pair in projected)
         if where is not None:
-            out = (r for r in out if evaluate(where, r, ctx) is True)
+            projected = (
+                pair for pair in projected if evaluate(where, {**pair[1], **pair[0]}, ctx) is True
+            )
+        out: Iterable[Row] = (pair[0] for pair in projected)
         return columns, out
 
     def _simple_projection(

@@ -214,7 +214,9 @@ def tokenize(data: str) -> list[Token]:
             word = m.group(0)
             lower = word.lower()
             call = _DOTTED_CALL.match(data, pos)
-            after_dot = prev in ("DOT", "COLON", "VBAR")
+            after_dot = (prev in ("DOT", "COLON") and not _is_map_value(tokens)) or (
+                prev == "VBAR" and len(tokens) > 2 and tokens[-3].type in ("COLON", "VBAR")
+            )
             if call and not after_dot and lower not in KEYWORDS:
                 text = call.group(0)[:-1].rstrip()
                 name = ".".join(part.strip().strip("`") for part in text.split("."))
@@ -246,6 +248,13 @@ def tokenize(data: str) -> list[Token]:
         else:
             raise _err(f"unexpected character {ch!r}", pos, line_starts)
     return tokens
+
+
+def _is_map_value(tokens: list[Token]) -> bool:
+    """Whether the last token is the `:` after a map key (so a value, not a label, follows)."""
+    if len(tokens) < 3 or tokens[-1].type != "COLON":
+        return False
+    return tokens[-2].type == "NAME" and tokens[-3].type in ("LBRACE", "COMMA")
 
 
 def _is_map_key(data: str, end: int, prev: str | None) -> bool:

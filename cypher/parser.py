@@ -109,10 +109,10 @@ class _Builder(Transformer[Token, Any]):
         for item in items:
             if isinstance(item, list):
                 order = tuple(item)
-            elif isinstance(item, _Skip):
-                skip = item.expr
             elif isinstance(item, _Limit):
                 limit = item.expr
+            elif isinstance(item, _Skip):
+                skip = item.expr
         return ast.Projection(distinct, star, proj_items, order, skip, limit)
 
     def items_star(self, items: list[Any]) -> tuple[bool, tuple[ast.ProjectionItem, ...]]:

@@ -372,7 +372,7 @@ class _Analyzer:
             if bound is not None:
                 self._check_count(bound)
         if where is not None:
-            self.expr(where, new_scope, where=True)
+            self.expr(where, {**scope, **new_scope} if not aggregating else new_scope, where=True)
         return new_scope, columns
 
     def _check_count(self, expr: ast.Expr) -> None:
