@@ -172,6 +172,15 @@ class Cipher(Protocol):
 
     def current_version(self) -> int: ...
 
+    def wrap_key(self, key: bytes, label: bytes) -> bytes:
+        """`key` wrapped by the KEK (for streams other nodes sharing the KEK must open)."""
+        ...
+
+    def unwrap_key(self, wrapped: bytes, label: bytes) -> bytes: ...
+
+    @property
+    def encrypts(self) -> bool: ...
+
 
 class PlaintextCipher:
     """No encryption at all. For the benchmark's baseline and for proving the sentinel test
@@ -195,6 +204,16 @@ class PlaintextCipher:
 
     def current_version(self) -> int:
         return 0
+
+    def wrap_key(self, key: bytes, label: bytes) -> bytes:
+        return key
+
+    def unwrap_key(self, wrapped: bytes, label: bytes) -> bytes:
+        return wrapped
+
+    @property
+    def encrypts(self) -> bool:
+        return False
 
 
 @dataclass(slots=True)
@@ -361,6 +380,16 @@ class Keyring:
 
     def mac(self, data: bytes) -> bytes:
         return hmac.digest(self._mac_key, data, hashlib.sha256)[:MAC_BYTES]
+
+    def wrap_key(self, key: bytes, label: bytes) -> bytes:
+        return _wrap(self._kek, key, b"stream-key/" + label)
+
+    def unwrap_key(self, wrapped: bytes, label: bytes) -> bytes:
+        return _unwrap(self._kek, wrapped, b"stream-key/" + label)
+
+    @property
+    def encrypts(self) -> bool:
+        return True
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -513,6 +513,8 @@ class GraphStore:
         """
         with self._write_lock:
             self._check_open()
+            if self.installing():
+                raise StoreNotReadyError("a snapshot installation did not finish")
             applied = self.applied_index()
             if index <= applied:
                 return
@@ -529,7 +531,50 @@ class GraphStore:
             txn.put(CF_META, META_APPLIED, _U64.pack(index))
             self._commit(txn)
 
-    def _commit(self, txn: _Apply) -> None:
+    # -- snapshot installation (driven by store.snapshot) -------------------------------------
+
+    def installing(self) -> bool:
+        """True while (or after a crash during) a snapshot installation: contents partial."""
+        return self._families[CF_META].get(META_INSTALLING) is not None
+
+    def begin_install(self) -> None:
+        """Empty the store, marked as installing, in one synced batch."""
+        with self._write_lock:
+            self._check_open()
+            batch = WriteBatch(raw_mode=True)
+            for family in COLUMN_FAMILIES:
+                batch.delete_range(b"", _KEY_SPACE_END, self._handles[family])
+            batch.put(
+                META_INSTALLING,
+                self.cipher.seal(b"1", _aad(CF_META, META_INSTALLING)),
+                self._handles[CF_META],
+            )
+            self._db.write(batch, _synced())
+            self._load_caches()
+
+    def install_operations(self, operations: Sequence[Operation]) -> None:
+        """Add part of an installing snapshot's content (one batch, not synced)."""
+        with self._write_lock:
+            self._check_open()
+            if not self.installing():
+                raise StoreNotReadyError("install_operations outside an installation")
+            txn = _Apply(self)
+            for operation in operations:
+                txn.apply(operation)
+            self._commit(txn)
+
+    def finish_install(self, applied_index: int, next_ids: tuple[int, int]) -> None:
+        """Seal the installation: next ids, applied index, marker gone; one synced batch."""
+        with self._write_lock:
+            self._check_open()
+            txn = _Apply(self)
+            txn.check_constraints()
+            txn.put(CF_META, META_NEXT_IDS, _U64X2.pack(*next_ids))
+            txn.put(CF_META, META_APPLIED, _U64.pack(applied_index))
+            txn.delete(CF_META, META_INSTALLING)
+            self._commit(txn, _synced())
+
+    def _commit(self, txn: _Apply, options: WriteOptions | None = None) -> None:
         batch = WriteBatch(raw_mode=True)
         for family, writes in txn.writes.items():
             handle = self._handles[family]
@@ -541,7 +586,7 @@ class GraphStore:
                     batch.put(key, self.cipher.seal(plain, _aad(family, key)), handle)
                 else:
                     batch.put(key, b"", handle)
-        self._db.write(batch, self._write_options)
+        self._db.write(batch, options or self._write_options)
         # Caches change only after the batch is durable in RocksDB's WAL.
         if txn.new_tokens:
             for (kind, name), token in txn.new_tokens.items():
@@ -604,6 +649,16 @@ class GraphStore:
     @property
     def path(self) -> Path:
         return self._path
+
+
+_KEY_SPACE_END: Final = b"\xff" * 64
+"""Above every key the store writes (ids are below 2**63, tokens below 2**31)."""
+
+
+def _synced() -> WriteOptions:
+    options = WriteOptions()
+    options.sync = True
+    return options
 
 
 def _has_index(indexes: dict[str, IndexInfo], label: str, key: str) -> bool:
