@@ -46,6 +46,8 @@ Commands (arguments in brackets are optional):
     isolate ID / heal                cut every link of ID / restore all links
     crash ID / restart ID            lose all volatile state / rebuild from the storage
     crash-before-persist ID          call ready(), then crash before persisting any of it
+    crash-mid-persist ID             call ready(), persist its snapshot and entries, then crash
+                                     before persisting its hard state (a torn step 1)
 """
 
 from __future__ import annotations
@@ -462,6 +464,7 @@ class ScenarioEnv:
             "crash": self.cmd_crash,
             "restart": self.cmd_restart,
             "crash-before-persist": self.cmd_crash_before_persist,
+            "crash-mid-persist": self.cmd_crash_mid_persist,
         }
 
     # -- running a command ----------------------------------------------------------------
@@ -839,6 +842,23 @@ class ScenarioEnv:
             node.raw = None
             self._last_seen.pop(node_id, None)
             self.emit(f"  {node_id} crashed: nothing above was persisted, sent or applied")
+
+    def cmd_crash_mid_persist(self, args: Args) -> None:
+        (node_id,) = args.node_ids()
+        node = self.node(node_id)
+        ready = node.live().ready()
+        self.emit(
+            f"> {node_id} handling Ready, crashing after persisting its snapshot and entries,"
+            " before its hard state"
+        )
+        self.describe_ready(ready)
+        # Step 1 in the order the contract lists it, torn before its last write.
+        if ready.snapshot is not None:
+            node.storage.apply_snapshot(ready.snapshot)
+        node.storage.append(ready.entries)
+        node.raw = None
+        self._last_seen.pop(node_id, None)
+        self.emit(f"  {node_id} crashed: hard state not persisted, nothing sent or applied")
 
     # -- the network ----------------------------------------------------------------------
 

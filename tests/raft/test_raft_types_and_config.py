@@ -1,9 +1,7 @@
-"""Plain values of the core: ConfChange encoding and transitions (raft/types.py), Config
-validation (raft/core.py), and the RawNode contract's guard rails (raft/rawnode.py)."""
+"""Plain values of the core: ConfChange encoding and transitions (raft/types.py) and Config
+validation (raft/core.py)."""
 
 from __future__ import annotations
-
-import random
 
 import pytest
 from hypothesis import given
@@ -17,16 +15,10 @@ from raft import (
     Config,
     ConfState,
     MemoryStorage,
-    Message,
     MessageType,
-    ProposalDroppedError,
     RawNode,
     ReadOnlyOption,
-    Ready,
-    Snapshot,
-    SnapshotMetadata,
 )
-from raft.errors import StepLocalMessageError
 from raft.types import add_learner, add_voter, remove_node, vote_response_type
 
 singles = st.builds(
@@ -124,79 +116,3 @@ def test_config_validate_refuses(overrides: dict[str, object], message: str) -> 
         candidate.validate()
     with pytest.raises(ValueError, match=message):
         RawNode(candidate)  # the core validates its config before anything else
-
-
-# -- RawNode guard rails ----------------------------------------------------------------------
-
-
-def voter(node_id: int = 1, voters: tuple[int, ...] = (1, 2, 3)) -> RawNode:
-    storage = MemoryStorage()
-    storage.apply_snapshot(Snapshot(metadata=SnapshotMetadata(ConfState(voters=voters), 2, 1)))
-    return RawNode(Config(id=node_id, storage=storage, rng=random.Random(node_id)))
-
-
-def persist_and_advance(node: RawNode, ready: Ready) -> None:
-    """The persistence contract, for a node whose messages go nowhere."""
-    storage = node.raft.log.storage
-    assert isinstance(storage, MemoryStorage)
-    storage.append(ready.entries)
-    if ready.hard_state is not None:
-        storage.set_hard_state(ready.hard_state)
-    node.advance(ready)
-
-
-def test_proposal_without_a_known_leader_is_dropped() -> None:
-    with pytest.raises(ProposalDroppedError, match="no leader"):
-        voter().propose(b"x")
-
-
-@pytest.mark.parametrize(
-    "kind", [MessageType.HUP, MessageType.BEAT, MessageType.CHECK_QUORUM, MessageType.UNREACHABLE]
-)
-def test_local_messages_may_not_arrive_from_the_network(kind: MessageType) -> None:
-    with pytest.raises(StepLocalMessageError):
-        voter().step(Message(type=kind, sender=2, to=1, term=1))
-
-
-def test_response_from_a_node_outside_the_configuration_is_ignored() -> None:
-    node = voter()
-    node.step(Message(type=MessageType.VOTE_RESPONSE, sender=9, to=1, term=5))
-    assert node.raft.term == 0
-
-
-def test_ready_twice_without_advance_is_a_bug() -> None:
-    node = voter()
-    node.ready()
-    with pytest.raises(AssertionError, match="twice"):
-        node.ready()
-
-
-def test_advance_without_ready_is_a_bug() -> None:
-    node = voter()
-    ready = node.ready()
-    node.advance(ready)
-    with pytest.raises(AssertionError, match="without ready"):
-        node.advance(ready)
-
-
-def test_single_voter_elects_itself_and_commits_alone() -> None:
-    node = voter(voters=(1,))
-    node.campaign()
-    ready = node.ready()
-    assert ready.soft_state is not None and ready.soft_state.lead == 1
-    assert ready.must_sync  # a new term and vote must reach the disk before anything else
-    assert [entry.index for entry in ready.committed_entries] == [3]
-    persist_and_advance(node, ready)
-    node.propose(b"solo")
-    ready = node.ready()
-    assert [entry.data for entry in ready.committed_entries] == [b"solo"]
-    assert ready.messages == []
-
-
-def test_single_voter_read_index_is_served_at_once() -> None:
-    node = voter(voters=(1,))
-    node.campaign()
-    persist_and_advance(node, node.ready())
-    node.read_index(b"ctx")
-    ready = node.ready()
-    assert [(state.index, state.request_ctx) for state in ready.read_states] == [(3, b"ctx")]
