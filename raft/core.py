@@ -170,12 +170,13 @@ class Raft:
         return HardState(term=self.term, vote=self.vote, commit=self.log.committed)
 
     def _load_state(self, state: HardState) -> None:
-        if not self.log.committed <= state.commit <= self.log.last_index():
+        if state.commit > self.log.last_index():
             raise ValueError(
-                f"hard state commit {state.commit} out of range "
-                f"[{self.log.committed}, {self.log.last_index()}]"
+                f"hard state commit {state.commit} past the last index {self.log.last_index()}"
             )
-        self.log.committed = state.commit
+        # A crash between persisting a snapshot and its hard state leaves a commit index
+        # below the snapshot: everything in a snapshot is committed, so the snapshot wins.
+        self.log.committed = max(self.log.committed, state.commit)
         self.term = state.term
         self.vote = state.vote
 
@@ -773,6 +774,10 @@ class Raft:
     def send_timeout_now(self, to: int) -> None:
         self.timeout_now_sent = True
         self.send(Message(type=MessageType.TIMEOUT_NOW, to=to))
+        if not self.is_voter():
+            # A leader outside the config has done its last duty; nobody will depose it
+            # (it gets no messages), so it steps down by itself.
+            self.become_follower(self.term, NONE)
 
     def abort_leader_transfer(self) -> None:
         self.lead_transferee = NONE

@@ -26,7 +26,7 @@ from raft.core import Config
 from raft.errors import ProposalDroppedError
 from raft.rawnode import RawNode, Ready
 from raft.read_only import ReadOnlyOption
-from raft.storage import MemoryStorage
+from raft.storage import NO_LIMIT, MemoryStorage
 from raft.types import (
     ConfChange,
     ConfChangeSingle,
@@ -80,6 +80,9 @@ class Knobs:
     write_rate: float
     read_rate: float
     torn_write_rate: float
+    crash_on_commit_rate: float
+    """Crash a new leader at its first commit, once it is durable and before it is sent:
+    the moment Raft's commit rule (Figure 8) is about, provoked on purpose."""
     max_append_bytes: int
     max_inflight_msgs: int
     read_only: ReadOnlyOption
@@ -92,12 +95,14 @@ class Knobs:
     def draw(rng: random.Random) -> Knobs:
         lease = rng.random() < 0.5
         check_quorum = lease or rng.random() < 0.7
+        if rng.random() < 0.25:
+            return Knobs.leader_storm(rng, lease, check_quorum)
         return Knobs(
             drop_rate=rng.choice([0.0, 0.01, 0.05, 0.15]),
             duplicate_rate=rng.choice([0.0, 0.01, 0.05]),
             reorder_rate=rng.choice([0.0, 0.02, 0.2]),
             max_delay_ticks=rng.choice([0.2, 1.0, 3.0]),
-            crash_rate=rng.choice([0.0, 0.005, 0.02]),
+            crash_rate=rng.choice([0.0, 0.005, 0.02, 0.05]),
             partition_rate=rng.choice([0.0, 0.01, 0.03]),
             transfer_rate=rng.choice([0.0, 0.01, 0.03]),
             conf_change_rate=rng.choice([0.0, 0.01, 0.03]),
@@ -105,9 +110,35 @@ class Knobs:
             write_rate=rng.choice([0.3, 1.0, 3.0]),
             read_rate=rng.choice([0.1, 0.5, 1.5]),
             torn_write_rate=rng.choice([0.0, 0.2]),
+            crash_on_commit_rate=rng.choice([0.0, 0.0, 0.2, 0.5]),
             # Tiny appends split batches, which exposes commit-rule mistakes.
             max_append_bytes=rng.choice([1, 64, 1 << 20]),
             max_inflight_msgs=rng.choice([1, 4, 256]),
+            read_only=ReadOnlyOption.LEASE_BASED if lease else ReadOnlyOption.SAFE,
+            pre_vote=rng.random() < 0.8,
+            check_quorum=check_quorum,
+        )
+
+    @staticmethod
+    def leader_storm(rng: random.Random, lease: bool, check_quorum: bool) -> Knobs:
+        """Leaders die young, mid-replication, one entry per message: several short terms
+        leave divergent tails behind, which is where commit-rule mistakes show."""
+        return Knobs(
+            drop_rate=0.1,
+            duplicate_rate=0.0,
+            reorder_rate=0.0,
+            max_delay_ticks=rng.choice([0.5, 2.0]),
+            crash_rate=0.05,
+            partition_rate=0.02,
+            transfer_rate=0.0,
+            conf_change_rate=0.0,
+            compact_rate=0.02,
+            write_rate=1.0,
+            read_rate=0.5,
+            torn_write_rate=0.0,
+            crash_on_commit_rate=0.5,
+            max_append_bytes=1,
+            max_inflight_msgs=rng.choice([1, 4]),
             read_only=ReadOnlyOption.LEASE_BASED if lease else ReadOnlyOption.SAFE,
             pre_vote=rng.random() < 0.8,
             check_quorum=check_quorum,
@@ -144,6 +175,9 @@ class SimNode:
     raw: RawNode | None = None
     state: StateMachine = field(default_factory=StateMachine)
     incarnation: int = 0
+    checked_commit: int = 0
+    first_commit_term: int = 0
+    """Up to where this incarnation's commit index was checked against the committed log."""
 
     @property
     def up(self) -> bool:
@@ -240,6 +274,7 @@ class Simulation:
         else:
             node.state = StateMachine.decode(snapshot.data, snapshot.metadata.conf_state)
         node.incarnation += 1
+        node.checked_commit = node.state.applied
         node.raw = RawNode(self._config(node, node.state.applied))
         self.log(f"start n{node_id} (incarnation {node.incarnation}, applied {node.state.applied})")
 
@@ -329,8 +364,32 @@ class Simulation:
         if ready.snapshot is not None:
             storage.apply_snapshot(ready.snapshot)
         storage.append(ready.entries)
+        if (
+            self.faults_on
+            and ready.soft_state is not None
+            and ready.soft_state.state is StateType.LEADER
+            and self.rng.random() < self.knobs.crash_on_commit_rate
+        ):
+            # A new leader dies with its first entry durable but never sent.
+            if ready.hard_state is not None:
+                storage.set_hard_state(ready.hard_state)
+            self._crash(node.id)
+            return
         if ready.hard_state is not None:
             storage.set_hard_state(ready.hard_state)
+            if ready.hard_state.commit > node.checked_commit:
+                # The commit decision is the moment that matters, not when it is applied.
+                self._check_commit_index(node, raw, ready.hard_state.commit)
+                if (
+                    self.faults_on
+                    and raw.raft.state is StateType.LEADER
+                    and node.first_commit_term != raw.raft.term
+                ):
+                    node.first_commit_term = raw.raft.term
+                    if self.rng.random() < self.knobs.crash_on_commit_rate:
+                        # A new leader's first commit, durable but not yet told to anyone.
+                        self._crash(node.id)
+                        return
         # 2. send
         for message in ready.messages:
             self.send(message)
@@ -412,6 +471,14 @@ class Simulation:
                     f"n{node.id} has a different entry at index {entry.index} term "
                     f"{entry.term} (or a different predecessor term)",
                 )
+
+    def _check_commit_index(self, node: SimNode, raw: RawNode, commit: int) -> None:
+        log = raw.raft.log
+        first = max(node.checked_commit + 1, log.first_index())
+        if first <= commit:
+            for entry in log.slice(first, commit + 1, NO_LIMIT):
+                self._check_committed(node, entry.index, entry.term, entry.data)
+        node.checked_commit = commit
 
     def _check_committed(self, node: SimNode, index: int, term: int, data: bytes | None) -> None:
         """State-machine safety: one entry per index, ever, on every node."""
@@ -497,9 +564,10 @@ class Simulation:
         up = [n for n in members if self.nodes[n].up]
         if down and (not up or self.rng.random() < 0.6):
             self._start(self.rng.choice(down))
-            self.process(
-                self.nodes[down[0]] if False else self.nodes[self.rng.choice(down)]
-            ) if False else None
+            return
+        leader = self.leader()
+        if leader is not None and self.rng.random() < 0.5:
+            self._crash(leader.id)  # the leader is the most interesting node to lose
         elif up:
             self._crash(self.rng.choice(up))
 
@@ -509,7 +577,7 @@ class Simulation:
             self.log("heal all partitions")
             return
         ids = sorted(self.nodes)
-        kind = self.rng.choice(["split", "isolate", "one-way", "isolate-leader"])
+        kind = self.rng.choice(["split", "isolate", "one-way", "isolate-leader", "isolate-leader"])
         if kind == "isolate-leader":
             leader = self.leader()
             if leader is None:
@@ -709,6 +777,12 @@ class Simulation:
         attempts: list[bytes] = []
         proposed_to: tuple[int, int] | None = None
         for tick in range(self.options.recovery_ticks):
+            if tick % 10 == 0:
+                # Membership may still change as pending conf changes commit: bring up every
+                # current member that is down.
+                for node_id in sorted(self._members()):
+                    if not self.nodes[node_id].up:
+                        self._start(node_id)
             leader = self.leader()
             if leader is not None and leader.raw is not None:
                 raft = leader.raw.raft
