@@ -506,7 +506,7 @@ def _range(ctx: Context, start: Any, end: Any, step: Any = 1) -> Any:
         if value is None:
             return None
         if not isinstance(value, int) or isinstance(value, bool):
-            raise type_error(f"range() {name} must be an integer", "InvalidArgumentType")
+            raise argument_error(f"range() {name} must be an integer", "InvalidArgumentType")
     if step == 0:
         raise argument_error("range() step must not be zero", "NumberOutOfRange")
     size = max(0, (end - start) // step + 1)

@@ -466,6 +466,7 @@ class _Analyzer:
             return
         if isinstance(expr, ast.FunctionCall):
             self._check_function(expr)
+        _check_static_types(expr)
         if isinstance(expr, (ast.ListComprehension, ast.Quantifier)):
             self.expr(expr.source, scope, where, projection_item, in_aggregate, depth + 1)
             inner = {**scope, expr.variable: ANY}
@@ -552,3 +553,51 @@ def _kind_of(expr: ast.Expr, scope: dict[str, str]) -> str:
     if isinstance(expr, ast.Variable):
         return scope.get(expr.name, ANY)
     return ANY
+
+
+_BOOLEAN_OK = (None, "BOOLEAN", "NULL")
+_ENTITY_FUNCTIONS = {
+    "labels": ("NODE",),
+    "type": ("RELATIONSHIP",),
+    "properties": ("NODE", "RELATIONSHIP", "MAP"),
+    "keys": ("NODE", "RELATIONSHIP", "MAP"),
+    "length": ("PATH",),
+    "nodes": ("PATH",),
+    "relationships": ("PATH",),
+    "startnode": ("RELATIONSHIP",),
+    "endnode": ("RELATIONSHIP",),
+}
+
+
+def static_type(expr: Any) -> str | None:
+    """The type of an expression when it is known without running it (literals)."""
+    from cypher.values import type_name
+
+    if isinstance(expr, ast.Literal):
+        return type_name(expr.value)
+    if isinstance(expr, (ast.ListLiteral, ast.ListComprehension)):
+        return "LIST"
+    if isinstance(expr, (ast.MapLiteral, ast.MapProjection)):
+        return "MAP"
+    return None
+
+
+def _check_static_types(expr: Any) -> None:
+    def fail(message: str) -> CypherError:
+        return _err(message, "InvalidArgumentType")
+
+    if isinstance(expr, ast.BinaryOp) and expr.op in ("AND", "OR", "XOR"):
+        for operand in (expr.left, expr.right):
+            if static_type(operand) not in _BOOLEAN_OK:
+                raise fail(f"{expr.op} expects booleans")
+    elif isinstance(expr, ast.UnaryOp) and expr.op == "NOT":
+        if static_type(expr.operand) not in _BOOLEAN_OK:
+            raise fail("NOT expects a boolean")
+    elif isinstance(expr, ast.BinaryOp) and expr.op == "IN":
+        if static_type(expr.right) not in (None, "LIST", "NULL"):
+            raise fail("IN expects a list")
+    elif isinstance(expr, ast.FunctionCall) and len(expr.args) == 1:
+        allowed = _ENTITY_FUNCTIONS.get(expr.name.lower())
+        kind = static_type(expr.args[0])
+        if allowed is not None and kind not in (None, "NULL", *allowed):
+            raise fail(f"{expr.name}() cannot take a {kind}")
