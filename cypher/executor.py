@@ -17,7 +17,7 @@ from typing import Any
 
 from cypher import ast
 from cypher.errors import CypherError, argument_error, resource_error, type_error
-from cypher.expressions import AGGREGATES, evaluate
+from cypher.expressions import AGGREGATES, evaluate, evaluate_predicate
 from cypher.txstate import TxState
 from cypher.values import (
     NodeRef,
@@ -179,7 +179,7 @@ class Executor:
         for row in rows:
             found = False
             for out in self.patterns_rows(clause.patterns, row):
-                if clause.where is None or evaluate(clause.where, out, ctx) is True:
+                if clause.where is None or evaluate_predicate(clause.where, out, ctx) is True:
                     found = True
                     yield out
             if clause.optional and not found:
@@ -515,7 +515,9 @@ class Executor:
             projected = self._skip_limit(projection, projected)
         if where is not None:
             projected = (
-                pair for pair in projected if evaluate(where, {**pair[1], **pair[0]}, ctx) is True
+                pair
+                for pair in projected
+                if evaluate_predicate(where, {**pair[1], **pair[0]}, ctx) is True
             )
         out: Iterable[Row] = (pair[0] for pair in projected)
         return columns, out
@@ -900,6 +902,8 @@ def _build_path(node_vals: list[NodeRef], segments: list[Any]) -> PathValue:
     rels: list[RelRef] = []
     for index, segment in enumerate(segments):
         seg_rels, inner, way = segment
+        if not seg_rels:
+            continue
         if way < 0:
             seg_rels = seg_rels[::-1]
             inner = inner[::-1]

@@ -388,13 +388,23 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+def evaluate_predicate(expr: ast.Expr, row: Row, ctx: Context) -> Any:
+    """Evaluate in a boolean position, where a bare pattern means "such a path exists"."""
+    if isinstance(expr, ast.PatternExpr) and expr.pattern.shortest is None:
+        return bool(ctx.executor.pattern_paths(expr.pattern, row, 1))
+    return evaluate(expr, row, ctx)
+
+
 def _binary(expr: ast.BinaryOp, row: Row, ctx: Context) -> Any:
     op = expr.op
+    if op in ("AND", "OR", "XOR"):
+        left = evaluate_predicate(expr.left, row, ctx)
+        if op == "AND":
+            return _and(left, lambda: evaluate_predicate(expr.right, row, ctx))
+        if op == "OR":
+            return _or(left, lambda: evaluate_predicate(expr.right, row, ctx))
+        return _xor(left, evaluate_predicate(expr.right, row, ctx))
     left = evaluate(expr.left, row, ctx)
-    if op == "AND":
-        return _and(left, lambda: evaluate(expr.right, row, ctx))
-    if op == "OR":
-        return _or(left, lambda: evaluate(expr.right, row, ctx))
     return _BINARY[op](left, evaluate(expr.right, row, ctx))
 
 
@@ -429,10 +439,11 @@ def _comparison(expr: ast.Comparison, row: Row, ctx: Context) -> Any:
 
 
 def _unary(expr: ast.UnaryOp, row: Row, ctx: Context) -> Any:
-    value = evaluate(expr.operand, row, ctx)
     if expr.op == "NOT":
+        value = evaluate_predicate(expr.operand, row, ctx)
         truth = _truth(value)
         return None if truth is None else not truth
+    value = evaluate(expr.operand, row, ctx)
     if value is None:
         return None
     if expr.op == "-":
@@ -561,7 +572,7 @@ def _pattern_expr(expr: ast.PatternExpr, row: Row, ctx: Context) -> Any:
 def _pattern_comprehension(expr: ast.PatternComprehension, row: Row, ctx: Context) -> Any:
     result = []
     for inner in ctx.executor.pattern_rows(expr.pattern, row):
-        if expr.where is not None and evaluate(expr.where, inner, ctx) is not True:
+        if expr.where is not None and evaluate_predicate(expr.where, inner, ctx) is not True:
             continue
         result.append(evaluate(expr.projection, inner, ctx))
     return result
@@ -571,7 +582,7 @@ def _exists(expr: ast.ExistsSubquery, row: Row, ctx: Context) -> Any:
     if expr.query is not None:
         return ctx.executor.subquery_has_rows(expr.query, row)
     for inner in ctx.executor.patterns_rows(expr.patterns, row):
-        if expr.where is None or evaluate(expr.where, inner, ctx) is True:
+        if expr.where is None or evaluate_predicate(expr.where, inner, ctx) is True:
             return True
     return False
 

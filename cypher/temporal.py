@@ -905,8 +905,6 @@ def _between(ctx: Any, left: Any, right: Any, unit: str = "all") -> Any:
         day1 = day2 = 0
     n1 = nanos1 if nanos1 is not None else 0
     n2 = nanos2 if nanos2 is not None else 0
-    if not has_time:
-        n1 = n2 = 0
     if (
         isinstance(left, DateTime)
         and isinstance(right, DateTime)
@@ -1124,4 +1122,6 @@ for _kind in ("date", "localtime", "time", "localdatetime", "datetime"):
     FUNCTIONS[_kind] = lambda ctx, *args, _k=_kind: _construct(_k, ctx, *args)
     FUNCTIONS[f"{_kind}.truncate"] = lambda ctx, *args, _k=_kind: _truncate(_k, ctx, *args)
     for _clock in ("transaction", "statement", "realtime"):
-        FUNCTIONS[f"{_kind}.{_clock}"] = lambda ctx, zone=None, _k=_kind: _now(_k, ctx, zone)
+        FUNCTIONS[f"{_kind}.{_clock}"] = lambda ctx, *zone, _k=_kind: (
+            None if zone and zone[0] is None else _now(_k, ctx, zone[0] if zone else None)
+        )
