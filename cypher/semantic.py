@@ -159,6 +159,15 @@ class _Analyzer:
         scope[name] = kind
 
     def match(self, clause: ast.Match, scope: dict[str, str]) -> None:
+        path_vars = {part.variable for part in clause.patterns if part.variable}
+        element_vars = {
+            element.variable
+            for part in clause.patterns
+            for element in (*part.nodes, *part.rels)
+            if element.variable
+        }
+        if path_vars & element_vars:
+            raise _err("a path variable is also used for an element", "VariableAlreadyBound")
         seen_rels: set[str] = set()
         for part in clause.patterns:
             self.pattern_part(part, scope, seen_rels, in_match=True)
@@ -514,6 +523,23 @@ class _Analyzer:
             return
         if isinstance(expr, ast.MapProjection):
             self.expr(expr.variable, scope, depth=depth + 1)
+        if isinstance(expr, ast.Property) and isinstance(expr.subject, ast.Variable):
+            kind = scope.get(expr.subject.name)
+            if kind in ("integer", "float", "boolean", "string", LIST, PATH):
+                raise CypherError(
+                    f"cannot read a property of a {kind}",
+                    "InvalidArgumentType",
+                    kind="SyntaxError" if kind in (LIST, PATH) else "TypeError",
+                    phase="compile time",
+                )
+        if isinstance(expr, ast.FunctionCall) and len(expr.args) == 1:
+            arg = expr.args[0]
+            if expr.name.lower() == "size" and isinstance(arg, ast.PatternExpr):
+                raise _err("size() of a pattern is not supported", "UnexpectedSyntax")
+            if isinstance(arg, ast.Variable):
+                wanted = {"type": (REL, ANY), "labels": (NODE, ANY)}.get(expr.name.lower())
+                if wanted and scope.get(arg.name, ANY) not in wanted:
+                    raise _err(f"{expr.name}() of a {scope[arg.name]}", "InvalidArgumentType")
         for child in children(expr):
             self.expr(child, scope, where, projection_item, in_aggregate, depth + 1, fallback)
 
@@ -552,7 +578,10 @@ def _contains_aggregate(expr: Any) -> bool:
 def _kind_of(expr: ast.Expr, scope: dict[str, str]) -> str:
     if isinstance(expr, ast.Variable):
         return scope.get(expr.name, ANY)
-    return ANY
+    known = static_type(expr)
+    if known is None or known == "NULL":
+        return ANY
+    return LIST if known == "LIST" else known.lower()
 
 
 _BOOLEAN_OK = (None, "BOOLEAN", "NULL")
