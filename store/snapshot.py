@@ -72,27 +72,49 @@ def _nonce(seq: int) -> bytes:
     return seq.to_bytes(12, "big")
 
 
+class SnapshotSource:
+    """A checkpoint of a store, pinned at one applied index, to stream from.
+
+    Creating it takes the checkpoint (hard links, cheap); ``close`` removes it.
+    """
+
+    def __init__(self, store: GraphStore, work_dir: Path) -> None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self._dir = work_dir / f"checkpoint-{os.urandom(8).hex()}"
+        self._cipher = store.cipher
+        Checkpoint(store.db).create_checkpoint(str(self._dir))
+        try:
+            self._view = GraphStore(self._dir, store.cipher)
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
+        self.applied_index = self._view.applied_index()
+
+    def chunks(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
+        if not 0 < chunk_bytes <= MAX_CHUNK_BYTES:
+            raise ValueError(f"chunk_bytes must be in (0, {MAX_CHUNK_BYTES}]")
+        return _stream(self._view, self._cipher, chunk_bytes)
+
+    def close(self) -> None:
+        self._view.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> SnapshotSource:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
 def snapshot_chunks(
     store: GraphStore, work_dir: Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES
 ) -> Iterator[bytes]:
     """The store's state at its current applied index, as a chunked sealed stream.
 
-    A checkpoint under `work_dir` pins the state while the stream is read; it is removed
-    when the iteration ends (or the generator is closed).
+    The checkpoint under `work_dir` is removed when the iteration ends (or is closed).
     """
-    if not 0 < chunk_bytes <= MAX_CHUNK_BYTES:
-        raise ValueError(f"chunk_bytes must be in (0, {MAX_CHUNK_BYTES}]")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_dir = work_dir / f"checkpoint-{os.urandom(8).hex()}"
-    Checkpoint(store.db).create_checkpoint(str(checkpoint_dir))
-    try:
-        view = GraphStore(checkpoint_dir, store.cipher)
-        try:
-            yield from _stream(view, store.cipher, chunk_bytes)
-        finally:
-            view.close()
-    finally:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    with SnapshotSource(store, work_dir) as source:
+        yield from source.chunks(chunk_bytes)
 
 
 def _records(view: GraphStore) -> Iterator[Value]:

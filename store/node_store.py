@@ -1,0 +1,90 @@
+"""One node's storage, opened together: keyring, Raft log, graph and snapshots.
+
+Owns the layout of a node's data directory::
+
+    <data>/keyring.json     data keys and the index key, wrapped by the KEK
+    <data>/raftlog/         the durable Raft log (store.raftlog)
+    <data>/graph/           the graph (store.graph, RocksDB)
+    <data>/snapshots/       durable snapshot streams (store.snapshot) and checkpoints
+
+and the order of things across them: a snapshot file is durable before the log records it,
+and the log is compacted only up to a snapshot it recorded. The cluster calls every method
+here from a worker thread (they block on fsync and RocksDB), never from the event loop.
+
+Must never: open without a key-encryption key unless told, explicitly, to store plaintext
+(``encrypt=False`` exists for the benchmark's baseline and for the test that proves the
+sentinel scan can fail).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Final
+
+from raft.types import ConfState, Snapshot
+from store.crypto import Cipher, Keyring, PlaintextCipher
+from store.graph import GraphStore
+from store.raftlog import DEFAULT_MAX_SEGMENT_BYTES, DurableLog
+from store.snapshot import SnapshotSource, install_chunks, read_snapshot_file, write_snapshot_file
+
+SNAPSHOTS_KEPT: Final = 2
+"""Snapshot files kept on disk; older ones are deleted when a new one is taken."""
+
+
+class NodeStore:
+    def __init__(
+        self,
+        data_dir: Path,
+        kek: bytes | None,
+        *,
+        encrypt: bool = True,
+        max_segment_bytes: int | None = None,
+        rotate_after: int | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.cipher: Cipher
+        if encrypt:
+            if kek is None:
+                raise ValueError("encryption is on: a key-encryption key is required")
+            options = {} if rotate_after is None else {"rotate_after": rotate_after}
+            self.keyring: Keyring | None = Keyring(self.data_dir, kek, **options)
+            self.cipher = self.keyring
+        else:
+            self.keyring = None
+            self.cipher = PlaintextCipher()
+        self.log = DurableLog(
+            self.data_dir / "raftlog",
+            self.cipher,
+            max_segment_bytes=max_segment_bytes or DEFAULT_MAX_SEGMENT_BYTES,
+        )
+        self.graph = GraphStore(self.data_dir / "graph", self.cipher)
+        self.snapshot_dir = self.data_dir / "snapshots"
+
+    def take_snapshot(self, conf_state: ConfState | None = None) -> Snapshot:
+        """Write the graph's state at its applied index to a durable snapshot file and
+        record it in the log (which may then be compacted up to it)."""
+        self.snapshot_dir.mkdir(exist_ok=True)
+        with SnapshotSource(self.graph, self.snapshot_dir / "work") as source:
+            applied = source.applied_index
+            path = self.snapshot_dir / f"snapshot-{applied:020d}.qsnap"
+            write_snapshot_file(source.chunks(), path)
+        descriptor = json.dumps({"file": path.name, "index": applied}).encode()
+        snapshot = self.log.create_snapshot(applied, conf_state, descriptor)
+        for old in sorted(self.snapshot_dir.glob("snapshot-*.qsnap"))[:-SNAPSHOTS_KEPT]:
+            old.unlink()
+        return snapshot
+
+    def snapshot_path(self, snapshot: Snapshot) -> Path:
+        name = json.loads(snapshot.data)["file"]
+        assert isinstance(name, str)
+        return self.snapshot_dir / name
+
+    def install_snapshot_file(self, path: Path) -> int:
+        """Replace the graph with a snapshot stream kept in `path`; its applied index."""
+        return install_chunks(self.graph, read_snapshot_file(path))
+
+    def close(self) -> None:
+        self.log.close()
+        self.graph.close()
