@@ -867,7 +867,7 @@ class Executor:
                     ):
                         continue
                     yield out
-                if not procedure.outputs and not produced:
+                if not procedure.outputs and not produced and not standalone:
                     yield dict(row)
 
         return columns, generate()

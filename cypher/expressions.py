@@ -416,6 +416,9 @@ def compare_op(op: str, left: Any, right: Any) -> bool | None:
         return None if result is None else not result
     cmp = compare(left, right)
     if cmp is None:
+        if _is_nan(left) or _is_nan(right):
+            other = right if _is_nan(left) else left
+            return False if is_number(other) else None
         return None
     if op == "<":
         return cmp < 0
@@ -424,6 +427,10 @@ def compare_op(op: str, left: Any, right: Any) -> bool | None:
     if op == "<=":
         return cmp <= 0
     return cmp >= 0
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _comparison(expr: ast.Comparison, row: Row, ctx: Context) -> Any:

@@ -391,7 +391,7 @@ def _labels(ctx: Context, value: Any) -> Any:
     if value is None:
         return None
     if not isinstance(value, NodeRef):
-        raise type_error(f"labels() expects a node, got {type_name(value)}")
+        raise type_error(f"labels() expects a node, got {type_name(value)}", "InvalidArgumentValue")
     return sorted(ctx.tx.node_labels(value.id))
 
 
@@ -399,7 +399,9 @@ def _type(ctx: Context, value: Any) -> Any:
     if value is None:
         return None
     if not isinstance(value, RelRef):
-        raise type_error(f"type() expects a relationship, got {type_name(value)}")
+        raise type_error(
+            f"type() expects a relationship, got {type_name(value)}", "InvalidArgumentValue"
+        )
     return ctx.tx.rel_type(value.id)
 
 
@@ -412,7 +414,10 @@ def _keys(ctx: Context, value: Any) -> Any:
         return sorted(ctx.tx.rel_properties(value.id))
     if isinstance(value, dict):
         return list(value)
-    raise type_error(f"keys() expects a map, node or relationship, got {type_name(value)}")
+    raise type_error(
+        f"keys() expects a map, node or relationship, got {type_name(value)}",
+        "InvalidArgumentValue",
+    )
 
 
 def _properties(ctx: Context, value: Any) -> Any:
@@ -424,7 +429,10 @@ def _properties(ctx: Context, value: Any) -> Any:
         return dict(ctx.tx.rel_properties(value.id))
     if isinstance(value, dict):
         return dict(value)
-    raise type_error(f"properties() expects a map, node or relationship, got {type_name(value)}")
+    raise type_error(
+        f"properties() expects a map, node or relationship, got {type_name(value)}",
+        "InvalidArgumentValue",
+    )
 
 
 def _start_node(ctx: Context, value: Any) -> Any:
@@ -448,7 +456,7 @@ def _length(ctx: Context, value: Any) -> Any:
         return None
     if isinstance(value, PathValue):
         return len(value.rels)
-    raise type_error(f"length() expects a path, got {type_name(value)}")
+    raise type_error(f"length() expects a path, got {type_name(value)}", "InvalidArgumentValue")
 
 
 def _size(ctx: Context, value: Any) -> Any:
@@ -463,7 +471,7 @@ def _nodes(ctx: Context, value: Any) -> Any:
     if value is None:
         return None
     if not isinstance(value, PathValue):
-        raise type_error(f"nodes() expects a path, got {type_name(value)}")
+        raise type_error(f"nodes() expects a path, got {type_name(value)}", "InvalidArgumentValue")
     return list(value.nodes)
 
 
@@ -471,7 +479,9 @@ def _relationships(ctx: Context, value: Any) -> Any:
     if value is None:
         return None
     if not isinstance(value, PathValue):
-        raise type_error(f"relationships() expects a path, got {type_name(value)}")
+        raise type_error(
+            f"relationships() expects a path, got {type_name(value)}", "InvalidArgumentValue"
+        )
     return list(value.rels)
 
 

@@ -159,15 +159,11 @@ class _Analyzer:
         scope[name] = kind
 
     def match(self, clause: ast.Match, scope: dict[str, str]) -> None:
-        path_vars = {part.variable for part in clause.patterns if part.variable}
-        element_vars = {
-            element.variable
-            for part in clause.patterns
-            for element in (*part.nodes, *part.rels)
-            if element.variable
-        }
-        if path_vars & element_vars:
-            raise _err("a path variable is also used for an element", "VariableAlreadyBound")
+        elements_so_far: set[str] = set()
+        for part in clause.patterns:
+            elements_so_far |= {e.variable for e in (*part.nodes, *part.rels) if e.variable}
+            if part.variable is not None and part.variable in elements_so_far:
+                raise _err("a path variable is also used for an element", "VariableAlreadyBound")
         seen_rels: set[str] = set()
         for part in clause.patterns:
             self.pattern_part(part, scope, seen_rels, in_match=True)
@@ -316,7 +312,7 @@ class _Analyzer:
         new_scope: dict[str, str] = {}
         columns: list[str] = []
         if projection.star:
-            if not scope:
+            if not scope and is_return:
                 raise _err("RETURN * has no variables in scope", "NoVariablesInScope")
             names = sorted(scope)
             self.analysis.star_columns[id(projection)] = names

@@ -13,6 +13,7 @@ import math
 import re
 import time as _time
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -201,7 +202,7 @@ def _parse_offset(text: str) -> int:
 def _timezone_arg(value: Any) -> tuple[int | None, str | None]:
     if not isinstance(value, str):
         raise _bad("timezone must be a string")
-    if re.fullmatch(r"Z|[+-]\d{2}(:?\d{2})?", value):
+    if re.fullmatch(r"Z|[+-]\d{2}(:?\d{2}(:?\d{2})?)?", value):
         return _parse_offset(value), None
     return None, value
 
@@ -250,13 +251,12 @@ def parse_duration(text: str) -> Duration:
 # -- durations -----------------------------------------------------------------------------
 
 
-def _make_duration(months: float, days: float, seconds: float, nanos: float) -> Duration:
+def _make_duration(months: Any, days: Any, seconds: Any, nanos: Any) -> Duration:
+    months, days, seconds, nanos = (Fraction(v) for v in (months, days, seconds, nanos))
     month_int = int(months)
-    frac_months = months - month_int
-    days = days + frac_months * AVG_MONTH_S / DAY_S
+    days = days + (months - month_int) * AVG_MONTH_S / DAY_S
     day_int = int(days)
-    frac_days = days - day_int
-    total_nanos = round((seconds + frac_days * DAY_S) * NANOS + nanos)
+    total_nanos = round((seconds + (days - day_int) * DAY_S) * NANOS + nanos)
     sec, nano = divmod(total_nanos, NANOS)
     return Duration(month_int, day_int, int(sec), int(nano))
 
@@ -671,6 +671,7 @@ def component(value: Any, key: str) -> Any:
             day=day.day,
             ordinalday=day.timetuple().tm_yday,
             dayofweek=iso[2],
+            weekday=iso[2],
         )
     if isinstance(value, (LocalTime, Time, LocalDateTime, DateTime)):
         nanos = _local_nanos(value)
@@ -860,7 +861,7 @@ def divide(left: Any, right: Any) -> Any:
     if isinstance(left, Duration) and is_number(right):
         if right == 0:
             raise argument_error("division of a duration by zero", "DivisionByZero")
-        return _scale(left, 1 / right)
+        return _scale(left, Fraction(1) / Fraction(right))
     return NotImplemented
 
 
@@ -1023,6 +1024,10 @@ def _truncate(kind: str, ctx: Any, unit: Any, value: Any, fields: Any = None) ->
         return _from_map("date", {"date": base, **fields}) if fields else base
     if kind in ("localtime", "time"):
         offset = value.offset_seconds if isinstance(value, (Time, DateTime)) else 0
+        zone_key = next((k for k in fields if k.lower() == "timezone"), None)
+        if zone_key is not None and kind == "time":
+            new_offset, new_zone = _timezone_arg(fields.pop(zone_key))
+            offset = new_offset if new_zone is None else _zone_offset(new_zone, None, day, nanos)
         if kind == "localtime":
             base_lt: Any = LocalTime(nanos)
         else:
