@@ -80,7 +80,13 @@ def _not_yet(args: argparse.Namespace, _extra: list[str]) -> int:
     )
 
 
-def _bench(_args: argparse.Namespace, _extra: list[str]) -> int:
+def _bench(args: argparse.Namespace, _extra: list[str]) -> int:
+    if args.target == "store":
+        # Imported here: only this target needs the store (and RocksDB).
+        from store.bench import BenchConfig, run
+
+        run(BenchConfig(nodes=args.nodes, relationships=args.relationships))
+        return EXIT_OK
     print(BENCH_NOT_YET)
     return EXIT_OK
 
@@ -170,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--config", help="the node's configuration file (JSON)")
         if command.name == "query":
             sub.add_argument("statement", nargs="?", help="the Cypher statement")
+        if command.name == "bench":
+            sub.add_argument("target", nargs="?", help="what to benchmark: store")
+            sub.add_argument(
+                "--nodes", type=int, default=100_000, help="store: nodes in the read graph"
+            )
+            sub.add_argument(
+                "--relationships",
+                type=int,
+                default=500_000,
+                help="store: relationships in the read graph",
+            )
         sub.set_defaults(handler=command.handler)
     return parser
 

@@ -1,0 +1,235 @@
+"""``quiver bench store``: what durability and encryption cost, measured in one run.
+
+Reports durable Raft-log appends per second (single entries and batches of 100, 100-byte
+and 4 KiB entries) beside raw ``rocksdict`` synced writes of the same shape measured in
+the same run, and their ratio; write-set apply rate; point reads and one-hop expansions per
+second on a generated graph (100,000 nodes and 500,000 relationships by default) with
+encryption on and with it off. A benchmark reports figures; it asserts nothing.
+
+Must never: run as part of the tests, or leave its scratch directories behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+from raft.types import Entry, HardState
+from store.crypto import Cipher, Keyring, PlaintextCipher
+from store.graph import GraphStore
+from store.raftlog import DurableLog
+from store.values import Value
+from store.view import Direction
+from store.writeset import CreateNode, CreateRelationship, Operation, WriteSet
+
+BATCH_ENTRIES = 100
+LABELS = ("Person", "Company", "City")
+TYPES = ("KNOWS", "WORKS_AT", "LIVES_IN")
+BUILD_OPERATIONS_PER_WRITE_SET = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    nodes: int = 100_000
+    relationships: int = 500_000
+    single_appends: int = 1_000
+    batch_appends: int = 200
+    apply_write_sets: int = 2_000
+    reads: int = 20_000
+    expansions: int = 10_000
+    seed: int = 1
+
+
+def _rate(count: int, run: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    run()
+    return count / (time.perf_counter() - start)
+
+
+# -- the log against raw rocksdict -----------------------------------------------------------
+
+
+def _log_rate(work: Path, size: int, batch: int, rounds: int) -> float:
+    """Entries per second through DurableLog.save with one fdatasync per call."""
+    log = DurableLog(
+        work / f"log-{size}-{batch}", Keyring(work / f"keys-{size}-{batch}", os.urandom(32))
+    )
+    payload = os.urandom(size)
+
+    def run() -> None:
+        index = 1
+        for _ in range(rounds):
+            entries = [Entry(term=1, index=index + i, data=payload) for i in range(batch)]
+            log.save(entries, HardState(term=1, vote=1, commit=index), sync=True)
+            index += batch
+
+    rate = _rate(rounds * batch, run)
+    log.close()
+    return rate
+
+
+def _raw_rocksdb_rate(work: Path, size: int, batch: int, rounds: int, flush_wal: bool) -> float:
+    """Entries per second of raw rocksdict synced writes (the baseline), same shapes."""
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    db = Rdict(str(work / f"raw-{size}-{batch}-{flush_wal}"), options)
+    synced = WriteOptions()
+    synced.sync = not flush_wal
+    payload = os.urandom(size)
+
+    def run() -> None:
+        key = 0
+        for _ in range(rounds):
+            write_batch = WriteBatch(raw_mode=True)
+            for _ in range(batch):
+                write_batch.put(key.to_bytes(8, "big"), payload)
+                key += 1
+            db.write(write_batch, synced)
+            if flush_wal:
+                db.flush_wal(True)
+
+    rate = _rate(rounds * batch, run)
+    db.close()
+    return rate
+
+
+# -- the graph -------------------------------------------------------------------------------
+
+
+def _build(graph: GraphStore, config: BenchConfig) -> float:
+    """Generate the graph; returns operations applied per second."""
+    rng = random.Random(config.seed)
+    operations: list[Operation] = []
+    index = graph.applied_index()
+    applied = 0
+
+    def flush() -> None:
+        nonlocal index, operations, applied
+        if operations:
+            index += 1
+            graph.apply(WriteSet(tuple(operations)), index)
+            applied += len(operations)
+            operations = []
+
+    start = time.perf_counter()
+    for node_id in range(config.nodes):
+        node_props: tuple[tuple[str, Value], ...] = (
+            ("name", f"person-{node_id}"),
+            ("age", rng.randint(0, 99)),
+        )
+        operations.append(CreateNode(node_id, (LABELS[node_id % 3],), node_props))
+        if len(operations) >= BUILD_OPERATIONS_PER_WRITE_SET:
+            flush()
+    flush()
+    for rel_id in range(config.relationships):
+        start_node = rel_id % config.nodes
+        end_node = rng.randrange(config.nodes)
+        props = (("since", 2000 + rel_id % 25),)
+        operations.append(
+            CreateRelationship(rel_id, TYPES[rel_id % 3], start_node, end_node, props)
+        )
+        if len(operations) >= BUILD_OPERATIONS_PER_WRITE_SET:
+            flush()
+    flush()
+    return applied / (time.perf_counter() - start)
+
+
+def _apply_rate(work: Path, cipher: Cipher, config: BenchConfig) -> tuple[float, float]:
+    """Small write sets (a node, a relationship, a property update) applied per second."""
+    graph = GraphStore(work / f"apply-{cipher.encrypts}", cipher)
+    graph.apply(WriteSet((CreateNode(0, ("Person",), ()),)), 1)
+    count = config.apply_write_sets
+
+    def run() -> None:
+        for i in range(1, count + 1):
+            ops: tuple[Operation, ...] = (
+                CreateNode(i, ("Person",), (("name", f"p{i}"), ("age", i % 90))),
+                CreateRelationship(i, "KNOWS", i, i - 1, (("since", 2020),)),
+            )
+            graph.apply(WriteSet(ops), i + 1)
+
+    rate = _rate(count, run)
+    graph.close()
+    return rate, rate * 2
+
+
+def _read_rates(graph: GraphStore, config: BenchConfig) -> tuple[float, float]:
+    rng = random.Random(config.seed + 1)
+    read_ids = [rng.randrange(config.nodes) for _ in range(config.reads)]
+    hop_ids = [rng.randrange(config.nodes) for _ in range(config.expansions)]
+
+    def reads() -> None:
+        for node_id in read_ids:
+            graph.node(node_id)
+
+    def hops() -> None:
+        for node_id in hop_ids:
+            for _ in graph.relationships(node_id, Direction.OUTGOING):
+                pass
+
+    return _rate(len(read_ids), reads), _rate(len(hop_ids), hops)
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def run(
+    config: BenchConfig, work_dir: Path | None = None, out: Callable[[str], None] = print
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="quiver-bench-store-", dir=work_dir) as scratch:
+        work = Path(scratch)
+        out("quiver bench store — one run, same machine, same disk")
+        out(f"  scratch directory: {work}")
+        out("")
+        out("Durable Raft log appends (entries/s; fdatasync per call; encrypted)")
+        out(
+            f"  {'shape':<22}{'durable log':>14}{'raw rocksdict':>16}{'ratio':>8}"
+            f"{'rocksdict+flush_wal':>22}"
+        )
+        for size in (100, 4096):
+            for batch, rounds in (
+                (1, config.single_appends),
+                (BATCH_ENTRIES, config.batch_appends),
+            ):
+                durable = _log_rate(work, size, batch, rounds)
+                raw = _raw_rocksdb_rate(work, size, batch, rounds, flush_wal=False)
+                wal = _raw_rocksdb_rate(work, size, batch, rounds, flush_wal=True)
+                shape = f"{size} B x {batch}/sync"
+                out(
+                    f"  {shape:<22}{durable:>14,.0f}{raw:>16,.0f}{durable / raw:>8.2f}{wal:>22,.0f}"
+                )
+        out("")
+        out("Write-set apply (one RocksDB batch each: a node, a relationship, their index)")
+        for cipher in (_keyring(work), PlaintextCipher()):
+            sets, ops = _apply_rate(work, cipher, config)
+            label = "encrypted" if cipher.encrypts else "plaintext"
+            out(f"  {label:<12}{sets:>12,.0f} write sets/s {ops:>12,.0f} operations/s")
+        out("")
+        out(
+            f"Reads on a graph of {config.nodes:,} nodes and {config.relationships:,} "
+            "relationships (per second)"
+        )
+        results: dict[bool, tuple[float, float, float]] = {}
+        for cipher in (_keyring(work), PlaintextCipher()):
+            graph = GraphStore(work / f"graph-{cipher.encrypts}", cipher)
+            build = _build(graph, config)
+            graph.flush()
+            reads, hops = _read_rates(graph, config)
+            results[cipher.encrypts] = (build, reads, hops)
+            graph.close()
+        out(f"  {'':<22}{'encrypted':>14}{'plaintext':>14}{'enc/plain':>11}")
+        names = ("build (operations)", "point reads", "one-hop expansions")
+        for position, name in enumerate(names):
+            encrypted, plain = results[True][position], results[False][position]
+            out(f"  {name:<22}{encrypted:>14,.0f}{plain:>14,.0f}{encrypted / plain:>11.2f}")
+
+
+def _keyring(work: Path) -> Keyring:
+    return Keyring(work / f"keys-{os.urandom(4).hex()}", os.urandom(32))
