@@ -130,6 +130,11 @@ class DurableLog:
         """Failpoint: runs after a write and before its fdatasync (tests tear here)."""
         self._state_lock = threading.RLock()
         self._write_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        """Held across an fdatasync. Lock order: sync, then write, then state."""
+        self._durable_to = (0, 0)
+        """(segment, offset) up to which the log is known to be synced: concurrent
+        callers whose writes an earlier fdatasync already covered skip their own."""
         self._segments: list[_Segment] = []
         self._slots: list[_Slot] = []
         self._dummy_index = 0
@@ -355,7 +360,12 @@ class DurableLog:
         sync: bool = True,
     ) -> None:
         """Persist `entries` (replacing a conflicting suffix) and `hard_state`: one write,
-        and with `sync` one fdatasync for all of them. Returns once durable (if `sync`)."""
+        and with `sync` one fdatasync for all of them. Returns once durable (if `sync`).
+
+        Group commit across threads as well: the write happens under the write lock, the
+        fdatasync after it is released, so other callers append meanwhile, and one
+        fdatasync covers every write made before it started.
+        """
         with self._write_lock:
             self._check_open()
             entries = self._trim_compacted(entries)
@@ -387,10 +397,22 @@ class DurableLog:
                     offset += frame_len + length
                 if hard_state is not None:
                     self._hard_state = hard_state
-            if sync:
-                if self._before_sync is not None:
-                    self._before_sync()
-                os.fdatasync(segment.fd)
+            written_to = (segment.seq, segment.size)
+        if sync:
+            self._sync_to(written_to)
+
+    def _sync_to(self, position: tuple[int, int]) -> None:
+        with self._sync_lock:
+            if self._durable_to >= position:
+                return  # an fdatasync that started after our write covered it
+            with self._write_lock:
+                self._check_open()
+                segment = self._segments[-1]
+                end = (segment.seq, segment.size)
+            if self._before_sync is not None:
+                self._before_sync()
+            os.fdatasync(segment.fd)
+            self._durable_to = end
 
     def append(self, entries: list[Entry], sync: bool = True) -> None:
         self.save(entries, None, sync)
@@ -399,9 +421,11 @@ class DurableLog:
         self.save((), hard_state, sync)
 
     def sync(self) -> None:
+        """Make every write so far durable."""
         with self._write_lock:
             self._check_open()
-            os.fdatasync(self._segments[-1].fd)
+            position = (self._segments[-1].seq, self._segments[-1].size)
+        self._sync_to(position)
 
     def _trim_compacted(self, entries: list[Entry] | tuple[Entry, ...]) -> list[Entry]:
         with self._state_lock:
@@ -456,7 +480,7 @@ class DurableLog:
 
     def create_snapshot(self, index: int, conf_state: ConfState | None, data: bytes) -> Snapshot:
         """Record, durably, a snapshot of the state machine as of `index` (applied)."""
-        with self._write_lock:
+        with self._sync_lock, self._write_lock:
             with self._state_lock:
                 current = self._snapshot.metadata
                 if index <= current.index:
@@ -475,7 +499,7 @@ class DurableLog:
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Install a snapshot received from the leader: the whole log is replaced by it."""
-        with self._write_lock:
+        with self._sync_lock, self._write_lock:
             self._check_open()
             with self._state_lock:
                 if snapshot.metadata.index <= self._snapshot.metadata.index:
@@ -494,7 +518,7 @@ class DurableLog:
 
     def compact(self, compact_index: int) -> None:
         """Discard entries before `compact_index`; never past the durable snapshot."""
-        with self._write_lock:
+        with self._sync_lock, self._write_lock:
             self._check_open()
             with self._state_lock:
                 if compact_index <= self._dummy_index:
@@ -554,7 +578,7 @@ class DurableLog:
             return len(self._segments)
 
     def close(self) -> None:
-        with self._write_lock, self._state_lock:
+        with self._sync_lock, self._write_lock, self._state_lock:
             if self._closed:
                 return
             self._closed = True

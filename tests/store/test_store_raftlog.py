@@ -237,3 +237,32 @@ def test_no_entry_data_in_plaintext_on_disk(tmp_path: Path) -> None:
     for path in (tmp_path / "raftlog").iterdir():
         assert b"SENTINEL-raft-log" not in path.read_bytes()
     assert os.listdir(tmp_path / "raftlog")
+
+
+def test_concurrent_savers_share_fdatasyncs(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    syncs: list[int] = []
+
+    def slow_sync() -> None:
+        syncs.append(1)
+        time.sleep(0.01)  # a slow disk: others queue up behind this fdatasync
+
+    log = DurableLog(tmp_path / "raftlog", Keyring(tmp_path, KEK), before_sync=slow_sync)
+    threads = [
+        threading.Thread(
+            target=lambda t=t: [
+                log.save((), HardState(term=t, commit=i), sync=True) for i in range(10)
+            ]
+        )
+        for t in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(syncs) < 80, "every save paid for its own fdatasync"
+    log.close()
+    assert _open(tmp_path).hard_state().commit == 9
