@@ -1,14 +1,19 @@
-"""Storage: the RocksDB keyspace behind one Quiver node.
+"""Storage: the RocksDB keyspace, the Raft log and encryption at rest of one Quiver node.
 
-Will own (issue #3): column families per concern through ``rocksdict``; graph records
-(nodes, relationships, adjacency by direction and type, label/type membership, property
-indexes and uniqueness constraints, tokenised names); the durable implementations of
-``raft``'s log, stable and snapshot storage protocols; encryption at rest with AES-256-GCM
-(a fresh nonce per value, the record's key as associated data, versioned data keys wrapped
-by a key-encryption key, keyed HMAC for index keys over property values); snapshots.
+Modules, each with one job:
+- ``values``, ``writeset``, ``view``, ``memory``: the contract with ``cypher`` (value shapes,
+  write sets, the graph read view, and the in-memory reference model);
+- ``crypto``: the key-encryption key, versioned wrapped data keys, AES-256-GCM sealing with
+  the record key as associated data, per-key encryption counting and rotation, index HMACs;
+- ``codec``: deterministic bytes for every value type;
+- ``raftlog``: the durable Raft log and hard state (``raft.storage.Storage``), segmented
+  CRC-framed files with group commit and torn-tail repair;
+- ``graph``: the graph on RocksDB (column families per concern, tokenised names, HMAC-keyed
+  property indexes, uniqueness constraints), a ``GraphView``, one-batch write-set apply;
+- ``snapshot``: checkpoint-backed, chunked, sealed and checksummed snapshot streams;
+- ``node_store``: one node's data directory, opened together;
+- ``bench``: ``quiver bench store``.
 
-Must never: write a plaintext value or property to disk, or import ``cypher``,
+Must never: write a plaintext value, name or property to disk, or import ``cypher``,
 ``cluster`` or ``chaos``.
-
-Nothing is implemented yet; this package arrives with issue #3.
 """

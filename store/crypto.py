@@ -184,7 +184,8 @@ class Cipher(Protocol):
 
 class PlaintextCipher:
     """No encryption at all. For the benchmark's baseline and for proving the sentinel test
-    can fail; never the default, and refused where a key is configured."""
+    can fail; never the default. (A store written encrypted does not open with it: its
+    values fail the format check with IntegrityError.)"""
 
     _MAC_KEY = b"quiver-plaintext-index"
 
@@ -342,6 +343,24 @@ class Keyring:
         """Start a new data key: new writes use it, old values stay readable."""
         with self._lock:
             return self._add_key_locked()
+
+    def rewrap(self, new_kek: bytes) -> None:
+        """Rotate the key-encryption key: every data key and the index key are wrapped
+        again under `new_kek` (no data is rewritten). Streams wrapped under the old KEK
+        (snapshot files) must be taken again."""
+        if len(new_kek) != KEY_BYTES:
+            raise KeyConfigurationError(f"the key-encryption key must be {KEY_BYTES} bytes")
+        old = self._kek
+        new = AESGCM(new_kek)
+        with self._lock:
+            self._wrapped_mac_key = _wrap(
+                new, _unwrap(old, self._wrapped_mac_key, b"index-key"), b"index-key"
+            )
+            for key in self._keys.values():
+                label = b"data-key-%d" % key.version
+                key.wrapped = _wrap(new, _unwrap(old, key.wrapped, label), label)
+            self._kek = new
+            self._save_locked()
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         with self._lock:

@@ -16,6 +16,12 @@ plus the applied index go into ONE RocksDB write batch, so a crash leaves all or
 Semantics are those of ``store.memory.MemoryGraph`` (the reference model), plus enforcement
 of uniqueness constraints, checked when the whole write set has been applied.
 
+Durability: the apply batch goes to RocksDB's WAL without fsync (a process crash loses
+nothing; a power loss may lose a suffix of applied batches, never part of one). The Raft
+log is the durable record: apply is idempotent by index, so the apply loop replays from
+``applied_index()`` after a restart; snapshots (checkpoints) are synced, and the log is
+compacted only up to a snapshot.
+
 Must never: write a plaintext name or value to disk; apply part of a write set; import
 ``cypher``, ``cluster`` or ``chaos``.
 """

@@ -113,3 +113,16 @@ def test_kek_from_the_environment(tmp_path: Path) -> None:
     with pytest.raises(KeyConfigurationError) as caught:
         load_kek(environ={KEK_ENV_VAR: "zz" * 32})
     assert "zz" * 32 not in str(caught.value)
+
+
+def test_rewrapping_under_a_new_kek_keeps_every_value_readable(tmp_path: Path) -> None:
+    ring = Keyring(tmp_path, KEK)
+    sealed = ring.seal(b"value", b"k")
+    mac = ring.mac(b"index")
+    new_kek = bytes(reversed(KEK))
+    ring.rewrap(new_kek)
+    with pytest.raises(IntegrityError):
+        Keyring(tmp_path, KEK)
+    reopened = Keyring(tmp_path, new_kek)
+    assert reopened.open(sealed, b"k") == b"value"
+    assert reopened.mac(b"index") == mac
