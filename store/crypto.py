@@ -88,7 +88,11 @@ class KeyConfigurationError(Exception):
 
 
 def describe_record(aad: bytes) -> str:
-    """How errors name a record: its key in hex (keys hold only ids and opaque tokens)."""
+    """How errors name a record: its column family and key in hex (keys hold only ids,
+    opaque tokens and MACs, so naming them reveals no data)."""
+    family, sep, key = aad.partition(b":")
+    if sep and family.isascii() and family.isalpha():
+        return f"{family.decode()} record key {key.hex()}"
     return f"record key {aad.hex()}"
 
 
@@ -158,8 +162,9 @@ class Cipher(Protocol):
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes: ...
 
-    def open(self, sealed: bytes, aad: bytes) -> bytes:
-        """The plaintext; IntegrityError naming `aad` when authentication fails."""
+    def open(self, sealed: bytes, aad: bytes, record: str | None = None) -> bytes:
+        """The plaintext; IntegrityError naming `record` (default: `aad`) when
+        authentication fails."""
         ...
 
     def mac(self, data: bytes) -> bytes:
@@ -192,9 +197,11 @@ class PlaintextCipher:
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         return bytes((FORMAT_PLAINTEXT,)) + plaintext
 
-    def open(self, sealed: bytes, aad: bytes) -> bytes:
+    def open(self, sealed: bytes, aad: bytes, record: str | None = None) -> bytes:
         if not sealed or sealed[0] != FORMAT_PLAINTEXT:
-            raise IntegrityError(describe_record(aad), "value is not in the plaintext format")
+            raise IntegrityError(
+                record or describe_record(aad), "value is not in the plaintext format"
+            )
         return sealed[1:]
 
     def mac(self, data: bytes) -> bytes:
@@ -376,18 +383,19 @@ class Keyring:
         header = bytes((FORMAT_AES_GCM_V1,)) + key.version.to_bytes(4, "big") + nonce
         return header + key.aead.encrypt(nonce, plaintext, aad)
 
-    def open(self, sealed: bytes, aad: bytes) -> bytes:
+    def open(self, sealed: bytes, aad: bytes, record: str | None = None) -> bytes:
+        name = record or describe_record(aad)
         if len(sealed) < HEADER_BYTES + TAG_BYTES or sealed[0] != FORMAT_AES_GCM_V1:
-            raise IntegrityError(describe_record(aad), "value is not an encrypted value")
+            raise IntegrityError(name, "value is not an encrypted value")
         version = int.from_bytes(sealed[1:5], "big")
         key = self._keys.get(version)
         if key is None:
-            raise IntegrityError(describe_record(aad), f"names unknown data key v{version}")
+            raise IntegrityError(name, f"names unknown data key v{version}")
         try:
             return key.aead.decrypt(sealed[5:HEADER_BYTES], sealed[HEADER_BYTES:], aad)
         except InvalidTag:
             raise IntegrityError(
-                describe_record(aad),
+                name,
                 f"authentication failed under data key v{version} "
                 "(tampered, moved from another key, or written with another key)",
             ) from None

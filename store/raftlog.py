@@ -151,7 +151,7 @@ class DurableLog:
         path = self._dir / SNAPSHOT_FILE
         if not path.exists():
             return
-        plain = self._cipher.open(path.read_bytes(), _AAD_SNAPSHOT)
+        plain = self._cipher.open(path.read_bytes(), _AAD_SNAPSHOT, f"raft snapshot {path.name}")
         meta_len = int.from_bytes(plain[:4], "big")
         doc = json.loads(plain[4 : 4 + meta_len])
         conf = ConfState(
@@ -179,7 +179,7 @@ class DurableLog:
             raise IntegrityError(f"raft log {self._dir}", "too many segments")
         floor = self._dir / FLOOR_FILE
         if floor.exists():
-            plain = self._cipher.open(floor.read_bytes(), _AAD_FLOOR)
+            plain = self._cipher.open(floor.read_bytes(), _AAD_FLOOR, f"raft log {FLOOR_FILE}")
             self._dummy_index, self._dummy_term = _INDEX_TERM.unpack(plain)
         for position, (seq, path) in enumerate(paths):
             last = position == len(paths) - 1
@@ -255,7 +255,8 @@ class DurableLog:
             raise IntegrityError(f"raft log segment {segment.seq}", f"unknown record {kind}")
 
     def _open_hard_state(self, sealed: bytes) -> HardState:
-        term, vote, commit = _HARD_STATE.unpack(self._cipher.open(sealed, _AAD_HARD_STATE))
+        plain = self._cipher.open(sealed, _AAD_HARD_STATE, "raft log hard state")
+        term, vote, commit = _HARD_STATE.unpack(plain)
         return HardState(term=term, vote=vote, commit=commit)
 
     # -- in-memory index ----------------------------------------------------------------------
@@ -344,7 +345,9 @@ class DurableLog:
         sealed = os.pread(segment.fd, slot.length, slot.offset)
         if len(sealed) != slot.length:
             raise IntegrityError(f"raft log entry {index}", "segment shorter than indexed")
-        data = self._cipher.open(sealed, _entry_aad(index, slot.term))
+        data = self._cipher.open(
+            sealed, _entry_aad(index, slot.term), f"raft log entry {index} (term {slot.term})"
+        )
         return Entry(term=slot.term, index=index, type=slot.type, data=data)
 
     def snapshot(self) -> Snapshot:

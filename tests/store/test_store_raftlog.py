@@ -136,7 +136,7 @@ def test_tampered_entry_fails_authentication_naming_the_entry(tmp_path: Path) ->
     struct.pack_into(">I", data, last + 4, zlib.crc32(bytes(data[last + 8 : last + 8 + length])))
     segment.write_bytes(bytes(data))
     log = _open(tmp_path)
-    with pytest.raises(IntegrityError) as caught:
+    with pytest.raises(IntegrityError, match="raft log entry 3") as caught:
         log.entries(3, 4, NO_LIMIT)
     assert caught.value.status_code == "Neo.DatabaseError.General.StorageDamageDetected"
 

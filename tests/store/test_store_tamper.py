@@ -44,7 +44,7 @@ def test_flipped_byte_in_a_value_names_the_record(tmp_path: Path) -> None:
     assert graph.node(0) is not None
     with pytest.raises(IntegrityError) as caught:
         graph.node(1)
-    assert node_key(1).hex() in str(caught.value)
+    assert f"graph record key {node_key(1).hex()}" in str(caught.value)
     assert "value-1" not in str(caught.value)
     assert caught.value.status_code == "Neo.DatabaseError.General.StorageDamageDetected"
 
