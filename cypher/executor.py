@@ -504,6 +504,11 @@ class Executor:
         for _, expr in items:
             _collect_aggregates(expr, aggregates)
         if aggregates:
+            item_exprs = [expr for _, expr in items]
+            for sort_item in projection.order:
+                if sort_item.expression not in item_exprs:
+                    _collect_aggregates(sort_item.expression, aggregates)
+        if aggregates:
             projected = self._aggregate(items, aggregates, rows)
         else:
             projected = self._simple_projection(items, rows)
@@ -550,6 +555,7 @@ class Executor:
         for first_row, key_values, accumulators in groups.values():
             saved = ctx.aggregates
             ctx.aggregates = {id(acc.expr): acc.result() for acc in accumulators}
+            first_row = {**first_row, "\0agg": ctx.aggregates}
             try:
                 out = {}
                 for name, expr in items:
@@ -580,7 +586,15 @@ class Executor:
             key = []
             for sort_item in projection.order:
                 name = by_expr.get(sort_item.expression)
-                value = out[name] if name is not None else evaluate(sort_item.expression, env, ctx)
+                if name is not None:
+                    value = out[name]
+                else:
+                    saved = ctx.aggregates
+                    ctx.aggregates = original.get("\0agg", saved)
+                    try:
+                        value = evaluate(sort_item.expression, env, ctx)
+                    finally:
+                        ctx.aggregates = saved
                 key.append(value)
             keyed.append((key, out, original))
         for position in range(len(projection.order) - 1, -1, -1):

@@ -321,6 +321,8 @@ class _Analyzer:
                 columns.append(name)
         aggregating = False
         grouping: list[ast.Expr] = []
+        self._items = [item.expression for item in projection.items]
+        alias_error: CypherError | None = None
         for item in projection.items:
             self.expr(item.expression, scope, projection_item=True)
             if _contains_aggregate(item.expression):
@@ -333,8 +335,9 @@ class _Analyzer:
                 item.alias is None
                 and not is_return
                 and not isinstance(item.expression, ast.Variable)
+                and alias_error is None
             ):
-                raise _err("expression in WITH must be aliased", "NoExpressionAlias")
+                alias_error = _err("expression in WITH must be aliased", "NoExpressionAlias")
             if name in columns:
                 raise _err(f"column `{name}` defined twice", "ColumnNameConflict")
             columns.append(name)
@@ -351,7 +354,9 @@ class _Analyzer:
                 if _contains_aggregate(sort_item.expression):
                     if not any(sort_item.expression == i.expression for i in projection.items):
                         if aggregating:
-                            self._check_ambiguous(sort_item.expression, grouping, scope)
+                            self._check_order_aggregate(
+                                sort_item.expression, new_scope, scope, grouping
+                            )
                         else:
                             raise _err(
                                 "aggregation in ORDER BY after DISTINCT", "InvalidAggregation"
@@ -373,6 +378,8 @@ class _Analyzer:
                         "InvalidAggregation",
                     )
                 self.expr(sort_item.expression, order_scope, projection_item=True)
+        if alias_error is not None:
+            raise alias_error
         for bound in (projection.skip, projection.limit):
             if bound is not None:
                 self._check_count(bound)
@@ -391,10 +398,41 @@ class _Analyzer:
             if value < 0:
                 raise _err("SKIP and LIMIT take non-negative integers", "NegativeIntegerArgument")
 
+    def _check_order_aggregate(
+        self,
+        expr: ast.Expr,
+        new_scope: dict[str, str],
+        old_scope: dict[str, str],
+        grouping: list[ast.Expr],
+    ) -> None:
+        """ORDER BY with aggregates: outside them only aliases, constants and parameters."""
+        if is_aggregate(expr):
+            projected = any(expr == node for g in self._items for node in _walk(g))
+            self.expr(expr, old_scope if projected else new_scope, projection_item=True)
+            return
+        if isinstance(expr, ast.Property) and any(expr == g for g in grouping):
+            return
+        if isinstance(expr, ast.Variable):
+            if expr.name in new_scope:
+                return
+            used = any(
+                isinstance(node, ast.Variable) and node.name == expr.name
+                for g in grouping
+                for node in _walk(g)
+            )
+            if used:
+                raise _err(
+                    f"`{expr.name}` is used inside an aggregating ORDER BY item",
+                    "AmbiguousAggregationExpression",
+                )
+            raise _err(f"variable `{expr.name}` not defined", "UndefinedVariable")
+        for child in children(expr):
+            self._check_order_aggregate(child, new_scope, old_scope, grouping)
+
     def _check_ambiguous(
         self, expr: ast.Expr, grouping: list[ast.Expr], scope: dict[str, str]
     ) -> None:
-        if any(expr == g for g in grouping):
+        if any(expr == g for g in grouping) and isinstance(expr, (ast.Variable, ast.Property)):
             return
         if is_aggregate(expr):
             for child in children(expr):
