@@ -863,7 +863,15 @@ class Executor:
         def generate() -> Iterator[Row]:
             for row in rows:
                 if clause.args is None:
-                    args = [self.ctx.parameters.get(name) for name, _ in procedure.inputs]
+                    missing = [n for n, _ in procedure.inputs if n not in self.ctx.parameters]
+                    if missing:
+                        raise CypherError(
+                            f"expected parameter ${missing[0]}",
+                            "MissingParameter",
+                            kind="ParameterMissing",
+                            phase="compile time",
+                        )
+                    args = [self.ctx.parameters[name] for name, _ in procedure.inputs]
                 else:
                     args = [evaluate(arg, row, self.ctx) for arg in clause.args]
                 args = [

@@ -205,6 +205,12 @@ def tokenize(data: str) -> list[Token]:
             m = _NUMBER.match(data, pos)
             assert m is not None
             text = m.group(0)
+            if (
+                prev in ("LBRACE", "COMMA")
+                and re.match(r"\d+[A-Za-z_]", text)
+                and data[m.end() :].lstrip().startswith(":")
+            ):
+                raise _err(f"a name cannot start with a digit: {text!r}", pos, line_starts)
             tokens.append(_number_token(text, pos, m.end(), line_starts))
             pos = m.end()
             continue
@@ -231,7 +237,7 @@ def tokenize(data: str) -> list[Token]:
             pos = m.end()
             continue
         if ch in _DASHES:
-            tokens.append(_tok("MINUS", "-", ch, pos, pos + 1, line_starts))
+            tokens.append(_tok("MINUS", ch, ch, pos, pos + 1, line_starts))
             pos += 1
             continue
         for text, kind in PUNCTUATION:

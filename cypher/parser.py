@@ -415,6 +415,14 @@ class _Builder(Transformer[Token, Any]):
         return self._binary("+", items)
 
     def sub(self, items: list[Any]) -> ast.Expr:
+        operator = items[1]
+        if isinstance(operator, Token) and str(operator) != "-":
+            raise syntax_error(
+                f"invalid character {str(operator)!r} for subtraction",
+                "InvalidUnicodeCharacter",
+                operator.line,
+                operator.column,
+            )
         return self._binary("-", items)
 
     def mul(self, items: list[Any]) -> ast.Expr:

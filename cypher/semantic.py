@@ -168,6 +168,12 @@ class _Analyzer:
         for part in clause.patterns:
             self.pattern_part(part, scope, seen_rels, in_match=True)
         if clause.where is not None:
+            if isinstance(clause.where, ast.Variable) and scope.get(clause.where.name) in (
+                NODE,
+                REL,
+                PATH,
+            ):
+                raise _err("WHERE expects a boolean", "InvalidArgumentType")
             self.expr(clause.where, scope, where=True)
 
     def pattern_part(
@@ -190,7 +196,8 @@ class _Analyzer:
                 seen_rels.add(rel.variable)
                 kind = REL if rel.length is None else LIST
                 existing = scope.get(rel.variable)
-                if existing is not None and existing not in (kind, ANY):
+                allowed = (kind, ANY, "list_value") if kind == LIST else (kind, ANY)
+                if existing is not None and existing not in allowed:
                     raise _err(f"variable `{rel.variable}` is a {existing}", "VariableTypeConflict")
                 scope.setdefault(rel.variable, kind)
             if rel.properties is not None:
@@ -202,7 +209,7 @@ class _Analyzer:
 
     def properties(self, expr: ast.Expr, scope: dict[str, str]) -> None:
         if isinstance(expr, ast.Parameter):
-            return
+            raise _err("parameter maps cannot be used in MATCH patterns", "InvalidParameterUse")
         self.expr(expr, scope)
 
     def create(
@@ -237,6 +244,10 @@ class _Analyzer:
                     scope[name] = NODE
                     declared_here.add(name)
             for rel in part.rels:
+                if rel.variable is not None and rel.variable in scope:
+                    raise _err(
+                        f"variable `{rel.variable}` already declared", "VariableAlreadyBound"
+                    )
                 if len(rel.types) != 1:
                     raise _err(
                         "a relationship must have exactly one type to be created",
@@ -264,6 +275,8 @@ class _Analyzer:
                     scope[rel.variable] = REL
 
     def set_item(self, item: ast.SetItem, scope: dict[str, str]) -> None:
+        if isinstance(item.value, ast.PatternExpr):
+            raise _err("a pattern cannot be used as a value", "UnexpectedSyntax")
         self.expr(item.target, scope)
         if item.value is not None:
             self.expr(item.value, scope)
@@ -288,6 +301,20 @@ class _Analyzer:
             raise _err(
                 "procedure call inside a query needs arguments", "InvalidArgumentPassingMode"
             )
+        if clause.yield_star and not standalone:
+            raise _err("YIELD * is only allowed in a standalone CALL", "UnexpectedSyntax")
+        if clause.args is not None:
+            for arg, (_, declared) in zip(clause.args, procedure.inputs, strict=False):
+                known = static_type(arg)
+                wanted = declared.rstrip("?").upper()
+                if known in (None, "NULL") or wanted in (
+                    "ANY",
+                    "NUMBER" if known in ("INTEGER", "FLOAT") else "",
+                    "FLOAT" if known == "INTEGER" else "",
+                ):
+                    continue
+                if known != wanted:
+                    raise _err(f"procedure argument must be {wanted}", "InvalidArgumentType")
         if clause.yields is None:
             if not standalone and procedure.outputs:
                 raise _err("procedure call inside a query needs YIELD", "UndefinedVariable")
@@ -324,6 +351,13 @@ class _Analyzer:
         self._items = [item.expression for item in projection.items]
         alias_error: CypherError | None = None
         for item in projection.items:
+            if (
+                isinstance(item.expression, ast.PatternExpr)
+                and item.expression.pattern.shortest is None
+            ):
+                raise _err(
+                    "a pattern cannot be projected; use a pattern comprehension", "UnexpectedSyntax"
+                )
             self.expr(item.expression, scope, projection_item=True)
             if _contains_aggregate(item.expression):
                 aggregating = True
@@ -510,9 +544,10 @@ class _Analyzer:
         if isinstance(expr, ast.FunctionCall):
             self._check_function(expr)
         _check_static_types(expr)
+        _check_arithmetic(expr, scope)
         if isinstance(expr, (ast.ListComprehension, ast.Quantifier)):
             self.expr(expr.source, scope, where, projection_item, in_aggregate, depth + 1)
-            inner = {**scope, expr.variable: ANY}
+            inner = {**scope, expr.variable: _element_kind(expr.source)}
             for sub in (expr.where, getattr(expr, "projection", None)):
                 if sub is not None:
                     self.expr(sub, inner, where, projection_item, in_aggregate, depth + 1)
@@ -547,6 +582,15 @@ class _Analyzer:
         if isinstance(expr, ast.ExistsSubquery):
             inner = dict(scope)
             if expr.query is not None:
+                for part in expr.query.parts:
+                    for clause in part.clauses:
+                        if isinstance(
+                            clause,
+                            (ast.Create, ast.Merge, ast.SetClause, ast.Remove, ast.Delete),
+                        ):
+                            raise _err(
+                                "EXISTS subqueries cannot update", "InvalidClauseComposition"
+                            )
                 self.query(expr.query, inner, top_level=False)
             else:
                 seen: set[str] = set()
@@ -559,7 +603,7 @@ class _Analyzer:
             self.expr(expr.variable, scope, depth=depth + 1)
         if isinstance(expr, ast.Property) and isinstance(expr.subject, ast.Variable):
             kind = scope.get(expr.subject.name)
-            if kind in ("integer", "float", "boolean", "string", LIST, PATH):
+            if kind in ("integer", "float", "boolean", "string", "list_value", LIST, PATH):
                 raise CypherError(
                     f"cannot read a property of a {kind}",
                     "InvalidArgumentType",
@@ -571,7 +615,14 @@ class _Analyzer:
             if expr.name.lower() == "size" and isinstance(arg, ast.PatternExpr):
                 raise _err("size() of a pattern is not supported", "UnexpectedSyntax")
             if isinstance(arg, ast.Variable):
-                wanted = {"type": (REL, ANY), "labels": (NODE, ANY)}.get(expr.name.lower())
+                wanted = {
+                    "type": (REL, ANY),
+                    "labels": (NODE, ANY),
+                    "length": (PATH, ANY),
+                    "size": (ANY, LIST, "list_value", "string"),
+                    "nodes": (PATH, ANY),
+                    "relationships": (PATH, ANY),
+                }.get(expr.name.lower())
                 if wanted and scope.get(arg.name, ANY) not in wanted:
                     raise _err(f"{expr.name}() of a {scope[arg.name]}", "InvalidArgumentType")
         for child in children(expr):
@@ -609,13 +660,23 @@ def _contains_aggregate(expr: Any) -> bool:
     return any(_contains_aggregate(child) for child in children(expr))
 
 
+def _element_kind(source: ast.Expr) -> str:
+    if isinstance(source, ast.ListLiteral) and source.items:
+        kinds = {static_type(item) for item in source.items}
+        if len(kinds) == 1:
+            (only,) = kinds
+            if only in ("STRING", "BOOLEAN"):
+                return only.lower()
+    return ANY
+
+
 def _kind_of(expr: ast.Expr, scope: dict[str, str]) -> str:
     if isinstance(expr, ast.Variable):
         return scope.get(expr.name, ANY)
     known = static_type(expr)
     if known is None or known == "NULL":
         return ANY
-    return LIST if known == "LIST" else known.lower()
+    return "list_value" if known == "LIST" else known.lower()
 
 
 _BOOLEAN_OK = (None, "BOOLEAN", "NULL")
@@ -643,6 +704,16 @@ def static_type(expr: Any) -> str | None:
     if isinstance(expr, (ast.MapLiteral, ast.MapProjection)):
         return "MAP"
     return None
+
+
+def _check_arithmetic(expr: Any, scope: dict[str, str]) -> None:
+    if isinstance(expr, ast.BinaryOp) and expr.op in ("%", "*", "/", "^", "-"):
+        for operand in (expr.left, expr.right):
+            if isinstance(operand, ast.Variable) and scope.get(operand.name) in (
+                "string",
+                "boolean",
+            ):
+                raise _err(f"{expr.op} cannot take a {scope[operand.name]}", "InvalidArgumentType")
 
 
 def _check_static_types(expr: Any) -> None:
