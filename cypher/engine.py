@@ -155,6 +155,15 @@ class Engine:
             columns, rows = executor.run_query(statement.body)
         except RecursionError:
             raise CypherError("query nested too deeply", "NestingTooDeep") from None
+        except CypherError:
+            raise
+        except (ArithmeticError, ValueError, TypeError, LookupError) as error:
+            # A bug in the engine must still end the statement with a typed error.
+            raise CypherError(
+                f"internal error: {type(error).__name__}: {error}",
+                "ExecutionFailed",
+                kind="ExecutionFailed",
+            ) from error
         if statement.mode == "EXPLAIN":
             return columns, []
         return columns, rows

@@ -23,6 +23,7 @@ _STATUS_BY_KIND = {
     "ParameterMissing": "Neo.ClientError.Statement.ParameterMissing",
     "ResourceLimit": "Neo.ClientError.General.MemoryPoolOutOfMemoryError",
     "Unsupported": "Neo.ClientError.Statement.FeatureDeprecationWarning",
+    "ExecutionFailed": "Neo.DatabaseError.Statement.ExecutionFailed",
 }
 
 COMPILE_TIME = "compile time"

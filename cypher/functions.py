@@ -45,6 +45,10 @@ def _abs(ctx: Context, value: Any) -> Any:
     if value is None:
         return None
     _num(value, "abs")
+    if isinstance(value, int) and value == INT64_MIN:
+        from cypher.errors import arithmetic_error
+
+        raise arithmetic_error("integer overflow", "IntegerOverflow")
     return abs(value)
 
 
@@ -90,8 +94,16 @@ def _round(ctx: Context, value: Any, precision: Any = 0, mode: Any = "HALF_UP") 
     }
     if precision == 0 and mode == "HALF_UP":
         return float(math.floor(value + 0.5))
+    from decimal import InvalidOperation
+
+    rounding = modes.get(str(mode).upper())
+    if rounding is None:
+        raise argument_error(f"unknown rounding mode {mode}", "InvalidArgumentValue")
     quant = Decimal(1).scaleb(-int(precision))
-    return float(Decimal(repr(float(value))).quantize(quant, rounding=modes[str(mode).upper()]))
+    try:
+        return float(Decimal(repr(float(value))).quantize(quant, rounding=rounding))
+    except InvalidOperation:
+        return float(value)
 
 
 def _sign(ctx: Context, value: Any) -> Any:

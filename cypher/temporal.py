@@ -258,6 +258,9 @@ def _make_duration(months: Any, days: Any, seconds: Any, nanos: Any) -> Duration
     day_int = int(days)
     total_nanos = round((seconds + (days - day_int) * DAY_S) * NANOS + nanos)
     sec, nano = divmod(total_nanos, NANOS)
+    for part in (month_int, day_int, sec):
+        if not sv.INT64_MIN <= part <= sv.INT64_MAX:
+            raise argument_error("duration out of range", "NumberOutOfRange")
     return Duration(month_int, day_int, int(sec), int(nano))
 
 
@@ -1060,6 +1063,11 @@ def _point(ctx: Any, fields: Any) -> Any:
     keys = {k.lower(): v for k, v in fields.items()}
     if any(v is None for v in keys.values()):
         return None
+    for name in ("x", "y", "z", "longitude", "latitude", "height"):
+        if name in keys and (
+            isinstance(keys[name], bool) or not isinstance(keys[name], (int, float))
+        ):
+            raise type_error(f"point() {name} must be a number", "InvalidArgumentValue")
     crs = str(keys.get("crs", "")).lower()
     if "longitude" in keys or "latitude" in keys or crs.startswith("wgs"):
         x = float(keys.get("longitude", keys.get("x", 0.0)))
