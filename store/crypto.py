@@ -384,19 +384,21 @@ class Keyring:
         return header + key.aead.encrypt(nonce, plaintext, aad)
 
     def open(self, sealed: bytes, aad: bytes, record: str | None = None) -> bytes:
-        name = record or describe_record(aad)
+        # The hot path of every read: no work beyond the decryption unless it fails.
         if len(sealed) < HEADER_BYTES + TAG_BYTES or sealed[0] != FORMAT_AES_GCM_V1:
-            raise IntegrityError(name, "value is not an encrypted value")
-        version = int.from_bytes(sealed[1:5], "big")
-        key = self._keys.get(version)
+            raise IntegrityError(record or describe_record(aad), "value is not encrypted")
+        key = self._keys.get(int.from_bytes(sealed[1:5], "big"))
         if key is None:
-            raise IntegrityError(name, f"names unknown data key v{version}")
+            version = int.from_bytes(sealed[1:5], "big")
+            raise IntegrityError(
+                record or describe_record(aad), f"names unknown data key v{version}"
+            )
         try:
             return key.aead.decrypt(sealed[5:HEADER_BYTES], sealed[HEADER_BYTES:], aad)
         except InvalidTag:
             raise IntegrityError(
-                name,
-                f"authentication failed under data key v{version} "
+                record or describe_record(aad),
+                f"authentication failed under data key v{key.version} "
                 "(tampered, moved from another key, or written with another key)",
             ) from None
 
