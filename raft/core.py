@@ -646,7 +646,9 @@ class Raft:
         self._send_read_index(m)
 
     def _send_read_index(self, m: Message) -> None:
-        if self.read_only.option is ReadOnlyOption.LEASE_BASED and self.lease_valid():
+        if defects.active(Defect.READ_INDEX_WITHOUT_QUORUM) or (
+            self.read_only.option is ReadOnlyOption.LEASE_BASED and self.lease_valid()
+        ):
             self._respond_read_index(m, self.log.committed)
             return
         ctx = m.entries[0].data

@@ -19,6 +19,10 @@ class Defect(enum.Enum):
     """Grant votes without checking that the candidate's log is at least as up to date."""
     LEASE_READ_WITHOUT_QUORUM = "lease-read-without-quorum"
     """Serve lease reads whether or not a quorum acknowledged the leader recently."""
+    APPEND_WITHOUT_LOG_MATCH = "append-without-log-match"
+    """Followers accept appends without checking the term of the preceding entry."""
+    READ_INDEX_WITHOUT_QUORUM = "read-index-without-quorum"
+    """Answer ReadIndex at once, without a heartbeat round confirming leadership."""
 
 
 _active: set[Defect] = set()

@@ -6,6 +6,8 @@ with truncation). It must never write to storage: the application does that from
 
 from __future__ import annotations
 
+from raft import defects
+from raft.defects import Defect
 from raft.errors import CompactedError, UnavailableError
 from raft.storage import NO_LIMIT, Storage, limit_size
 from raft.types import Entry, Snapshot
@@ -82,7 +84,9 @@ class RaftLog:
 
         Returns the index of the last new entry, or None when the log does not match.
         """
-        if not self.match_term(index, log_term):
+        if not self.match_term(index, log_term) and not (
+            defects.active(Defect.APPEND_WITHOUT_LOG_MATCH) and index <= self.last_index()
+        ):
             return None
         last_new = index + len(entries)
         conflict = self.find_conflict(entries)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from raft.core import Config
 from raft.errors import ProposalDroppedError
+from raft.quorum import VoteResult
 from raft.rawnode import RawNode, Ready
 from raft.read_only import ReadOnlyOption
 from raft.storage import NO_LIMIT, MemoryStorage
@@ -479,6 +480,49 @@ class Simulation:
             for entry in log.slice(first, commit + 1, NO_LIMIT):
                 self._check_committed(node, entry.index, entry.term, entry.data)
         node.checked_commit = commit
+        if raw.raft.state is StateType.LEADER and commit >= log.first_index():
+            self._check_commit_is_durable(node, raw, commit, log.term(commit))
+
+    def _log_tip(self, node: SimNode) -> tuple[int, int]:
+        """(last term, last index) a node would campaign or vote with."""
+        if node.raw is not None:
+            log = node.raw.raft.log
+            return log.last_term(), log.last_index()
+        storage = node.storage
+        return storage.term(storage.last_index()), storage.last_index()
+
+    def _holds(self, node: SimNode, index: int, term: int) -> bool:
+        if node.raw is not None:
+            log = node.raw.raft.log
+            if index < log.first_index():
+                return True  # inside its snapshot: only committed entries get there
+            return log.match_term(index, term)
+        storage = node.storage
+        if index < storage.first_index():
+            return True
+        return index <= storage.last_index() and storage.term(index) == term
+
+    def _check_commit_is_durable(
+        self, leader: SimNode, raw: RawNode, index: int, term: int
+    ) -> None:
+        """A committed entry can never be lost: no node without it may have a log at least
+        as up to date as a quorum of voters (they would elect it). Checked the moment a
+        leader commits, this catches an unsafe commit before any election exposes it."""
+        config = raw.raft.trk.config.voters
+        for candidate in self.nodes.values():
+            if self._holds(candidate, index, term):
+                continue
+            tip = self._log_tip(candidate)
+            votes = {}
+            for voter in config.ids():
+                other = self.nodes.get(voter)
+                votes[voter] = other is not None and tip >= self._log_tip(other)
+            if config.vote_result(votes) is VoteResult.WON:
+                raise Violation(
+                    "committed-entry-durability",
+                    f"n{leader.id} committed index {index} (term {term}) in term "
+                    f"{raw.raft.term}, but n{candidate.id}, without it, could be elected",
+                )
 
     def _check_committed(self, node: SimNode, index: int, term: int, data: bytes | None) -> None:
         """State-machine safety: one entry per index, ever, on every node."""
@@ -535,7 +579,10 @@ class Simulation:
         live = self.live_nodes()
         if not live:
             return
-        node = self.rng.choice(live)
+        leaders = [n for n in live if n.raw is not None and n.raw.raft.state is StateType.LEADER]
+        # Clients send reads where they believe the leader is, stale leaders included (a
+        # client on the minority side of a partition still talks to the old leader).
+        node = self.rng.choice(leaders if leaders and self.rng.random() < 0.5 else live)
         assert node.raw is not None
         self.read_counter += 1
         ctx = f"r{self.read_counter}".encode()
