@@ -186,23 +186,26 @@ def test_reencryption_moves_every_value_to_the_new_key(tmp_path: Path) -> None:
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(write_sets)
-def test_rocksdb_store_matches_memory_graph(
+def test_two_stores_and_the_memory_graph_agree(
     tmp_path_factory: pytest.TempPathFactory, sets: list[WriteSet]
 ) -> None:
     path = tmp_path_factory.mktemp("graph")
-    store = GraphStore(
-        path / "graph", PlaintextCipher() if len(sets) % 3 == 0 else Keyring(path, KEK)
-    )
+    # Two stores with different keys (one not encrypting at all): same logical content.
+    stores = [
+        GraphStore(path / "encrypted", Keyring(path, KEK)),
+        GraphStore(path / "plaintext", PlaintextCipher()),
+    ]
     model = MemoryGraph()
     for index, write_set in enumerate(sets, start=1):
         model, outcome = apply_to_model(model, write_set)
-        if outcome == "ok":
-            store.apply(write_set, index)
-        else:
-            with pytest.raises(
-                ConstraintViolationError if outcome == "violation" else WriteSetError
-            ):
+        for store in stores:
+            if outcome == "ok":
                 store.apply(write_set, index)
-        assert store.canonical_dump() == model.canonical_dump()
-    views_agree(store, model)
-    store.close()
+            else:
+                expected = ConstraintViolationError if outcome == "violation" else WriteSetError
+                with pytest.raises(expected):
+                    store.apply(write_set, index)
+        assert stores[0].canonical_dump() == stores[1].canonical_dump() == model.canonical_dump()
+    for store in stores:
+        views_agree(store, model)
+        store.close()
