@@ -81,6 +81,7 @@ class Executor:
         self.star_columns = star_columns
         self.limits = limits
         self.expansions = 0
+        self._label_counts: dict[str | None, int] = {}
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -291,9 +292,9 @@ class Executor:
         for index, node in enumerate(part.nodes):
             if node.variable is not None and isinstance(row.get(node.variable), NodeRef):
                 return index
-            cost: float = self.tx.view.count_nodes() + 1
+            cost: float = self._count(None) + 1
             if node.labels:
-                cost = min(self.tx.view.count_nodes(label) for label in node.labels)
+                cost = min(self._count(label) for label in node.labels)
                 if isinstance(node.properties, ast.MapLiteral):
                     for key, _ in node.properties.items:
                         if any(self.tx.view.has_index(label, key) for label in node.labels):
@@ -301,6 +302,14 @@ class Executor:
             if cost < best_cost:
                 best, best_cost = index, cost
         return best
+
+    def _count(self, label: str | None) -> int:
+        """Committed node count of a label, memoised for the statement (a planning estimate)."""
+        count = self._label_counts.get(label)
+        if count is None:
+            count = self.tx.view.count_nodes(label)
+            self._label_counts[label] = count
+        return count
 
     def _node_candidates(self, pattern: ast.NodePattern, row: Row) -> Iterable[NodeRef]:
         if pattern.variable is not None and pattern.variable in row:
@@ -321,7 +330,7 @@ class Executor:
                             seek = self.tx.node_ids_by_property(label, key, value)
                             if seek is not None:
                                 return (NodeRef(i) for i in seek)
-            label = min(pattern.labels, key=self.tx.view.count_nodes)
+            label = min(pattern.labels, key=self._count)
             return (NodeRef(i) for i in self.tx.node_ids_by_label(label))
         return (NodeRef(i) for i in self.tx.node_ids())
 

@@ -74,9 +74,11 @@ class TxState:
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
     next_node_id: int = -1
     next_rel_id: int = -1
+    touched_nodes: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.next_node_id, self.next_rel_id = self.view.next_ids()
+        self._base_next_node = self.next_node_id
 
     @property
     def dirty(self) -> bool:
@@ -201,10 +203,6 @@ class TxState:
                 result.append(RelInfo(rel_id, data.type, data.start, data.end))
         return result
 
-    @property
-    def _base_next_node(self) -> int:
-        return self.view.next_ids()[0]
-
     def relationship_ids(self) -> Iterator[int]:
         for rel_id in self.view.relationship_ids():
             if rel_id not in self.deleted_rels:
@@ -222,6 +220,7 @@ class TxState:
         unique_labels = tuple(dict.fromkeys(labels))
         self.nodes[node_id] = _NodeData(set(unique_labels), dict(props))
         self.created_nodes.append(node_id)
+        self.touched_nodes.add(node_id)
         self.operations.append(ws.CreateNode(node_id, unique_labels, tuple(props.items())))
         self.counters["nodes_created"] += 1
         self.counters["labels_added"] += len(unique_labels)
@@ -259,6 +258,7 @@ class TxState:
         else:
             data.properties[key] = value
         self.operations.append(ws.SetNodeProperty(node_id, key, value))
+        self.touched_nodes.add(node_id)
         self.counters["properties_set"] += 1
 
     def set_rel_property(self, rel_id: int, key: str, value: Any) -> None:
@@ -284,6 +284,7 @@ class TxState:
             return
         data.labels.add(label)
         self.operations.append(ws.AddLabel(node_id, label))
+        self.touched_nodes.add(node_id)
         self.counters["labels_added"] += 1
 
     def remove_label(self, node_id: int, label: str) -> None:
@@ -320,6 +321,59 @@ class TxState:
         self.operations.append(operation)
         self.counters[counter] += 1
 
+    def _check_uniqueness(self) -> None:
+        """Uniqueness constraints hold for every node this transaction created or changed."""
+        if not self.touched_nodes:
+            return
+        from cypher.values import group_key
+
+        for constraint in self.view.constraints():
+            seen: dict[object, int] = {}
+            for node_id in sorted(self.touched_nodes):
+                if node_id in self.deleted_nodes:
+                    continue
+                data = self.nodes[node_id]
+                if constraint.label not in data.labels:
+                    continue
+                values = [data.properties.get(key) for key in constraint.properties]
+                if any(value is None for value in values):
+                    continue
+                key = tuple(group_key(value) for value in values)
+                other = seen.get(key)
+                if other is None:
+                    other = self._committed_holder(constraint, values, node_id)
+                if other is not None:
+                    raise CypherError(
+                        f"node {node_id} already exists with label `{constraint.label}` and "
+                        f"properties {list(constraint.properties)} (node {other})",
+                        "UniquenessConstraintViolation",
+                        kind="ConstraintValidationFailed",
+                    )
+                seen[key] = node_id
+
+    def _committed_holder(self, constraint: Any, values: list[Any], node_id: int) -> int | None:
+        from cypher.values import equals
+
+        first_key = constraint.properties[0]
+        if self.view.has_index(constraint.label, first_key):
+            candidates: Iterator[int] = self.view.node_ids_by_property(
+                constraint.label, first_key, values[0]
+            )
+        else:
+            candidates = self.view.node_ids_by_label(constraint.label)
+        for other in candidates:
+            if other == node_id or other in self.deleted_nodes or other in self.touched_nodes:
+                continue
+            data = self._node(other)
+            if data is None or constraint.label not in data.labels:
+                continue
+            if all(
+                equals(data.properties.get(key), value) is True
+                for key, value in zip(constraint.properties, values, strict=True)
+            ):
+                return other
+        return None
+
     def finish(self) -> ws.WriteSet:
         """Check end-of-statement invariants and return the write set."""
         for node_id in sorted(self.deleted_nodes):
@@ -329,6 +383,7 @@ class TxState:
                     "DeleteConnectedNode",
                     kind="ConstraintVerificationFailed",
                 )
+        self._check_uniqueness()
         operations = list(self.operations)
         operations.extend(ws.DeleteNode(node_id) for node_id in sorted(self.deleted_nodes))
         return ws.WriteSet(tuple(operations))

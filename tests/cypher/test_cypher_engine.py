@@ -91,3 +91,26 @@ def test_deleting_a_connected_node_without_detach_fails() -> None:
 def test_plans_are_cached_by_query_text() -> None:
     engine = Engine()
     assert engine.plan("RETURN 1") is engine.plan("RETURN 1")
+
+
+def test_uniqueness_constraint_rejects_a_duplicate_with_a_schema_error() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE CONSTRAINT person_email FOR (p:Person) REQUIRE p.email IS UNIQUE")
+    run(graph, "CREATE (:Person {email: 'a@x'})")
+    with pytest.raises(CypherError) as info:
+        run(graph, "CREATE (:Person {email: 'a@x'})")
+    assert info.value.status_code == "Neo.ClientError.Schema.ConstraintValidationFailed"
+    with pytest.raises(CypherError):
+        run(graph, "CREATE (:Person {email: 'b@x'}), (:Person {email: 'b@x'})")
+    run(graph, "CREATE (:Person {email: 'c@x'})")
+    assert graph.count_nodes("Person") == 2
+
+
+def test_index_seek_is_used_and_agrees_with_a_scan() -> None:
+    graph = MemoryGraph()
+    run(graph, "UNWIND range(1, 50) AS i CREATE (:P {id: i % 10})")
+    scan = run(graph, "MATCH (p:P {id: 3}) RETURN count(p)").rows
+    run(graph, "CREATE INDEX FOR (p:P) ON (p.id)")
+    assert graph.has_index("P", "id")
+    assert run(graph, "MATCH (p:P {id: 3}) RETURN count(p)").rows == scan == [[5]]
+    assert run(graph, "MATCH (p:P {id: $v}) RETURN count(p)", {"v": 3.0}).rows == [[5]]
