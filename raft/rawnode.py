@@ -134,10 +134,10 @@ class RawNode:
         raft = self.raft
         if raft.broadcast_pending or raft.msgs or raft.read_states:
             return True
-        if raft.soft_state() != self._prev_soft:
+        soft, hard = self._prev_soft, self._prev_hard
+        if raft.lead != soft.lead or raft.state is not soft.state:
             return True
-        hard = raft.hard_state()
-        if not hard.is_empty() and hard != self._prev_hard:
+        if raft.term != hard.term or raft.vote != hard.vote or raft.log.committed != hard.commit:
             return True
         if raft.log.has_pending_snapshot() or raft.log.unstable.entries:
             return True

@@ -206,7 +206,8 @@ class Simulation:
         self.rng = random.Random(options.seed)
         self.knobs = Knobs.draw(self.rng)
         self.now = 0.0
-        self.trace: deque[str] = deque(maxlen=TRACE_LINES)
+        # (time, text or message): messages are formatted only when a trace is printed.
+        self.trace_events: deque[tuple[float, str | Message]] = deque(maxlen=TRACE_LINES)
         self.nodes: dict[int, SimNode] = {}
         self.next_node_id = options.nodes + 1
         self.network: list[tuple[float, int, Message]] = []
@@ -243,7 +244,14 @@ class Simulation:
     # -- reporting ----------------------------------------------------------------------------
 
     def log(self, text: str) -> None:
-        self.trace.append(f"t={self.now:8.2f} {text}")
+        self.trace_events.append((self.now, text))
+
+    @property
+    def trace(self) -> list[str]:
+        return [
+            f"t={at:8.2f} {event if isinstance(event, str) else 'deliver ' + _describe(event)}"
+            for at, event in self.trace_events
+        ]
 
     def replay_command(self) -> str:
         o = self.options
@@ -327,7 +335,7 @@ class Simulation:
         if (message.sender, message.to) in self.blocked or target is None or target.raw is None:
             self._dropped(message)
             return
-        self.log(f"deliver {_describe(message)}")
+        self.trace_events.append((self.now, message))
         target.raw.step(message)
         self.process(target)
         if message.type is MessageType.SNAPSHOT:
