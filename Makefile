@@ -44,8 +44,9 @@ proto: venv
 tck: venv
 	$(BIN)/python tests/cypher/tck_runner.py
 
+# The soak: 20,000 seeds over 3, 5 and 7 nodes, one worker process per core.
 sim: venv
-	$(BIN)/quiver sim --seeds 20000
+	$(BIN)/quiver sim --seeds 20000 --jobs $(shell nproc)
 
 bench: venv
 	$(BIN)/quiver bench
