@@ -5,6 +5,8 @@ big-endian fields or length-prefixed bytes; maps in sorted key order), so the sa
 the same bytes on every node, and ``index_key_bytes``: the encoding that index keys are a
 MAC of, where values Cypher calls equal (1 and 1.0, 0.0 and -0.0) meet.
 
+Also the bytes of a ``WriteSet`` (``encode_write_set``): what a Raft entry carries.
+
 Must never: depend on dict insertion order, the platform or the interpreter; or accept a
 value it cannot decode back to an equal one.
 """
@@ -27,6 +29,22 @@ from store.values import (
     Point,
     Time,
     Value,
+)
+from store.writeset import (
+    AddLabel,
+    CreateIndex,
+    CreateNode,
+    CreateRelationship,
+    CreateUniqueConstraint,
+    DeleteNode,
+    DeleteRelationship,
+    DropConstraint,
+    DropIndex,
+    Operation,
+    RemoveLabel,
+    SetNodeProperty,
+    SetRelationshipProperty,
+    WriteSet,
 )
 
 _NULL: Final = 0x00
@@ -266,3 +284,130 @@ def _decode(data: bytes, offset: int, depth: int) -> tuple[Value, int]:
         z = coordinates[2] if has_z else None
         return Point(srid, coordinates[0], coordinates[1], z), at
     raise DecodeError(f"unknown value tag {tag:#04x} at offset {offset}")
+
+
+# -- write sets ------------------------------------------------------------------------------
+
+_WRITE_SET_FORMAT: Final = 1
+
+
+def encode_write_set(write_set: WriteSet) -> bytes:
+    """Deterministic bytes for a write set (what the leader proposes to Raft)."""
+    operations: list[Value] = []
+    for op in write_set.operations:
+        operations.append(_encode_operation(op))
+    return encode_value([_WRITE_SET_FORMAT, operations])
+
+
+def _props(properties: tuple[tuple[str, Value], ...]) -> list[Value]:
+    return [[key, value] for key, value in properties]
+
+
+def _names(names: tuple[str, ...]) -> list[Value]:
+    return list(names)
+
+
+def _encode_operation(op: Operation) -> Value:
+    if isinstance(op, CreateNode):
+        return ["CreateNode", op.node_id, _names(op.labels), _props(op.properties)]
+    if isinstance(op, DeleteNode):
+        return ["DeleteNode", op.node_id]
+    if isinstance(op, CreateRelationship):
+        return ["CreateRelationship", op.rel_id, op.type, op.start, op.end, _props(op.properties)]
+    if isinstance(op, DeleteRelationship):
+        return ["DeleteRelationship", op.rel_id]
+    if isinstance(op, SetNodeProperty):
+        return ["SetNodeProperty", op.node_id, op.key, op.value]
+    if isinstance(op, SetRelationshipProperty):
+        return ["SetRelationshipProperty", op.rel_id, op.key, op.value]
+    if isinstance(op, AddLabel):
+        return ["AddLabel", op.node_id, op.label]
+    if isinstance(op, RemoveLabel):
+        return ["RemoveLabel", op.node_id, op.label]
+    if isinstance(op, CreateIndex):
+        return ["CreateIndex", op.name, op.label, _names(op.properties), op.on_relationships]
+    if isinstance(op, DropIndex):
+        return ["DropIndex", op.name]
+    if isinstance(op, CreateUniqueConstraint):
+        return ["CreateUniqueConstraint", op.name, op.label, _names(op.properties)]
+    if isinstance(op, DropConstraint):
+        return ["DropConstraint", op.name]
+    raise InvalidValueError(f"unknown operation {type(op).__name__}")
+
+
+def decode_write_set(data: bytes) -> WriteSet:
+    """The write set `encode_write_set` made; DecodeError for anything else."""
+    try:
+        doc = decode_value(data)
+        if not isinstance(doc, list) or len(doc) != 2 or doc[0] != _WRITE_SET_FORMAT:
+            raise DecodeError("not a write set")
+        raw_operations = doc[1]
+        if not isinstance(raw_operations, list):
+            raise DecodeError("not a write set")
+        return WriteSet(tuple(_decode_operation(item) for item in raw_operations))
+    except (TypeError, ValueError, AssertionError) as error:
+        if isinstance(error, DecodeError):
+            raise
+        raise DecodeError(f"malformed write set ({type(error).__name__})") from None
+
+
+def _int(value: Value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise DecodeError("expected an integer")
+    return value
+
+
+def _str(value: Value) -> str:
+    if not isinstance(value, str):
+        raise DecodeError("expected a string")
+    return value
+
+
+def _str_tuple(value: Value) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise DecodeError("expected a list of names")
+    return tuple(_str(item) for item in value)
+
+
+def _prop_tuple(value: Value) -> tuple[tuple[str, Value], ...]:
+    if not isinstance(value, list):
+        raise DecodeError("expected a list of properties")
+    pairs: list[tuple[str, Value]] = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 2:
+            raise DecodeError("expected a [key, value] pair")
+        pairs.append((_str(item[0]), item[1]))
+    return tuple(pairs)
+
+
+def _decode_operation(item: Value) -> Operation:
+    if not isinstance(item, list) or not item:
+        raise DecodeError("expected an operation")
+    kind, *args = item
+    if kind == "CreateNode" and len(args) == 3:
+        return CreateNode(_int(args[0]), _str_tuple(args[1]), _prop_tuple(args[2]))
+    if kind == "DeleteNode" and len(args) == 1:
+        return DeleteNode(_int(args[0]))
+    if kind == "CreateRelationship" and len(args) == 5:
+        return CreateRelationship(
+            _int(args[0]), _str(args[1]), _int(args[2]), _int(args[3]), _prop_tuple(args[4])
+        )
+    if kind == "DeleteRelationship" and len(args) == 1:
+        return DeleteRelationship(_int(args[0]))
+    if kind == "SetNodeProperty" and len(args) == 3:
+        return SetNodeProperty(_int(args[0]), _str(args[1]), args[2])
+    if kind == "SetRelationshipProperty" and len(args) == 3:
+        return SetRelationshipProperty(_int(args[0]), _str(args[1]), args[2])
+    if kind == "AddLabel" and len(args) == 2:
+        return AddLabel(_int(args[0]), _str(args[1]))
+    if kind == "RemoveLabel" and len(args) == 2:
+        return RemoveLabel(_int(args[0]), _str(args[1]))
+    if kind == "CreateIndex" and len(args) == 4:
+        return CreateIndex(_str(args[0]), _str(args[1]), _str_tuple(args[2]), args[3] is True)
+    if kind == "DropIndex" and len(args) == 1:
+        return DropIndex(_str(args[0]))
+    if kind == "CreateUniqueConstraint" and len(args) == 3:
+        return CreateUniqueConstraint(_str(args[0]), _str(args[1]), _str_tuple(args[2]))
+    if kind == "DropConstraint" and len(args) == 1:
+        return DropConstraint(_str(args[0]))
+    raise DecodeError(f"unknown operation {kind!r}")
