@@ -22,7 +22,9 @@ tail and dropped at the head in whole segments never pays for memtables and comp
 
 Record frame: ``length u32 | crc32 u32 | body``; the CRC covers the body. Bodies:
   HEAD  (starts every segment): dummy index, dummy term, sealed hard state
-  ENTRY: index, term, entry type, sealed data (associated data: index and term)
+  ENTRIES: count, then index, term, type and data length per entry; then all the entries'
+           data sealed as ONE value (associated data: the header), so a batch costs one
+           AEAD operation however many entries it holds
   HARD_STATE: sealed hard state
   COMPACT / RESET: index, term (compaction point; reset after installing a snapshot)
 Replay applies the records in order with the same rules as ``raft.storage.MemoryStorage``,
@@ -42,6 +44,7 @@ import os
 import struct
 import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,11 +72,13 @@ FLOOR_FILE: Final = "floor.bin"
 
 _FRAME = struct.Struct(">II")
 _INDEX_TERM = struct.Struct(">QQ")
-_ENTRY_HEAD = struct.Struct(">QQB")
+_ENTRY_HEAD = struct.Struct(">QQBI")
+"""index, term, entry type, data length: one per entry in an ENTRIES record's header."""
+_COUNT = struct.Struct(">I")
 _HARD_STATE = struct.Struct(">QQQ")
 
 _HEAD = 1
-_ENTRY = 2
+_ENTRIES = 2
 _HARD = 3
 _COMPACT = 4
 _RESET = 5
@@ -83,8 +88,11 @@ _AAD_SNAPSHOT = b"raftlog/snapshot"
 _AAD_FLOOR = b"raftlog/floor"
 
 
-def _entry_aad(index: int, term: int) -> bytes:
-    return b"raftlog/entry/" + _INDEX_TERM.pack(index, term)
+_AAD_ENTRIES = b"raftlog/entries/"
+
+RECORD_CACHE_RECORDS: Final = 8
+RECORD_CACHE_BYTES: Final = 32 << 20
+"""Decrypted ENTRIES records kept for reads (ranges usually fall in one or two)."""
 
 
 def _frame(body: bytes) -> bytes:
@@ -97,8 +105,13 @@ class _Slot:
     type: EntryType
     segment: int
     offset: int
-    """Where the sealed data starts in the segment file."""
+    """Where the ENTRIES record holding this entry starts (its body, after the frame)."""
     length: int
+    """The record body's length."""
+    position: int
+    """The entry's place among the record's entries."""
+    size: int
+    """The entry's data length."""
 
 
 @dataclass(slots=True)
@@ -142,6 +155,8 @@ class DurableLog:
         self._hard_state = HardState()
         self._snapshot = Snapshot()
         self._closed = False
+        self._record_cache: OrderedDict[tuple[int, int], tuple[list[int], bytes]] = OrderedDict()
+        self._record_cache_bytes = 0
         self._load_snapshot()
         self._replay()
 
@@ -239,13 +254,17 @@ class DurableLog:
             segment.head_dummy = index
             self._hard_state = self._open_hard_state(data[body + _INDEX_TERM.size : end])
             self._compact_to(index, term, reset=False)
-        elif kind == _ENTRY:
-            index, term, entry_type = _ENTRY_HEAD.unpack_from(data, body)
-            sealed_at = body + _ENTRY_HEAD.size
-            self._place(
-                index, _Slot(term, EntryType(entry_type), segment.seq, sealed_at, end - sealed_at)
-            )
-            segment.max_index = max(segment.max_index, index)
+        elif kind == _ENTRIES:
+            (count,) = _COUNT.unpack_from(data, body)
+            at = body + _COUNT.size
+            for position in range(count):
+                index, term, entry_type, size = _ENTRY_HEAD.unpack_from(data, at)
+                at += _ENTRY_HEAD.size
+                slot = _Slot(
+                    term, EntryType(entry_type), segment.seq, start, end - start, position, size
+                )
+                self._place(index, slot)
+                segment.max_index = max(segment.max_index, index)
         elif kind == _HARD:
             self._hard_state = self._open_hard_state(data[body:end])
         elif kind in (_COMPACT, _RESET):
@@ -333,7 +352,7 @@ class DurableLog:
             size = 0
             for index in range(lo, hi):
                 slot = self._slots[index - self._dummy_index - 1]
-                entry_size = slot.length + 24  # close to Entry.size(); only bounds batches
+                entry_size = slot.size + 24  # Entry.size()
                 if result and size + entry_size > max_size:
                     break
                 result.append(self._read(index, slot))
@@ -341,14 +360,45 @@ class DurableLog:
             return limit_size(result, max_size)
 
     def _read(self, index: int, slot: _Slot) -> Entry:
+        starts, plain = self._open_record(index, slot)
+        at = starts[slot.position]
+        return Entry(term=slot.term, index=index, type=slot.type, data=plain[at : at + slot.size])
+
+    def _open_record(self, index: int, slot: _Slot) -> tuple[list[int], bytes]:
+        """(where each entry's data starts, decrypted data) of the ENTRIES record holding
+        `slot`; cached."""
+        cache_key = (slot.segment, slot.offset)
+        cached = self._record_cache.get(cache_key)
+        if cached is not None:
+            self._record_cache.move_to_end(cache_key)
+            return cached
         segment = next(s for s in self._segments if s.seq == slot.segment)
-        sealed = os.pread(segment.fd, slot.length, slot.offset)
-        if len(sealed) != slot.length:
-            raise IntegrityError(f"raft log entry {index}", "segment shorter than indexed")
-        data = self._cipher.open(
-            sealed, _entry_aad(index, slot.term), f"raft log entry {index} (term {slot.term})"
+        body = os.pread(segment.fd, slot.length, slot.offset)
+        if len(body) != slot.length or body[0] != _ENTRIES:
+            raise IntegrityError(f"raft log entry {index}", "segment differs from its index")
+        (count,) = _COUNT.unpack_from(body, 1)
+        header_end = 1 + _COUNT.size + count * _ENTRY_HEAD.size
+        header = body[1:header_end]
+        plain = self._cipher.open(
+            body[header_end:], _AAD_ENTRIES + header, f"raft log entry {index} (term {slot.term})"
         )
-        return Entry(term=slot.term, index=index, type=slot.type, data=data)
+        starts = [0] * count
+        at = 0
+        for position in range(count):
+            starts[position] = at
+            at += _ENTRY_HEAD.unpack_from(header, _COUNT.size + position * _ENTRY_HEAD.size)[3]
+        if at != len(plain):
+            raise IntegrityError(f"raft log entry {index}", "record lengths do not add up")
+        if len(plain) <= RECORD_CACHE_BYTES:
+            self._record_cache[cache_key] = (starts, plain)
+            self._record_cache_bytes += len(plain)
+            while (
+                len(self._record_cache) > RECORD_CACHE_RECORDS
+                or self._record_cache_bytes > RECORD_CACHE_BYTES
+            ):
+                _, (_, evicted) = self._record_cache.popitem(last=False)
+                self._record_cache_bytes -= len(evicted)
+        return starts, plain
 
     def snapshot(self) -> Snapshot:
         with self._state_lock:
@@ -373,10 +423,16 @@ class DurableLog:
             self._check_open()
             entries = self._trim_compacted(entries)
             buffer = bytearray()
-            for entry in entries:
-                body = _ENTRY_HEAD.pack(entry.index, entry.term, int(entry.type))
-                sealed = self._cipher.seal(entry.data, _entry_aad(entry.index, entry.term))
-                buffer += _frame(bytes((_ENTRY,)) + body + sealed)
+            if entries:
+                header = bytearray(_COUNT.pack(len(entries)))
+                for entry in entries:
+                    header += _ENTRY_HEAD.pack(
+                        entry.index, entry.term, int(entry.type), len(entry.data)
+                    )
+                data = b"".join(entry.data for entry in entries)
+                sealed = self._cipher.seal(data, _AAD_ENTRIES + header)
+                entries_body = bytes((_ENTRIES,)) + header + sealed
+                buffer += _frame(entries_body)
             if hard_state is not None:
                 buffer += _frame(bytes((_HARD,)) + self._seal_hard_state(hard_state))
             if not buffer:
@@ -390,14 +446,18 @@ class DurableLog:
                         )
             segment, start = self._write(bytes(buffer))
             with self._state_lock:
-                offset = start
-                for entry in entries:
-                    frame_len = _FRAME.size + 1 + _ENTRY_HEAD.size
-                    length = _FRAME.unpack_from(buffer, offset - start)[0] - 1 - _ENTRY_HEAD.size
-                    slot = _Slot(entry.term, entry.type, segment.seq, offset + frame_len, length)
-                    self._place(entry.index, slot)
-                    segment.max_index = max(segment.max_index, entry.index)
-                    offset += frame_len + length
+                if entries:
+                    body_at, body_len, seq = start + _FRAME.size, len(entries_body), segment.seq
+                    # Entries of one save are consecutive: cut the conflicting suffix once.
+                    assert all(
+                        entry.index == entries[0].index + i for i, entry in enumerate(entries)
+                    ), "entries of one save must be consecutive"
+                    del self._slots[entries[0].index - self._dummy_index - 1 :]
+                    self._slots.extend(
+                        _Slot(e.term, e.type, seq, body_at, body_len, i, len(e.data))
+                        for i, e in enumerate(entries)
+                    )
+                    segment.max_index = max(segment.max_index, entries[-1].index)
                 if hard_state is not None:
                     self._hard_state = hard_state
             written_to = (segment.seq, segment.size)
