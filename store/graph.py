@@ -106,6 +106,8 @@ _SCHEMA_INDEX: Final = b"schema/index/"
 _SCHEMA_CONSTRAINT: Final = b"schema/constraint/"
 
 MAX_TOKENS_PER_KIND: Final = 1 << 31
+MAX_ID: Final = (1 << 63) - 1
+"""Node and relationship ids are non-negative 64-bit integers (keys sort by them)."""
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -974,6 +976,10 @@ class _Apply:
     # -- operations ---------------------------------------------------------------------------
 
     def apply(self, op: Operation) -> None:
+        for attribute in ("node_id", "rel_id", "start", "end"):
+            entity_id = getattr(op, attribute, 0)
+            if not 0 <= entity_id <= MAX_ID:
+                raise WriteSetError(f"{attribute} {entity_id} is outside [0, {MAX_ID}]")
         if isinstance(op, CreateNode):
             if self.node(op.node_id) is not None:
                 raise WriteSetError(f"node {op.node_id} exists")

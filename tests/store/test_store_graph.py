@@ -209,3 +209,12 @@ def test_two_stores_and_the_memory_graph_agree(
     for store in stores:
         views_agree(store, model)
         store.close()
+
+
+def test_ids_outside_the_64_bit_range_are_refused(tmp_path: Path) -> None:
+    graph = _store(tmp_path)
+    with pytest.raises(WriteSetError, match="outside"):
+        graph.apply(_ws(CreateNode(-1, (), ())), 1)
+    with pytest.raises(WriteSetError, match="outside"):
+        graph.apply(_ws(CreateNode(1 << 63, (), ())), 2)
+    assert graph.count_nodes() == 0
