@@ -33,8 +33,8 @@ BATCH_ENTRIES = 100
 LABELS = ("Person", "Company", "City")
 TYPES = ("KNOWS", "WORKS_AT", "LIVES_IN")
 BUILD_OPERATIONS_PER_WRITE_SET = 5_000
-BURST_ROUNDS = 5
-READ_ROUNDS = BURST_ROUNDS
+BURST_ROUNDS = 6
+READ_ROUNDS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class BenchConfig:
     single_appends: int = 1_000
     batch_appends: int = 200
     apply_write_sets: int = 2_000
-    reads: int = 20_000
+    reads: int = 40_000
     expansions: int = 10_000
     seed: int = 1
 
@@ -120,8 +120,11 @@ def _append_rates(work: Path, size: int, batch: int, calls: int) -> tuple[float,
     per_burst = max(1, calls // BURST_ROUNDS)
     best = [0.0, 0.0, 0.0]
     try:
-        for _ in range(BURST_ROUNDS):
-            for position, writer in enumerate(writers):
+        for round_number in range(BURST_ROUNDS):
+            order = list(enumerate(writers))
+            if round_number % 2:
+                order.reverse()
+            for position, writer in order:
                 start = time.perf_counter()
                 writer.burst(per_burst)
                 rate = per_burst * batch / (time.perf_counter() - start)
@@ -206,10 +209,15 @@ def _read_rates(
     per_round_reads = max(1, config.reads // rounds)
     per_round_hops = max(1, config.expansions // rounds)
     best = [(0.0, 0.0) for _ in graphs]
-    for _ in range(rounds):
+    for round_number in range(rounds):
         read_ids = [rng.randrange(config.nodes) for _ in range(per_round_reads)]
         hop_ids = [rng.randrange(config.nodes) for _ in range(per_round_hops)]
-        for position, graph in enumerate(graphs):
+        # Alternate who goes first: neither configuration always inherits the other's
+        # warm (or trashed) caches.
+        order = list(enumerate(graphs))
+        if round_number % 2:
+            order.reverse()
+        for position, graph in order:
 
             def reads(graph: GraphStore = graph, read_ids: list[int] = read_ids) -> None:
                 for node_id in read_ids:
