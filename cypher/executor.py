@@ -197,6 +197,10 @@ class Executor:
             for out, now_used, _ in self._match_part(parts[index], current, used):
                 yield from match_from(index + 1, out, now_used)
 
+        if len(parts) == 1:
+            for out, _, _ in self._match_part(parts[0], row, frozenset()):
+                yield out
+            return
         yield from match_from(0, row, frozenset())
 
     def pattern_rows(self, part: ast.PatternPart, row: Row) -> Iterator[Row]:
@@ -232,14 +236,19 @@ class Executor:
             node_vals: list[NodeRef | None] = [None] * len(nodes)
             node_vals[start] = node
             segments: list[Any] = [None] * len(part.rels)
-            for out, now_used in self._walk(part, steps, 0, bound, node_vals, segments, used):
-                path = None
-                segs = out.pop("\0segs")
-                found_nodes = out.pop("\0nodes")
-                if need_path:
-                    path = _build_path(found_nodes, segs)
+            if not steps:
+                out = bound if bound is not row else dict(row)
+                path = PathValue((node,), ()) if need_path else None
                 if part.variable is not None:
                     out[part.variable] = path
+                yield out, used, path
+                continue
+            for out, now_used in self._walk(part, steps, 0, bound, node_vals, segments, used):
+                path = None
+                if need_path:
+                    path = _build_path(node_vals, segments)
+                    if part.variable is not None:
+                        out[part.variable] = path
                 yield out, now_used, path
 
     def _walk(
@@ -253,10 +262,8 @@ class Executor:
         used: frozenset[int],
     ) -> Iterator[tuple[Row, frozenset[int]]]:
         if k == len(steps):
-            out = dict(row)
-            out["\0segs"] = list(segments)
-            out["\0nodes"] = list(node_vals)
-            yield out, used
+            # Consumers read node_vals and segments before resuming this generator.
+            yield dict(row), used
             return
         index, way = steps[k]
         rel_pattern = part.rels[index]
@@ -265,6 +272,47 @@ class Executor:
         target_pattern = part.nodes[target_index]
         direction = rel_pattern.direction if way > 0 else _FLIP[rel_pattern.direction]
         assert source is not None
+        if rel_pattern.length is None and rel_pattern.properties is None:
+            # The hot path (one typed hop, no property filter): no per-hop lists or generator.
+            source_id = source.id
+            plain_target = (
+                target_pattern.variable is None
+                and not target_pattern.labels
+                and target_pattern.properties is None
+            )
+            rel_variable = rel_pattern.variable
+            for rel in self.tx.relationships(
+                source_id, _DIRECTIONS[direction], rel_pattern.types or None
+            ):
+                rel_id = rel.id
+                if rel_id in used:
+                    continue
+                if direction == "in":
+                    end = NodeRef(rel.start)
+                else:
+                    end = NodeRef(rel.end if rel.start == source_id else rel.start)
+                bound = row if plain_target else self._bind_node(target_pattern, end, row)
+                if bound is None:
+                    continue
+                if rel_variable is not None:
+                    rel_ref = RelRef(rel_id)
+                    existing = bound.get(rel_variable, _MISSING)
+                    if existing is not _MISSING:
+                        if existing != rel_ref:
+                            continue
+                    else:
+                        bound = dict(bound)
+                        bound[rel_variable] = rel_ref
+                    segments[index] = ([rel_ref], _NO_NODES, way)
+                else:
+                    segments[index] = ([RelRef(rel_id)], _NO_NODES, way)
+                node_vals[target_index] = end
+                yield from self._walk(
+                    part, steps, k + 1, bound, node_vals, segments, used | {rel_id}
+                )
+            node_vals[target_index] = None
+            segments[index] = None
+            return
         for rels, inner_nodes, end in self._expand(rel_pattern, source, direction, row, used):
             bound = self._bind_node(target_pattern, end, row)
             if bound is None:
@@ -287,21 +335,35 @@ class Executor:
             segments[index] = None
 
     def _choose_start(self, part: ast.PatternPart, row: Row) -> int:
-        best = 0
-        best_cost = math.inf
-        for index, node in enumerate(part.nodes):
+        nodes = part.nodes
+        if len(nodes) == 1:
+            return 0
+        seek = -1
+        for index, node in enumerate(nodes):
             if node.variable is not None and isinstance(row.get(node.variable), NodeRef):
                 return index
+            if seek < 0 and node.labels and self._seekable(node):
+                seek = index
+        if seek >= 0:
+            # An equality seek finds few nodes; counting labels would cost more than it saves.
+            return seek
+        best = 0
+        best_cost = math.inf
+        for index, node in enumerate(nodes):
             cost: float = self._count(None) + 1
             if node.labels:
                 cost = min(self._count(label) for label in node.labels)
-                if isinstance(node.properties, ast.MapLiteral):
-                    for key, _ in node.properties.items:
-                        if any(self.tx.view.has_index(label, key) for label in node.labels):
-                            cost = cost / 100
             if cost < best_cost:
                 best, best_cost = index, cost
         return best
+
+    def _seekable(self, node: ast.NodePattern) -> bool:
+        if not isinstance(node.properties, ast.MapLiteral):
+            return False
+        view = self.tx.view
+        return any(
+            view.has_index(label, key) for key, _ in node.properties.items for label in node.labels
+        )
 
     def _count(self, label: str | None) -> int:
         """Committed node count of a label, memoised for the statement (a planning estimate)."""
@@ -905,6 +967,7 @@ class Executor:
 
 
 _MISSING = object()
+_NO_NODES: list[NodeRef] = []
 
 
 def _coerce_argument(value: Any, declared: str) -> Any:

@@ -76,9 +76,10 @@ class TxState:
     next_rel_id: int = -1
     touched_nodes: set[int] = field(default_factory=set)
 
-    def __post_init__(self) -> None:
-        self.next_node_id, self.next_rel_id = self.view.next_ids()
-        self._base_next_node = self.next_node_id
+    def _allocate_ids(self) -> None:
+        # Read lazily: a read-only statement never needs the view's next ids.
+        if self.next_node_id < 0:
+            self.next_node_id, self.next_rel_id = self.view.next_ids()
 
     @property
     def dirty(self) -> bool:
@@ -181,8 +182,15 @@ class TxState:
     def relationships(
         self, node_id: int, direction: Direction, types: Sequence[str] | None
     ) -> list[RelInfo]:
+        created = self.created_nodes
+        if not self.created_rels and not self.deleted_rels:
+            if created and node_id >= created[0]:
+                return []
+            # No overlay: the view's records serve as they are (same four attributes).
+            return list(self.view.relationships(node_id, direction, types or None))  # type: ignore[arg-type]
         result: list[RelInfo] = []
-        if node_id < self._base_next_node:
+        # Ids are allocated ascending, so a node created here has no committed relationships.
+        if not created or node_id < created[0]:
             for record in self.view.relationships(node_id, direction, types or None):
                 if record.id in self.deleted_rels:
                     continue
@@ -214,6 +222,7 @@ class TxState:
     # -- writes -------------------------------------------------------------------------------
 
     def create_node(self, labels: Sequence[str], properties: dict[str, Any]) -> int:
+        self._allocate_ids()
         node_id = self.next_node_id
         self.next_node_id += 1
         props = {k: v for k, v in properties.items() if v is not None}
@@ -233,6 +242,7 @@ class TxState:
         for node_id in (start, end):
             if not self.node_exists(node_id):
                 raise deleted_entity("node", node_id)
+        self._allocate_ids()
         rel_id = self.next_rel_id
         self.next_rel_id += 1
         props = {k: v for k, v in properties.items() if v is not None}
