@@ -475,7 +475,9 @@ class GraphStore:
                 rel_ids.add(_U64.unpack_from(key, 13)[0])
         for rel_id in sorted(rel_ids):
             rel = self._load_rel(rel_id)
-            if rel is None or node_id not in (rel.start, rel.end):
+            if rel is None:
+                continue  # deleted by a write set applied since the adjacency was read
+            if node_id not in (rel.start, rel.end):
                 raise IntegrityError(
                     f"adjacency of node {node_id}", f"lists relationship {rel_id} wrongly"
                 )
