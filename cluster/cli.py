@@ -15,6 +15,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
 DEFAULT_DIR = ".quiver"
@@ -57,12 +58,6 @@ class _NotYet:
 
 
 _NOT_YET: dict[str, _NotYet] = {
-    "up": _NotYet("the cluster", 5),
-    "down": _NotYet("the cluster", 5),
-    "status": _NotYet("the cluster", 5),
-    "query": _NotYet("the cluster", 5),
-    "init": _NotYet("the cluster", 5),
-    "serve": _NotYet("the cluster", 5),
     "backup": _NotYet("backup and restore", 5),
     "restore": _NotYet("backup and restore", 5),
     "audit": _NotYet("security and the audit log", 7),
@@ -115,6 +110,63 @@ def _sim(_args: argparse.Namespace, extra: list[str]) -> int:
 _Handler = Callable[[argparse.Namespace, list[str]], int]
 
 
+def _init(args: argparse.Namespace, _extra: list[str]) -> int:
+    from cluster.init import InitError, init_cluster
+
+    try:
+        cluster = init_cluster(
+            Path(args.dir),
+            nodes=args.nodes,
+            zones=args.zones,
+            tick_ms=args.tick_ms,
+            election_ticks=args.election_ticks,
+        )
+    except InitError as error:
+        raise CliError(INVALID_REQUEST, str(error)) from None
+    print(f"initialised a {len(cluster.nodes)}-node cluster in {cluster.directory}")
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace, _extra: list[str]) -> int:
+    if not args.config:
+        raise CliError(INVALID_REQUEST, "quiver serve: --config FILE is required", EXIT_USAGE)
+    from cluster.config import load_node_config
+    from cluster.node import serve
+
+    return serve(load_node_config(Path(args.config)))
+
+
+def _up(args: argparse.Namespace, _extra: list[str]) -> int:
+    from cluster.supervisor import up
+
+    return up(
+        Path(args.dir),
+        nodes=args.nodes,
+        zones=args.zones,
+        detach=args.detach,
+        tick_ms=args.tick_ms,
+        election_ticks=args.election_ticks,
+    )
+
+
+def _down(args: argparse.Namespace, _extra: list[str]) -> int:
+    from cluster.supervisor import down
+
+    return down(Path(args.dir))
+
+
+def _status(args: argparse.Namespace, _extra: list[str]) -> int:
+    from cluster.status import print_status
+
+    return print_status(Path(args.dir), args.format)
+
+
+def _query(args: argparse.Namespace, _extra: list[str]) -> int:
+    from cluster.shell import run_query
+
+    return run_query(args)
+
+
 @dataclass(frozen=True, slots=True)
 class _Command:
     name: str
@@ -124,12 +176,12 @@ class _Command:
 
 
 _COMMANDS: tuple[_Command, ...] = (
-    _Command("up", "start a supervised local three-node, three-zone cluster", _not_yet),
-    _Command("down", "stop the local cluster started by 'quiver up'", _not_yet),
-    _Command("status", "show members, zones, leader and health", _not_yet, data_output=True),
-    _Command("query", "run a Cypher query against the cluster", _not_yet, data_output=True),
-    _Command("init", "create the CA, node certificates, key file and admin user", _not_yet),
-    _Command("serve", "run one node process", _not_yet),
+    _Command("up", "start a supervised local three-node, three-zone cluster", _up),
+    _Command("down", "stop the local cluster started by 'quiver up'", _down),
+    _Command("status", "show members, zones, leader and health", _status, data_output=True),
+    _Command("query", "run a Cypher query against the cluster", _query, data_output=True),
+    _Command("init", "create the CA, node certificates, key file and admin user", _init),
+    _Command("serve", "run one node process", _serve),
     _Command("sim", "run the deterministic Raft simulator over many seeds", _sim),
     _Command("bench", "run the benchmarks", _bench),
     _Command("chaos", "run fault-injection tests against real processes", _not_yet),
@@ -170,17 +222,58 @@ def build_parser() -> argparse.ArgumentParser:
                 else f"the cluster directory, holding cluster.json (default: {DEFAULT_DIR})"
             ),
         )
-        if command.data_output:
+        if command.name == "query":
+            sub.add_argument(
+                "--format",
+                choices=("table", "json", "csv"),
+                default="table",
+                help="output format (default: table)",
+            )
+        elif command.data_output:
             sub.add_argument(
                 "--format",
                 choices=("text", "json"),
                 default="text",
                 help="output format (default: text)",
             )
+        if command.name in ("init", "up"):
+            sub.add_argument("--nodes", type=int, default=3, help="nodes (default: 3)")
+            sub.add_argument("--zones", type=int, default=3, help="zones (default: 3)")
+            sub.add_argument(
+                "--tick-ms", type=int, default=100, help="Raft tick in ms (default: 100)"
+            )
+            sub.add_argument(
+                "--election-ticks",
+                type=int,
+                default=10,
+                help="ticks before a follower campaigns, randomised up to twice (default: 10)",
+            )
+        if command.name == "up":
+            sub.add_argument(
+                "--detach",
+                action="store_true",
+                help="return once a leader is elected, leaving the supervisor running",
+            )
         if command.name == "serve":
             sub.add_argument("--config", help="the node's configuration file (JSON)")
         if command.name == "query":
             sub.add_argument("statement", nargs="?", help="the Cypher statement")
+            sub.add_argument("-c", "--command", dest="query", help="the Cypher statement")
+            sub.add_argument(
+                "-p",
+                "--param",
+                action="append",
+                default=[],
+                metavar="NAME=VALUE",
+                help="a parameter; VALUE is JSON when it parses as JSON, else a string",
+            )
+            sub.add_argument(
+                "--consistency",
+                choices=("linearizable", "causal", "stale"),
+                default=None,
+                help="run as a read with this consistency (default: a write on the leader)",
+            )
+            sub.add_argument("--user", default=None, help="the user (default: from the dir)")
         if command.name == "bench":
             sub.add_argument("target", nargs="?", help="what to benchmark: store, cypher")
             sub.add_argument(

@@ -24,12 +24,6 @@ ALL_COMMANDS = [
     "audit",
 ]
 NOT_YET = {
-    "up": 5,
-    "down": 5,
-    "status": 5,
-    "query": 5,
-    "init": 5,
-    "serve": 5,
     "backup": 5,
     "restore": 5,
     "audit": 7,

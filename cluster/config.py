@@ -1,0 +1,160 @@
+"""The files a cluster directory holds, and their shapes.
+
+Owns ``DIR/cluster.json`` (what every client-side command reads: the nodes with their
+zones and addresses, the CA and the credentials file, paths relative to DIR) and the node
+configuration files ``DIR/nodes/<id>/node.json`` that ``quiver serve --config`` reads.
+
+Must never: hold a secret. Keys live in their own files, mode 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+CLUSTER_FILE: Final = "cluster.json"
+NODE_FILE: Final = "node.json"
+LOOPBACK: Final = "127.0.0.1"
+
+
+@dataclass(slots=True, frozen=True)
+class NodeEntry:
+    """One member as the cluster file lists it."""
+
+    id: int
+    zone: str
+    grpc: str
+    """host:port of the client API (Query, Admin, health): TLS, server certificate only."""
+    peer: str
+    """host:port of the Raft transport: mutual TLS against the cluster CA."""
+    config: str
+    """The node's configuration file, relative to the cluster directory."""
+
+
+@dataclass(slots=True, frozen=True)
+class ClusterFile:
+    directory: Path
+    cluster_id: int
+    nodes: tuple[NodeEntry, ...]
+    ca: str
+    credentials: str
+
+    def node(self, node_id: int) -> NodeEntry:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(f"no node {node_id} in {self.directory / CLUSTER_FILE}")
+
+    @property
+    def ca_path(self) -> Path:
+        return self.directory / self.ca
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.directory / self.credentials
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cluster_id": self.cluster_id,
+            "nodes": [
+                {"id": n.id, "zone": n.zone, "grpc": n.grpc, "peer": n.peer, "config": n.config}
+                for n in self.nodes
+            ],
+            "ca": self.ca,
+            "credentials": self.credentials,
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class NodeConfig:
+    """Everything ``quiver serve`` needs; paths are absolute or relative to the file."""
+
+    id: int
+    zone: str
+    cluster_id: int
+    listen_grpc: str
+    listen_peer: str
+    data_dir: Path
+    key_file: Path
+    ca: Path
+    cert: Path
+    key: Path
+    peers: dict[int, NodeEntry]
+    """Every member, this node included, by id."""
+    tick_ms: int = 100
+    election_ticks: int = 10
+    heartbeat_ticks: int = 1
+
+
+def load_cluster(directory: Path) -> ClusterFile:
+    path = directory / CLUSTER_FILE
+    doc = json.loads(path.read_text())
+    nodes = tuple(
+        NodeEntry(
+            id=int(n["id"]),
+            zone=str(n["zone"]),
+            grpc=str(n["grpc"]),
+            peer=str(n["peer"]),
+            config=str(n["config"]),
+        )
+        for n in doc["nodes"]
+    )
+    return ClusterFile(
+        directory=directory,
+        cluster_id=int(doc["cluster_id"]),
+        nodes=nodes,
+        ca=str(doc["ca"]),
+        credentials=str(doc["credentials"]),
+    )
+
+
+def write_json(path: Path, doc: dict[str, Any], mode: int = 0o644) -> None:
+    """Write `doc` to `path` atomically (a temporary file renamed over it)."""
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(doc, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
+
+
+def load_node_config(path: Path) -> NodeConfig:
+    doc = json.loads(path.read_text())
+    base = path.parent
+
+    def resolve(value: str) -> Path:
+        candidate = Path(value)
+        return candidate if candidate.is_absolute() else (base / candidate).resolve()
+
+    peers = {
+        int(p["id"]): NodeEntry(
+            id=int(p["id"]),
+            zone=str(p["zone"]),
+            grpc=str(p["grpc"]),
+            peer=str(p["peer"]),
+            config=str(p.get("config", "")),
+        )
+        for p in doc["peers"]
+    }
+    return NodeConfig(
+        id=int(doc["id"]),
+        zone=str(doc["zone"]),
+        cluster_id=int(doc["cluster_id"]),
+        listen_grpc=str(doc["listen_grpc"]),
+        listen_peer=str(doc["listen_peer"]),
+        data_dir=resolve(doc["data_dir"]),
+        key_file=resolve(doc["key_file"]),
+        ca=resolve(doc["ca"]),
+        cert=resolve(doc["cert"]),
+        key=resolve(doc["key"]),
+        peers=peers,
+        tick_ms=int(doc.get("tick_ms", 100)),
+        election_ticks=int(doc.get("election_ticks", 10)),
+        heartbeat_ticks=int(doc.get("heartbeat_ticks", 1)),
+    )

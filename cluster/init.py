@@ -1,0 +1,124 @@
+"""``quiver init``: a new cluster directory with everything its nodes and clients need.
+
+Layout of DIR::
+
+    cluster.json            nodes (id, zone, grpc, peer, config), ca, credentials
+    ca.pem, ca.key          the cluster CA (key 0600)
+    key                     the key-encryption key for data at rest (0600), shared by the
+                            nodes so that one node's snapshot streams open on another
+    credentials.json        {"user", "password"} of the initial admin (0600)
+    nodes/<id>/node.json    the node's configuration (``quiver serve --config``)
+    nodes/<id>/cert.pem, key.pem   the node's certificate (server and client use; key 0600)
+    nodes/<id>/data/        the node's store
+
+Ports are chosen free on 127.0.0.1 at init time and kept in the files.
+
+Must never: overwrite an existing cluster directory's secrets.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from pathlib import Path
+from typing import Final
+
+from cluster import pki
+from cluster.config import CLUSTER_FILE, LOOPBACK, NODE_FILE, ClusterFile, NodeEntry, write_json
+from store.crypto import write_key_file
+
+CA_CERT: Final = "ca.pem"
+CA_KEY: Final = "ca.key"
+KEY_FILE: Final = "key"
+CREDENTIALS: Final = "credentials.json"
+ADMIN_USER: Final = "admin"
+MAX_NODES: Final = 15
+
+
+class InitError(Exception):
+    pass
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on 127.0.0.1 right now (held open together, then let go)."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((LOOPBACK, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def init_cluster(
+    directory: Path,
+    nodes: int = 3,
+    zones: int = 3,
+    tick_ms: int = 100,
+    election_ticks: int = 10,
+) -> ClusterFile:
+    if not 1 <= nodes <= MAX_NODES:
+        raise InitError(f"--nodes must be between 1 and {MAX_NODES}")
+    if not 10 <= tick_ms <= 10_000 or not 2 <= election_ticks <= 1000:
+        raise InitError("--tick-ms must be in [10, 10000] and --election-ticks in [2, 1000]")
+    if not 1 <= zones <= nodes:
+        raise InitError("--zones must be between 1 and --nodes")
+    if (directory / CLUSTER_FILE).exists():
+        raise InitError(f"{directory / CLUSTER_FILE} exists: the cluster is initialised")
+    directory.mkdir(parents=True, exist_ok=True)
+    directory = directory.resolve()
+
+    authority = pki.make_ca()
+    pki.save(authority, directory / CA_CERT, directory / CA_KEY)
+    key_path = directory / KEY_FILE
+    if not key_path.exists():
+        write_key_file(key_path)
+    credentials = {"user": ADMIN_USER, "password": secrets.token_urlsafe(18)}
+    write_json(directory / CREDENTIALS, credentials, mode=0o600)
+
+    ports = free_ports(2 * nodes)
+    entries = tuple(
+        NodeEntry(
+            id=node_id,
+            zone=f"zone-{(node_id - 1) % zones + 1}",
+            grpc=f"{LOOPBACK}:{ports[2 * (node_id - 1)]}",
+            peer=f"{LOOPBACK}:{ports[2 * (node_id - 1) + 1]}",
+            config=f"nodes/{node_id}/{NODE_FILE}",
+        )
+        for node_id in range(1, nodes + 1)
+    )
+    cluster = ClusterFile(
+        directory=directory,
+        cluster_id=secrets.randbits(63),
+        nodes=entries,
+        ca=CA_CERT,
+        credentials=CREDENTIALS,
+    )
+    for entry in entries:
+        node_dir = directory / "nodes" / str(entry.id)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        pki.save(pki.issue_node(authority, entry.id), node_dir / "cert.pem", node_dir / "key.pem")
+        doc = {
+            "id": entry.id,
+            "zone": entry.zone,
+            "cluster_id": cluster.cluster_id,
+            "listen_grpc": entry.grpc,
+            "listen_peer": entry.peer,
+            "data_dir": "data",
+            "key_file": f"../../{KEY_FILE}",
+            "ca": f"../../{CA_CERT}",
+            "cert": "cert.pem",
+            "key": "key.pem",
+            "tick_ms": tick_ms,
+            "election_ticks": election_ticks,
+            "heartbeat_ticks": 1,
+            "peers": [
+                {"id": p.id, "zone": p.zone, "grpc": p.grpc, "peer": p.peer} for p in entries
+            ],
+        }
+        write_json(node_dir / NODE_FILE, doc)
+    write_json(directory / CLUSTER_FILE, cluster.to_json())
+    return cluster

@@ -1,0 +1,749 @@
+"""One node process: the Raft core driven by asyncio, the store, the query engine, gRPC.
+
+Owns the node's event loop and its tasks (one TaskGroup: the Raft loop, the ticker, one
+sender per peer, the gRPC servers), the Ready loop and its persistence contract, the apply
+loop, and the request paths of writes and reads.
+
+The Raft loop is the only code that touches the ``RawNode``: ticks, peer messages,
+proposals and read requests reach it through one bounded inbox. For each Ready it
+  1. persists snapshot, entries and hard state in the storage thread (fdatasync when
+     ``must_sync``) and waits for it,
+  2. then queues the messages to the peers,
+  3. then applies committed entries in the storage thread (conf changes through the core),
+  4. then calls ``advance``.
+RocksDB and fsync run only in the single storage thread; queries run in a small reader pool;
+the event loop never blocks on disk.
+
+Writes run on the leader, one at a time: the statement executes against the applied state
+once everything committed is applied (so ``base_index`` is the newest write), the write set
+is proposed in an envelope with the request id, and the answer comes after apply. A
+follower forwards writes to the leader's client port. Reads: ``linearizable`` through the
+core's ReadIndex (a follower's request goes to the leader for the index), ``causal`` after
+the bookmark's index is applied (bounded wait), ``stale`` at once.
+
+Must never: send a message before the Ready's persistence returned, apply an entry twice
+(the store is idempotent by index), or wait without a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import os
+import random
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from cluster import errors
+from cluster.config import NodeConfig
+from cluster.errors import QuiverError
+from cluster.statemachine import Decision, Envelope, Outcome, StateMachine
+from cluster.transport import CHANNEL_OPTIONS, PeerSender, RaftTransportService
+from cypher import CypherError, Engine, Result
+from proto import admin_pb2, client_pb2, raft_pb2_grpc
+from raft.core import Config
+from raft.errors import ProposalDroppedError
+from raft.rawnode import RawNode, Ready
+from raft.read_only import ReadOnlyOption
+from raft.types import (
+    NONE,
+    ConfChange,
+    ConfState,
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    Snapshot,
+    SnapshotMetadata,
+    StateType,
+)
+from store.codec import encode_write_set
+from store.crypto import load_kek
+from store.node_store import NodeStore
+
+log = logging.getLogger("quiver.node")
+
+INBOX_ITEMS: Final = 16_384
+MAX_INPUTS_PER_READY: Final = 4096
+MAX_APPLY_WAITERS: Final = 100_000
+PROPOSAL_TIMEOUT_S: Final = 10.0
+DEFAULT_QUERY_TIMEOUT_S: Final = 30.0
+CAUSAL_WAIT_S: Final = 5.0
+LEADER_READY_WAIT_S: Final = 5.0
+READ_INDEX_TIMEOUT_S: Final = 5.0
+FETCH_SIZE: Final = 1000
+READER_THREADS: Final = 4
+BOOKMARK_PREFIX: Final = "quiver:"
+FORWARDED_METADATA: Final = "quiver-forwarded"
+SHUTDOWN_GRACE_S: Final = 2.0
+COUNTER_FIELDS: Final = tuple(client_pb2.Counters.DESCRIPTOR.fields_by_name)
+
+T = TypeVar("T")
+
+
+def bookmark(index: int) -> str:
+    return f"{BOOKMARK_PREFIX}{index}"
+
+
+def parse_bookmarks(bookmarks: list[str]) -> int:
+    highest = 0
+    for text in bookmarks:
+        if not text.startswith(BOOKMARK_PREFIX) or not text[len(BOOKMARK_PREFIX) :].isdigit():
+            raise QuiverError(errors.INVALID_BOOKMARK, f"not a Quiver bookmark: {text!r}")
+        highest = max(highest, int(text[len(BOOKMARK_PREFIX) :]))
+    return highest
+
+
+@dataclass(slots=True)
+class _Tick:
+    pass
+
+
+@dataclass(slots=True)
+class _Step:
+    message: Message
+
+
+@dataclass(slots=True)
+class _Propose:
+    data: bytes
+    proposal_id: bytes
+
+
+@dataclass(slots=True)
+class _ReadIndex:
+    context: bytes
+
+
+@dataclass(slots=True)
+class _TransferLeader:
+    to: int
+
+
+@dataclass(slots=True)
+class _Unreachable:
+    peer: int
+
+
+_Input = _Tick | _Step | _Propose | _ReadIndex | _TransferLeader | _Unreachable
+
+
+@dataclass(slots=True, frozen=True)
+class Answer:
+    """What a query produced, ready to stream."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    counters: dict[str, int]
+    bookmark: str
+    applied_index: int
+    query_type: int
+
+
+def _counters_pb(counters: dict[str, int]) -> client_pb2.Counters:
+    known = {k: v for k, v in counters.items() if k in COUNTER_FIELDS and k != "contains_updates"}
+    return client_pb2.Counters(contains_updates=any(known.values()), **known)
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.id = config.id
+        self.engine = Engine()
+        self._storage = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage")
+        self._readers = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
+        self.store: NodeStore | None = None
+        self.sm: StateMachine | None = None
+        self.raw: RawNode | None = None
+        self._inbox: asyncio.Queue[_Input] = asyncio.Queue(maxsize=INBOX_ITEMS)
+        self._senders: dict[int, PeerSender] = {}
+        self._proposals: dict[bytes, asyncio.Future[Outcome]] = {}
+        self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._apply_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiter_seq = 0
+        self.applied_index = 0
+        self.term_applied = 0
+        self._write_lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._client_credentials: grpc.ChannelCredentials | None = None
+        self._leader_channels: dict[int, grpc.aio.Channel] = {}
+        self.health = HealthServicer()
+
+    # -- storage thread -----------------------------------------------------------------------
+
+    async def _in_storage(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._storage, fn)
+
+    def _open_store(self) -> None:
+        kek = load_kek(self.config.key_file)
+        self.store = NodeStore(self.config.data_dir, kek)
+        self.sm = StateMachine(
+            self.config.data_dir / "cluster", self.store.graph, self.store.cipher
+        )
+        log_store = self.store.log
+        if log_store.snapshot().metadata.index == 0 and log_store.last_index() == 0:
+            # A new member of the initial configuration: every one of them starts from the
+            # same bootstrap snapshot, so none needs another's snapshot to begin.
+            voters = tuple(sorted(self.config.peers))
+            log_store.apply_snapshot(
+                Snapshot(metadata=SnapshotMetadata(ConfState(voters=voters), index=1, term=1))
+            )
+        applied = max(self.sm.applied_index, log_store.snapshot().metadata.index)
+        self.applied_index = applied
+        self.raw = RawNode(
+            Config(
+                id=self.id,
+                storage=log_store,
+                rng=random.Random(secrets.randbits(64)),
+                election_ticks=self.config.election_ticks,
+                heartbeat_ticks=self.config.heartbeat_ticks,
+                applied=applied,
+                check_quorum=True,
+                pre_vote=True,
+                read_only_option=ReadOnlyOption.SAFE,
+                disable_proposal_forwarding=True,
+            )
+        )
+
+    def _close_store(self) -> None:
+        if self.sm is not None:
+            self.sm.close()
+        if self.store is not None:
+            self.store.close()
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def deliver(self, message: Message) -> None:
+        """A message from a peer; dropped when the inbox is full (Raft retransmits)."""
+        try:
+            self._inbox.put_nowait(_Step(message))
+        except asyncio.QueueFull:
+            log.warning("inbox full: dropped %s from n%d", message.type.name, message.sender)
+
+    def _report_unreachable(self, peer: int) -> None:
+        # When the inbox is full the core learns it from the next failed send.
+        with contextlib.suppress(asyncio.QueueFull):
+            self._inbox.put_nowait(_Unreachable(peer))
+
+    def is_member(self, node_id: int) -> bool:
+        assert self.raw is not None
+        return node_id in self.raw.raft.trk.conf_state().members()
+
+    # -- the Raft loop ------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        interval = self.config.tick_ms / 1000
+        next_at = time.monotonic()
+        while True:
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await self._inbox.put(_Tick())
+
+    def _handle_input(self, item: _Input) -> None:
+        raw = self.raw
+        assert raw is not None
+        if isinstance(item, _Tick):
+            raw.tick()
+        elif isinstance(item, _Step):
+            raw.step(item.message)
+        elif isinstance(item, _Propose):
+            try:
+                raw.propose(item.data)
+            except ProposalDroppedError:
+                self._fail_proposal(item.proposal_id, self._not_leader_error())
+        elif isinstance(item, _ReadIndex):
+            if raw.leader == NONE:
+                self._fail_read(item.context, self._no_leader_error())
+            else:
+                raw.read_index(item.context)
+        elif isinstance(item, _TransferLeader):
+            raw.transfer_leader(item.to)
+        else:
+            raw.report_unreachable(item.peer)
+
+    async def _raft_loop(self) -> None:
+        raw = self.raw
+        assert raw is not None
+        while True:
+            self._handle_input(await self._inbox.get())
+            for _ in range(MAX_INPUTS_PER_READY):
+                try:
+                    item = self._inbox.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                self._handle_input(item)
+            while raw.has_ready():
+                await self._handle_ready(raw, raw.ready())
+
+    async def _handle_ready(self, raw: RawNode, ready: Ready) -> None:
+        store = self.store
+        assert store is not None
+        was_leader = raw.raft.state is StateType.LEADER
+        if ready.soft_state is not None:
+            self._on_soft_state(was_leader)
+        # 1. persist
+        snapshot, entries, hard_state = ready.snapshot, ready.entries, ready.hard_state
+        if snapshot is not None or entries or hard_state is not None:
+
+            def persist() -> None:
+                if snapshot is not None:
+                    store.log.apply_snapshot(snapshot)
+                store.log.save(entries, hard_state, sync=ready.must_sync)
+
+            await self._in_storage(persist)
+        # 2. send
+        for message in ready.messages:
+            self._send(message)
+        # 3. apply
+        for read_state in ready.read_states:
+            future = self._reads.pop(read_state.request_ctx, None)
+            if future is not None and not future.done():
+                future.set_result(read_state.index)
+        if ready.committed_entries:
+            await self._apply(raw, ready.committed_entries)
+        # 4. advance
+        raw.advance(ready)
+
+    def _send(self, message: Message) -> None:
+        if message.type is MessageType.SNAPSHOT:
+            # The log is never compacted yet, so no peer needs one; InstallSnapshot
+            # streaming arrives with compaction.
+            log.error("snapshot to n%d not sent: snapshot streaming is not served", message.to)
+            assert self.raw is not None
+            self.raw.report_snapshot(message.to, failed=True)
+            return
+        sender = self._senders.get(message.to)
+        if sender is not None:
+            sender.send(message)
+
+    async def _apply(self, raw: RawNode, entries: list[Entry]) -> None:
+        sm = self.sm
+        assert sm is not None
+        batch: list[Entry] = []
+
+        async def flush() -> None:
+            if not batch:
+                return
+            work = list(batch)
+            batch.clear()
+            outcomes = await self._in_storage(
+                lambda: [sm.apply_entry(e.index, e.data) for e in work]
+            )
+            for entry, outcome in zip(work, outcomes, strict=True):
+                self._applied(entry, outcome)
+
+        for entry in entries:
+            if entry.type is EntryType.CONF_CHANGE:
+                await flush()
+                raw.apply_conf_change(ConfChange.decode(entry.data))
+                outcome = await self._in_storage(lambda i=entry.index: sm.apply_noop(i))  # type: ignore[misc]
+                self._applied(entry, outcome)
+            else:
+                batch.append(entry)
+        await flush()
+
+    def _applied(self, entry: Entry, outcome: Outcome) -> None:
+        assert entry.index > self.applied_index, "an entry applied twice"
+        self.applied_index = entry.index
+        self.term_applied = max(self.term_applied, entry.term)
+        if outcome.proposal_id:
+            future = self._proposals.pop(outcome.proposal_id, None)
+            if future is not None and not future.done():
+                future.set_result(outcome)
+        while self._apply_waiters and self._apply_waiters[0][0] <= self.applied_index:
+            _, _, waiter = heapq.heappop(self._apply_waiters)
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _on_soft_state(self, was_leader: bool) -> None:
+        assert self.raw is not None
+        raft = self.raw.raft
+        log.info(
+            "n%d is %s in term %d (leader n%d)", self.id, raft.state.value, raft.term, raft.lead
+        )
+        if was_leader and raft.state is not StateType.LEADER:
+            # Proposals in flight may or may not commit; the client retries with the same
+            # request id and the dedup table answers the truth.
+            for proposal_id in list(self._proposals):
+                self._fail_proposal(proposal_id, self._not_leader_error())
+
+    def _fail_proposal(self, proposal_id: bytes, error: QuiverError) -> None:
+        future = self._proposals.pop(proposal_id, None)
+        if future is not None and not future.done():
+            future.set_exception(error)
+
+    def _fail_read(self, context: bytes, error: QuiverError) -> None:
+        future = self._reads.pop(context, None)
+        if future is not None and not future.done():
+            future.set_exception(error)
+
+    # -- waiting ------------------------------------------------------------------------------
+
+    async def wait_applied(self, index: int, timeout_s: float, code: str) -> None:
+        if self.applied_index >= index:
+            return
+        if len(self._apply_waiters) >= MAX_APPLY_WAITERS:
+            raise QuiverError(errors.UNAVAILABLE, "too many requests waiting for apply")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiter_seq += 1
+        heapq.heappush(self._apply_waiters, (index, self._waiter_seq, future))
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise QuiverError(
+                code,
+                f"index {index} not applied within {timeout_s:.1f} s "
+                f"(n{self.id} applied {self.applied_index})",
+            ) from None
+
+    # -- status -------------------------------------------------------------------------------
+
+    def leader_address(self) -> str:
+        assert self.raw is not None
+        lead = self.raw.leader
+        peer = self.config.peers.get(lead)
+        return peer.grpc if peer is not None else ""
+
+    def _not_leader_error(self) -> QuiverError:
+        address = self.leader_address()
+        where = f"; the leader is at {address}" if address else "; no leader is known"
+        return QuiverError(errors.NOT_A_LEADER, f"n{self.id} is not the leader{where}", address)
+
+    def _no_leader_error(self) -> QuiverError:
+        return QuiverError(errors.UNAVAILABLE, f"n{self.id} knows no leader (election running)")
+
+    def status(self) -> admin_pb2.NodeStatus:
+        raw = self.raw
+        assert raw is not None
+        raft = raw.raft
+        conf = raft.trk.conf_state()
+        if raft.state is StateType.LEADER:
+            role = admin_pb2.ROLE_LEADER
+        elif self.id in conf.learners:
+            role = admin_pb2.ROLE_LEARNER
+        elif raft.state in (StateType.CANDIDATE, StateType.PRE_CANDIDATE):
+            role = admin_pb2.ROLE_CANDIDATE
+        else:
+            role = admin_pb2.ROLE_FOLLOWER
+        match = {}
+        if raft.state is StateType.LEADER:
+            match = {node: pr.match for node, pr in raft.trk.progress.items()}
+        return admin_pb2.NodeStatus(
+            id=self.id,
+            zone=self.config.zone,
+            role=role,
+            term=raft.term,
+            commit_index=raft.log.committed,
+            applied_index=self.applied_index,
+            leader_id=raft.lead,
+            leader_address=self.leader_address(),
+            pid=os.getpid(),
+            voters=conf.voters,
+            learners=conf.learners,
+            match_index=match,
+        )
+
+    # -- queries ------------------------------------------------------------------------------
+
+    async def _execute(self, query: str, parameters: dict[str, Any]) -> Result:
+        sm = self.sm
+        assert sm is not None
+
+        def run() -> Result:
+            with sm.lock.read():
+                return self.engine.run(sm.graph, query, parameters)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        except CypherError as error:
+            raise QuiverError(error.status_code, str(error.args[0])) from None
+
+    async def read(
+        self, query: str, parameters: dict[str, Any], consistency: int, bookmarks: list[str]
+    ) -> Answer:
+        if consistency == client_pb2.CONSISTENCY_LINEARIZABLE:
+            index = await self._read_index()
+            await self.wait_applied(index, READ_INDEX_TIMEOUT_S, errors.UNAVAILABLE)
+        elif consistency != client_pb2.CONSISTENCY_STALE:
+            index = parse_bookmarks(bookmarks)
+            await self.wait_applied(index, CAUSAL_WAIT_S, errors.BOOKMARK_TIMEOUT)
+        applied = self.applied_index
+        result = await self._execute(query, parameters)
+        if result.write_set:
+            raise QuiverError(
+                "Neo.ClientError.Statement.AccessMode", "a write query in a read-only request"
+            )
+        return Answer(
+            result.columns,
+            result.rows,
+            result.counters,
+            "",
+            applied,
+            client_pb2.QUERY_TYPE_READ_ONLY,
+        )
+
+    async def _read_index(self) -> int:
+        context = secrets.token_bytes(16)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reads[context] = future
+        try:
+            await self._inbox.put(_ReadIndex(context))
+            return await asyncio.wait_for(future, READ_INDEX_TIMEOUT_S)
+        except TimeoutError:
+            raise QuiverError(
+                errors.UNAVAILABLE, "no quorum confirmed the read index in time"
+            ) from None
+        finally:
+            self._reads.pop(context, None)
+
+    def is_leader(self) -> bool:
+        assert self.raw is not None
+        return self.raw.raft.state is StateType.LEADER
+
+    async def write(
+        self, query: str, parameters: dict[str, Any], client_id: str, sequence: int
+    ) -> Answer:
+        """Execute on the leader, propose, answer after apply. Callers checked leadership."""
+        sm = self.sm
+        raw = self.raw
+        assert sm is not None and raw is not None
+        async with self._write_lock:
+            deadline = time.monotonic() + LEADER_READY_WAIT_S
+            # A new leader serves once an entry of its own term (its no-op) is applied, so
+            # that everything committed before it is in the applied state.
+            while self.term_applied != raw.raft.term or self.applied_index < raw.raft.log.committed:
+                if not self.is_leader():
+                    raise self._not_leader_error()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise QuiverError(errors.UNAVAILABLE, "the leader is not ready in time")
+                await self.wait_applied(
+                    max(raw.raft.log.committed, self.applied_index + 1),
+                    remaining,
+                    errors.UNAVAILABLE,
+                )
+            if client_id:
+                record = await self._in_storage(lambda: sm.client_record(client_id))
+                if record is not None and sequence <= record[0]:
+                    return Answer(
+                        [],
+                        [],
+                        record[2],
+                        bookmark(record[1]),
+                        self.applied_index,
+                        client_pb2.QUERY_TYPE_WRITE_ONLY,
+                    )
+            base = self.applied_index
+            result = await self._execute(query, parameters)
+            if not result.write_set:
+                return Answer(
+                    result.columns,
+                    result.rows,
+                    result.counters,
+                    bookmark(base),
+                    base,
+                    client_pb2.QUERY_TYPE_READ_ONLY,
+                )
+            proposal_id = secrets.token_bytes(16)
+            envelope = Envelope(
+                client_id,
+                sequence,
+                base,
+                proposal_id,
+                dict(result.counters),
+                encode_write_set(result.write_set),
+            )
+            future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+            self._proposals[proposal_id] = future
+            try:
+                await self._inbox.put(_Propose(envelope.encode(), proposal_id))
+                outcome = await asyncio.wait_for(future, PROPOSAL_TIMEOUT_S)
+            except TimeoutError:
+                raise QuiverError(
+                    errors.UNAVAILABLE,
+                    "the write was not committed in time; retry it with the same request id",
+                ) from None
+            finally:
+                self._proposals.pop(proposal_id, None)
+        if outcome.error:
+            raise QuiverError("Neo.ClientError.Schema.ConstraintValidationFailed", outcome.error)
+        if outcome.decision is Decision.OUTDATED:
+            raise QuiverError(errors.OUTDATED, "a concurrent write changed what this one read")
+        if outcome.decision is Decision.DUPLICATE:
+            return Answer(
+                [],
+                [],
+                outcome.counters,
+                bookmark(outcome.original_index),
+                outcome.index,
+                client_pb2.QUERY_TYPE_WRITE_ONLY,
+            )
+        return Answer(
+            result.columns,
+            result.rows,
+            outcome.counters,
+            bookmark(outcome.index),
+            outcome.index,
+            client_pb2.QUERY_TYPE_READ_WRITE,
+        )
+
+    def leader_channel(self) -> grpc.aio.Channel | None:
+        """A channel to the leader's client port, for forwarding writes."""
+        assert self.raw is not None and self._client_credentials is not None
+        lead = self.raw.leader
+        peer = self.config.peers.get(lead)
+        if lead == NONE or lead == self.id or peer is None:
+            return None
+        channel = self._leader_channels.get(lead)
+        if channel is None:
+            channel = grpc.aio.secure_channel(
+                peer.grpc, self._client_credentials, options=CHANNEL_OPTIONS
+            )
+            self._leader_channels[lead] = channel
+        return channel
+
+    async def transfer_leader(self, to: int) -> int:
+        raw = self.raw
+        assert raw is not None
+        if not self.is_leader():
+            raise self._not_leader_error()
+        if to == 0:
+            progress = raw.raft.trk.progress
+            candidates = [n for n in progress if n != self.id and not progress[n].is_learner]
+            if not candidates:
+                raise QuiverError(errors.INVALID_REQUEST, "no follower to transfer to")
+            to = max(candidates, key=lambda n: progress[n].match)
+        await self._inbox.put(_TransferLeader(to))
+        deadline = time.monotonic() + LEADER_READY_WAIT_S
+        while time.monotonic() < deadline:
+            if raw.leader not in (NONE, self.id):
+                return raw.leader
+            await asyncio.sleep(self.config.tick_ms / 1000)
+        raise QuiverError(errors.UNAVAILABLE, f"leadership did not move to n{to} in time")
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        from cluster.service import AdminService, QueryService
+
+        await self._in_storage(self._open_store)
+        cfg = self.config
+        ca = cfg.ca.read_bytes()
+        cert = cfg.cert.read_bytes()
+        key = cfg.key.read_bytes()
+        peer_server_credentials = grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=True
+        )
+        client_server_credentials = grpc.ssl_server_credentials([(key, cert)])
+        peer_channel_credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca, private_key=key, certificate_chain=cert
+        )
+        self._client_credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+        for peer in cfg.peers.values():
+            if peer.id != self.id:
+                self._senders[peer.id] = PeerSender(
+                    self.id,
+                    peer.id,
+                    peer.peer,
+                    peer_channel_credentials,
+                    cfg.cluster_id,
+                    self._report_unreachable,
+                )
+        peer_server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        raft_pb2_grpc.add_RaftTransportServicer_to_server(
+            RaftTransportService(self.id, cfg.cluster_id, self.is_member, self.deliver),
+            peer_server,
+        )
+        peer_server.add_secure_port(cfg.listen_peer, peer_server_credentials)
+        client_server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        from proto import admin_pb2_grpc, client_pb2_grpc
+
+        client_pb2_grpc.add_QueryServicer_to_server(QueryService(self), client_server)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self), client_server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, client_server)
+        client_server.add_secure_port(cfg.listen_grpc, client_server_credentials)
+        await peer_server.start()
+        await client_server.start()
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set("quiver.v1.Query", health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "n%d serving clients on %s, peers on %s", self.id, cfg.listen_grpc, cfg.listen_peer
+        )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._raft_loop())
+                tasks.create_task(self._ticker())
+                for sender in self._senders.values():
+                    tasks.create_task(sender.run())
+                tasks.create_task(self._stop_when_asked())
+        except* _Stopping:
+            log.info("n%d stopping", self.id)
+        finally:
+            await self.health.enter_graceful_shutdown()
+            await client_server.stop(SHUTDOWN_GRACE_S)
+            await peer_server.stop(SHUTDOWN_GRACE_S)
+            for channel in self._leader_channels.values():
+                await channel.close()
+            await self._in_storage(self._close_store)
+            self._storage.shutdown(wait=True)
+            self._readers.shutdown(wait=True)
+
+    async def _stop_when_asked(self) -> None:
+        await self._stop.wait()
+        raise _Stopping
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class _Stopping(Exception):
+    """Raised inside the TaskGroup to cancel and join every task."""
+
+
+def serve(config: NodeConfig) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s n{config.id} %(name)s %(levelname)s %(message)s",
+    )
+
+    async def main() -> None:
+        node = Node(config)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, node.stop)
+        await node.run()
+
+    asyncio.run(main())
+    return 0
+
+
+async def stream_answer(answer: Answer, fetch_size: int) -> AsyncIterator[client_pb2.RunResponse]:
+    from cluster.values import to_proto
+
+    yield client_pb2.RunResponse(header=client_pb2.Header(columns=answer.columns))
+    size = fetch_size or FETCH_SIZE
+    for start in range(0, len(answer.rows), size):
+        records = [
+            client_pb2.Record(values=[to_proto(value) for value in row])
+            for row in answer.rows[start : start + size]
+        ]
+        yield client_pb2.RunResponse(records=client_pb2.RecordBatch(records=records))
+    yield client_pb2.RunResponse(
+        summary=client_pb2.Summary(
+            counters=_counters_pb(answer.counters),
+            bookmark=answer.bookmark,
+            applied_index=answer.applied_index,
+            query_type=answer.query_type,  # type: ignore[arg-type]
+        )
+    )

@@ -1,0 +1,136 @@
+"""The gRPC faces of a node on its client port: ``quiver.v1.Query`` and ``quiver.v1.Admin``.
+
+Owns the translation between requests and the node's read and write paths, the forwarding
+of writes from a follower to the leader (one hop: a forwarded request that meets a
+non-leader fails with ``Neo.ClientError.Cluster.NotALeader`` naming the leader, which the
+client library follows), and errors as Neo4j status codes in trailing metadata.
+
+Must never: answer a write before it is applied, or forward a request twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from cluster import errors
+from cluster.errors import QuiverError
+from cluster.node import FORWARDED_METADATA, Node, stream_answer
+from cluster.values import ValueConversionError, parameter_from_proto
+from proto import admin_pb2, admin_pb2_grpc, client_pb2, client_pb2_grpc
+
+log = logging.getLogger("quiver.service")
+
+Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
+FORWARD_TIMEOUT_S = 30.0
+
+
+async def _abort(context: Context, error: QuiverError) -> None:
+    await context.abort(
+        errors.grpc_status(error.code), error.message, errors.trailing_metadata(error)
+    )
+
+
+def _parameters(request: client_pb2.RunRequest) -> dict[str, Any]:
+    try:
+        return {key: parameter_from_proto(value) for key, value in request.parameters.items()}
+    except ValueConversionError as error:
+        raise QuiverError(errors.INVALID_REQUEST, f"bad parameter: {error}") from None
+
+
+def _forwarded(context: Context) -> bool:
+    return any(key == FORWARDED_METADATA for key, _ in context.invocation_metadata() or ())
+
+
+class QueryService(client_pb2_grpc.QueryServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def Run(
+        self, request: client_pb2.RunRequest, context: Context
+    ) -> AsyncIterator[client_pb2.RunResponse]:
+        try:
+            if request.transaction_id:
+                raise QuiverError(
+                    errors.TRANSACTION_NOT_FOUND,
+                    "explicit transactions are not served yet; use auto-commit queries",
+                )
+            parameters = _parameters(request)
+            node = self.node
+            if request.access_mode == client_pb2.ACCESS_MODE_READ:
+                answer = await node.read(
+                    request.query, parameters, request.consistency, list(request.bookmarks)
+                )
+            elif node.is_leader():
+                answer = await node.write(
+                    request.query, parameters, request.client_id, request.sequence
+                )
+            else:
+                if _forwarded(context):
+                    raise node._not_leader_error()
+                async for response in self._forward(request):
+                    yield response
+                return
+        except QuiverError as error:
+            await _abort(context, error)
+            return
+        async for response in stream_answer(answer, request.fetch_size):
+            yield response
+
+    async def _forward(
+        self, request: client_pb2.RunRequest
+    ) -> AsyncIterator[client_pb2.RunResponse]:
+        channel = self.node.leader_channel()
+        if channel is None:
+            raise self.node._no_leader_error()
+        stub = client_pb2_grpc.QueryStub(channel)
+        call = stub.Run(request, metadata=((FORWARDED_METADATA, "1"),), timeout=FORWARD_TIMEOUT_S)
+        try:
+            async for response in call:
+                yield response
+        except grpc.aio.AioRpcError as error:
+            raise errors.from_rpc_error(error) from None
+
+    async def Begin(
+        self, request: client_pb2.BeginRequest, context: Context
+    ) -> client_pb2.BeginResponse:
+        await _abort(
+            context,
+            QuiverError(errors.INVALID_REQUEST, "explicit transactions are not served yet"),
+        )
+        raise AssertionError("unreachable")
+
+    async def Commit(
+        self, request: client_pb2.CommitRequest, context: Context
+    ) -> client_pb2.CommitResponse:
+        await _abort(context, QuiverError(errors.TRANSACTION_NOT_FOUND, "no such transaction"))
+        raise AssertionError("unreachable")
+
+    async def Rollback(
+        self, request: client_pb2.RollbackRequest, context: Context
+    ) -> client_pb2.RollbackResponse:
+        await _abort(context, QuiverError(errors.TRANSACTION_NOT_FOUND, "no such transaction"))
+        raise AssertionError("unreachable")
+
+
+class AdminService(admin_pb2_grpc.AdminServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def Status(
+        self, request: admin_pb2.StatusRequest, context: Context
+    ) -> admin_pb2.NodeStatus:
+        return self.node.status()
+
+    async def TransferLeader(
+        self, request: admin_pb2.TransferLeaderRequest, context: Context
+    ) -> admin_pb2.TransferLeaderResponse:
+        try:
+            leader = await self.node.transfer_leader(request.to)
+        except QuiverError as error:
+            await _abort(context, error)
+            raise AssertionError("unreachable") from error
+        return admin_pb2.TransferLeaderResponse(leader_id=leader)

@@ -1,0 +1,277 @@
+"""The replicated state machine of a node: what a committed Raft entry does to the store.
+
+Owns the entry envelope (what the leader proposes), the request-dedup table and the
+optimistic concurrency check, both part of the replicated state, and the order in which an
+entry reaches disk.
+
+Envelope of a NORMAL entry: ``[1, client_id, sequence, base_index, proposal_id, counters,
+write_set_bytes]`` in ``store.codec``'s deterministic encoding (the log seals it at rest).
+Empty data is a new leader's no-op.
+
+Decisions, identical on every replica because they depend only on the entries applied
+before: a request whose (client_id, sequence) was applied already is a *duplicate* and
+changes nothing (the answer repeats the first one's bookmark and counters); a write set
+executed against state older than the last applied write (``base_index <
+last_write_index``) is *outdated* and changes nothing (the client gets a retryable
+``Neo.TransientError.Transaction.Outdated``, never a lost update); anything else is applied.
+
+Durability order for one entry: the decision record (``<data>/cluster/``, RocksDB: the
+decision, the last write index, the client's dedup record) goes first, then the graph's
+one-batch apply (``store.graph``, idempotent by index). After a crash between the two,
+replay finds the stored decision for that index and repeats it. Both are RocksDB writes
+through the WAL: a process crash loses neither; the Raft log is the durable record.
+
+Must never: decide from anything but the entry and the replicated state (no clocks, no
+local flags), or apply part of a write set. Runs in the node's storage thread.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from rocksdict import Options, Rdict, WriteBatch
+
+from store.codec import decode_value, decode_write_set, encode_value
+from store.crypto import Cipher
+from store.graph import GraphStore
+from store.memory import WriteSetError
+from store.writeset import WriteSet
+
+ENVELOPE_FORMAT: Final = 1
+STATE_KEY: Final = b"state"
+CLIENT_PREFIX: Final = b"c/"
+_AAD: Final = b"cluster-state/"
+
+
+class Decision(enum.Enum):
+    APPLY = "apply"
+    DUPLICATE = "duplicate"
+    OUTDATED = "outdated"
+    NOOP = "noop"
+
+
+@dataclass(slots=True, frozen=True)
+class Envelope:
+    client_id: str
+    sequence: int
+    base_index: int
+    proposal_id: bytes
+    counters: dict[str, int]
+    write_set: bytes
+
+    def encode(self) -> bytes:
+        return encode_value(
+            [
+                ENVELOPE_FORMAT,
+                self.client_id,
+                self.sequence,
+                self.base_index,
+                self.proposal_id,
+                dict(self.counters),
+                self.write_set,
+            ]
+        )
+
+    @staticmethod
+    def decode(data: bytes) -> Envelope:
+        doc = decode_value(data)
+        if not isinstance(doc, list) or len(doc) != 7 or doc[0] != ENVELOPE_FORMAT:
+            raise ValueError("not an entry envelope")
+        _, client_id, sequence, base, proposal, counters, write_set = doc
+        assert isinstance(client_id, str) and isinstance(sequence, int)
+        assert isinstance(base, int) and isinstance(proposal, bytes)
+        assert isinstance(counters, dict) and isinstance(write_set, bytes)
+        return Envelope(
+            client_id,
+            sequence,
+            base,
+            proposal,
+            {str(k): int(v) for k, v in counters.items()},  # type: ignore[arg-type]
+            write_set,
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class Outcome:
+    """What applying one entry did, for the proposer's waiting request."""
+
+    index: int
+    decision: Decision
+    proposal_id: bytes = b""
+    counters: dict[str, int] = field(default_factory=dict)
+    original_index: int = 0
+    """For a duplicate: the index at which the request was first applied."""
+    error: str = ""
+    """A write set the graph refused (a constraint): every replica refuses it alike."""
+
+
+@dataclass(slots=True)
+class _State:
+    applied: int = 0
+    decision: str = Decision.NOOP.value
+    original_index: int = 0
+    last_write_index: int = 0
+
+
+class ReadWriteLock:
+    """Many readers or one writer: queries read the graph while no write set is half-applied
+    under them (RocksDB reads are not one snapshot across keys)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._writer)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._writer)
+            self._writer = True
+            self._condition.wait_for(lambda: self._readers == 0)
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writer = False
+                self._condition.notify_all()
+
+
+def _client_key(client_id: str) -> bytes:
+    return CLIENT_PREFIX + hashlib.sha256(client_id.encode()).digest()[:16]
+
+
+class StateMachine:
+    def __init__(self, directory: Path, graph: GraphStore, cipher: Cipher) -> None:
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self._db = Rdict(str(directory), options)
+        self.graph = graph
+        self._cipher = cipher
+        self.lock = ReadWriteLock()
+        self._state = self._load_state()
+
+    def _get(self, key: bytes) -> dict[str, Any] | None:
+        sealed = self._db.get(key)
+        if sealed is None:
+            return None
+        doc = json.loads(self._cipher.open(sealed, _AAD + key))
+        assert isinstance(doc, dict)
+        return doc
+
+    def _load_state(self) -> _State:
+        doc = self._get(STATE_KEY)
+        return _State(**doc) if doc else _State()
+
+    @property
+    def applied_index(self) -> int:
+        """The last entry whose decision and graph apply both finished."""
+        return min(self._state.applied, self.graph.applied_index())
+
+    @property
+    def last_write_index(self) -> int:
+        return self._state.last_write_index
+
+    def client_record(self, client_id: str) -> tuple[int, int, dict[str, int]] | None:
+        """(sequence, index, counters) of the client's last applied request."""
+        doc = self._get(_client_key(client_id))
+        if doc is None:
+            return None
+        return int(doc["seq"]), int(doc["index"]), {k: int(v) for k, v in doc["counters"].items()}
+
+    def apply_noop(self, index: int) -> Outcome:
+        """An entry that changes no graph state (a leader's no-op, a conf change)."""
+        if index > self._state.applied:
+            self._record(index, Decision.NOOP, 0, None)
+        with self.lock.write():
+            self.graph.apply(WriteSet(), index)
+        return Outcome(index, Decision.NOOP)
+
+    def apply_entry(self, index: int, data: bytes) -> Outcome:
+        if not data:
+            return self.apply_noop(index)
+        envelope = Envelope.decode(data)
+        state = self._state
+        if index <= state.applied:
+            if index < state.applied and index <= self.graph.applied_index():
+                return Outcome(index, Decision(state.decision), envelope.proposal_id)
+            assert index == state.applied, f"replay of {index} below the decisions at {state}"
+            decision, original = Decision(state.decision), state.original_index
+        else:
+            decision, original = self._decide(envelope)
+            client = None
+            if decision is Decision.APPLY and envelope.client_id:
+                client = (envelope.client_id, envelope.sequence, envelope.counters)
+            self._record(index, decision, original, client)
+        counters = envelope.counters
+        if decision is Decision.DUPLICATE:
+            record = self.client_record(envelope.client_id)
+            counters = record[2] if record is not None else {}
+        write_set = decode_write_set(envelope.write_set) if decision is Decision.APPLY else None
+        error = ""
+        with self.lock.write():
+            try:
+                self.graph.apply(write_set or WriteSet(), index)
+            except WriteSetError as refused:
+                error = str(refused)
+        return Outcome(index, decision, envelope.proposal_id, counters, original, error)
+
+    def _decide(self, envelope: Envelope) -> tuple[Decision, int]:
+        if envelope.client_id:
+            record = self.client_record(envelope.client_id)
+            if record is not None and envelope.sequence <= record[0]:
+                return Decision.DUPLICATE, record[1]
+        if envelope.base_index < self._state.last_write_index:
+            return Decision.OUTDATED, 0
+        return Decision.APPLY, 0
+
+    def _record(
+        self,
+        index: int,
+        decision: Decision,
+        original: int,
+        client: tuple[str, int, dict[str, int]] | None,
+    ) -> None:
+        last_write = self._state.last_write_index
+        if decision is Decision.APPLY:
+            last_write = index
+        state = _State(index, decision.value, original, last_write)
+        batch = WriteBatch(raw_mode=True)
+        plain = json.dumps(
+            {
+                "applied": state.applied,
+                "decision": state.decision,
+                "original_index": state.original_index,
+                "last_write_index": state.last_write_index,
+            }
+        ).encode()
+        batch.put(STATE_KEY, self._cipher.seal(plain, _AAD + STATE_KEY))
+        if client is not None:
+            client_id, sequence, counters = client
+            key = _client_key(client_id)
+            doc = {"seq": sequence, "index": index, "counters": counters}
+            batch.put(key, self._cipher.seal(json.dumps(doc).encode(), _AAD + key))
+        self._db.write(batch)
+        self._state = state
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,267 @@
+"""The Raft peer transport: core messages over long-lived gRPC streams with mutual TLS.
+
+Owns the conversion between ``raft.types`` and ``proto.raft_pb2`` (the core never imports
+``proto``), one outbound stream per peer that batches every queued message into one stream
+write, and the receiving side, which admits a batch only from a peer whose certificate
+(checked by TLS against the cluster CA) names a current member, the same member that the
+messages claim as their sender, of the same cluster.
+
+Bounds: each peer's outbound queue holds ``PEER_QUEUE_MESSAGES``; a full queue drops the
+message and the core hears the peer is unreachable (Raft retransmits). Reconnects back off
+from ``RECONNECT_MIN_MS`` to ``RECONNECT_MAX_MS``.
+
+Must never: send snapshots inline (they go by InstallSnapshot), or block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+import grpc
+
+from cluster.pki import node_id_from_name
+from proto import raft_pb2 as pb
+from proto import raft_pb2_grpc
+from raft.types import (
+    ConfState,
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    Snapshot,
+    SnapshotMetadata,
+)
+
+PEER_QUEUE_MESSAGES: Final = 4096
+MAX_BATCH_MESSAGES: Final = 256
+MAX_BATCH_BYTES: Final = 4 << 20
+RECONNECT_MIN_MS: Final = 50
+RECONNECT_MAX_MS: Final = 1000
+MAX_MESSAGE_BYTES: Final = 64 << 20
+SOFTWARE_VERSION: Final = "0.1.0"
+
+log = logging.getLogger("quiver.transport")
+
+_ENTRY_TO_PB = {
+    EntryType.NORMAL: pb.ENTRY_TYPE_NORMAL,
+    EntryType.CONF_CHANGE: pb.ENTRY_TYPE_CONF_CHANGE,
+}
+_ENTRY_FROM_PB = {v: k for k, v in _ENTRY_TO_PB.items()}
+
+CHANNEL_OPTIONS: Final = (
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.initial_reconnect_backoff_ms", RECONNECT_MIN_MS),
+    ("grpc.max_reconnect_backoff_ms", RECONNECT_MAX_MS),
+)
+
+
+def _conf_to_pb(conf: ConfState) -> pb.ConfState:
+    return pb.ConfState(
+        voters=conf.voters,
+        learners=conf.learners,
+        voters_outgoing=conf.voters_outgoing,
+        learners_next=conf.learners_next,
+        auto_leave=conf.auto_leave,
+    )
+
+
+def _conf_from_pb(conf: pb.ConfState) -> ConfState:
+    return ConfState(
+        voters=tuple(conf.voters),
+        learners=tuple(conf.learners),
+        voters_outgoing=tuple(conf.voters_outgoing),
+        learners_next=tuple(conf.learners_next),
+        auto_leave=conf.auto_leave,
+    )
+
+
+def message_to_pb(m: Message) -> pb.Message:
+    out = pb.Message(
+        type=int(m.type),
+        to=m.to,
+        sender=m.sender,
+        term=m.term,
+        log_term=m.log_term,
+        index=m.index,
+        entries=[
+            pb.Entry(term=e.term, index=e.index, type=_ENTRY_TO_PB[e.type], data=e.data)
+            for e in m.entries
+        ],
+        commit=m.commit,
+        reject=m.reject,
+        reject_hint=m.reject_hint,
+        context=m.context,
+        lease_tick=m.lease_tick,
+    )
+    if m.snapshot is not None:
+        meta = m.snapshot.metadata
+        out.snapshot.CopyFrom(
+            pb.Snapshot(
+                data=m.snapshot.data,
+                metadata=pb.SnapshotMetadata(
+                    conf_state=_conf_to_pb(meta.conf_state), index=meta.index, term=meta.term
+                ),
+            )
+        )
+    return out
+
+
+def message_from_pb(m: pb.Message) -> Message:
+    snapshot = None
+    if m.HasField("snapshot"):
+        meta = m.snapshot.metadata
+        snapshot = Snapshot(
+            data=m.snapshot.data,
+            metadata=SnapshotMetadata(_conf_from_pb(meta.conf_state), meta.index, meta.term),
+        )
+    return Message(
+        type=MessageType(m.type),
+        to=m.to,
+        sender=m.sender,
+        term=m.term,
+        log_term=m.log_term,
+        index=m.index,
+        entries=tuple(
+            Entry(term=e.term, index=e.index, type=_ENTRY_FROM_PB[e.type], data=e.data)
+            for e in m.entries
+        ),
+        commit=m.commit,
+        snapshot=snapshot,
+        reject=m.reject,
+        reject_hint=m.reject_hint,
+        context=m.context,
+        lease_tick=m.lease_tick,
+    )
+
+
+def peer_identity(context: grpc.aio.ServicerContext) -> int | None:  # type: ignore[type-arg]
+    """The node id the caller's verified certificate names (common name), or None."""
+    auth = context.auth_context()
+    if auth.get("transport_security_type") != [b"ssl"]:
+        return None
+    for name in auth.get("x509_common_name", []):
+        node_id = node_id_from_name(name.decode(errors="replace"))
+        if node_id is not None:
+            return node_id
+    return None
+
+
+class PeerSender:
+    """The outbound side towards one peer: a bounded queue drained into one stream."""
+
+    def __init__(
+        self,
+        self_id: int,
+        peer_id: int,
+        address: str,
+        credentials: grpc.ChannelCredentials,
+        cluster_id: int,
+        on_unreachable: Callable[[int], None],
+    ) -> None:
+        self.self_id = self_id
+        self.peer_id = peer_id
+        self.address = address
+        self._credentials = credentials
+        self._cluster_id = cluster_id
+        self._on_unreachable = on_unreachable
+        self.queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=PEER_QUEUE_MESSAGES)
+        self.dropped = 0
+
+    def send(self, message: Message) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self._on_unreachable(self.peer_id)
+
+    async def _batches(self) -> AsyncIterator[pb.MessageBatch]:
+        while True:
+            first = await self.queue.get()
+            messages = [message_to_pb(first)]
+            size = messages[0].ByteSize()
+            while (
+                len(messages) < MAX_BATCH_MESSAGES
+                and size < MAX_BATCH_BYTES
+                and not self.queue.empty()
+            ):
+                converted = message_to_pb(self.queue.get_nowait())
+                size += converted.ByteSize()
+                messages.append(converted)
+            yield pb.MessageBatch(
+                messages=messages, cluster_id=self._cluster_id, sender_version=SOFTWARE_VERSION
+            )
+
+    async def run(self) -> None:
+        backoff_ms = RECONNECT_MIN_MS
+        while True:
+            async with grpc.aio.secure_channel(
+                self.address, self._credentials, options=CHANNEL_OPTIONS
+            ) as channel:
+                stub = raft_pb2_grpc.RaftTransportStub(channel)
+                try:
+                    await stub.Send(self._batches(), wait_for_ready=False)
+                    backoff_ms = RECONNECT_MIN_MS
+                except grpc.aio.AioRpcError as error:
+                    if (
+                        error.code() != grpc.StatusCode.UNAVAILABLE
+                        or backoff_ms == RECONNECT_MAX_MS
+                    ):
+                        log.info("stream to n%d ended: %s", self.peer_id, error.code().name)
+                    self._on_unreachable(self.peer_id)
+            await asyncio.sleep(backoff_ms / 1000)
+            backoff_ms = min(RECONNECT_MAX_MS, backoff_ms * 2)
+
+
+class RaftTransportService(raft_pb2_grpc.RaftTransportServicer):
+    """The receiving side: authenticate the peer, then hand its messages to the node."""
+
+    def __init__(
+        self,
+        self_id: int,
+        cluster_id: int,
+        is_member: Callable[[int], bool],
+        deliver: Callable[[Message], None],
+    ) -> None:
+        self._self_id = self_id
+        self._cluster_id = cluster_id
+        self._is_member = is_member
+        self._deliver = deliver
+
+    async def Send(
+        self,
+        request_iterator: AsyncIterator[pb.MessageBatch],
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    ) -> pb.SendAck:
+        peer = peer_identity(context)
+        if peer is None or peer == self._self_id or not self._is_member(peer):
+            log.warning(
+                "refused a peer stream from %s (certificate names %s)", context.peer(), peer
+            )
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, "the certificate names no current member"
+            )
+        async for batch in request_iterator:
+            if batch.cluster_id != self._cluster_id:
+                log.warning("refused a batch of cluster %d from n%s", batch.cluster_id, peer)
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "another cluster")
+            for message in batch.messages:
+                if message.sender != peer or message.to != self._self_id:
+                    await context.abort(
+                        grpc.StatusCode.PERMISSION_DENIED, "a message not from its sender"
+                    )
+                self._deliver(message_from_pb(message))
+        return pb.SendAck()
+
+    async def InstallSnapshot(
+        self,
+        request_iterator: AsyncIterator[pb.SnapshotChunk],
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    ) -> pb.SnapshotAck:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "snapshot install is not yet served")
+        raise AssertionError("unreachable")
