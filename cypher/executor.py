@@ -611,16 +611,26 @@ class Executor:
         ctx = self.ctx
         keys = [(name, expr) for name, expr in items if not _contains_aggregate(expr)]
         groups: dict[Any, tuple[Row, dict[str, Any], list[_Accumulator]]] = {}
-        for row in rows:
-            key_values = {name: evaluate(expr, row, ctx) for name, expr in keys}
-            group = tuple(group_key(v) for v in key_values.values())
-            entry = groups.get(group)
-            if entry is None:
-                entry = (row, key_values, [_Accumulator(a, ctx) for a in aggregates])
-                groups[group] = entry
-                self._check_size(len(groups))
-            for accumulator in entry[2]:
-                accumulator.feed(row)
+        if keys:
+            for row in rows:
+                key_values = {name: evaluate(expr, row, ctx) for name, expr in keys}
+                group = tuple(group_key(v) for v in key_values.values())
+                entry = groups.get(group)
+                if entry is None:
+                    entry = (row, key_values, [_Accumulator(a, ctx) for a in aggregates])
+                    groups[group] = entry
+                    self._check_size(len(groups))
+                for accumulator in entry[2]:
+                    accumulator.feed(row)
+        else:
+            # One group: no keys to evaluate per row.
+            accumulators: list[_Accumulator] | None = None
+            for row in rows:
+                if accumulators is None:
+                    accumulators = [_Accumulator(a, ctx) for a in aggregates]
+                    groups[()] = (row, {}, accumulators)
+                for accumulator in accumulators:
+                    accumulator.feed(row)
         if not groups and not keys:
             groups[()] = ({}, {}, [_Accumulator(a, ctx) for a in aggregates])
         for first_row, key_values, accumulators in groups.values():
@@ -1101,6 +1111,7 @@ class _Accumulator:
         self.seen: set[Any] = set()
         self.count = 0
         self.percentile: Any = None
+        self.percentile_function = self.name in ("percentilecont", "percentiledisc")
 
     def feed(self, row: Row) -> None:
         if self.name == "count*":
@@ -1108,7 +1119,7 @@ class _Accumulator:
             return
         args = self.expr.args  # type: ignore[attr-defined]
         value = evaluate(args[0], row, self.ctx)
-        if self.name in ("percentilecont", "percentiledisc"):
+        if self.percentile_function:
             percentile = evaluate(args[1], row, self.ctx)
             if percentile is not None and (not is_number(percentile) or not 0 <= percentile <= 1):
                 raise argument_error("percentile must be between 0.0 and 1.0", "NumberOutOfRange")

@@ -294,6 +294,9 @@ def order_compare(left: Any, right: Any) -> int:
 
 def group_key(value: Any) -> Any:
     """A hashable key under which Cypher-equivalent values (DISTINCT, grouping) coincide."""
+    kind = type(value)
+    if kind is NodeRef or kind is RelRef:
+        return value  # the commonest key (count(DISTINCT n)); equal only to its own kind
     if value is None:
         return ("null",)
     if isinstance(value, bool):
