@@ -34,7 +34,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from rocksdict import (
     BlockBasedOptions,
@@ -272,6 +272,21 @@ def sorted_properties(properties: dict[str, Value]) -> tuple[tuple[str, str], ..
 # -- the store -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ReencryptProgress:
+    resealed: int
+    complete: bool
+    """A whole pass found no value left under an older data key."""
+
+
+@dataclass(slots=True)
+class _ReencryptPass:
+    version: int
+    family: int = 0
+    key: bytes = b""
+    found: int = 0
+
+
 DEFAULT_BLOCK_CACHE_BYTES: Final = 128 << 20
 """One block cache shared by all column families of a graph."""
 BLOOM_BITS_PER_KEY: Final = 10
@@ -326,6 +341,7 @@ class GraphStore:
         self._write_options.sync = sync
         self._write_lock = threading.Lock()
         self._closed = False
+        self._reencrypt_pass: _ReencryptPass | None = None
         self._load_caches()
 
     def _load_caches(self) -> None:
@@ -645,30 +661,48 @@ class GraphStore:
             self._indexes = dict(txn.indexes)
             self._constraints = dict(txn.constraints)
 
-    def reencrypt(self, max_values: int = 10_000) -> int:
-        """Re-seal up to `max_values` values sealed under an older data key; the count done.
+    def reencrypt(self, max_values: int = 10_000) -> ReencryptProgress:
+        """Move up to `max_values` values from older data keys to the current one.
 
-        Call repeatedly (for example from a background task) until it returns 0.
+        Resumable: each call continues a pass over the sealed column families where the
+        previous call stopped. Call until ``complete``: a whole pass (under one current
+        key) found nothing left to move; then older keys protect no graph value.
         """
-        done = 0
         current = self.cipher.current_version()
+        families = sorted(SEALED_FAMILIES)
         with self._write_lock:
             self._check_open()
+            progress = self._reencrypt_pass
+            if progress is None or progress.version != current:
+                progress = self._reencrypt_pass = _ReencryptPass(current)
             batch = WriteBatch(raw_mode=True)
-            for family in sorted(SEALED_FAMILIES):
+            resealed = 0
+            while resealed < max_values and progress.family < len(families):
+                family = families[progress.family]
                 handle = self._handles[family]
-                for key, sealed in self._families[family].items():
-                    if done >= max_values:
-                        break
+                items = self._families[family].items(from_key=progress.key)
+                exhausted = True
+                for key, sealed in items:
                     assert isinstance(key, bytes) and isinstance(sealed, bytes)
-                    if self.cipher.key_version(sealed) == current:
-                        continue
-                    aad = _aad(family, key)
-                    batch.put(key, self.cipher.seal(self.cipher.open(sealed, aad), aad), handle)
-                    done += 1
-            if done:
+                    if resealed >= max_values:
+                        progress.key = key
+                        exhausted = False
+                        break
+                    if self.cipher.key_version(sealed) != current:
+                        aad = _aad(family, key)
+                        plain = self.cipher.open(sealed, aad)
+                        batch.put(key, self.cipher.seal(plain, aad), handle)
+                        resealed += 1
+                if exhausted:
+                    progress.family += 1
+                    progress.key = b""
+            if resealed:
                 self._db.write(batch, self._write_options)
-        return done
+            progress.found += resealed
+            if progress.family < len(families):
+                return ReencryptProgress(resealed, complete=False)
+            self._reencrypt_pass = None
+            return ReencryptProgress(resealed, complete=progress.found == 0)
 
     def warm_up(self) -> None:
         """Read every stored byte once (no decryption): fills the block and page caches,
@@ -1078,3 +1112,10 @@ def _set(properties: dict[int, Value], key: int, value: Value) -> None:
         properties.pop(key, None)
     else:
         properties[key] = value
+
+
+if TYPE_CHECKING:
+    from store.view import GraphView
+
+    def _is_graph_view(graph: GraphStore) -> GraphView:
+        return graph  # mypy proves GraphStore satisfies the query engine's GraphView

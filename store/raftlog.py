@@ -54,7 +54,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from raft.errors import CompactedError, SnapshotOutOfDateError, UnavailableError
 from raft.storage import limit_size
@@ -654,3 +654,10 @@ class DurableLog:
             for segment in self._segments:
                 os.close(segment.fd)
             self._segments = []
+
+
+if TYPE_CHECKING:
+    from raft.storage import Storage
+
+    def _is_raft_storage(log: DurableLog) -> Storage:
+        return log  # mypy proves DurableLog satisfies raft's Storage protocol
