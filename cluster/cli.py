@@ -312,4 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main, not this __main__ copy: the command modules raise
+    # cluster.cli.CliError, which must be the class that main() catches.
+    from cluster.cli import main as _main
+
+    raise SystemExit(_main())

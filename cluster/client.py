@@ -142,9 +142,10 @@ class Client:
                 status = self.node_status(member.id)
             except QuiverError:
                 continue
-            if status.leader_id:
-                self.leader_id = status.leader_id
-                return status.leader_id
+            leader = self._member_id(status.leader_id, status.leader_address)
+            if leader:
+                self.leader_id = leader
+                return leader
         return 0
 
     def _pick(self, to_leader: bool, attempt: int) -> _Member:
@@ -209,8 +210,14 @@ class Client:
         raise AssertionError("unreachable")
 
     def _leader_from(self, error: QuiverError) -> int:
+        return self._member_id(0, error.leader)
+
+    def _member_id(self, node_id: int, address: str) -> int:
+        """The member with this id (or else this client address); 0 when not one of ours."""
         for member in self.members:
-            if error.leader and member.address == error.leader:
+            if (
+                node_id and member.id == node_id and (not address or member.address == address)
+            ) or (address and member.address == address):
                 return member.id
         return 0
 
