@@ -19,11 +19,12 @@ sentinel scan can fail).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 from raft.types import ConfState, Snapshot
-from store.crypto import Cipher, Keyring, PlaintextCipher
+from store.crypto import Cipher, Keyring, PlaintextCipher, load_kek
 from store.graph import GraphStore
 from store.raftlog import DEFAULT_MAX_SEGMENT_BYTES, DurableLog
 from store.snapshot import SnapshotSource, install_chunks, read_snapshot_file, write_snapshot_file
@@ -61,6 +62,16 @@ class NodeStore:
         )
         self.graph = GraphStore(self.data_dir / "graph", self.cipher)
         self.snapshot_dir = self.data_dir / "snapshots"
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        key_file: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> NodeStore:
+        """Open with the KEK from `key_file` (mode 0600) or else ``$QUIVER_KEK``."""
+        return cls(data_dir, load_kek(key_file, environ))
 
     def take_snapshot(self, conf_state: ConfState | None = None) -> Snapshot:
         """Write the graph's state at its applied index to a durable snapshot file and

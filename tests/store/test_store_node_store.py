@@ -1,0 +1,37 @@
+"""A node's data directory opened as one: the key comes from a 0600 file or the
+environment, and a store written with one key does not open with another."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from raft.types import Entry, HardState
+from store.crypto import KEK_ENV_VAR, IntegrityError, KeyConfigurationError, write_key_file
+from store.node_store import NodeStore
+from store.writeset import CreateNode, WriteSet
+
+
+def test_open_with_a_key_file_then_with_the_environment(tmp_path: Path) -> None:
+    key_file = tmp_path / "kek"
+    write_key_file(key_file)
+    store = NodeStore.open(tmp_path / "node", key_file)
+    store.log.save([Entry(term=1, index=1, data=b"x")], HardState(term=1, commit=1))
+    store.graph.apply(WriteSet((CreateNode(0, ("A",), ()),)), 1)
+    store.close()
+    kek_hex = key_file.read_text().strip()
+    store = NodeStore.open(tmp_path / "node", environ={KEK_ENV_VAR: kek_hex})
+    assert store.graph.count_nodes("A") == 1
+    store.close()
+    with pytest.raises(IntegrityError):
+        NodeStore.open(tmp_path / "node", environ={KEK_ENV_VAR: "00" * 32})
+    os.chmod(key_file, 0o640)
+    with pytest.raises(KeyConfigurationError):
+        NodeStore.open(tmp_path / "node", key_file)
+
+
+def test_encryption_cannot_be_on_without_a_key(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="key-encryption key is required"):
+        NodeStore(tmp_path, None)
