@@ -236,6 +236,7 @@ def _schema(tx: TxState, command: ast.SchemaCommand) -> tuple[list[str], list[li
             raise CypherError(
                 f"constraint {name} already exists", "ConstraintAlreadyExists", kind="SemanticError"
             )
+        _check_existing_data_is_unique(tx, command.label, command.properties, name)
         tx.add_schema_operation(
             ws.CreateUniqueConstraint(name, command.label, command.properties),
             "constraints_added",
@@ -258,6 +259,31 @@ def _schema(tx: TxState, command: ast.SchemaCommand) -> tuple[list[str], list[li
         )
     tx.add_schema_operation(ws.DropConstraint(command.name or ""), "constraints_removed")
     return [], []
+
+
+def _check_existing_data_is_unique(
+    tx: TxState, label: str, properties: tuple[str, ...], name: str
+) -> None:
+    """A uniqueness constraint is created only over data that already satisfies it."""
+    from cypher.values import group_key
+
+    seen: dict[object, int] = {}
+    for node_id in tx.node_ids_by_label(label):
+        if tx.is_deleted_node(node_id):
+            continue
+        props = tx.node_properties(node_id)
+        values = [props.get(key) for key in properties]
+        if any(value is None for value in values):
+            continue
+        key = tuple(group_key(value) for value in values)
+        other = seen.setdefault(key, node_id)
+        if other != node_id:
+            raise CypherError(
+                f"unable to create constraint {name}: node {other} and node {node_id} both "
+                f"have label `{label}` and the same values for {list(properties)}",
+                "ConstraintCreationFailed",
+                kind="ConstraintCreationFailed",
+            )
 
 
 def _public_rows(tx: TxState, rows: list[list[Any]]) -> list[list[Any]]:

@@ -19,6 +19,7 @@ _STATUS_BY_KIND = {
     "EntityNotFound": "Neo.ClientError.Statement.EntityNotFound",
     "ConstraintVerificationFailed": "Neo.ClientError.Schema.ConstraintValidationFailed",
     "ConstraintValidationFailed": "Neo.ClientError.Schema.ConstraintValidationFailed",
+    "ConstraintCreationFailed": "Neo.ClientError.Schema.ConstraintCreationFailed",
     "ProcedureError": "Neo.ClientError.Procedure.ProcedureNotFound",
     "ParameterMissing": "Neo.ClientError.Statement.ParameterMissing",
     "ResourceLimit": "Neo.ClientError.General.MemoryPoolOutOfMemoryError",

@@ -174,10 +174,23 @@ class TxState:
         yield from sorted(found)
 
     def node_ids_by_property(self, label: str, key: str, value: Any) -> Iterator[int] | None:
-        """Index seek when the view has an index and nothing pending could change it."""
-        if self.operations or not self.view.has_index(label, key):
+        """Index seek over the view plus this transaction's writes (None: no index).
+
+        A superset of the matches, ascending: the committed seek's nodes that still exist,
+        plus every node this transaction created or changed (a property set or a label
+        added may make it match). The caller checks labels and properties on each.
+        """
+        if not self.view.has_index(label, key):
             return None
-        return self.view.node_ids_by_property(label, key, value)
+        if not self.operations:
+            return self.view.node_ids_by_property(label, key, value)
+        found = {
+            node_id
+            for node_id in self.view.node_ids_by_property(label, key, value)
+            if node_id not in self.deleted_nodes
+        }
+        found.update(node_id for node_id in self.touched_nodes if node_id not in self.deleted_nodes)
+        return iter(sorted(found))
 
     def relationships(
         self, node_id: int, direction: Direction, types: Sequence[str] | None

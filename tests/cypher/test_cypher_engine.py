@@ -114,3 +114,38 @@ def test_index_seek_is_used_and_agrees_with_a_scan() -> None:
     assert graph.has_index("P", "id")
     assert run(graph, "MATCH (p:P {id: 3}) RETURN count(p)").rows == scan == [[5]]
     assert run(graph, "MATCH (p:P {id: $v}) RETURN count(p)", {"v": 3.0}).rows == [[5]]
+
+
+def test_creating_a_unique_constraint_over_duplicate_data_fails_with_creation_failed() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE (:P {id: 1}), (:P {id: 1}), (:P {id: 2}), (:Q {id: 2})")
+    with pytest.raises(CypherError) as raised:
+        run(graph, "CREATE CONSTRAINT p_id FOR (p:P) REQUIRE p.id IS UNIQUE")
+    assert raised.value.status_code == "Neo.ClientError.Schema.ConstraintCreationFailed"
+    assert graph.constraints() == []
+    run(graph, "MATCH (p:P {id: 1}) WITH p LIMIT 1 SET p.id = 3")
+    run(graph, "CREATE CONSTRAINT p_id FOR (p:P) REQUIRE p.id IS UNIQUE")
+    assert [c.name for c in graph.constraints()] == ["p_id"]
+
+
+def test_index_seek_sees_the_transactions_own_creates_sets_and_deletes() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE INDEX FOR (p:P) ON (p.id)")
+    run(graph, "UNWIND range(1, 5) AS i CREATE (:P {id: i})")
+    tx = Engine().begin(graph)
+    tx.run("CREATE (:P {id: 9})")
+    tx.run("MATCH (p:P {id: 2}) SET p.id = 7")
+    tx.run("MATCH (p:P {id: 3}) DELETE p")
+    tx.run("MATCH (p:P {id: 4}) REMOVE p:P")
+    tx.run("CREATE (q:Q {id: 5}) SET q:P")
+
+    def ids(value: int) -> list[int]:
+        return [row[0] for row in tx.run("MATCH (p:P {id: $v}) RETURN p.id", {"v": value}).rows]
+
+    assert ids(9) == [9]
+    assert ids(2) == []
+    assert ids(7) == [7]
+    assert ids(3) == []
+    assert ids(4) == []
+    assert ids(5) == [5, 5]
+    assert ids(1) == [1]
