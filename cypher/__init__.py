@@ -9,6 +9,7 @@ Public entry point::
     result.rows        # [["Ada"]]; nodes/relationships/paths as cypher.Node/Relationship/Path
     result.counters    # Neo4j counters: nodes_created, properties_set, labels_added, ...
     result.write_set   # store.writeset.WriteSet: apply it (or propose it to Raft)
+    result.plan        # EXPLAIN/PROFILE: cypher.PlanOperator tree (estimated, actual rows)
 
 `engine.begin(view)` opens a `Transaction` whose statements read each other's pending writes;
 `commit()` returns the combined write set. `engine.register_procedure(signature, fn)` adds a
@@ -24,6 +25,7 @@ Must never: touch RocksDB directly, propose to Raft, or import ``cluster`` or ``
 from cypher.engine import Engine, Result, Transaction
 from cypher.errors import CypherError
 from cypher.executor import Limits
+from cypher.plan import PlanOperator
 from cypher.values import Node, Path, Relationship
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "Limits",
     "Node",
     "Path",
+    "PlanOperator",
     "Relationship",
     "Result",
     "Transaction",

@@ -20,6 +20,7 @@ from cypher import ast
 from cypher.errors import CypherError
 from cypher.executor import Context, Executor, Limits, Procedure
 from cypher.parser import parse
+from cypher.plan import PlanOperator, describe
 from cypher.semantic import Analysis, analyze
 from cypher.txstate import TxState
 from cypher.values import Node, NodeRef, Path, PathValue, Relationship, RelRef
@@ -35,6 +36,8 @@ class Result:
     rows: list[list[Any]]
     counters: dict[str, int]
     write_set: ws.WriteSet = field(default_factory=ws.WriteSet)
+    plan: PlanOperator | None = None
+    """EXPLAIN: the plan with estimated rows; PROFILE: with the actual rows too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,22 +138,33 @@ class Engine:
         self, view: GraphView, query: str, parameters: Mapping[str, Any] | None = None
     ) -> Result:
         tx = TxState(view)
-        columns, rows = self._execute(tx, query, parameters)
+        columns, rows, plan = self._execute(tx, query, parameters)
         write_set = tx.finish()
-        return Result(columns, _public_rows(tx, rows), dict(tx.counters), write_set)
+        return Result(columns, _public_rows(tx, rows), dict(tx.counters), write_set, plan)
 
     def begin(self, view: GraphView) -> Transaction:
         return Transaction(self, TxState(view))
 
     def _execute(
         self, tx: TxState, query: str, parameters: Mapping[str, Any] | None
-    ) -> tuple[list[str], list[list[Any]]]:
+    ) -> tuple[list[str], list[list[Any]], PlanOperator | None]:
         plan = self.plan(query)
         statement = plan.statement
         params = dict(parameters or {})
         if isinstance(statement.body, ast.SchemaCommand):
-            return _schema(tx, statement.body)
-        executor = Executor(tx, params, self.procedures, plan.analysis.star_columns, self.limits)
+            if statement.mode == "EXPLAIN":
+                return [], [], PlanOperator("SchemaCommand", statement.body.action, 0.0)
+            return (*_schema(tx, statement.body), None)
+        star_columns = plan.analysis.star_columns
+        description = by_clause = None
+        if statement.mode is not None:
+            description, by_clause = describe(statement.body, tx.view, star_columns)
+        if statement.mode == "EXPLAIN":
+            # Nothing runs: no rows, no writes.
+            return _columns(statement.body, star_columns, self.procedures), [], description
+        executor = Executor(tx, params, self.procedures, star_columns, self.limits)
+        if statement.mode == "PROFILE":
+            executor.clause_rows = {}
         try:
             columns, rows = executor.run_query(statement.body)
         except RecursionError:
@@ -164,9 +178,11 @@ class Engine:
                 "ExecutionFailed",
                 kind="ExecutionFailed",
             ) from error
-        if statement.mode == "EXPLAIN":
-            return columns, []
-        return columns, rows
+        if description is not None and by_clause is not None and executor.clause_rows is not None:
+            for clause_id, operator in by_clause.items():
+                operator.rows = executor.clause_rows.get(clause_id, 0)
+            description.rows = len(rows)
+        return columns, rows, description
 
 
 class Transaction:
@@ -178,9 +194,9 @@ class Transaction:
 
     def run(self, query: str, parameters: Mapping[str, Any] | None = None) -> Result:
         before = dict(self.tx.counters)
-        columns, rows = self.engine._execute(self.tx, query, parameters)
+        columns, rows, plan = self.engine._execute(self.tx, query, parameters)
         counters = {k: v - before[k] for k, v in self.tx.counters.items()}
-        return Result(columns, _public_rows(self.tx, rows), counters)
+        return Result(columns, _public_rows(self.tx, rows), counters, plan=plan)
 
     def commit(self) -> ws.WriteSet:
         return self.tx.finish()
@@ -259,6 +275,23 @@ def _schema(tx: TxState, command: ast.SchemaCommand) -> tuple[list[str], list[li
         )
     tx.add_schema_operation(ws.DropConstraint(command.name or ""), "constraints_removed")
     return [], []
+
+
+def _columns(
+    query: ast.Query, star_columns: dict[int, list[str]], procedures: dict[str, Procedure]
+) -> list[str]:
+    """The columns a query would return, known without running it (for EXPLAIN)."""
+    final = query.parts[0].clauses[-1]
+    if isinstance(final, ast.Return):
+        projection = final.projection
+        names = list(star_columns.get(id(projection), [])) if projection.star else []
+        return names + [item.alias or item.text for item in projection.items]
+    if isinstance(final, ast.Call):
+        if final.yields is not None:
+            return [alias for _, alias in final.yields]
+        procedure = procedures.get(final.procedure.lower())
+        return [name for name, _ in procedure.outputs] if procedure else []
+    return []
 
 
 def _check_existing_data_is_unique(

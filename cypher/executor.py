@@ -82,6 +82,8 @@ class Executor:
         self.limits = limits
         self.expansions = 0
         self._label_counts: dict[str | None, int] = {}
+        self.clause_rows: dict[int, int] | None = None
+        """Rows each clause produced, by id of the clause (PROFILE sets it to {})."""
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -120,11 +122,21 @@ class Executor:
                 columns, rows = self._call(clause, rows, standalone=len(query.clauses) == 1)
             else:
                 rows = self._clause(clause, rows)
+            if self.clause_rows is not None:
+                rows = self._counted(id(clause), rows)
         result = self._materialize(rows)
         final = query.clauses[-1]
         if not isinstance(final, (ast.Return, ast.Call)):
             return [], []
         return columns, result
+
+    def _counted(self, key: int, rows: Iterable[Row]) -> Iterator[Row]:
+        counts = self.clause_rows
+        assert counts is not None
+        counts.setdefault(key, 0)
+        for row in rows:
+            counts[key] += 1
+            yield row
 
     def subquery_has_rows(self, query: ast.Query, row: Row) -> bool:
         for part in query.parts:

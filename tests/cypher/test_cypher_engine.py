@@ -149,3 +149,51 @@ def test_index_seek_sees_the_transactions_own_creates_sets_and_deletes() -> None
     assert ids(4) == []
     assert ids(5) == [5, 5]
     assert ids(1) == [1]
+
+
+def _operators(plan: Any) -> list[str]:
+    found = [plan.operator]
+    for child in plan.children:
+        found += _operators(child)
+    return found
+
+
+def test_explain_describes_an_index_seek_and_expansions_without_running_anything() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE INDEX FOR (p:Person) ON (p.id)")
+    run(graph, "UNWIND range(1, 20) AS i CREATE (:Person {id: i})")
+    result = run(
+        graph,
+        "EXPLAIN MATCH (p:Person {id: $id})-[:KNOWS]->()-[:KNOWS]->(f) "
+        "RETURN count(DISTINCT f) AS n",
+        {"id": 3},
+    )
+    assert result.columns == ["n"] and result.rows == []
+    assert _operators(result.plan)[:5] == [
+        "ProduceResults",
+        "EagerAggregation",
+        "Expand(All)",
+        "Expand(All)",
+        "NodeIndexSeek",
+    ]
+    assert result.plan.rows is None
+    explained_write = run(graph, "EXPLAIN CREATE (:Person {id: 99})")
+    assert explained_write.write_set.operations == ()
+    assert explained_write.counters["nodes_created"] == 0
+
+
+def test_profile_returns_the_rows_of_a_normal_run_and_actual_rows_per_clause() -> None:
+    graph = MemoryGraph()
+    run(graph, "UNWIND range(1, 10) AS i CREATE (:N {i: i})")
+    query = "MATCH (n:N) WHERE n.i > 3 RETURN n.i AS i ORDER BY i LIMIT 4"
+    plain = run(graph, query)
+    profiled = run(graph, "PROFILE " + query)
+    assert profiled.rows == plain.rows == [[4], [5], [6], [7]]
+    plan = profiled.plan
+    assert plan.operator == "ProduceResults" and plan.rows == 4
+    filtered = plan
+    while filtered.operator != "Filter":
+        filtered = filtered.children[0]
+    assert filtered.rows == 7
+    assert filtered.children[0].operator == "NodeByLabelScan"
+    assert filtered.children[0].estimated_rows == 10
