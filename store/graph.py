@@ -345,6 +345,12 @@ class GraphStore:
         self._load_caches()
 
     def _load_caches(self) -> None:
+        # The meta family is small (tokens, counts, schema, ids): held decrypted in memory,
+        # authenticated once here, and kept in step by _commit.
+        self._meta: dict[bytes, bytes] = {}
+        for key, sealed in self._families[CF_META].items():
+            assert isinstance(key, bytes) and isinstance(sealed, bytes)
+            self._meta[key] = self.cipher.open(sealed, _aad(CF_META, key))
         self._token_by_name: dict[tuple[bytes, str], int] = {}
         self._name_by_token: dict[tuple[bytes, int], str] = {}
         for key in self._keys(CF_META, _NAME_BY_TOKEN):
@@ -370,6 +376,8 @@ class GraphStore:
     # -- low-level reads ----------------------------------------------------------------------
 
     def _get_plain(self, family: str, key: bytes) -> bytes | None:
+        if family == CF_META:
+            return self._meta.get(key)
         sealed = self._families[family].get(key)
         if sealed is None:
             return None
@@ -600,7 +608,7 @@ class GraphStore:
 
     def installing(self) -> bool:
         """True while (or after a crash during) a snapshot installation: contents partial."""
-        return self._families[CF_META].get(META_INSTALLING) is not None
+        return META_INSTALLING in self._meta
 
     def begin_install(self) -> None:
         """Empty the store, marked as installing, in one synced batch."""
@@ -653,6 +661,11 @@ class GraphStore:
                     batch.put(key, b"", handle)
         self._db.write(batch, options or self._write_options)
         # Caches change only after the batch is durable in RocksDB's WAL.
+        for key, plain in txn.writes.get(CF_META, {}).items():
+            if plain is None:
+                self._meta.pop(key, None)
+            else:
+                self._meta[key] = plain
         if txn.new_tokens:
             for (kind, name), token in txn.new_tokens.items():
                 self._token_by_name[(kind, name)] = token
