@@ -31,7 +31,7 @@ from proto import admin_pb2, admin_pb2_grpc, client_pb2, client_pb2_grpc
 
 DEFAULT_TIMEOUT_S: Final = 30.0
 RETRY_MIN_S: Final = 0.05
-RETRY_MAX_S: Final = 1.0
+RETRY_MAX_S: Final = 0.25
 STATUS_TIMEOUT_S: Final = 2.0
 
 CONSISTENCY: Final = {

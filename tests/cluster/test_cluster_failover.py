@@ -1,0 +1,76 @@
+"""SIGKILL of the leader: a new leader is elected, the client carries on, nothing it was told
+was committed is lost, and the supervisor restarts the killed node, which catches up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from conftest import LocalCluster, wait_for
+
+WRITES_BEFORE = 20
+WRITES_AFTER = 20
+
+
+def test_leader_sigkill_loses_no_acknowledged_write_and_the_node_catches_up(
+    local_cluster: LocalCluster,
+) -> None:
+    client = local_cluster.client
+    old_leader = wait_for("a leader", local_cluster.leader)
+    acknowledged: list[int] = []
+    for i in range(WRITES_BEFORE):
+        client.run("CREATE (:Item {i: $i})", {"i": i})
+        acknowledged.append(i)
+    old_pid = local_cluster.statuses()[old_leader].pid
+    os.kill(old_pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    # The client retries through the election (same request ids) and carries on.
+    first = client.run("CREATE (:Item {i: $i})", {"i": WRITES_BEFORE})
+    failover_s = time.monotonic() - killed_at
+    acknowledged.append(WRITES_BEFORE)
+    for i in range(WRITES_BEFORE + 1, WRITES_BEFORE + WRITES_AFTER):
+        client.run("CREATE (:Item {i: $i})", {"i": i})
+        acknowledged.append(i)
+    new_leader = wait_for(
+        "a new leader", lambda: (lead := local_cluster.leader()) != old_leader and lead
+    )
+    assert new_leader != old_leader
+    assert first.bookmark
+    print(f"failover: first write acknowledged {failover_s * 1000:.0f} ms after SIGKILL")
+
+    everything = client.run(
+        "MATCH (n:Item) RETURN n.i AS i ORDER BY i", mode="read", consistency="linearizable"
+    )
+    assert [row[0] for row in everything.rows] == acknowledged
+
+    # The supervisor restarts the killed node; it catches up with the whole log.
+    wait_for(
+        "the killed node to be restarted",
+        lambda: (pid := local_cluster.node_pid(old_leader)) is not None and pid != old_pid,
+    )
+    restarted = local_cluster.node_client(old_leader)
+    restarted.bookmarks = set(client.bookmarks)
+    caught_up = wait_for(
+        "the restarted node to serve the bookmark",
+        lambda: _causal_items(restarted),
+    )
+    assert caught_up == acknowledged
+    restarted.close()
+
+
+def _causal_items(client: object) -> list[int] | None:
+    from cluster.client import Client
+    from cluster.errors import QuiverError
+
+    assert isinstance(client, Client)
+    try:
+        result = client.run(
+            "MATCH (n:Item) RETURN n.i AS i ORDER BY i",
+            mode="read",
+            consistency="causal",
+            timeout_s=2.0,
+        )
+    except QuiverError:
+        return None
+    return [row[0] for row in result.rows]
