@@ -177,6 +177,8 @@ class ExistsSubquery(Expr):
     query: Query | None
     patterns: tuple[PatternPart, ...]
     where: Expr | None
+    count: bool = False
+    """COUNT { ... }: the number of rows rather than whether there is one."""
 
 
 # -- patterns ------------------------------------------------------------------------------
@@ -313,6 +315,13 @@ class Call(Clause):
     yield_star: bool
     where: Expr | None
     pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SubqueryCall(Clause):
+    """CALL { query }: the query once per incoming row, its rows joined to that row."""
+
+    query: Query
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,36 @@ class Executor:
             return [], []
         return columns, result
 
+    def _subquery_call(self, clause: ast.SubqueryCall, rows: list[Row]) -> list[Row]:
+        """Each input row runs the subquery (imported by its leading WITH, if any); a
+        returning subquery multiplies the row by its rows, a unit subquery passes it once."""
+        query = clause.query
+        importing = all(isinstance(part.clauses[0], ast.With) for part in query.parts)
+        returns = isinstance(query.parts[0].clauses[-1], ast.Return)
+        result: list[Row] = []
+        for row in rows:
+            seed = dict(row) if importing else {}
+            if not returns:
+                for part in query.parts:
+                    self.run_single(part, [dict(seed)])
+                result.append(row)
+                continue
+            seen: set[Any] = set()
+            for part in query.parts:
+                columns, inner_rows = self.run_single(part, [dict(seed)])
+                for inner in inner_rows:
+                    if len(query.parts) > 1 and not all(query.union_all):
+                        key = tuple(group_key(inner.get(c)) for c in columns)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                    out = dict(row)
+                    for name in columns:
+                        out[name] = inner.get(name)
+                    result.append(out)
+            self._check_size(len(result))
+        return result
+
     def _counted(self, key: int, rows: Iterable[Row]) -> Iterator[Row]:
         counts = self.clause_rows
         assert counts is not None
@@ -137,6 +167,31 @@ class Executor:
         for row in rows:
             counts[key] += 1
             yield row
+
+    def subquery_count(self, query: ast.Query, row: Row) -> int:
+        count = 0
+        seen: set[Any] = set()
+        distinct = len(query.parts) > 1 and not all(query.union_all)
+        for part in query.parts:
+            if isinstance(part.clauses[-1], ast.Return):
+                columns, rows = self.run_single(part, [dict(row)])
+            else:
+                # COUNT { MATCH ... } without RETURN counts the rows of its last clause.
+                columns, rows = [], self._materialize(self._rows_of(part, row))
+            for inner in rows:
+                if distinct:
+                    key = tuple(group_key(inner.get(c)) for c in columns)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                count += 1
+        return count
+
+    def _rows_of(self, part: ast.SingleQuery, row: Row) -> Iterable[Row]:
+        rows: Iterable[Row] = [dict(row)]
+        for clause in part.clauses:
+            rows = self._clause(clause, rows)
+        return rows
 
     def subquery_has_rows(self, query: ast.Query, row: Row) -> bool:
         for part in query.parts:
@@ -182,6 +237,8 @@ class Executor:
             return self._delete(clause, self._materialize(rows))
         if isinstance(clause, ast.Call):
             return self._call(clause, rows, standalone=False)[1]
+        if isinstance(clause, ast.SubqueryCall):
+            return self._subquery_call(clause, self._materialize(rows))
         raise CypherError(f"unsupported clause {type(clause).__name__}", "UnsupportedClause")
 
     # -- MATCH --------------------------------------------------------------------------------

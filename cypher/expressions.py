@@ -586,6 +586,14 @@ def _pattern_comprehension(expr: ast.PatternComprehension, row: Row, ctx: Contex
 
 
 def _exists(expr: ast.ExistsSubquery, row: Row, ctx: Context) -> Any:
+    if expr.count:
+        if expr.query is not None:
+            return ctx.executor.subquery_count(expr.query, row)
+        return sum(
+            1
+            for inner in ctx.executor.patterns_rows(expr.patterns, row)
+            if expr.where is None or evaluate_predicate(expr.where, inner, ctx) is True
+        )
     if expr.query is not None:
         return ctx.executor.subquery_has_rows(expr.query, row)
     for inner in ctx.executor.patterns_rows(expr.patterns, row):

@@ -233,6 +233,8 @@ def tokenize(data: str) -> list[Token]:
             kind = "NAME"
             if lower in KEYWORDS and not after_dot and not _is_map_key(data, m.end(), prev):
                 kind = KEYWORDS[lower]
+            elif lower == "count" and not after_dot and _opens_subquery(data, m.end()):
+                kind = "COUNT"
             tokens.append(_tok(kind, word, word, pos, m.end(), line_starts))
             pos = m.end()
             continue
@@ -254,6 +256,16 @@ def tokenize(data: str) -> list[Token]:
         else:
             raise _err(f"unexpected character {ch!r}", pos, line_starts)
     return tokens
+
+
+_SUBQUERY_START = re.compile(
+    r"\s*\{\s*(\(|(match|optional|with|unwind|call|return|union)\b(?!\s*:))", re.IGNORECASE
+)
+
+
+def _opens_subquery(data: str, end: int) -> bool:
+    """Whether `count` at `end` opens COUNT { ... } rather than a map projection."""
+    return _SUBQUERY_START.match(data, end) is not None
 
 
 def _is_map_value(tokens: list[Token]) -> bool:

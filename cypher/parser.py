@@ -609,6 +609,17 @@ class _Builder(Transformer[Token, Any]):
     def exists_query(self, items: list[Any]) -> ast.Expr:
         return ast.ExistsSubquery(items[2], (), None)
 
+    def count_query(self, items: list[Any]) -> ast.Expr:
+        return ast.ExistsSubquery(items[2], (), None, count=True)
+
+    def count_pattern(self, items: list[Any]) -> ast.Expr:
+        rest = _toks(items)
+        where = rest[1] if len(rest) > 1 else None
+        return ast.ExistsSubquery(None, rest[0], where, count=True)
+
+    def call_subquery(self, items: list[Any]) -> ast.Clause:
+        return ast.SubqueryCall(items[2])
+
     def exists_pattern(self, items: list[Any]) -> ast.Expr:
         rest = _toks(items)
         where = rest[1] if len(rest) > 1 else None

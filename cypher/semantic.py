@@ -41,7 +41,7 @@ class _Analyzer:
         self.analysis = analysis
         self.procedures = procedures
 
-    def query(self, query: ast.Query, outer: dict[str, str], top_level: bool) -> None:
+    def query(self, query: ast.Query, outer: dict[str, str], top_level: bool) -> list[str]:
         if len(set(query.union_all)) > 1:
             raise _err("cannot mix UNION and UNION ALL", "InvalidClauseComposition")
         columns_seen: list[str] | None = None
@@ -54,6 +54,7 @@ class _Analyzer:
                     "all sub queries in a UNION must have the same columns",
                     "DifferentColumnsInUnion",
                 )
+        return columns_seen or []
 
     def single_query(
         self, query: ast.SingleQuery, scope: dict[str, str], top_level: bool, in_union: bool
@@ -121,6 +122,14 @@ class _Analyzer:
                         raise _err(
                             "DELETE expects a node, relationship or path", "InvalidArgumentType"
                         )
+            elif isinstance(clause, ast.SubqueryCall):
+                # Only a leading WITH imports outer variables into the subquery.
+                importing = all(
+                    isinstance(part.clauses[0], ast.With) for part in clause.query.parts
+                )
+                returned = self.query(clause.query, dict(scope) if importing else {}, False)
+                for name in returned:
+                    self.declare(scope, name, ANY, fresh=True)
             elif isinstance(clause, ast.Call):
                 self.call(clause, scope, standalone=len(clauses) == 1, last=last)
                 if last:

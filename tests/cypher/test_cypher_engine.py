@@ -197,3 +197,38 @@ def test_profile_returns_the_rows_of_a_normal_run_and_actual_rows_per_clause() -
     assert filtered.rows == 7
     assert filtered.children[0].operator == "NodeByLabelScan"
     assert filtered.children[0].estimated_rows == 10
+
+
+def test_count_subquery_counts_pattern_matches_and_query_rows_per_row() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE (a:P {n: 1})-[:K]->(:Q), (a)-[:K]->(:R), (:P {n: 2})")
+    rows = run(
+        graph,
+        "MATCH (p:P) RETURN p.n, COUNT { (p)-[:K]->() } AS total, "
+        "COUNT { MATCH (p)-[:K]->(q) WHERE q:Q RETURN q } AS qs ORDER BY p.n",
+    ).rows
+    assert rows == [[1, 2, 1], [2, 0, 0]]
+    assert run(graph, "MATCH (p:P) WHERE COUNT { (p)-->() } > 1 RETURN p.n").rows == [[1]]
+    # A map projection on a variable named count is not a subquery.
+    assert run(graph, "WITH {n: 1} AS count RETURN count {.n} AS m").rows == [[{"n": 1}]]
+
+
+def test_call_subquery_imports_with_a_leading_with_and_joins_its_rows() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE (a:P {n: 1})-[:K]->(:Q), (a)-[:K]->(:Q), (:P {n: 2})")
+    rows = run(
+        graph,
+        "MATCH (p:P) CALL { WITH p MATCH (p)-[:K]->(q) RETURN count(q) AS k } "
+        "RETURN p.n, k ORDER BY p.n",
+    ).rows
+    assert rows == [[1, 2], [2, 0]]
+    union = "CALL { MATCH (p:P) RETURN p.n AS x UNION MATCH (p:P) RETURN p.n AS x } RETURN x"
+    assert sorted(run(graph, union).rows) == [[1], [2]]
+    unit = run(graph, "UNWIND [1, 2, 3] AS i CALL { WITH i CREATE (:Z {i: i}) } RETURN i")
+    assert unit.rows == [[1], [2], [3]] and unit.counters["nodes_created"] == 3
+    with pytest.raises(CypherError) as raised:
+        run(graph, "MATCH (p:P) CALL { RETURN p.n AS y } RETURN y")
+    assert raised.value.detail == "UndefinedVariable"
+    with pytest.raises(CypherError) as raised:
+        run(graph, "MATCH (p:P) CALL { MATCH (q:Q) RETURN q AS p } RETURN p")
+    assert raised.value.detail == "VariableAlreadyBound"
