@@ -71,6 +71,10 @@ from store.crypto import Cipher, IntegrityError, atomic_write, fsync_dir
 DEFAULT_MAX_SEGMENT_BYTES: Final = 64 << 20
 MAX_RECORD_BYTES: Final = 256 << 20
 """A frame claiming more is damage (or a torn length), never a real record."""
+MAX_ENTRIES_RECORD_BYTES: Final = 16 << 20
+"""Entry data per ENTRIES record: a larger save becomes several records (one sync still).
+Entries and their per-entry header stay far below MAX_RECORD_BYTES."""
+MAX_ENTRIES_PER_RECORD: Final = 1 << 16
 MAX_SEGMENTS: Final = 100_000
 SNAPSHOT_FILE: Final = "snapshot.bin"
 FLOOR_FILE: Final = "floor.bin"
@@ -99,6 +103,28 @@ _AAD_ENTRIES = b"raftlog/entries/"
 RECORD_CACHE_RECORDS: Final = 8
 RECORD_CACHE_BYTES: Final = 32 << 20
 """Decrypted ENTRIES records kept for reads (ranges usually fall in one or two)."""
+
+
+def _record_groups(entries: list[Entry]) -> list[list[Entry]]:
+    """Entries split into ENTRIES records of bounded data size and entry count."""
+    groups: list[list[Entry]] = []
+    size = 0
+    for entry in entries:
+        if len(entry.data) > MAX_ENTRIES_RECORD_BYTES:
+            raise ValueError(
+                f"entry {entry.index} holds {len(entry.data)} bytes; "
+                f"at most {MAX_ENTRIES_RECORD_BYTES} fit a log record"
+            )
+        if (
+            not groups
+            or size + len(entry.data) > MAX_ENTRIES_RECORD_BYTES
+            or len(groups[-1]) >= MAX_ENTRIES_PER_RECORD
+        ):
+            groups.append([])
+            size = 0
+        groups[-1].append(entry)
+        size += len(entry.data)
+    return groups
 
 
 def _frame(body: bytes) -> bytes:
@@ -428,17 +454,22 @@ class DurableLog:
         with self._write_lock:
             self._check_open()
             entries = self._trim_compacted(entries)
+            assert all(entry.index == entries[0].index + i for i, entry in enumerate(entries)), (
+                "entries of one save must be consecutive"
+            )
             buffer = bytearray()
-            if entries:
-                header = bytearray(_COUNT.pack(len(entries)))
-                for entry in entries:
+            records: list[tuple[int, int, list[Entry]]] = []  # (body offset, length, entries)
+            for group in _record_groups(entries):
+                header = bytearray(_COUNT.pack(len(group)))
+                for entry in group:
                     header += _ENTRY_HEAD.pack(
                         entry.index, entry.term, int(entry.type), len(entry.data)
                     )
-                data = b"".join(entry.data for entry in entries)
+                data = b"".join(entry.data for entry in group)
                 sealed = self._cipher.seal(data, _AAD_ENTRIES + header)
-                entries_body = bytes((_ENTRIES,)) + header + sealed
-                buffer += _frame(entries_body)
+                body = bytes((_ENTRIES,)) + header + sealed
+                records.append((len(buffer) + _FRAME.size, len(body), group))
+                buffer += _frame(body)
             if hard_state is not None:
                 buffer += _frame(bytes((_HARD,)) + self._seal_hard_state(hard_state))
             if not buffer:
@@ -453,16 +484,14 @@ class DurableLog:
             segment, start = self._write(bytes(buffer))
             with self._state_lock:
                 if entries:
-                    body_at, body_len, seq = start + _FRAME.size, len(entries_body), segment.seq
                     # Entries of one save are consecutive: cut the conflicting suffix once.
-                    assert all(
-                        entry.index == entries[0].index + i for i, entry in enumerate(entries)
-                    ), "entries of one save must be consecutive"
                     del self._slots[entries[0].index - self._dummy_index - 1 :]
-                    self._slots.extend(
-                        _Slot(e.term, e.type, seq, body_at, body_len, i, len(e.data))
-                        for i, e in enumerate(entries)
-                    )
+                    seq = segment.seq
+                    for body_at, body_len, group in records:
+                        self._slots.extend(
+                            _Slot(e.term, e.type, seq, start + body_at, body_len, i, len(e.data))
+                            for i, e in enumerate(group)
+                        )
                     segment.max_index = max(segment.max_index, entries[-1].index)
                 if hard_state is not None:
                     self._hard_state = hard_state

@@ -268,3 +268,22 @@ def test_concurrent_savers_share_fdatasyncs(tmp_path: Path) -> None:
     assert len(syncs) < 80, "every save paid for its own fdatasync"
     log.close()
     assert _open(tmp_path).hard_state().commit == 9
+
+
+def test_a_large_save_spans_several_records_and_reads_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import store.raftlog
+
+    monkeypatch.setattr(store.raftlog, "MAX_ENTRIES_RECORD_BYTES", 100)
+    monkeypatch.setattr(store.raftlog, "MAX_ENTRIES_PER_RECORD", 3)
+    log = _open(tmp_path)
+    log.save(_entries(1, 25, 1, size=30), HardState(term=1, commit=25))
+    log.save(_entries(10, 3, 2, size=30))
+    assert log.entries(1, 13, NO_LIMIT) == _entries(1, 9, 1, size=30) + _entries(10, 3, 2, size=30)
+    log.close()
+    log = _open(tmp_path)
+    assert log.last_index() == 12
+    assert log.entries(1, 13, NO_LIMIT) == _entries(1, 9, 1, size=30) + _entries(10, 3, 2, size=30)
+    with pytest.raises(ValueError, match="at most 100"):
+        log.save([Entry(term=2, index=13, data=b"x" * 101)])
