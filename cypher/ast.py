@@ -185,11 +185,46 @@ class ExistsSubquery(Expr):
 
 
 @dataclass(frozen=True, slots=True)
+class LabelExpression:
+    """A label expression beyond a conjunction of names: `|`, `!`, and groups of them."""
+
+    op: str  # "label", "and", "or", "not"
+    name: str = ""
+    operands: tuple[LabelExpression, ...] = ()
+
+    def matches(self, labels: set[str] | frozenset[str]) -> bool:
+        if self.op == "label":
+            return self.name in labels
+        if self.op == "not":
+            return not self.operands[0].matches(labels)
+        if self.op == "and":
+            return all(operand.matches(labels) for operand in self.operands)
+        return any(operand.matches(labels) for operand in self.operands)
+
+    def any_of(self) -> tuple[str, ...] | None:
+        """The labels of a plain disjunction `A|B|C` (whose union of scans finds it)."""
+        if self.op == "label":
+            return (self.name,)
+        if self.op == "or":
+            names: list[str] = []
+            for operand in self.operands:
+                found = operand.any_of()
+                if found is None:
+                    return None
+                names.extend(found)
+            return tuple(names)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class NodePattern:
     variable: str | None
     labels: tuple[str, ...]
+    """Labels the node must all have (`:A:B`, `:A&B`)."""
     properties: Expr | None
     pos: Pos | None = field(default=None, compare=False)
+    label_expression: LabelExpression | None = None
+    """A further condition on the labels (`:A|B`, `:!A`): matching only, never CREATE."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -463,6 +463,14 @@ class Executor:
                                 return (NodeRef(i) for i in seek)
             label = min(pattern.labels, key=self._count)
             return (NodeRef(i) for i in self.tx.node_ids_by_label(label))
+        if pattern.label_expression is not None:
+            any_of = pattern.label_expression.any_of()
+            if any_of is not None:
+                # `:A|B`: the union of the label scans, ascending like any scan.
+                found: set[int] = set()
+                for label in any_of:
+                    found.update(self.tx.node_ids_by_label(label))
+                return (NodeRef(i) for i in sorted(found))
         return (NodeRef(i) for i in self.tx.node_ids())
 
     def _bind_node(self, pattern: ast.NodePattern, node: NodeRef, row: Row) -> Row | None:
@@ -474,6 +482,10 @@ class Executor:
             labels = self.tx.node_labels(node.id)
             if not all(label in labels for label in pattern.labels):
                 return None
+        if pattern.label_expression is not None and not pattern.label_expression.matches(
+            self.tx.node_labels(node.id)
+        ):
+            return None
         if pattern.properties is not None and not self._properties_match(
             pattern.properties, self.tx.node_properties(node.id), row
         ):

@@ -111,6 +111,7 @@ PUNCTUATION = [
     ("%", "PERCENT"),
     ("^", "CARET"),
     ("&", "AMP"),
+    ("!", "BANG"),
 ]
 # Unicode dashes and arrows that Cypher accepts as "-" (the TCK uses some of them).
 _DASHES = "\u00ad\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
@@ -220,8 +221,10 @@ def tokenize(data: str) -> list[Token]:
             word = m.group(0)
             lower = word.lower()
             call = _DOTTED_CALL.match(data, pos)
-            after_dot = (prev in ("DOT", "COLON") and not _is_map_value(tokens)) or (
-                prev == "VBAR" and len(tokens) > 2 and tokens[-3].type in ("COLON", "VBAR")
+            after_dot = (
+                (prev in ("DOT", "COLON") and not _is_map_value(tokens))
+                or (prev == "VBAR" and len(tokens) > 2 and tokens[-3].type in ("COLON", "VBAR"))
+                or prev in ("BANG", "AMP")
             )
             if call and not after_dot and lower not in KEYWORDS:
                 text = call.group(0)[:-1].rstrip()

@@ -270,20 +270,59 @@ class _Builder(Transformer[Token, Any]):
 
     def node_pattern(self, items: list[Any]) -> ast.NodePattern:
         inner: ast.NodePattern = items[1]
-        return ast.NodePattern(inner.variable, inner.labels, inner.properties, _pos(items[0]))
+        return ast.NodePattern(
+            inner.variable,
+            inner.labels,
+            inner.properties,
+            _pos(items[0]),
+            inner.label_expression,
+        )
 
     def node_inner(self, items: list[Any]) -> ast.NodePattern:
         variable = None
         labels: tuple[str, ...] = ()
+        expression = None
         props = None
         for item in items:
             if isinstance(item, ast.Variable):
                 variable = item.name
             elif isinstance(item, tuple):
-                labels = item
+                labels, expression = item
             else:
                 props = item
-        return ast.NodePattern(variable, labels, props)
+        return ast.NodePattern(variable, labels, props, None, expression)
+
+    def node_label_expr(
+        self, items: list[Any]
+    ) -> tuple[tuple[str, ...], ast.LabelExpression | None]:
+        conjuncts: list[ast.LabelExpression] = []
+        for item in items:
+            if isinstance(item, ast.LabelExpression):
+                conjuncts.extend(item.operands if item.op == "and" else (item,))
+        names = tuple(c.name for c in conjuncts if c.op == "label")
+        rest = tuple(c for c in conjuncts if c.op != "label")
+        if not rest:
+            return names, None
+        return names, rest[0] if len(rest) == 1 else ast.LabelExpression("and", operands=rest)
+
+    def label_or(self, items: list[Any]) -> ast.LabelExpression:
+        operands = tuple(i for i in items if isinstance(i, ast.LabelExpression))
+        return operands[0] if len(operands) == 1 else ast.LabelExpression("or", operands=operands)
+
+    def label_and(self, items: list[Any]) -> ast.LabelExpression:
+        operands = tuple(i for i in items if isinstance(i, ast.LabelExpression))
+        if len(operands) == 1:
+            return operands[0]
+        return ast.LabelExpression("and", operands=operands)
+
+    def label_negation(self, items: list[Any]) -> ast.LabelExpression:
+        return ast.LabelExpression("not", operands=(items[1],))
+
+    def label_atom(self, items: list[Any]) -> ast.LabelExpression:
+        return ast.LabelExpression("label", str(items[0]))
+
+    def label_group(self, items: list[Any]) -> ast.LabelExpression:
+        return items[1]  # type: ignore[no-any-return]
 
     def node_labels(self, items: list[Any]) -> tuple[str, ...]:
         return tuple(str(i) for i in items if not isinstance(i, Token) or i.type != "COLON")
@@ -627,7 +666,9 @@ class _Builder(Transformer[Token, Any]):
 
     def expr_pattern(self, items: list[Any]) -> ast.PatternPart:
         first = items[1]
-        start = ast.NodePattern(first.variable, first.labels, first.properties, _pos(items[0]))
+        start = ast.NodePattern(
+            first.variable, first.labels, first.properties, _pos(items[0]), first.label_expression
+        )
         nodes = [start] + [i for i in items[3:] if isinstance(i, ast.NodePattern)]
         rels = [i for i in items[3:] if isinstance(i, ast.RelPattern)]
         return ast.PatternPart(None, tuple(nodes), tuple(rels))

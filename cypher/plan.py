@@ -270,7 +270,18 @@ def describe(
 
 def _node_text(node: ast.NodePattern) -> str:
     labels = "".join(f":{label}" for label in node.labels)
+    if node.label_expression is not None:
+        labels += ":" + _label_text(node.label_expression)
     return f"({node.variable or ''}{labels})"
+
+
+def _label_text(expression: ast.LabelExpression) -> str:
+    if expression.op == "label":
+        return expression.name
+    if expression.op == "not":
+        return "!" + _label_text(expression.operands[0])
+    joiner = "&" if expression.op == "and" else "|"
+    return "(" + joiner.join(_label_text(o) for o in expression.operands) + ")"
 
 
 def _step_text(left: ast.NodePattern, rel: ast.RelPattern, right: ast.NodePattern) -> str:

@@ -229,6 +229,11 @@ class _Analyzer:
             if part.variable is not None:
                 self.declare(scope, part.variable, PATH, fresh=True)
             for node in part.nodes:
+                if node.label_expression is not None:
+                    raise _err(
+                        "label expressions with | or ! cannot be used in CREATE or MERGE",
+                        "InvalidLabelExpression",
+                    )
                 if node.properties is not None:
                     if isinstance(node.properties, ast.Parameter) and merge:
                         raise _err(

@@ -232,3 +232,20 @@ def test_call_subquery_imports_with_a_leading_with_and_joins_its_rows() -> None:
     with pytest.raises(CypherError) as raised:
         run(graph, "MATCH (p:P) CALL { MATCH (q:Q) RETURN q AS p } RETURN p")
     assert raised.value.detail == "VariableAlreadyBound"
+
+
+def test_label_expressions_in_node_patterns_match_or_and_not() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE (:A {n: 1}), (:B {n: 2}), (:A:B {n: 3}), (:C {n: 4}), ({n: 5})")
+
+    def names(query: str) -> list[int]:
+        return sorted(row[0] for row in run(graph, query).rows)
+
+    assert names("MATCH (x:A|B) RETURN x.n") == [1, 2, 3]
+    assert names("MATCH (x:A&B) RETURN x.n") == [3]
+    assert names("MATCH (x:A&!B) RETURN x.n") == [1]
+    assert names("MATCH (x:!A) RETURN x.n") == [2, 4, 5]
+    assert names("MATCH (x:(A|C)&!B) RETURN x.n") == [1, 4]
+    assert names("MATCH (x) WHERE EXISTS { (x:B|C) } RETURN x.n") == [2, 3, 4]
+    with pytest.raises(CypherError):
+        run(graph, "CREATE (:A|B)")
