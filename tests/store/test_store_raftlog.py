@@ -287,3 +287,43 @@ def test_a_large_save_spans_several_records_and_reads_back(
     assert log.entries(1, 13, NO_LIMIT) == _entries(1, 9, 1, size=30) + _entries(10, 3, 2, size=30)
     with pytest.raises(ValueError, match="at most 100"):
         log.save([Entry(term=2, index=13, data=b"x" * 101)])
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(1, 5)), min_size=1, max_size=12),
+    st.floats(0.0, 1.0),
+)
+def test_a_log_cut_anywhere_reopens_as_some_prefix_of_its_saves(
+    tmp_path_factory: pytest.TempPathFactory,
+    saves: list[tuple[int, int]],
+    cut_fraction: float,
+) -> None:
+    """Whatever byte a crash tears the tail at, the log reopens exactly as it was after
+    some whole number of saves: never a partial save, never garbage."""
+    path = tmp_path_factory.mktemp("torn")
+    log = _open(path)
+    model = MemoryStorage()
+    states: list[tuple[int, list[Entry]]] = []
+    ends: list[int] = []
+    for term, (back, count) in enumerate(saves, start=1):
+        first = max(1, model.last_index() + 1 - back)
+        batch = _entries(first, count, term, size=5 + term)
+        model.append(batch)
+        log.save(batch)
+        last = model.last_index()
+        states.append((last, model.entries(1, last + 1, NO_LIMIT)))
+        (segment,) = sorted((path / "raftlog").glob("*.seg"))
+        ends.append(segment.stat().st_size)
+    log.close()
+    cut = int(ends[-1] * cut_fraction)
+    with open(segment, "r+b") as file:
+        file.truncate(cut)
+    reopened = _open(path)
+    whole = sum(1 for end in ends if end <= cut)
+    expected_last, expected_entries = states[whole - 1] if whole else (0, [])
+    assert reopened.last_index() == expected_last
+    if expected_last:
+        assert reopened.entries(1, expected_last + 1, NO_LIMIT) == expected_entries
