@@ -51,8 +51,11 @@ sim: venv
 bench: venv
 	$(BIN)/quiver bench
 
+# Starts the supervised local cluster in the background and returns once a leader is
+# elected, printing how to connect; `make down` stops it. (`quiver up` without --detach
+# stays in the foreground instead, and Ctrl-C stops it.)
 up: venv
-	$(BIN)/quiver up
+	$(BIN)/quiver up --detach
 
 down: venv
 	$(BIN)/quiver down

@@ -1,12 +1,34 @@
 """The node process and its faces.
 
-Owns the ``quiver`` command line (``cluster.cli``). Will own (issue #5, with Bolt in #6 and
-security in #7): the gRPC services of ``proto``, TLS and mutual TLS between peers,
-authentication, role-based access control, the audit log, the apply loop that feeds
-committed Raft entries to ``store``, the local supervisor behind ``quiver up``, backups,
-and the Python client (``cluster.connect``).
+Modules, each with one job:
+- ``cli``: the ``quiver`` command line; ``init`` (CA, certificates, key file, configs),
+  ``supervisor`` (``quiver up``/``down``), ``status``, ``shell`` (``quiver query``);
+- ``node``: one node process — the Raft loop over ``store``, the apply loop, the write and
+  read paths; ``statemachine``: what a committed entry does (dedup, concurrency check);
+- ``transport``: Raft messages between peers over gRPC with mutual TLS; ``service``: the
+  client-facing gRPC services (Query, Admin; health checking beside them);
+- ``client``: the Python client, ``cluster.connect(...)``;
+- ``config``, ``pki``, ``errors``, ``values``: files, certificates, typed errors, wire values.
+
+Will own (#6, #7): Bolt, authentication, RBAC and the audit log; backups.
 
 Must never: import ``chaos``.
-
-Today only the command line exists, and every command that needs a node says so.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cluster.client import connect
+
+__all__ = ["connect"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the command line imports this package and must not pay for gRPC at start-up.
+    if name == "connect":
+        from cluster.client import connect
+
+        return connect
+    raise AttributeError(f"module 'cluster' has no attribute {name!r}")

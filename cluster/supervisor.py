@@ -17,9 +17,11 @@ still runs this supervisor or a ``quiver serve`` of this directory).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,14 +148,26 @@ class Supervisor:
         _log(self.cluster.directory, "stopped every node")
 
 
-def supervise(directory: Path) -> int:
+def supervise(directory: Path, announce: bool = False) -> int:
     cluster = load_cluster(directory)
     pid_file = directory / SUPERVISOR_PID
     pid_file.write_text(f"{os.getpid()}\n")
+    announcer = None
+    if announce:
+        # In the foreground: say how to connect once a leader is elected (bounded wait).
+        def say_how_to_connect() -> None:
+            leader = _wait_for_leader(directory, UP_DEADLINE_S)
+            if leader:
+                print(_connect_help(directory, cluster, leader), flush=True)
+
+        announcer = threading.Thread(target=say_how_to_connect, name="announce")
+        announcer.start()
     try:
         return Supervisor(cluster).run()
     finally:
         pid_file.unlink(missing_ok=True)
+        if announcer is not None:
+            announcer.join(UP_DEADLINE_S)
 
 
 def _wait_for_leader(directory: Path, deadline_s: float) -> int:
@@ -172,22 +186,35 @@ def _wait_for_leader(directory: Path, deadline_s: float) -> int:
     return 0
 
 
+def _quiver_command() -> str:
+    """How to call `quiver` from here: its name when PATH finds this one, else its path."""
+    beside = Path(sys.executable).parent / "quiver"
+    if shutil.which("quiver") == str(beside) or not beside.exists():
+        return "quiver"
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
+
+
 def _connect_help(directory: Path, cluster: ClusterFile, leader: int) -> str:
     zones = len({node.zone for node in cluster.nodes})
     dir_flag = "" if str(directory) == ".quiver" else f" --dir {directory}"
+    quiver = _quiver_command()
     return "\n".join(
         [
             f"Quiver is up: {len(cluster.nodes)} nodes in {zones} zones on 127.0.0.1, "
             f"leader n{leader}, TLS and encryption at rest on; data in {cluster.directory}",
             "Connect:",
-            f"  quiver query{dir_flag} -c 'CREATE (p:Person {{name: $name}}) RETURN p' -p name=Ada",
-            f"  quiver query{dir_flag} --consistency linearizable "
+            f"  {quiver} query{dir_flag} -c 'CREATE (p:Person {{name: $name}}) RETURN p' "
+            "-p name=Ada",
+            f"  {quiver} query{dir_flag} --consistency linearizable "
             "-c 'MATCH (p:Person) RETURN p.name'",
-            f"  quiver status{dir_flag}",
+            f"  {quiver} status{dir_flag}",
             f'  python: import cluster; client = cluster.connect("{directory}"); '
             'client.run("RETURN 1")',
             f"  endpoints: {', '.join(node.grpc for node in cluster.nodes)} (CA {cluster.ca_path})",
-            f"Stop it with: quiver down{dir_flag}",
+            f"Stop it with: {quiver} down{dir_flag}",
         ]
     )
 
@@ -222,7 +249,10 @@ def up(
     if not detach:
         print(f"starting {len(cluster.nodes)} nodes; Ctrl-C stops them", flush=True)
         # The supervisor module's own process, so that `quiver down` recognises it.
-        os.execv(sys.executable, [sys.executable, "-m", "cluster.supervisor", str(directory)])
+        os.execv(
+            sys.executable,
+            [sys.executable, "-m", "cluster.supervisor", str(directory), "--announce"],
+        )
     with open(directory / SUPERVISOR_LOG, "ab") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "cluster.supervisor", str(directory)],
@@ -266,4 +296,4 @@ def down(directory: Path) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(supervise(Path(sys.argv[1])))
+    raise SystemExit(supervise(Path(sys.argv[1]), announce="--announce" in sys.argv[2:]))
