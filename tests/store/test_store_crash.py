@@ -50,6 +50,9 @@ def _verify(data_dir: Path, acknowledged: int) -> int:
         log, graph = store.log, store.graph
         last = log.last_index()
         assert last >= acknowledged, f"acknowledged {acknowledged} but log ends at {last}"
+        # The hard state went out with the entries, in the same synced write.
+        assert log.hard_state().commit >= acknowledged
+        assert log.hard_state().commit <= last
         lo = max(log.first_index(), last - 300)
         if lo <= last:
             for entry in log.entries(lo, last + 1, NO_LIMIT):
