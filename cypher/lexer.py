@@ -116,6 +116,8 @@ PUNCTUATION = [
 # Unicode dashes and arrows that Cypher accepts as "-" (the TCK uses some of them).
 _DASHES = "\u00ad\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
 
+_DIGIT_KEY = re.compile(r"\d\w*(?=\s*:)")
+"""A map key that starts with a digit (`{1B2c: 1}`): not a name, so not a key."""
 _WS = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)+", re.S)
 _IDENT = re.compile(r"[^\W\d]\w*", re.U)
 _DOTTED_CALL = re.compile(r"[^\W\d]\w*(?:\s*\.\s*(?:[^\W\d]\w*|`[^`]*`))*\s*\(", re.U)
@@ -206,11 +208,8 @@ def tokenize(data: str) -> list[Token]:
             m = _NUMBER.match(data, pos)
             assert m is not None
             text = m.group(0)
-            if (
-                prev in ("LBRACE", "COMMA")
-                and re.match(r"\d+[A-Za-z_]", text)
-                and data[m.end() :].lstrip().startswith(":")
-            ):
+            key = _DIGIT_KEY.match(data, pos) if prev in ("LBRACE", "COMMA") else None
+            if key is not None and re.search(r"[A-Za-z_]", key.group(0)):
                 raise _err(f"a name cannot start with a digit: {text!r}", pos, line_starts)
             tokens.append(_number_token(text, pos, m.end(), line_starts))
             pos = m.end()

@@ -823,7 +823,12 @@ def parse(text: str) -> ast.Statement:
         column = getattr(error, "column", None)
         if line is None or line < 0:
             line, column = _end_position(text)
-        raise syntax_error(f"unexpected {found}", "UnexpectedSyntax", line, column) from None
+        detail = "UnexpectedSyntax"
+        if token.type in ("DOTDOT", "MINUS", "INTEGER") and _in_relationship_detail(
+            text, getattr(token, "start_pos", None)
+        ):
+            detail = "InvalidRelationshipPattern"  # `[:T 1..2]` (no `*`), `[:T*-2]`
+        raise syntax_error(f"unexpected {found}", detail, line, column) from None
     except (UnexpectedCharacters, UnexpectedInput) as error:
         raise syntax_error(
             "invalid input",
@@ -833,6 +838,16 @@ def parse(text: str) -> ast.Statement:
         ) from None
     except RecursionError:
         raise syntax_error("query nested too deeply", "NestingTooDeep") from None
+
+
+def _in_relationship_detail(text: str, position: int | None) -> bool:
+    """Whether `position` lies inside the brackets of a relationship pattern `-[...]-`."""
+    if position is None:
+        return False
+    opening = text.rfind("[", 0, position)
+    if opening < 0 or "]" in text[opening:position]:
+        return False
+    return text[:opening].rstrip().endswith(("-", "<"))
 
 
 def _end_position(text: str) -> tuple[int, int]:

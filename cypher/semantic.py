@@ -289,6 +289,11 @@ class _Analyzer:
                     scope[rel.variable] = REL
 
     def set_item(self, item: ast.SetItem, scope: dict[str, str]) -> None:
+        if item.value is not None and any(
+            isinstance(node, ast.PatternExpr) and node.pattern.shortest is None
+            for node in _walk(item.value)
+        ):
+            raise _err("a pattern cannot be used as the value of SET", "UnexpectedSyntax")
         if isinstance(item.value, ast.PatternExpr):
             raise _err("a pattern cannot be used as a value", "UnexpectedSyntax")
         self.expr(item.target, scope)
@@ -534,6 +539,8 @@ class _Analyzer:
     ) -> None:
         if depth > MAX_EXPRESSION_DEPTH:
             raise _err("expression nested too deeply", "NestingTooDeep")
+        if grouping is not None and depth > 0 and any(expr == g for g in grouping):
+            return  # a projected expression inside an ORDER BY item reads its value
         if isinstance(expr, ast.OverflowInteger):
             raise _err("integer literal is too large", "IntegerOverflow")
         if isinstance(expr, ast.Variable):
@@ -640,7 +647,9 @@ class _Analyzer:
                 if wanted and scope.get(arg.name, ANY) not in wanted:
                     raise _err(f"{expr.name}() of a {scope[arg.name]}", "InvalidArgumentType")
         for child in children(expr):
-            self.expr(child, scope, where, projection_item, in_aggregate, depth + 1, fallback)
+            self.expr(
+                child, scope, where, projection_item, in_aggregate, depth + 1, fallback, grouping
+            )
 
     def _check_function(self, expr: ast.FunctionCall) -> None:
         from cypher.expressions import AGGREGATES
@@ -648,6 +657,15 @@ class _Analyzer:
         name = expr.name.lower()
         if name in AGGREGATES:
             expected = (2, 2) if name.startswith("percentile") else (1, 1)
+            if any(
+                isinstance(node, ast.FunctionCall) and node.name.lower() == "rand"
+                for arg in expr.args
+                for node in _walk(arg)
+            ):
+                raise _err(
+                    "an aggregation cannot take a non-deterministic argument (rand())",
+                    "NonConstantExpression",
+                )
         else:
             found = known_function(expr.name)
             if found is None:
