@@ -885,12 +885,26 @@ def _as_instant_parts(value: Any) -> tuple[int | None, int | None, int | None]:
     return day, nanos, offset
 
 
+def _in_named_zone(value: Any, other: Any) -> Any:
+    """A local value measured against a datetime in a named zone is placed in that zone
+    (on the other's date when it has none), so a daylight-saving change between them counts."""
+    if not (isinstance(other, DateTime) and other.zone_id):
+        return value
+    if isinstance(value, (Date, LocalDateTime)):
+        nanos = 0 if isinstance(value, Date) else _local_nanos(value)
+        return _make_datetime(_local_day(value), nanos, None, other.zone_id)
+    if isinstance(value, LocalTime):
+        return _make_datetime(_local_day(other), value.nanos_of_day, None, other.zone_id)
+    return value
+
+
 def _between(ctx: Any, left: Any, right: Any, unit: str = "all") -> Any:
     if left is None or right is None:
         return None
     for value in (left, right):
         if not isinstance(value, (Date, LocalTime, Time, LocalDateTime, DateTime)):
             raise type_error("duration.between expects temporal values", "InvalidArgumentValue")
+    left, right = _in_named_zone(left, right), _in_named_zone(right, left)
     day1, nanos1, off1 = _as_instant_parts(left)
     day2, nanos2, off2 = _as_instant_parts(right)
     has_time = nanos1 is not None and nanos2 is not None
