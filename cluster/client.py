@@ -15,7 +15,8 @@ import itertools
 import random
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -209,6 +210,45 @@ class Client:
             return result
         raise AssertionError("unreachable")
 
+    @contextmanager
+    def transaction(self, timeout_s: float | None = None) -> Iterator[Transaction]:
+        """``with client.transaction() as tx: tx.run(...)``: commits when the block ends,
+        rolls back when it raises."""
+        transaction = self.begin(timeout_s)
+        try:
+            yield transaction
+        except BaseException:
+            transaction.rollback()
+            raise
+        if transaction.open:
+            transaction.commit()
+
+    def begin(self, timeout_s: float | None = None) -> Transaction:
+        """Open a transaction on the leader (found, and followed, with bounded retries)."""
+        request = client_pb2.BeginRequest(
+            bookmarks=sorted(self.bookmarks),
+            client_id=self.client_id,
+            timeout_ms=int((timeout_s or self.timeout_s) * 1000),
+        )
+        deadline = time.monotonic() + self.timeout_s
+        backoff = RETRY_MIN_S
+        for attempt in itertools.count():
+            member = self._pick(True, attempt)
+            stub = client_pb2_grpc.QueryStub(self._channel(member))
+            try:
+                response = stub.Begin(request, timeout=max(0.1, deadline - time.monotonic()))
+            except grpc.RpcError as rpc_error:
+                error = errors.from_rpc_error(rpc_error)
+                if not error.retryable or time.monotonic() + backoff >= deadline:
+                    raise error from None
+                self.leader_id = self._leader_from(error)
+                time.sleep(backoff * (0.5 + self._rng.random()))
+                backoff = min(RETRY_MAX_S, backoff * 2)
+                continue
+            self.leader_id = member.id
+            return Transaction(self, member, response.transaction_id)
+        raise AssertionError("unreachable")
+
     def _leader_from(self, error: QuiverError) -> int:
         return self._member_id(0, error.leader)
 
@@ -248,6 +288,62 @@ class Client:
             if descriptor.name != "contains_updates"
         }
         return Result(columns, rows, counters, summary.bookmark, summary.applied_index, member.id)
+
+
+class Transaction:
+    """An explicit transaction on the leader: statements see each other's writes; the
+    commit is refused with a retryable ``Neo.TransientError.Transaction.Outdated`` when
+    another write was applied after it began (never a lost update)."""
+
+    def __init__(self, client: Client, member: _Member, transaction_id: str) -> None:
+        self._client = client
+        self._member = member
+        self.transaction_id = transaction_id
+        self.open = True
+
+    def run(self, query: str, parameters: Mapping[str, Any] | None = None) -> Result:
+        if not self.open:
+            raise QuiverError(errors.TRANSACTION_NOT_FOUND, "the transaction has ended")
+        request = client_pb2.RunRequest(
+            query=query,
+            parameters={k: to_proto(v) for k, v in (parameters or {}).items()},
+            transaction_id=self.transaction_id,
+        )
+        try:
+            return self._client._run_once(self._member, request, self._client.timeout_s)
+        except QuiverError:
+            self.open = False
+            raise
+
+    def commit(self) -> str:
+        """Commit; the bookmark of the commit. Not retried: a commit is not idempotent."""
+        if not self.open:
+            raise QuiverError(errors.TRANSACTION_NOT_FOUND, "the transaction has ended")
+        self.open = False
+        stub = client_pb2_grpc.QueryStub(self._client._channel(self._member))
+        try:
+            response = stub.Commit(
+                client_pb2.CommitRequest(transaction_id=self.transaction_id),
+                timeout=self._client.timeout_s,
+            )
+        except grpc.RpcError as error:
+            raise errors.from_rpc_error(error) from None
+        if response.bookmark:
+            self._client.bookmarks = {response.bookmark}
+        return str(response.bookmark)
+
+    def rollback(self) -> None:
+        if not self.open:
+            return
+        self.open = False
+        stub = client_pb2_grpc.QueryStub(self._client._channel(self._member))
+        try:
+            stub.Rollback(
+                client_pb2.RollbackRequest(transaction_id=self.transaction_id),
+                timeout=STATUS_TIMEOUT_S,
+            )
+        except grpc.RpcError as error:
+            raise errors.from_rpc_error(error) from None
 
 
 def connect(

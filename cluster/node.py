@@ -50,7 +50,7 @@ from cluster.config import NodeConfig
 from cluster.errors import QuiverError
 from cluster.statemachine import Decision, Envelope, Outcome, StateMachine
 from cluster.transport import CHANNEL_OPTIONS, PeerSender, RaftTransportService
-from cypher import CypherError, Engine, Result
+from cypher import CypherError, Engine, Result, Transaction
 from proto import admin_pb2, client_pb2, raft_pb2_grpc
 from raft.core import Config
 from raft.errors import ProposalDroppedError
@@ -71,6 +71,7 @@ from raft.types import (
 from store.codec import encode_write_set
 from store.crypto import load_kek
 from store.node_store import NodeStore
+from store.writeset import WriteSet
 
 log = logging.getLogger("quiver.node")
 
@@ -87,6 +88,9 @@ READER_THREADS: Final = 4
 BOOKMARK_PREFIX: Final = "quiver:"
 FORWARDED_METADATA: Final = "quiver-forwarded"
 SHUTDOWN_GRACE_S: Final = 2.0
+MAX_TRANSACTIONS: Final = 1000
+DEFAULT_TRANSACTION_TIMEOUT_S: Final = 30.0
+MAX_TRANSACTION_TIMEOUT_S: Final = 300.0
 COUNTER_FIELDS: Final = tuple(client_pb2.Counters.DESCRIPTOR.fields_by_name)
 
 T = TypeVar("T")
@@ -139,6 +143,17 @@ class _Unreachable:
 _Input = _Tick | _Step | _Propose | _ReadIndex | _TransferLeader | _Unreachable
 
 
+@dataclass(slots=True)
+class _OpenTransaction:
+    transaction: Transaction
+    base_index: int
+    """The applied index it began at: its commit is outdated if a write was applied since."""
+    deadline: float
+    client_id: str
+    lock: asyncio.Lock
+    """Statements of one transaction run one at a time."""
+
+
 @dataclass(slots=True, frozen=True)
 class Answer:
     """What a query produced, ready to stream."""
@@ -175,6 +190,7 @@ class Node:
         self.applied_index = 0
         self.term_applied = 0
         self._write_lock = asyncio.Lock()
+        self._transactions: dict[str, _OpenTransaction] = {}
         self._stop = asyncio.Event()
         self._client_credentials: grpc.ChannelCredentials | None = None
         self._leader_channels: dict[int, grpc.aio.Channel] = {}
@@ -511,28 +527,52 @@ class Node:
         assert self.raw is not None
         return self.raw.raft.state is StateType.LEADER
 
+    async def _leader_ready(self) -> None:
+        """Wait (bounded) until this leader applied an entry of its own term and everything
+        committed, so the applied state holds every acknowledged write."""
+        raw = self.raw
+        assert raw is not None
+        deadline = time.monotonic() + LEADER_READY_WAIT_S
+        while self.term_applied != raw.raft.term or self.applied_index < raw.raft.log.committed:
+            if not self.is_leader():
+                raise self._not_leader_error()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise QuiverError(errors.UNAVAILABLE, "the leader is not ready in time")
+            await self.wait_applied(
+                max(raw.raft.log.committed, self.applied_index + 1), remaining, errors.UNAVAILABLE
+            )
+        if not self.is_leader():
+            raise self._not_leader_error()
+
+    async def _propose(self, envelope: Envelope) -> Outcome:
+        """Propose an envelope and wait (bounded) for its outcome; errors already raised."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._proposals[envelope.proposal_id] = future
+        try:
+            await self._inbox.put(_Propose(envelope.encode(), envelope.proposal_id))
+            outcome = await asyncio.wait_for(future, PROPOSAL_TIMEOUT_S)
+        except TimeoutError:
+            raise QuiverError(
+                errors.UNAVAILABLE,
+                "the write was not committed in time; retry it with the same request id",
+            ) from None
+        finally:
+            self._proposals.pop(envelope.proposal_id, None)
+        if outcome.error:
+            raise QuiverError("Neo.ClientError.Schema.ConstraintValidationFailed", outcome.error)
+        if outcome.decision is Decision.OUTDATED:
+            raise QuiverError(errors.OUTDATED, "a concurrent write changed what this one read")
+        return outcome
+
     async def write(
         self, query: str, parameters: dict[str, Any], client_id: str, sequence: int
     ) -> Answer:
         """Execute on the leader, propose, answer after apply. Callers checked leadership."""
         sm = self.sm
-        raw = self.raw
-        assert sm is not None and raw is not None
+        assert sm is not None
         async with self._write_lock:
-            deadline = time.monotonic() + LEADER_READY_WAIT_S
-            # A new leader serves once an entry of its own term (its no-op) is applied, so
-            # that everything committed before it is in the applied state.
-            while self.term_applied != raw.raft.term or self.applied_index < raw.raft.log.committed:
-                if not self.is_leader():
-                    raise self._not_leader_error()
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise QuiverError(errors.UNAVAILABLE, "the leader is not ready in time")
-                await self.wait_applied(
-                    max(raw.raft.log.committed, self.applied_index + 1),
-                    remaining,
-                    errors.UNAVAILABLE,
-                )
+            await self._leader_ready()
             if client_id:
                 record = await self._in_storage(lambda: sm.client_record(client_id))
                 if record is not None and sequence <= record[0]:
@@ -555,31 +595,15 @@ class Node:
                     base,
                     client_pb2.QUERY_TYPE_READ_ONLY,
                 )
-            proposal_id = secrets.token_bytes(16)
             envelope = Envelope(
                 client_id,
                 sequence,
                 base,
-                proposal_id,
+                secrets.token_bytes(16),
                 dict(result.counters),
                 encode_write_set(result.write_set),
             )
-            future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-            self._proposals[proposal_id] = future
-            try:
-                await self._inbox.put(_Propose(envelope.encode(), proposal_id))
-                outcome = await asyncio.wait_for(future, PROPOSAL_TIMEOUT_S)
-            except TimeoutError:
-                raise QuiverError(
-                    errors.UNAVAILABLE,
-                    "the write was not committed in time; retry it with the same request id",
-                ) from None
-            finally:
-                self._proposals.pop(proposal_id, None)
-        if outcome.error:
-            raise QuiverError("Neo.ClientError.Schema.ConstraintValidationFailed", outcome.error)
-        if outcome.decision is Decision.OUTDATED:
-            raise QuiverError(errors.OUTDATED, "a concurrent write changed what this one read")
+            outcome = await self._propose(envelope)
         if outcome.decision is Decision.DUPLICATE:
             return Answer(
                 [],
@@ -597,6 +621,105 @@ class Node:
             outcome.index,
             client_pb2.QUERY_TYPE_READ_WRITE,
         )
+
+    # -- explicit transactions (on the leader; optimistic: outdated at commit if any write
+    #    was applied after the transaction began) --------------------------------------------
+
+    def _purge_transactions(self) -> None:
+        now = time.monotonic()
+        for tx_id in [t for t, tx in self._transactions.items() if tx.deadline < now]:
+            del self._transactions[tx_id]
+
+    async def begin(self, client_id: str, timeout_ms: int) -> str:
+        if not self.is_leader():
+            raise self._not_leader_error()
+        sm = self.sm
+        assert sm is not None
+        self._purge_transactions()
+        if len(self._transactions) >= MAX_TRANSACTIONS:
+            raise QuiverError(errors.UNAVAILABLE, "too many open transactions")
+        await self._leader_ready()
+        timeout_s = timeout_ms / 1000 if timeout_ms else DEFAULT_TRANSACTION_TIMEOUT_S
+        tx_id = secrets.token_hex(16)
+        self._transactions[tx_id] = _OpenTransaction(
+            self.engine.begin(sm.graph),
+            self.applied_index,
+            time.monotonic() + min(timeout_s, MAX_TRANSACTION_TIMEOUT_S),
+            client_id,
+            asyncio.Lock(),
+        )
+        return tx_id
+
+    def _transaction(self, tx_id: str) -> _OpenTransaction:
+        self._purge_transactions()
+        tx = self._transactions.get(tx_id)
+        if tx is None:
+            raise QuiverError(
+                errors.TRANSACTION_NOT_FOUND,
+                f"no open transaction {tx_id!r} on n{self.id} (ended, timed out, or the "
+                "leader changed)",
+            )
+        return tx
+
+    async def run_in_transaction(
+        self, tx_id: str, query: str, parameters: dict[str, Any]
+    ) -> Answer:
+        tx = self._transaction(tx_id)
+        sm = self.sm
+        assert sm is not None
+
+        def run() -> Result:
+            with sm.lock.read():
+                return tx.transaction.run(query, parameters)
+
+        async with tx.lock:
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(self._readers, run)
+            except CypherError as error:
+                self._transactions.pop(tx_id, None)
+                raise QuiverError(error.status_code, str(error.args[0])) from None
+        return Answer(
+            result.columns,
+            result.rows,
+            result.counters,
+            "",
+            self.applied_index,
+            client_pb2.QUERY_TYPE_READ_WRITE,
+        )
+
+    async def commit(self, tx_id: str) -> str:
+        tx = self._transaction(tx_id)
+        async with tx.lock:
+            self._transactions.pop(tx_id, None)
+            sm = self.sm
+            assert sm is not None
+
+            def finish() -> WriteSet:
+                with sm.lock.read():
+                    return tx.transaction.commit()
+
+            try:
+                write_set = await asyncio.get_running_loop().run_in_executor(self._readers, finish)
+            except CypherError as error:
+                raise QuiverError(error.status_code, str(error.args[0])) from None
+            if not write_set:
+                return bookmark(tx.base_index)
+            async with self._write_lock:
+                if not self.is_leader():
+                    raise self._not_leader_error()
+                envelope = Envelope(
+                    "",
+                    0,
+                    tx.base_index,
+                    secrets.token_bytes(16),
+                    {},
+                    encode_write_set(write_set),
+                )
+                outcome = await self._propose(envelope)
+        return bookmark(outcome.index)
+
+    def rollback(self, tx_id: str) -> None:
+        self._transactions.pop(tx_id, None)
 
     def leader_channel(self) -> grpc.aio.Channel | None:
         """A channel to the leader's client port, for forwarding writes."""

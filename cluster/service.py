@@ -53,14 +53,13 @@ class QueryService(client_pb2_grpc.QueryServicer):
         self, request: client_pb2.RunRequest, context: Context
     ) -> AsyncIterator[client_pb2.RunResponse]:
         try:
-            if request.transaction_id:
-                raise QuiverError(
-                    errors.TRANSACTION_NOT_FOUND,
-                    "explicit transactions are not served yet; use auto-commit queries",
-                )
             parameters = _parameters(request)
             node = self.node
-            if request.access_mode == client_pb2.ACCESS_MODE_READ:
+            if request.transaction_id:
+                answer = await node.run_in_transaction(
+                    request.transaction_id, request.query, parameters
+                )
+            elif request.access_mode == client_pb2.ACCESS_MODE_READ:
                 answer = await node.read(
                     request.query, parameters, request.consistency, list(request.bookmarks)
                 )
@@ -97,23 +96,28 @@ class QueryService(client_pb2_grpc.QueryServicer):
     async def Begin(
         self, request: client_pb2.BeginRequest, context: Context
     ) -> client_pb2.BeginResponse:
-        await _abort(
-            context,
-            QuiverError(errors.INVALID_REQUEST, "explicit transactions are not served yet"),
-        )
-        raise AssertionError("unreachable")
+        try:
+            tx_id = await self.node.begin(request.client_id, request.timeout_ms)
+        except QuiverError as error:
+            await _abort(context, error)
+            raise AssertionError("unreachable") from error
+        return client_pb2.BeginResponse(transaction_id=tx_id)
 
     async def Commit(
         self, request: client_pb2.CommitRequest, context: Context
     ) -> client_pb2.CommitResponse:
-        await _abort(context, QuiverError(errors.TRANSACTION_NOT_FOUND, "no such transaction"))
-        raise AssertionError("unreachable")
+        try:
+            committed = await self.node.commit(request.transaction_id)
+        except QuiverError as error:
+            await _abort(context, error)
+            raise AssertionError("unreachable") from error
+        return client_pb2.CommitResponse(bookmark=committed)
 
     async def Rollback(
         self, request: client_pb2.RollbackRequest, context: Context
     ) -> client_pb2.RollbackResponse:
-        await _abort(context, QuiverError(errors.TRANSACTION_NOT_FOUND, "no such transaction"))
-        raise AssertionError("unreachable")
+        self.node.rollback(request.transaction_id)
+        return client_pb2.RollbackResponse()
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
