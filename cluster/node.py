@@ -88,6 +88,7 @@ READER_THREADS: Final = 4
 BOOKMARK_PREFIX: Final = "quiver:"
 FORWARDED_METADATA: Final = "quiver-forwarded"
 SHUTDOWN_GRACE_S: Final = 2.0
+FAILPOINTS_ENV: Final = "QUIVER_FAILPOINTS"
 MAX_TRANSACTIONS: Final = 1000
 DEFAULT_TRANSACTION_TIMEOUT_S: Final = 30.0
 MAX_TRANSACTION_TIMEOUT_S: Final = 300.0
@@ -191,6 +192,9 @@ class Node:
         self.term_applied = 0
         self._write_lock = asyncio.Lock()
         self._transactions: dict[str, _OpenTransaction] = {}
+        # Failpoint: peers this node is cut off from (tests only; see Admin.Partition).
+        self.failpoints_enabled = os.environ.get(FAILPOINTS_ENV) == "1"
+        self.blocked: frozenset[int] = frozenset()
         self._stop = asyncio.Event()
         self._client_credentials: grpc.ChannelCredentials | None = None
         self._leader_channels: dict[int, grpc.aio.Channel] = {}
@@ -242,6 +246,8 @@ class Node:
 
     def deliver(self, message: Message) -> None:
         """A message from a peer; dropped when the inbox is full (Raft retransmits)."""
+        if message.sender in self.blocked:
+            return
         try:
             self._inbox.put_nowait(_Step(message))
         except asyncio.QueueFull:
@@ -340,7 +346,7 @@ class Node:
             self.raw.report_snapshot(message.to, failed=True)
             return
         sender = self._senders.get(message.to)
-        if sender is not None:
+        if sender is not None and message.to not in self.blocked:
             sender.send(message)
 
     async def _apply(self, raw: RawNode, entries: list[Entry]) -> None:
@@ -718,6 +724,16 @@ class Node:
                 outcome = await self._propose(envelope)
         return bookmark(outcome.index)
 
+    def partition(self, peers: list[int]) -> None:
+        """Failpoint: drop all Raft traffic with `peers` and forward nothing to them."""
+        if not self.failpoints_enabled:
+            raise QuiverError(
+                errors.INVALID_REQUEST,
+                f"failpoints are off (start the node with {FAILPOINTS_ENV}=1)",
+            )
+        self.blocked = frozenset(peers)
+        log.warning("n%d failpoint: cut off from %s", self.id, sorted(self.blocked) or "nobody")
+
     def rollback(self, tx_id: str) -> None:
         self._transactions.pop(tx_id, None)
 
@@ -726,7 +742,7 @@ class Node:
         assert self.raw is not None and self._client_credentials is not None
         lead = self.raw.leader
         peer = self.config.peers.get(lead)
-        if lead == NONE or lead == self.id or peer is None:
+        if lead == NONE or lead == self.id or peer is None or lead in self.blocked:
             return None
         channel = self._leader_channels.get(lead)
         if channel is None:

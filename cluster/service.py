@@ -138,3 +138,13 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             await _abort(context, error)
             raise AssertionError("unreachable") from error
         return admin_pb2.TransferLeaderResponse(leader_id=leader)
+
+    async def Partition(
+        self, request: admin_pb2.PartitionRequest, context: Context
+    ) -> admin_pb2.PartitionResponse:
+        try:
+            self.node.partition(list(request.peers))
+        except QuiverError as error:
+            await _abort(context, error)
+            raise AssertionError("unreachable") from error
+        return admin_pb2.PartitionResponse()

@@ -70,3 +70,13 @@ class TransferLeaderResponse(_message.Message):
     LEADER_ID_FIELD_NUMBER: _ClassVar[int]
     leader_id: int
     def __init__(self, leader_id: _Optional[int] = ...) -> None: ...
+
+class PartitionRequest(_message.Message):
+    __slots__ = ("peers",)
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    peers: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, peers: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PartitionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -44,6 +44,11 @@ class AdminStub:
                 request_serializer=proto_dot_admin__pb2.TransferLeaderRequest.SerializeToString,
                 response_deserializer=proto_dot_admin__pb2.TransferLeaderResponse.FromString,
                 _registered_method=True)
+        self.Partition = channel.unary_unary(
+                '/quiver.v1.Admin/Partition',
+                request_serializer=proto_dot_admin__pb2.PartitionRequest.SerializeToString,
+                response_deserializer=proto_dot_admin__pb2.PartitionResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -62,6 +67,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Partition(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -74,6 +85,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.TransferLeader,
                     request_deserializer=proto_dot_admin__pb2.TransferLeaderRequest.FromString,
                     response_serializer=proto_dot_admin__pb2.TransferLeaderResponse.SerializeToString,
+            ),
+            'Partition': grpc.unary_unary_rpc_method_handler(
+                    servicer.Partition,
+                    request_deserializer=proto_dot_admin__pb2.PartitionRequest.FromString,
+                    response_serializer=proto_dot_admin__pb2.PartitionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -130,6 +146,33 @@ class Admin:
             '/quiver.v1.Admin/TransferLeader',
             proto_dot_admin__pb2.TransferLeaderRequest.SerializeToString,
             proto_dot_admin__pb2.TransferLeaderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Partition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Admin/Partition',
+            proto_dot_admin__pb2.PartitionRequest.SerializeToString,
+            proto_dot_admin__pb2.PartitionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,6 +20,7 @@ import pytest
 from cluster.client import Client, connect
 from cluster.errors import QuiverError
 from cluster.supervisor import SUPERVISOR_PID, running_pid
+from proto import admin_pb2, admin_pb2_grpc
 
 TICK_MS = 50
 ELECTION_TICKS = 10
@@ -27,12 +28,14 @@ WAIT_S = 30.0
 
 
 def quiver(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    # Failpoints on: the partition test cuts nodes off through Admin.Partition.
     return subprocess.run(
         [sys.executable, "-m", "cluster.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env={**os.environ, "QUIVER_FAILPOINTS": "1"},
     )
 
 
@@ -70,12 +73,23 @@ class LocalCluster:
         leaders = {s.leader_id for s in self.statuses().values() if s is not None}
         return leaders.pop() if len(leaders) == 1 else 0
 
-    def node_client(self, node_id: int) -> Client:
+    def node_client(self, node_id: int, timeout_s: float = 30.0) -> Client:
         """A client that talks to one node only."""
         member = self.client._member(node_id)
         return Client(
-            [type(member)(member.id, member.zone, member.address)], self.client.credentials
+            [type(member)(member.id, member.zone, member.address)],
+            self.client.credentials,
+            timeout_s=timeout_s,
         )
+
+    def partition(self, groups: list[list[int]]) -> None:
+        """Cut the cluster into `groups` (Raft traffic and forwarding); [] heals."""
+        members = [member.id for member in self.client.members]
+        for node_id in members:
+            own = next((group for group in groups if node_id in group), members)
+            others = [peer for peer in members if peer not in own]
+            stub = admin_pb2_grpc.AdminStub(self.client._channel(self.client._member(node_id)))
+            stub.Partition(admin_pb2.PartitionRequest(peers=others), timeout=5)
 
 
 @pytest.fixture
