@@ -40,9 +40,11 @@ fmt: venv
 proto: venv
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. proto/*.proto
 
-# The openCypher TCK against the embedded Cypher engine (feature files in ../shared/tck).
+# The openCypher TCK against the embedded Cypher engine (feature files in ../shared/tck),
+# on the in-memory graph or, with TCK_STORE=rocksdb, the encrypted RocksDB store.
+TCK_STORE ?= memory
 tck: venv
-	$(BIN)/python tests/cypher/tck_runner.py
+	$(BIN)/python tests/cypher/tck_runner.py --store $(TCK_STORE)
 
 # The soak: 20,000 seeds over 3, 5 and 7 nodes, one worker process per core.
 sim: venv

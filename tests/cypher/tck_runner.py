@@ -1,13 +1,16 @@
 """Runs the openCypher TCK feature files against Quiver's Cypher engine.
 
 Parses the Gherkin itself (features, scenarios, outlines with examples, doc strings and
-tables), runs every scenario on a fresh `MemoryGraph` in a process pool with a per-scenario
-timeout, and checks results (in order, in any order, ignoring list order), errors (kind,
-phase, detail) and side effects (by diffing the graph before and after, as the TCK does).
+tables), runs every scenario on a fresh graph — a `MemoryGraph`, or with `--store rocksdb`
+an encrypted RocksDB `GraphStore` in a scratch directory — in a process pool with a
+per-scenario timeout, and checks results (in order, in any order, ignoring list order),
+errors (kind, phase, detail) and side effects (by diffing the graph before and after, as the
+TCK does).
 Prints a summary by feature folder; the last line is
 `TCK: P passed, F failed, S skipped of N scenarios`.
 
     python tests/cypher/tck_runner.py [--filter TEXT] [--failures N] [--jobs N]
+                                      [--store memory|rocksdb]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -30,6 +34,9 @@ TCK_ROOT = Path(
     os.environ.get("QUIVER_TCK", Path(__file__).resolve().parents[3] / "shared" / "tck")
 )
 SCENARIO_TIMEOUT_S = 10
+STORES = ("memory", "rocksdb")
+_store = "memory"
+"""The store every scenario runs on (set by main before the worker processes fork)."""
 
 
 @dataclass
@@ -436,21 +443,49 @@ class _Timeout(BaseException):
 
 
 def _graph_state(graph: Any) -> dict[str, set[Any]]:
-    labels = {label for node in graph.nodes.values() for label in node.labels}
-    props = {
-        ("n", nid, k, repr(v))
-        for nid, node in graph.nodes.items()
-        for k, v in node.properties.items()
-    }
-    props |= {
-        ("r", rid, k, repr(v)) for rid, rel in graph.rels.items() for k, v in rel.properties.items()
-    }
+    """What the TCK's side effects count, read through the GraphView (any store)."""
+    nodes = [graph.node(node_id) for node_id in graph.node_ids()]
+    rels = [graph.relationship(rel_id) for rel_id in graph.relationship_ids()]
+    labels = {label for node in nodes for label in node.labels}
+    props = {("n", node.id, k, repr(v)) for node in nodes for k, v in node.properties.items()}
+    props |= {("r", rel.id, k, repr(v)) for rel in rels for k, v in rel.properties.items()}
     return {
-        "nodes": set(graph.nodes),
-        "relationships": set(graph.rels),
+        "nodes": {node.id for node in nodes},
+        "relationships": {rel.id for rel in rels},
         "labels": labels,
         "properties": props,
     }
+
+
+class _Graph:
+    """A fresh graph for one scenario on the chosen store; `apply` as the apply loop does."""
+
+    def __init__(self, store: str) -> None:
+        self.scratch: tempfile.TemporaryDirectory[str] | None = None
+        self.index = 0
+        if store == "memory":
+            from store.memory import MemoryGraph
+
+            self.view: Any = MemoryGraph()
+            return
+        from store.crypto import Keyring
+        from store.graph import GraphStore
+
+        self.scratch = tempfile.TemporaryDirectory(prefix="quiver-tck-")
+        work = Path(self.scratch.name)
+        self.view = GraphStore(work / "graph", Keyring(work / "keys", os.urandom(32)))
+
+    def apply(self, write_set: Any) -> None:
+        if self.scratch is None:
+            self.view.apply(write_set)
+            return
+        self.index += 1
+        self.view.apply(write_set, self.index)
+
+    def close(self) -> None:
+        if self.scratch is not None:
+            self.view.close()
+            self.scratch.cleanup()
 
 
 def _side_effects(before: dict[str, set[Any]], after: dict[str, set[Any]]) -> dict[str, int]:
@@ -463,10 +498,17 @@ def _side_effects(before: dict[str, set[Any]], after: dict[str, set[Any]]) -> di
 
 def run_scenario(scenario: Scenario) -> tuple[str, str]:
     """Returns (status, message): status is passed, failed or skipped."""
-    from cypher import CypherError, Engine
-    from store.memory import MemoryGraph
+    graph = _Graph(_store)
+    try:
+        return _run_scenario_on(scenario, graph)
+    finally:
+        graph.close()
 
-    graph = MemoryGraph()
+
+def _run_scenario_on(scenario: Scenario, store: _Graph) -> tuple[str, str]:
+    from cypher import CypherError, Engine
+
+    graph = store.view
     engine = Engine()
     parameters: dict[str, Any] = {}
     result: Any = None
@@ -477,7 +519,7 @@ def run_scenario(scenario: Scenario) -> tuple[str, str]:
 
     def execute(query: str) -> Any:
         res = engine.run(graph, query, parameters)
-        graph.apply(res.write_set)
+        store.apply(res.write_set)
         return res
 
     for step in scenario.steps:
@@ -659,7 +701,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--failures", type=int, default=0, help="print this many failures")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--tck", default=str(TCK_ROOT))
+    parser.add_argument(
+        "--store", choices=STORES, default="memory", help="the graph each scenario runs on"
+    )
     args = parser.parse_args(argv)
+    global _store
+    _store = args.store
     root = Path(args.tck)
     scenarios = [
         s for s in load_scenarios(root) if args.filter in s.feature or args.filter in s.name
@@ -689,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{folder:40} {counts['passed']:7} {counts['failed']:7} {counts['skipped']:7} {total:7}"
         )
-    print(f"elapsed {time.monotonic() - started:.1f}s")
+    print(f"store: {args.store}, elapsed {time.monotonic() - started:.1f}s")
     total = sum(totals.values())
     print(
         f"TCK: {totals['passed']} passed, {totals['failed']} failed, "
