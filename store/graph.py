@@ -850,12 +850,6 @@ class _Apply:
         self.new_tokens[(kind, name)] = token
         return token
 
-    def name(self, kind: bytes, token: int) -> str:
-        for (new_kind, name), new_token in self.new_tokens.items():
-            if new_kind == kind and new_token == token:
-                return name
-        return self.store._name(kind, token)
-
     def node(self, node_id: int) -> _Node | None:
         data = self.get(CF_GRAPH, node_key(node_id))
         return None if data is None else _decode_node(data)

@@ -152,7 +152,6 @@ class _Segment:
     path: Path
     fd: int
     size: int
-    head_dummy: int
     max_index: int = 0
 
 
@@ -231,7 +230,7 @@ class DurableLog:
         for position, (seq, path) in enumerate(paths):
             last = position == len(paths) - 1
             fd = os.open(path, os.O_RDWR)
-            segment = _Segment(seq, path, fd, 0, head_dummy=0)
+            segment = _Segment(seq, path, fd, 0)
             self._segments.append(segment)
             self._replay_segment(segment, last)
         if not self._segments or self._segments[-1].size == 0:
@@ -283,7 +282,6 @@ class DurableLog:
         body = start + 1
         if kind == _HEAD:
             index, term = _INDEX_TERM.unpack_from(data, body)
-            segment.head_dummy = index
             self._hard_state = self._open_hard_state(data[body + _INDEX_TERM.size : end])
             self._compact_to(index, term, reset=False)
         elif kind == _ENTRIES:
@@ -559,7 +557,7 @@ class DurableLog:
                 + _INDEX_TERM.pack(self._dummy_index, self._dummy_term)
                 + self._seal_hard_state(self._hard_state)
             )
-            segment = _Segment(seq, path, fd, 0, head_dummy=self._dummy_index)
+            segment = _Segment(seq, path, fd, 0)
             self._segments.append(segment)
         frame = _frame(head)
         os.pwrite(fd, frame, 0)
