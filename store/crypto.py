@@ -351,6 +351,17 @@ class Keyring:
         with self._lock:
             return self._add_key_locked()
 
+    def retire(self, version: int) -> None:
+        """Forget data key `version` for good: whatever it sealed becomes unreadable, so
+        only retire a version nothing uses any more (``NodeStore.retire_unused_keys``)."""
+        with self._lock:
+            if version == self._current:
+                raise ValueError("the current data key cannot be retired")
+            if version not in self._keys:
+                raise KeyError(f"no data key v{version}")
+            del self._keys[version]
+            self._save_locked()
+
     def rewrap(self, new_kek: bytes) -> None:
         """Rotate the key-encryption key: every data key and the index key are wrapped
         again under `new_kek` (no data is rewritten). Streams wrapped under the old KEK

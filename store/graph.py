@@ -717,6 +717,15 @@ class GraphStore:
             self._reencrypt_pass = None
             return ReencryptProgress(resealed, complete=progress.found == 0)
 
+    def key_versions(self) -> set[int]:
+        """Data key versions that sealed any value this store holds."""
+        versions: set[int] = set()
+        for family in sorted(SEALED_FAMILIES):
+            for sealed in self._families[family].values():
+                assert isinstance(sealed, bytes)
+                versions.add(self.cipher.key_version(sealed))
+        return versions
+
     def warm_up(self) -> None:
         """Read every stored byte once (no decryption): fills the block and page caches,
         so that timings measure the steady state rather than the first touch of a block."""

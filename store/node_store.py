@@ -87,6 +87,25 @@ class NodeStore:
             old.unlink()
         return snapshot
 
+    def retire_unused_keys(self) -> list[int]:
+        """Retire every data key older than the current one that nothing on disk uses.
+
+        Run after ``graph.reencrypt`` reports a complete pass and the log was compacted
+        past the rotation; refuses while a snapshot checkpoint is being streamed (it may
+        hold values under old keys). Snapshot files use per-stream keys, not data keys.
+        """
+        if self.keyring is None:
+            return []
+        if any((self.snapshot_dir / "work").glob("checkpoint-*")):
+            raise RuntimeError("a snapshot is being streamed; retire keys afterwards")
+        current = self.keyring.current_version()
+        self.log.reseal_files()
+        in_use = self.graph.key_versions() | self.log.key_versions()
+        retired = [v for v in self.keyring.versions() if v < current and v not in in_use]
+        for version in retired:
+            self.keyring.retire(version)
+        return retired
+
     def snapshot_path(self, snapshot: Snapshot) -> Path:
         name = json.loads(snapshot.data)["file"]
         assert isinstance(name, str)

@@ -669,6 +669,46 @@ class DurableLog:
         plain = len(meta).to_bytes(4, "big") + meta + snapshot.data
         atomic_write(self._dir / SNAPSHOT_FILE, self._cipher.seal(plain, _AAD_SNAPSHOT))
 
+    def key_versions(self) -> set[int]:
+        """Data key versions that sealed anything this log still keeps on disk."""
+        with self._write_lock:
+            self._check_open()
+            versions: set[int] = set()
+            for segment in self._segments:
+                data = os.pread(segment.fd, segment.size, 0)
+                offset = 0
+                while offset + _FRAME.size <= len(data):
+                    (length,) = _FRAME.unpack_from(data, offset)[:1]
+                    body = data[offset + _FRAME.size : offset + _FRAME.size + length]
+                    offset += _FRAME.size + length
+                    sealed = b""
+                    if body[0] == _HEAD:
+                        sealed = body[1 + _INDEX_TERM.size :]
+                    elif body[0] == _ENTRIES:
+                        (count,) = _COUNT.unpack_from(body, 1)
+                        sealed = body[1 + _COUNT.size + count * _ENTRY_HEAD.size :]
+                    elif body[0] == _HARD:
+                        sealed = body[1:]
+                    if sealed:
+                        versions.add(self._cipher.key_version(sealed))
+            for name in (SNAPSHOT_FILE, FLOOR_FILE):
+                path = self._dir / name
+                if path.exists():
+                    versions.add(self._cipher.key_version(path.read_bytes()))
+            return versions
+
+    def reseal_files(self) -> None:
+        """Seal the snapshot and floor files again under the current data key."""
+        with self._sync_lock, self._write_lock:
+            self._check_open()
+            if (self._dir / SNAPSHOT_FILE).exists():
+                self._persist_snapshot(self._snapshot)
+            floor = self._dir / FLOOR_FILE
+            if floor.exists():
+                name = f"raft log {FLOOR_FILE}"
+                plain = self._cipher.open(floor.read_bytes(), _AAD_FLOOR, name)
+                atomic_write(floor, self._cipher.seal(plain, _AAD_FLOOR))
+
     def segment_count(self) -> int:
         with self._state_lock:
             return len(self._segments)

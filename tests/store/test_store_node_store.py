@@ -35,3 +35,36 @@ def test_open_with_a_key_file_then_with_the_environment(tmp_path: Path) -> None:
 def test_encryption_cannot_be_on_without_a_key(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="key-encryption key is required"):
         NodeStore(tmp_path, None)
+
+
+def test_an_old_key_retires_only_once_nothing_uses_it(tmp_path: Path) -> None:
+    kek = bytes(range(32))
+    store = NodeStore(tmp_path, kek, max_segment_bytes=2048)
+    assert store.keyring is not None
+
+    def write(first: int, count: int) -> None:
+        for index in range(first, first + count):
+            store.log.save(
+                [Entry(term=1, index=index, data=b"e" * 200)], HardState(term=1, commit=index)
+            )
+            store.graph.apply(WriteSet((CreateNode(index, ("A",), (("v", index),)),)), index)
+
+    write(1, 20)
+    store.keyring.rotate()
+    write(21, 5)
+    assert store.retire_unused_keys() == []  # graph and log still hold v1
+    while not store.graph.reencrypt(max_values=7).complete:
+        pass
+    assert store.graph.key_versions() == {2}
+    assert store.retire_unused_keys() == []  # the log still does
+    write(26, 20)  # the log moves on to segments sealed under v2
+    snapshot = store.take_snapshot()
+    store.log.compact(snapshot.metadata.index)
+    assert 1 not in store.log.key_versions()
+    assert store.retire_unused_keys() == [1]
+    assert store.keyring.versions() == [2]
+    store.close()
+    store = NodeStore(tmp_path, kek, max_segment_bytes=2048)
+    assert store.graph.count_nodes("A") == 45
+    assert store.log.hard_state().commit == 45
+    store.close()
