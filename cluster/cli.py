@@ -87,6 +87,11 @@ def _bench(args: argparse.Namespace, _extra: list[str]) -> int:
         from cypher.bench import main as cypher_bench
 
         return cypher_bench([])
+    if args.target == "cluster":
+        # Imported here: starts a real local cluster in a scratch directory.
+        from cluster.bench import main as cluster_bench
+
+        return cluster_bench()
     print(BENCH_NOT_YET)
     return EXIT_OK
 
@@ -275,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             sub.add_argument("--user", default=None, help="the user (default: from the dir)")
         if command.name == "bench":
-            sub.add_argument("target", nargs="?", help="what to benchmark: store, cypher")
+            sub.add_argument("target", nargs="?", help="what to benchmark: store, cypher, cluster")
             sub.add_argument(
                 "--nodes", type=int, default=100_000, help="store: nodes in the read graph"
             )
