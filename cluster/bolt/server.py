@@ -1,0 +1,827 @@
+"""The Bolt listener: handshake, chunked framing, and the message state machine of Bolt 5.
+
+Owns one asyncio server and one task per connection (joined at close), the version
+negotiation (Bolt 5.1 to 5.8; the 4-slot range handshake and, when the client offers it, the
+5.7+ manifest handshake), the chunked framing (NOOP keep-alives both ways), and the states
+CONNECTED -> AUTHENTICATION -> READY <-> STREAMING / TX_READY <-> TX_STREAMING, FAILED,
+DEFUNCT with Bolt's FAILURE / IGNORED / RESET semantics. Errors go out with the fields the
+negotiated version needs: ``code``/``message`` before 5.7, the GQL fields from 5.7 on.
+
+Every bound is explicit: message size, open connections, open result streams, the idle
+wait for a client's next message, the handshake deadline, the outgoing batch before a drain.
+Must never: execute a query itself (that is the ``BoltBackend``), listen beyond the address
+it is given, or speak plaintext unless the caller passed ``insecure=True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+import logging
+import ssl
+import struct
+import time
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from cluster.bolt import packstream as ps
+from cluster.bolt.backend import (
+    DATABASE_NOT_FOUND,
+    DEFAULT_DATABASE,
+    SYSTEM_DATABASE,
+    UNAUTHORIZED,
+    AccessMode,
+    BoltBackend,
+    ConnectionInfo,
+    Principal,
+    QueryResult,
+    TransactionOptions,
+)
+from cluster.errors import QuiverError
+from cypher import CypherError, Node, Path, Relationship
+
+log = logging.getLogger("quiver.bolt")
+
+MAGIC: Final = b"\x60\x60\xb0\x17"
+MANIFEST_V1: Final = (0xFF, 0x01)
+"""(major, minor) of the handshake slot by which a client offers the manifest handshake."""
+MIN_VERSION: Final = (5, 1)
+MAX_VERSION: Final = (5, 8)
+GQL_ERRORS_FROM: Final = (5, 7)
+SUPPORTED_VERSIONS: Final = tuple((5, minor) for minor in range(1, 9))
+
+MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
+MAX_CHUNK_BYTES: Final = 0xFFFF
+MAX_CONNECTIONS: Final = 1024
+MAX_OPEN_STREAMS: Final = 256
+HANDSHAKE_TIMEOUT_S: Final = 10.0
+IDLE_TIMEOUT_S: Final = 600.0
+KEEPALIVE_INTERVAL_S: Final = 10.0
+RECORDS_PER_DRAIN: Final = 1000
+SHUTDOWN_GRACE_S: Final = 2.0
+SERVER_AGENT: Final = "Neo4j/5.26.0"
+"""Drivers parse the agent; Quiver names itself in HELLO's ``quiver`` field instead."""
+
+# Message signatures.
+HELLO: Final = 0x01
+GOODBYE: Final = 0x02
+RESET: Final = 0x0F
+RUN: Final = 0x10
+BEGIN: Final = 0x11
+COMMIT: Final = 0x12
+ROLLBACK: Final = 0x13
+DISCARD: Final = 0x2F
+PULL: Final = 0x3F
+TELEMETRY: Final = 0x54
+ROUTE: Final = 0x66
+LOGON: Final = 0x6A
+LOGOFF: Final = 0x6B
+SUCCESS: Final = 0x70
+RECORD: Final = 0x71
+IGNORED: Final = 0x7E
+FAILURE: Final = 0x7F
+
+INVALID_REQUEST: Final = "Neo.ClientError.Request.Invalid"
+INVALID_FORMAT: Final = "Neo.ClientError.Request.InvalidFormat"
+UNKNOWN_ERROR: Final = "Neo.DatabaseError.General.UnknownError"
+INVALID_PARAMETER: Final = "Neo.ClientError.Statement.TypeError"
+
+T = TypeVar("T")
+
+
+class State(enum.Enum):
+    CONNECTED = "CONNECTED"
+    AUTHENTICATION = "AUTHENTICATION"
+    READY = "READY"
+    STREAMING = "STREAMING"
+    TX_READY = "TX_READY"
+    TX_STREAMING = "TX_STREAMING"
+    FAILED = "FAILED"
+    DEFUNCT = "DEFUNCT"
+
+
+class ProtocolViolation(Exception):
+    """The client broke the protocol; the connection ends."""
+
+
+@dataclass(slots=True)
+class _Stream:
+    result: QueryResult
+    database: str
+    auto_commit: bool
+    started: float
+    done: bool = False
+
+
+@dataclass(slots=True)
+class _Session:
+    """The per-connection state a Bolt connection keeps."""
+
+    state: State = State.CONNECTED
+    principal: Principal | None = None
+    transaction: object | None = None
+    database: str = DEFAULT_DATABASE
+    streams: dict[int, _Stream] = field(default_factory=dict)
+    next_qid: int = 0
+    last_qid: int = -1
+
+
+# -- handshake -------------------------------------------------------------------------------
+
+
+def choose_version(proposals: Sequence[tuple[int, int, int]]) -> tuple[int, int] | None:
+    """The version to speak for the client's (major, minor, range) proposals, in its order
+    of preference, or None."""
+    for major, minor, span in proposals:
+        offered = [(major, m) for m in range(minor - span, minor + 1)]
+        common = [v for v in offered if MIN_VERSION <= v <= MAX_VERSION]
+        if common:
+            return max(common)
+    return None
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+async def _read_varint(reader: asyncio.StreamReader) -> int:
+    value = 0
+    for shift in range(0, 35, 7):
+        byte = (await reader.readexactly(1))[0]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value
+    raise ProtocolViolation("handshake varint too long")
+
+
+async def negotiate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[int, int]:
+    if await reader.readexactly(4) != MAGIC:
+        raise ProtocolViolation("not a Bolt client (wrong preamble)")
+    raw = await reader.readexactly(16)
+    proposals = [(raw[i + 3], raw[i + 2], raw[i + 1]) for i in range(0, 16, 4)]
+    if any((major, minor) == MANIFEST_V1 for major, minor, _ in proposals):
+        # Manifest v1: list what we speak; the client answers with its choice.
+        span = MAX_VERSION[1] - MIN_VERSION[1]
+        writer.write(
+            bytes((0, 0, 1, 0xFF))
+            + _encode_varint(1)
+            + bytes((0, span, MAX_VERSION[1], MAX_VERSION[0]))
+            + _encode_varint(0)
+        )
+        await writer.drain()
+        chosen = await reader.readexactly(4)
+        await _read_varint(reader)  # the client's capabilities: none are defined yet
+        version = (chosen[3], chosen[2])
+        if version not in SUPPORTED_VERSIONS:
+            raise ProtocolViolation(f"client chose unsupported Bolt {version}")
+        return version
+    common = choose_version(proposals)
+    if common is None:
+        writer.write(b"\x00\x00\x00\x00")
+        await writer.drain()
+        raise ProtocolViolation(f"no common Bolt version in {proposals}")
+    writer.write(bytes((0, 0, common[1], common[0])))
+    await writer.drain()
+    return common
+
+
+# -- framing ---------------------------------------------------------------------------------
+
+
+async def read_message(reader: asyncio.StreamReader, idle_timeout_s: float) -> bytes | None:
+    """The next message's bytes, skipping NOOP chunks; None at a clean end of stream."""
+    message = bytearray()
+    while True:
+        try:
+            header = await asyncio.wait_for(reader.readexactly(2), idle_timeout_s)
+        except asyncio.IncompleteReadError as error:
+            if not error.partial and not message:
+                return None
+            raise ProtocolViolation("connection closed inside a message") from None
+        size = int.from_bytes(header, "big")
+        if size == 0:
+            if message:
+                return bytes(message)
+            continue  # NOOP keep-alive
+        if len(message) + size > MAX_MESSAGE_BYTES:
+            raise ProtocolViolation(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+        message += await asyncio.wait_for(reader.readexactly(size), idle_timeout_s)
+
+
+def frame(message: bytes) -> bytes:
+    out = bytearray()
+    for start in range(0, len(message), MAX_CHUNK_BYTES):
+        chunk = message[start : start + MAX_CHUNK_BYTES]
+        out += struct.pack(">H", len(chunk))
+        out += chunk
+    out += b"\x00\x00"
+    return bytes(out)
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+_ACCESS = "error: syntax error or access rule violation"
+_GQL_STATUS_BY_CODE: Final = {
+    UNAUTHORIZED: ("42NFF", f"{_ACCESS} - permission/access denied"),
+    DATABASE_NOT_FOUND: ("22N51", "error: data exception - graph reference not found"),
+    "Neo.ClientError.Statement.SyntaxError": ("42001", f"{_ACCESS} - invalid syntax"),
+    "Neo.ClientError.Statement.ParameterMissing": ("42N51", f"{_ACCESS} - invalid parameter"),
+}
+
+
+def failure_metadata(code: str, message: str, version: tuple[int, int]) -> dict[str, Any]:
+    if version < GQL_ERRORS_FROM:
+        return {"code": code, "message": message}
+    if code in _GQL_STATUS_BY_CODE:
+        gql_status, description = _GQL_STATUS_BY_CODE[code]
+    elif code.startswith("Neo.ClientError."):
+        gql_status, description = "22N00", "error: data exception"
+    elif code.startswith("Neo.TransientError."):
+        gql_status, description = "50N00", "error: general processing exception - transient"
+    else:
+        gql_status, description = "50N42", "error: general processing exception - unexpected"
+    classification = code.split(".")[1] if code.count(".") == 3 else "DatabaseError"
+    return {
+        "neo4j_code": code,
+        "message": message,
+        "gql_status": gql_status,
+        "description": f"{description}. {message}",
+        "diagnostic_record": {
+            "OPERATION": "",
+            "OPERATION_CODE": "0",
+            "CURRENT_SCHEMA": "/",
+            "_classification": _GQL_CLASSIFICATION.get(classification, "DATABASE_ERROR"),
+        },
+    }
+
+
+_GQL_CLASSIFICATION: Final = {
+    "ClientError": "CLIENT_ERROR",
+    "TransientError": "TRANSIENT_ERROR",
+    "DatabaseError": "DATABASE_ERROR",
+}
+
+
+def _as_quiver_error(error: Exception) -> QuiverError:
+    if isinstance(error, QuiverError):
+        return error
+    if isinstance(error, CypherError):
+        return QuiverError(error.status_code, str(error.args[0]) if error.args else "")
+    if isinstance(error, ps.PackStreamError):
+        return QuiverError(INVALID_FORMAT, str(error))
+    log.exception("bolt: unexpected error", exc_info=error)
+    return QuiverError(UNKNOWN_ERROR, f"{type(error).__name__}: {error}")
+
+
+# -- the connection --------------------------------------------------------------------------
+
+
+def _resolve_database(name: Any) -> str:
+    if name is None or name == "":
+        return DEFAULT_DATABASE
+    if not isinstance(name, str):
+        raise QuiverError(INVALID_REQUEST, "a database name is a string")
+    lowered = name.lower()
+    if lowered not in (DEFAULT_DATABASE, SYSTEM_DATABASE):
+        raise QuiverError(DATABASE_NOT_FOUND, f"Database does not exist. Database name: '{name}'.")
+    return lowered
+
+
+def _has_entity(value: Any) -> bool:
+    if isinstance(value, Node | Relationship | Path | ps.UnboundRelationship):
+        return True
+    if isinstance(value, list):
+        return any(_has_entity(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_entity(item) for item in value.values())
+    return False
+
+
+def _map(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise QuiverError(INVALID_REQUEST, f"{what} must be a map")
+    return value
+
+
+def _options(extra: dict[str, Any], session_db: str | None = None) -> TransactionOptions:
+    bookmarks = extra.get("bookmarks") or []
+    if not isinstance(bookmarks, list) or not all(isinstance(b, str) for b in bookmarks):
+        raise QuiverError(INVALID_REQUEST, "bookmarks must be a list of strings")
+    timeout = extra.get("tx_timeout")
+    if timeout is not None and (not isinstance(timeout, int) or timeout < 0):
+        raise QuiverError(INVALID_REQUEST, "tx_timeout must be a non-negative integer")
+    imp_user = extra.get("imp_user")
+    if imp_user is not None:
+        raise QuiverError(
+            "Neo.ClientError.Security.Forbidden", "impersonation is not supported yet"
+        )
+    mode = extra.get("mode", "w")
+    return TransactionOptions(
+        database=session_db if session_db is not None else _resolve_database(extra.get("db")),
+        access_mode=AccessMode.READ if mode == "r" else AccessMode.WRITE,
+        bookmarks=tuple(bookmarks),
+        metadata=_map(extra.get("tx_metadata"), "tx_metadata"),
+        timeout_ms=timeout or None,
+    )
+
+
+def _stats(counters: dict[str, int] | Any) -> dict[str, Any]:
+    stats: dict[str, Any] = {}
+    for key, count in dict(counters).items():
+        if key == "contains_updates" or not isinstance(count, int) or isinstance(count, bool):
+            continue
+        if count:
+            stats[key.replace("_", "-")] = count
+    if any(k != "system-updates" for k in stats):
+        stats["contains-updates"] = True
+    if stats.get("system-updates"):
+        stats["contains-system-updates"] = True
+    return stats
+
+
+class Connection:
+    """One client connection: reads messages in order, answers each, in order."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self,
+        backend: BoltBackend,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        idle_timeout_s: float,
+        keepalive_interval_s: float,
+    ) -> None:
+        self.backend = backend
+        self.reader = reader
+        self.writer = writer
+        self.idle_timeout_s = idle_timeout_s
+        self.keepalive_interval_s = keepalive_interval_s
+        self.version: tuple[int, int] = MIN_VERSION
+        self.session = _Session()
+        self.id = f"bolt-{next(self._ids)}"
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        local = writer.get_extra_info("sockname") or ("?", 0)
+        self.info = ConnectionInfo(f"{peer[0]}:{peer[1]}", f"{local[0]}:{local[1]}")
+
+    # -- output ---------------------------------------------------------------------------
+
+    def _send(self, tag: int, *fields: Any) -> None:
+        packer = ps.Packer(utc_datetime=True)
+        packer.pack(ps.Structure(tag, fields))
+        self.writer.write(frame(bytes(packer.buffer)))
+
+    async def _success(self, metadata: dict[str, Any] | None = None) -> None:
+        self._send(SUCCESS, metadata or {})
+        await self.writer.drain()
+
+    async def _failure(self, error: QuiverError) -> None:
+        self._send(FAILURE, failure_metadata(error.code, error.message, self.version))
+        await self.writer.drain()
+
+    async def _keepalive(self, work: Awaitable[T]) -> T:
+        """Await `work`, sending NOOP chunks while it takes long (the client's read timeout
+        must not fire on a slow query)."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.keepalive_interval_s)
+                if done:
+                    return task.result()
+                self.writer.write(b"\x00\x00")
+                await self.writer.drain()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        try:
+            self.version = await asyncio.wait_for(
+                negotiate(self.reader, self.writer), HANDSHAKE_TIMEOUT_S
+            )
+            while self.session.state is not State.DEFUNCT:
+                data = await read_message(self.reader, self.idle_timeout_s)
+                if data is None:
+                    break
+                await self._handle(data)
+        except (
+            ProtocolViolation,
+            asyncio.IncompleteReadError,
+            TimeoutError,
+            ConnectionError,
+            ssl.SSLError,
+        ) as error:
+            log.debug("bolt %s ended: %s", self.id, error)
+        finally:
+            await self._end_transaction()
+            self.writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):
+                await asyncio.wait_for(self.writer.wait_closed(), SHUTDOWN_GRACE_S)
+
+    async def _handle(self, data: bytes) -> None:
+        unpacker = ps.Unpacker(data, utc_datetime=True)
+        try:
+            size, tag = unpacker.unpack_structure_header()
+            fields = [unpacker.unpack() for _ in range(size)]
+            if not unpacker.at_end():
+                raise ps.PackStreamError("trailing bytes after a message")
+        except ps.PackStreamError as error:
+            await self._fail(QuiverError(INVALID_FORMAT, str(error)))
+            return
+        session = self.session
+        if tag == GOODBYE:
+            session.state = State.DEFUNCT
+            return
+        if tag == RESET:
+            await self._end_transaction()
+            session.state = State.READY if session.principal is not None else session.state
+            if session.state is State.FAILED:
+                session.state = State.AUTHENTICATION
+            await self._success()
+            return
+        if session.state is State.FAILED:
+            self._send(IGNORED)
+            await self.writer.drain()
+            return
+        handler = _HANDLERS.get(tag)
+        if handler is None:
+            raise ProtocolViolation(f"unknown message 0x{tag:02X}")
+        try:
+            await handler(self, fields)
+        except (QuiverError, CypherError, ps.PackStreamError) as error:
+            await self._fail(_as_quiver_error(error))
+        except ProtocolViolation:
+            raise
+        except Exception as error:
+            await self._fail(_as_quiver_error(error))
+
+    async def _fail(self, error: QuiverError) -> None:
+        session = self.session
+        await self._failure(error)
+        if session.state in (State.CONNECTED, State.AUTHENTICATION):
+            # A failed HELLO or LOGON ends the connection, as Neo4j does.
+            session.state = State.DEFUNCT
+            return
+        session.streams.clear()
+        session.state = State.FAILED
+
+    async def _end_transaction(self) -> None:
+        session = self.session
+        session.streams.clear()
+        transaction, session.transaction = session.transaction, None
+        if transaction is not None:
+            try:
+                await self.backend.rollback(transaction)
+            except Exception as error:  # rollback of a broken transaction: log, go on
+                log.warning("bolt %s: rollback failed: %s", self.id, error)
+
+    def _expect(self, fields: list[Any], count: int, *states: State) -> None:
+        if len(fields) != count:
+            raise ProtocolViolation(f"expected {count} fields, got {len(fields)}")
+        if self.session.state not in states:
+            raise QuiverError(
+                INVALID_REQUEST, f"message not allowed in state {self.session.state.value}"
+            )
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def hello(self, fields: list[Any]) -> None:
+        if self.session.state is not State.CONNECTED or len(fields) != 1:
+            raise ProtocolViolation("HELLO must be the first message, with one map")
+        _map(fields[0], "HELLO's extra")
+        self.session.state = State.AUTHENTICATION
+        await self._success(
+            {
+                "server": SERVER_AGENT,
+                "connection_id": self.id,
+                "hints": {"connection.recv_timeout_seconds": int(self.idle_timeout_s)},
+            }
+        )
+
+    async def logon(self, fields: list[Any]) -> None:
+        self._expect(fields, 1, State.AUTHENTICATION)
+        auth = _map(fields[0], "LOGON's auth")
+        scheme = auth.get("scheme", "none")
+        principal = auth.get("principal", "")
+        credentials = auth.get("credentials", "")
+        if not all(isinstance(v, str) for v in (scheme, principal, credentials)):
+            raise QuiverError(UNAUTHORIZED, "malformed authentication token")
+        self.session.principal = await self.backend.authenticate(
+            scheme, principal, credentials, self.info
+        )
+        self.session.state = State.READY
+        await self._success()
+
+    async def logoff(self, fields: list[Any]) -> None:
+        self._expect(fields, 0, State.READY)
+        self.session.principal = None
+        self.session.state = State.AUTHENTICATION
+        await self._success()
+
+    async def telemetry(self, fields: list[Any]) -> None:
+        self._expect(fields, 1, State.READY)
+        await self._success()
+
+    async def route(self, fields: list[Any]) -> None:
+        self._expect(fields, 3, State.READY)
+        _map(fields[0], "routing context")
+        bookmarks = fields[1] or []
+        db_context = _map(fields[2], "ROUTE's db context")
+        if not isinstance(bookmarks, list) or not all(isinstance(b, str) for b in bookmarks):
+            raise QuiverError(INVALID_REQUEST, "bookmarks must be a list of strings")
+        database = _resolve_database(db_context.get("db"))
+        table = await self.backend.route(
+            self.session.principal, database, tuple(bookmarks), self.info
+        )
+        servers = [
+            {"addresses": list(table.writers), "role": "WRITE"},
+            {"addresses": list(table.readers), "role": "READ"},
+            {"addresses": list(table.routers), "role": "ROUTE"},
+        ]
+        await self._success({"rt": {"ttl": table.ttl_s, "db": database, "servers": servers}})
+
+    def _run_fields(self, fields: list[Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        if len(fields) != 3 or not isinstance(fields[0], str):
+            raise ProtocolViolation("RUN carries a query, parameters and extra")
+        parameters = _map(fields[1], "parameters")
+        if _has_entity(parameters):
+            raise QuiverError(
+                INVALID_PARAMETER, "nodes, relationships and paths cannot be parameters"
+            )
+        return fields[0], parameters, _map(fields[2], "RUN's extra")
+
+    async def run(self, fields: list[Any]) -> None:
+        session = self.session
+        query, parameters, extra = self._run_fields(fields)
+        started = time.monotonic()
+        if session.state is State.READY:
+            options = _options(extra)
+            result = await self._keepalive(
+                self.backend.run(self._principal(), query, parameters, options, self.info)
+            )
+            session.streams = {-1: _Stream(result, options.database, True, started)}
+            session.last_qid = -1
+            session.state = State.STREAMING
+            metadata: dict[str, Any] = {"fields": result.columns, "t_first": _ms_since(started)}
+            await self._success(metadata)
+            return
+        if session.state in (State.TX_READY, State.TX_STREAMING):
+            if len(session.streams) >= MAX_OPEN_STREAMS:
+                raise QuiverError(INVALID_REQUEST, "too many open results in this transaction")
+            result = await self._keepalive(
+                self.backend.run_in_transaction(session.transaction, query, parameters)
+            )
+            qid = session.next_qid
+            session.next_qid += 1
+            session.streams[qid] = _Stream(result, session.database, False, started)
+            session.last_qid = qid
+            session.state = State.TX_STREAMING
+            await self._success(
+                {"fields": result.columns, "t_first": _ms_since(started), "qid": qid}
+            )
+            return
+        raise QuiverError(INVALID_REQUEST, f"RUN not allowed in state {session.state.value}")
+
+    def _principal(self) -> Principal:
+        principal = self.session.principal
+        if principal is None:
+            raise QuiverError(UNAUTHORIZED, "not logged on")
+        return principal
+
+    def _stream_for(self, extra: dict[str, Any]) -> tuple[int, _Stream]:
+        session = self.session
+        qid = extra.get("qid", -1)
+        if not isinstance(qid, int):
+            raise QuiverError(INVALID_REQUEST, "qid must be an integer")
+        if qid == -1:
+            qid = session.last_qid
+        stream = session.streams.get(qid)
+        if stream is None:
+            raise QuiverError(INVALID_REQUEST, f"no open result with qid {qid}")
+        return qid, stream
+
+    async def pull(self, fields: list[Any]) -> None:
+        await self._consume(fields, discard=False)
+
+    async def discard(self, fields: list[Any]) -> None:
+        await self._consume(fields, discard=True)
+
+    async def _consume(self, fields: list[Any], *, discard: bool) -> None:
+        self._expect(fields, 1, State.STREAMING, State.TX_STREAMING)
+        extra = _map(fields[0], "PULL's extra")
+        n = extra.get("n", -1)
+        if not isinstance(n, int) or n == 0 or n < -1:
+            raise QuiverError(INVALID_REQUEST, "n must be a positive integer or -1")
+        qid, stream = self._stream_for(extra)
+        sent = 0
+        records = stream.result.records
+        has_more = True
+        while n == -1 or sent < n:
+            try:
+                row = await self._keepalive(anext(records))
+            except StopAsyncIteration:
+                has_more = False
+                break
+            if not discard:
+                self._send(RECORD, list(row))
+                if (sent + 1) % RECORDS_PER_DRAIN == 0:
+                    await self.writer.drain()
+            sent += 1
+        if has_more and discard and n == -1:
+            has_more = False
+        if has_more:
+            # One row ahead tells "exactly n left" from "more than n".
+            try:
+                row = await self._keepalive(anext(records))
+            except StopAsyncIteration:
+                has_more = False
+            else:
+                stream.result.records = _prepend(row, records)
+        if has_more:
+            await self._success({"has_more": True})
+            return
+        await self._finish_stream(qid, stream)
+
+    async def _finish_stream(self, qid: int, stream: _Stream) -> None:
+        session = self.session
+        with contextlib.suppress(Exception):
+            await stream.result.records.aclose()  # type: ignore[attr-defined]
+        summary = stream.result.summary()
+        del session.streams[qid]
+        metadata: dict[str, Any] = {
+            "type": summary.query_type,
+            "t_last": _ms_since(stream.started),
+            "db": stream.database,
+        }
+        stats = _stats(summary.counters)
+        if stats:
+            metadata["stats"] = stats
+        if stream.auto_commit:
+            if summary.bookmark:
+                metadata["bookmark"] = summary.bookmark
+            session.state = State.READY
+        elif not session.streams:
+            session.state = State.TX_READY
+        await self._success(metadata)
+
+    async def begin(self, fields: list[Any]) -> None:
+        self._expect(fields, 1, State.READY)
+        session = self.session
+        options = _options(_map(fields[0], "BEGIN's extra"))
+        session.transaction = await self._keepalive(
+            self.backend.begin(self._principal(), options, self.info)
+        )
+        session.database = options.database
+        session.next_qid = 0
+        session.last_qid = -1
+        session.streams = {}
+        session.state = State.TX_READY
+        await self._success()
+
+    async def commit(self, fields: list[Any]) -> None:
+        self._expect(fields, 0, State.TX_READY, State.TX_STREAMING)
+        session = self.session
+        transaction, session.transaction = session.transaction, None
+        session.streams.clear()
+        session.state = State.READY
+        bookmark = await self._keepalive(self.backend.commit(transaction))
+        await self._success({"bookmark": bookmark} if bookmark else {})
+
+    async def rollback(self, fields: list[Any]) -> None:
+        self._expect(fields, 0, State.TX_READY, State.TX_STREAMING)
+        await self._end_transaction()
+        self.session.state = State.READY
+        await self._success()
+
+
+async def _prepend(row: Sequence[Any], rest: AsyncIterator[Sequence[Any]]) -> AsyncIterator[Any]:
+    yield row
+    async for item in rest:
+        yield item
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+_HANDLERS: Final = {
+    HELLO: Connection.hello,
+    LOGON: Connection.logon,
+    LOGOFF: Connection.logoff,
+    TELEMETRY: Connection.telemetry,
+    ROUTE: Connection.route,
+    RUN: Connection.run,
+    PULL: Connection.pull,
+    DISCARD: Connection.discard,
+    BEGIN: Connection.begin,
+    COMMIT: Connection.commit,
+    ROLLBACK: Connection.rollback,
+}
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+def server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """TLS 1.3 with the node's certificate and key (PEM files)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+class BoltServer:
+    """Listens on one address; ``start`` binds, ``close`` stops listening and joins every
+    connection."""
+
+    def __init__(
+        self,
+        backend: BoltBackend,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        insecure: bool = False,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        keepalive_interval_s: float = KEEPALIVE_INTERVAL_S,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        if ssl_context is None and not insecure:
+            raise ValueError("Bolt without TLS needs insecure=True")
+        self.backend = backend
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.idle_timeout_s = idle_timeout_s
+        self.keepalive_interval_s = keepalive_interval_s
+        self.max_connections = max_connections
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept,
+            self.host,
+            self.port,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if self.ssl_context else None,
+            limit=MAX_CHUNK_BYTES + 2,
+        )
+        sockets = self._server.sockets
+        if self.port == 0 and sockets:
+            self.port = sockets[0].getsockname()[1]
+        if self.ssl_context is None:
+            log.warning("Bolt on %s WITHOUT TLS (insecure mode, development only)", self.address)
+        else:
+            log.info("Bolt on %s (TLS)", self.address)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._connections) >= self.max_connections:
+            log.warning("bolt: refusing a connection, %d open", len(self._connections))
+            writer.close()
+            return
+        self._connections.add(task)
+        try:
+            connection = Connection(
+                self.backend, reader, writer, self.idle_timeout_s, self.keepalive_interval_s
+            )
+            await connection.serve()
+        finally:
+            self._connections.discard(task)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=SHUTDOWN_GRACE_S)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> BoltServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
