@@ -7,7 +7,9 @@ Owns the RocksDB database under ``<data>/graph/`` and its column families:
     membership  b"L" label token | node id, b"T" type token | rel id -> b""
     index       label token | key token | HMAC(value) | node id -> b""
     meta        tokens (name -> token keyed by HMAC(name); token -> sealed name), usage
-                counts, schema (indexes, constraints), next ids, the applied index
+                counts, schema (indexes, constraints), next ids, the applied index, and
+                the application's own records under b"app/" (written by ``apply`` in the
+                same batch as the write set, carried by snapshots)
 
 Keys hold only ids, tokens and HMACs; every non-empty value is sealed by ``store.crypto``
 with ``column family:key`` as associated data. Implements ``store.view.GraphView`` (reads go
@@ -31,7 +33,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -104,6 +106,8 @@ _TOKEN_COUNTER: Final = b"tc/"
 _USAGE: Final = b"use/"
 _SCHEMA_INDEX: Final = b"schema/index/"
 _SCHEMA_CONSTRAINT: Final = b"schema/constraint/"
+_APP_META: Final = b"app/"
+MAX_APP_META_KEY_BYTES: Final = 256
 
 MAX_TOKENS_PER_KIND: Final = 1 << 31
 MAX_ID: Final = (1 << 63) - 1
@@ -576,14 +580,38 @@ class GraphStore:
         dump.append(("next", *self.next_ids()))
         return dump
 
-    def apply(self, write_set: WriteSet, index: int) -> None:
+    def app_meta(self, key: bytes) -> bytes | None:
+        """The application's record `key` (written through ``apply``'s `meta`), or None."""
+        return self._meta.get(_APP_META + key)
+
+    def app_meta_items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every application record, by key."""
+        for key in sorted(k for k in self._meta if k.startswith(_APP_META)):
+            yield key[len(_APP_META) :], self._meta[key]
+
+    def apply(
+        self,
+        write_set: WriteSet,
+        index: int,
+        meta: Mapping[bytes, bytes | None] | None = None,
+    ) -> None:
         """Apply `write_set` as Raft entry `index`: all of it and the index, in one batch.
+
+        `meta` are application records (key -> value, None deletes) written in the same
+        batch, whether or not the write set fits: the state machine's own replicated state
+        (request dedup, concurrency checks) is then exactly as atomic as the graph, and
+        snapshots carry it. Read them back with ``app_meta``.
 
         An index at or below the applied one was applied before: nothing happens (replay
         after a restart is idempotent). A write set that does not fit the graph raises
         WriteSetError (ConstraintViolationError for a uniqueness constraint) after recording
-        the index alone: every replica rejects it the same way, and the entry is consumed.
+        the index (and `meta`) alone: every replica rejects it the same way, and the entry
+        is consumed.
         """
+        records = dict(meta or {})
+        for key in records:
+            if not 0 < len(key) <= MAX_APP_META_KEY_BYTES:
+                raise ValueError(f"application record keys are 1-{MAX_APP_META_KEY_BYTES} bytes")
         with self._write_lock:
             self._check_open()
             if self.installing():
@@ -598,9 +626,11 @@ class GraphStore:
                 txn.check_constraints()
             except WriteSetError:
                 rejected = _Apply(self)
+                rejected.put_app_meta(records)
                 rejected.put(CF_META, META_APPLIED, _U64.pack(index))
                 self._commit(rejected)
                 raise
+            txn.put_app_meta(records)
             txn.put(CF_META, META_APPLIED, _U64.pack(index))
             self._commit(txn)
 
@@ -634,6 +664,16 @@ class GraphStore:
             txn = _Apply(self)
             for operation in operations:
                 txn.apply(operation)
+            self._commit(txn)
+
+    def install_app_meta(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Add application records of an installing snapshot (one batch, not synced)."""
+        with self._write_lock:
+            self._check_open()
+            if not self.installing():
+                raise StoreNotReadyError("install_app_meta outside an installation")
+            txn = _Apply(self)
+            txn.put_app_meta(dict(records))
             self._commit(txn)
 
     def finish_install(self, applied_index: int, next_ids: tuple[int, int]) -> None:
@@ -820,6 +860,13 @@ class _Apply:
 
     def delete(self, family: str, key: bytes) -> None:
         self.writes.setdefault(family, {})[key] = None
+
+    def put_app_meta(self, records: Mapping[bytes, bytes | None]) -> None:
+        for key, value in records.items():
+            if value is None:
+                self.delete(CF_META, _APP_META + key)
+            else:
+                self.put(CF_META, _APP_META + key, value)
 
     def keys(self, family: str, prefix: bytes) -> list[bytes]:
         found = set(self.store._keys(family, prefix))

@@ -76,11 +76,23 @@ class NodeStore:
     def take_snapshot(self, conf_state: ConfState | None = None) -> Snapshot:
         """Write the graph's state at its applied index to a durable snapshot file and
         record it in the log (which may then be compacted up to it)."""
+        with self.checkpoint() as source:
+            return self.write_snapshot(source, conf_state)
+
+    def checkpoint(self) -> SnapshotSource:
+        """Pin the graph at its applied index (cheap: hard links). Taken where no apply runs
+        concurrently, so that the caller knows which configuration goes with it; written
+        out later, elsewhere, by ``write_snapshot``. The caller closes it."""
         self.snapshot_dir.mkdir(exist_ok=True)
-        with SnapshotSource(self.graph, self.snapshot_dir / "work") as source:
-            applied = source.applied_index
-            path = self.snapshot_dir / f"snapshot-{applied:020d}.qsnap"
-            write_snapshot_file(source.chunks(), path)
+        return SnapshotSource(self.graph, self.snapshot_dir / "work")
+
+    def write_snapshot(self, source: SnapshotSource, conf_state: ConfState | None) -> Snapshot:
+        """Write a pinned checkpoint to a durable snapshot file and record it in the log
+        (which may then be compacted up to it). `conf_state` is the configuration as of the
+        checkpoint's applied index."""
+        applied = source.applied_index
+        path = self.snapshot_dir / f"snapshot-{applied:020d}.qsnap"
+        write_snapshot_file(source.chunks(), path)
         descriptor = json.dumps({"file": path.name, "index": applied}).encode()
         snapshot = self.log.create_snapshot(applied, conf_state, descriptor)
         for old in sorted(self.snapshot_dir.glob("snapshot-*.qsnap"))[:-SNAPSHOTS_KEPT]:

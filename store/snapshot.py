@@ -13,7 +13,9 @@ as associated data, so chunks cannot be reordered, dropped, replayed from anothe
 truncated; the final chunk carries the SHA-256 of all records and their counts.
 
 Chunk: ``MAGIC | stream id(16) | seq u64 | final u8 | wrapped-key length u16 | wrapped key |
-sealed payload``. Payload: records, each ``length u32 | store.codec value``.
+sealed payload``. Payload: records, each ``length u32 | store.codec value``: the header,
+then ``["M", key, value]`` per application record (``GraphStore.app_meta``), nodes,
+relationships, and the ``["E", nodes, relationships]`` trailer.
 
 Must never: put plaintext records on disk or on the wire (with encryption on); install a
 stream that did not verify to its end (the store stays marked ``installing`` until then).
@@ -129,6 +131,8 @@ def _records(view: GraphStore) -> Iterator[Value]:
         "constraints": [[c.name, c.label, list(c.properties), c.kind] for c in view.constraints()],
     }
     yield header
+    for key, value in view.app_meta_items():
+        yield ["M", key, value]
     for node_id in view.node_ids():
         node = view.node(node_id)
         assert node is not None
@@ -157,7 +161,7 @@ def _stream(view: GraphStore, cipher: Cipher, chunk_bytes: int) -> Iterator[byte
 
     buffer = bytearray()
     for record in _records(view):
-        if isinstance(record, list):
+        if isinstance(record, list) and record[0] in counts:
             counts[str(record[0])] += 1
         encoded = encode_value(record)
         framed = _U32.pack(len(encoded)) + encoded
@@ -187,6 +191,7 @@ class SnapshotInstaller:
         self._digest = hashlib.sha256()
         self._header: dict[str, Value] | None = None
         self._pending: list[Operation] = []
+        self._app_meta: list[tuple[bytes, bytes]] = []
         self._counts = {"N": 0, "R": 0}
         self.applied_index = 0
 
@@ -254,10 +259,15 @@ class SnapshotInstaller:
             self._store.begin_install()
             self._store.install_operations(_schema_operations(record))
             return
-        if not isinstance(record, list) or not record or record[0] not in ("N", "R", "E"):
+        if not isinstance(record, list) or not record or record[0] not in ("M", "N", "R", "E"):
             raise SnapshotError(where, "unknown record")
         kind = record[0]
-        if kind == "N":
+        if kind == "M":
+            _, key, value = record
+            if not isinstance(key, bytes) or not isinstance(value, bytes):
+                raise SnapshotError(where, "malformed application record")
+            self._app_meta.append((key, value))
+        elif kind == "N":
             _, node_id, labels, props = record
             assert isinstance(node_id, int) and isinstance(labels, list)
             assert isinstance(props, dict)
@@ -275,10 +285,13 @@ class SnapshotInstaller:
         else:
             if record[1:] != [self._counts["N"], self._counts["R"]]:
                 raise SnapshotError(where, "record counts do not match the trailer")
-        if len(self._pending) >= INSTALL_BATCH_OPERATIONS:
+        if len(self._pending) + len(self._app_meta) >= INSTALL_BATCH_OPERATIONS:
             self._flush()
 
     def _flush(self) -> None:
+        if self._app_meta:
+            self._store.install_app_meta(self._app_meta)
+            self._app_meta = []
         if self._pending:
             self._store.install_operations(self._pending)
             self._pending = []

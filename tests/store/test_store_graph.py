@@ -220,3 +220,24 @@ def test_ids_outside_the_64_bit_range_are_refused(tmp_path: Path) -> None:
     with pytest.raises(WriteSetError, match="outside"):
         graph.apply(_ws(CreateNode(1 << 63, (), ())), 2)
     assert graph.count_nodes() == 0
+
+
+def test_application_records_are_written_in_the_apply_batch_even_when_refused(
+    tmp_path: Path,
+) -> None:
+    graph = _store(tmp_path)
+    graph.apply(_ws(CreateUniqueConstraint("u", "P", ("k",))), 1, {b"dedup/a": b"1"})
+    graph.apply(_ws(CreateNode(1, ("P",), (("k", 1),))), 2, {b"dedup/a": b"2", b"x": b"y"})
+    with pytest.raises(ConstraintViolationError):
+        graph.apply(_ws(CreateNode(2, ("P",), (("k", 1),))), 3, {b"dedup/a": b"3"})
+    assert graph.applied_index() == 3 and graph.node(2) is None
+    assert graph.app_meta(b"dedup/a") == b"3"
+    graph.apply(_ws(), 3, {b"dedup/a": b"stale"})  # a replayed index changes nothing
+    graph.apply(_ws(), 4, {b"x": None})
+    assert graph.app_meta(b"dedup/a") == b"3" and graph.app_meta(b"x") is None
+    graph.close()
+    reopened = _store(tmp_path)
+    assert list(reopened.app_meta_items()) == [(b"dedup/a", b"3")]
+    assert [row[0] for row in reopened.canonical_dump()].count("node") == 1
+    with pytest.raises(ValueError):
+        reopened.apply(_ws(), 5, {b"": b"empty key"})

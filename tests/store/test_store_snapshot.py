@@ -140,3 +140,14 @@ def test_snapshot_and_install_gives_equal_dumps(
     assert target.applied_index() == source.applied_index()
     source.close()
     target.close()
+
+
+def test_snapshots_carry_the_application_records(tmp_path: Path) -> None:
+    source = _graph(tmp_path / "a")
+    records = {f"client/{i}".encode(): bytes([i % 256]) * 40 for i in range(2500)}
+    source.apply(WriteSet((CreateNode(1, ("A",), ()),)), 5, records)
+    target = _graph(tmp_path / "b")
+    target.apply(WriteSet(), 3, {b"client/old": b"gone after install"})
+    assert install_chunks(target, snapshot_chunks(source, tmp_path / "w", chunk_bytes=4096)) == 5
+    assert dict(target.app_meta_items()) == records
+    assert target.canonical_dump() == source.canonical_dump()
