@@ -82,6 +82,8 @@ class Executor:
         self.limits = limits
         self.expansions = 0
         self._label_counts: dict[str | None, int] = {}
+        self._exact_seek = False
+        """Set by _node_candidates when its nodes need no label or property check."""
         self.clause_rows: dict[int, int] | None = None
         """Rows each clause produced, by id of the clause (PROFILE sets it to {})."""
 
@@ -298,10 +300,19 @@ class Executor:
             (i, -1) for i in range(start - 1, -1, -1)
         ]
         need_path = want_path or part.variable is not None
-        for node in self._node_candidates(nodes[start], row):
-            bound = self._bind_node(nodes[start], node, row)
-            if bound is None:
-                continue
+        start_pattern = nodes[start]
+        candidates = self._node_candidates(start_pattern, row)
+        exact, self._exact_seek = self._exact_seek, False
+        for node in candidates:
+            if exact:
+                bound = row
+                if start_pattern.variable is not None:
+                    bound = dict(row)
+                    bound[start_pattern.variable] = node
+            else:
+                bound = self._bind_node(start_pattern, node, row)
+                if bound is None:
+                    continue
             node_vals: list[NodeRef | None] = [None] * len(nodes)
             node_vals[start] = node
             segments: list[Any] = [None] * len(part.rels)
@@ -350,6 +361,7 @@ class Executor:
                 and target_pattern.properties is None
             )
             rel_variable = rel_pattern.variable
+            last = k + 1 == len(steps)
             for rel in self.tx.relationships(
                 source_id, _DIRECTIONS[direction], rel_pattern.types or None
             ):
@@ -376,9 +388,13 @@ class Executor:
                 else:
                     segments[index] = ([RelRef(rel_id)], _NO_NODES, way)
                 node_vals[target_index] = end
-                yield from self._walk(
-                    part, steps, k + 1, bound, node_vals, segments, used | {rel_id}
-                )
+                if last:
+                    # Consumers read node_vals and segments before resuming this generator.
+                    yield dict(bound), used | {rel_id}
+                else:
+                    yield from self._walk(
+                        part, steps, k + 1, bound, node_vals, segments, used | {rel_id}
+                    )
             node_vals[target_index] = None
             segments[index] = None
             return
@@ -460,6 +476,15 @@ class Executor:
                                 return ()
                             seek = self.tx.node_ids_by_property(label, key, value)
                             if seek is not None:
+                                # The committed index decided label and equality itself:
+                                # with nothing else to check, binding needs no record.
+                                self._exact_seek = (
+                                    not self.tx.operations
+                                    and not self.tx.deleted_nodes
+                                    and len(pattern.labels) == 1
+                                    and len(pattern.properties.items) == 1
+                                    and pattern.label_expression is None
+                                )
                                 return (NodeRef(i) for i in seek)
             label = min(pattern.labels, key=self._count)
             return (NodeRef(i) for i in self.tx.node_ids_by_label(label))

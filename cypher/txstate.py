@@ -182,7 +182,7 @@ class TxState:
         """
         if not self.view.has_index(label, key):
             return None
-        if not self.operations:
+        if not self.operations and not self.deleted_nodes:
             return self.view.node_ids_by_property(label, key, value)
         found = {
             node_id

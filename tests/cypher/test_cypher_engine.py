@@ -249,3 +249,15 @@ def test_label_expressions_in_node_patterns_match_or_and_not() -> None:
     assert names("MATCH (x) WHERE EXISTS { (x:B|C) } RETURN x.n") == [2, 3, 4]
     with pytest.raises(CypherError):
         run(graph, "CREATE (:A|B)")
+
+
+def test_index_seek_after_deleting_the_found_node_in_the_same_statement_finds_nothing() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE INDEX FOR (p:P) ON (p.id)")
+    run(graph, "CREATE (:P {id: 1})")
+    result = run(
+        graph,
+        "MATCH (n:P {id: 1}) DELETE n WITH count(*) AS c MATCH (m:P {id: 1}) RETURN count(m)",
+    )
+    assert result.rows == [[0]]
+    assert result.counters["nodes_deleted"] == 1
