@@ -253,7 +253,9 @@ class TxState:
         self, rel_type: str, start: int, end: int, properties: dict[str, Any]
     ) -> int:
         for node_id in (start, end):
-            if not self.node_exists(node_id):
+            # A node reference only comes from this view or this transaction, so it exists
+            # unless this transaction deleted it: no need to read its record.
+            if node_id in self.deleted_nodes:
                 raise deleted_entity("node", node_id)
         self._allocate_ids()
         rel_id = self.next_rel_id
