@@ -802,11 +802,16 @@ def parse_schema_command(text: str) -> ast.SchemaCommand | None:
     return None
 
 
+_SCHEMA_MODE = re.compile(r"\s*(EXPLAIN|PROFILE)\b", re.IGNORECASE)
+
+
 def parse(text: str) -> ast.Statement:
     """Parse one statement; raise CypherError(kind SyntaxError) on any failure."""
-    schema = parse_schema_command(text)
+    mode_match = _SCHEMA_MODE.match(text)
+    mode = mode_match.group(1).upper() if mode_match else None
+    schema = parse_schema_command(text[mode_match.end() :] if mode_match else text)
     if schema is not None:
-        return ast.Statement(schema)
+        return ast.Statement(schema, mode)
     try:
         tree = _PARSER.parse(text)
         return _Builder(text).transform(tree)

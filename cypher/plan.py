@@ -196,6 +196,12 @@ class _Describer:
             label = min(node.labels, key=self.count)
             rows = float(self.count(label))
             plan = PlanOperator("NodeByLabelScan", text, source.estimated_rows * rows, [source])
+        elif node.label_expression is not None and node.label_expression.any_of():
+            any_of = node.label_expression.any_of() or ()
+            rows = float(sum(self.count(label) for label in set(any_of)))
+            plan = PlanOperator(
+                "UnionNodeByLabelsScan", text, source.estimated_rows * rows, [source]
+            )
         else:
             plan = PlanOperator(
                 "AllNodesScan", text, source.estimated_rows * self.count(None), [source]

@@ -261,3 +261,10 @@ def test_index_seek_after_deleting_the_found_node_in_the_same_statement_finds_no
     )
     assert result.rows == [[0]]
     assert result.counters["nodes_deleted"] == 1
+
+
+def test_explain_of_a_schema_command_changes_nothing() -> None:
+    graph = MemoryGraph()
+    result = run(graph, "EXPLAIN CREATE INDEX FOR (p:P) ON (p.id)")
+    assert result.write_set.operations == () and graph.indexes() == []
+    assert result.plan is not None and result.plan.operator == "SchemaCommand"
