@@ -107,7 +107,7 @@ class EmbeddedBackend:
     ) -> QueryResult:
         self._check_bookmarks(options.bookmarks)
         if options.database == SYSTEM_DATABASE:
-            return _system(query)
+            return system_database_result(query)
         result = self.engine.run(self.graph, query, parameters)
         bookmark = f"{BOOKMARK_PREFIX}{self.applied_index}"
         if result.write_set:
@@ -143,7 +143,7 @@ class EmbeddedBackend:
     ) -> QueryResult:
         tx = self._open(transaction)
         if tx.database == SYSTEM_DATABASE:
-            return _system(query)
+            return system_database_result(query)
         try:
             result = tx.transaction.run(query, parameters)
         except CypherError:
@@ -181,7 +181,7 @@ class EmbeddedBackend:
         return RoutingTable(ROUTING_TTL_S, (me,), (me,), (me,))
 
 
-def _system(query: str) -> QueryResult:
+def system_database_result(query: str) -> QueryResult:
     """The `system` database answers SHOW DATABASES; other administration is not here."""
     if query.strip().rstrip(";").upper() != "SHOW DATABASES":
         raise QuiverError(

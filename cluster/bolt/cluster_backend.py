@@ -1,0 +1,246 @@
+"""``BoltBackend`` over a cluster node: the Bolt face on the gRPC face's session layer.
+
+Every call goes to the same ``cluster.node.Node`` methods the gRPC ``QueryService`` uses —
+``read`` (causal, after the bookmarks), ``write`` (on the leader), ``begin`` /
+``run_in_transaction`` / ``commit`` / ``rollback`` (explicit transactions on the leader) —
+so both faces share one engine, one transaction table, one error taxonomy. On a follower:
+an auto-commit write is forwarded to the leader over the client gRPC API exactly as
+``QueryService`` forwards it; a write transaction fails with
+``Neo.ClientError.Cluster.NotALeader`` (the driver re-routes and its managed transactions
+retry); a read transaction runs each statement as a causal read, bookmarks first.
+
+Routing: the leader as writer, every other member (learners included) as reader, every
+member as router, from the node's live Raft status and the members' Bolt addresses.
+
+Must never: execute Cypher outside the node's paths, or answer a write before it is applied.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import grpc
+
+from cluster import errors
+from cluster.bolt.backend import (
+    SYSTEM_DATABASE,
+    UNAUTHORIZED,
+    AccessMode,
+    ConnectionInfo,
+    Principal,
+    QueryResult,
+    RoutingTable,
+    Summary,
+    TransactionOptions,
+)
+from cluster.bolt.embedded import system_database_result
+from cluster.errors import QuiverError
+from cluster.node import FORWARDED_METADATA
+from cluster.values import from_proto, to_proto
+from proto import admin_pb2, client_pb2, client_pb2_grpc
+
+ROUTING_TTL_S: Final = 30
+FORWARD_TIMEOUT_S: Final = 30.0
+
+_QUERY_TYPE: Final[dict[int, str]] = {
+    client_pb2.QUERY_TYPE_READ_ONLY: "r",
+    client_pb2.QUERY_TYPE_WRITE_ONLY: "w",
+    client_pb2.QUERY_TYPE_READ_WRITE: "rw",
+}
+
+
+class AnswerLike(Protocol):
+    columns: list[str]
+    rows: list[list[Any]]
+    counters: dict[str, int]
+    bookmark: str
+    query_type: int
+
+
+class ClusterNode(Protocol):
+    """What this backend uses of ``cluster.node.Node`` (its public request paths)."""
+
+    id: int
+
+    def is_leader(self) -> bool: ...
+
+    def status(self) -> admin_pb2.NodeStatus: ...
+
+    async def read(
+        self, query: str, parameters: dict[str, Any], consistency: int, bookmarks: list[str]
+    ) -> AnswerLike: ...
+
+    async def write(
+        self, query: str, parameters: dict[str, Any], client_id: str, sequence: int
+    ) -> AnswerLike: ...
+
+    async def begin(self, client_id: str, timeout_ms: int) -> str: ...
+
+    async def run_in_transaction(
+        self, tx_id: str, query: str, parameters: dict[str, Any]
+    ) -> AnswerLike: ...
+
+    async def commit(self, tx_id: str) -> str: ...
+
+    def rollback(self, tx_id: str) -> None: ...
+
+    def leader_channel(self) -> Any: ...
+
+
+@dataclass(slots=True)
+class _ReadTransaction:
+    bookmarks: list[str]
+
+
+@dataclass(slots=True, frozen=True)
+class _WriteTransaction:
+    tx_id: str
+
+
+def _result(answer: AnswerLike, auto_commit: bool) -> QueryResult:
+    summary = Summary(
+        dict(answer.counters),
+        answer.bookmark or None if auto_commit else None,
+        _QUERY_TYPE.get(answer.query_type, "r"),
+    )
+    return QueryResult.of(answer.columns, answer.rows, summary)
+
+
+def _bookmark_index(bookmark: str) -> int:
+    tail = bookmark.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+@dataclass
+class NodeBackend:
+    node: ClusterNode
+    bolt_addresses: Mapping[int, str]
+    """Node id -> the host:port its Bolt listener advertises (``"bolt"`` in cluster.json)."""
+    users: Mapping[str, str] = field(default_factory=dict)
+    """user -> password, until the security issue's user store replaces it."""
+
+    async def authenticate(
+        self, scheme: str, principal: str, credentials: str, connection: ConnectionInfo
+    ) -> Principal:
+        expected = self.users.get(principal)
+        if (
+            scheme != "basic"
+            or expected is None
+            or not hmac.compare_digest(expected.encode(), credentials.encode())
+        ):
+            raise QuiverError(
+                UNAUTHORIZED, "The client is unauthorized due to authentication failure."
+            )
+        return Principal(principal, ("admin",))
+
+    async def run(
+        self,
+        user: Principal,
+        query: str,
+        parameters: dict[str, Any],
+        options: TransactionOptions,
+        connection: ConnectionInfo,
+    ) -> QueryResult:
+        if options.database == SYSTEM_DATABASE:
+            return system_database_result(query)
+        node = self.node
+        if options.access_mode is AccessMode.READ:
+            answer = await node.read(
+                query, parameters, client_pb2.CONSISTENCY_CAUSAL, list(options.bookmarks)
+            )
+            return _result(answer, True)
+        if node.is_leader():
+            return _result(await node.write(query, parameters, "", 0), True)
+        return await self._forward(query, parameters, options)
+
+    async def _forward(
+        self, query: str, parameters: dict[str, Any], options: TransactionOptions
+    ) -> QueryResult:
+        channel = self.node.leader_channel()
+        if channel is None:
+            raise QuiverError(errors.UNAVAILABLE, f"n{self.node.id} knows no leader")
+        request = client_pb2.RunRequest(
+            query=query,
+            parameters={k: to_proto(v) for k, v in parameters.items()},
+            access_mode=client_pb2.ACCESS_MODE_WRITE,
+            bookmarks=list(options.bookmarks),
+            timeout_ms=options.timeout_ms or 0,
+        )
+        columns: list[str] = []
+        rows: list[list[Any]] = []
+        summary = Summary()
+        call = client_pb2_grpc.QueryStub(channel).Run(
+            request, metadata=((FORWARDED_METADATA, "1"),), timeout=FORWARD_TIMEOUT_S
+        )
+        try:
+            async for part in call:
+                kind = part.WhichOneof("part")
+                if kind == "header":
+                    columns = list(part.header.columns)
+                elif kind == "records":
+                    rows.extend(
+                        [from_proto(v) for v in record.values] for record in part.records.records
+                    )
+                elif kind == "summary":
+                    counters = {
+                        f.name: value
+                        for f, value in part.summary.counters.ListFields()
+                        if isinstance(value, int) and not isinstance(value, bool)
+                    }
+                    summary = Summary(
+                        counters,
+                        part.summary.bookmark or None,
+                        _QUERY_TYPE.get(part.summary.query_type, "w"),
+                    )
+        except grpc.aio.AioRpcError as error:
+            raise errors.from_rpc_error(error) from None
+        return QueryResult.of(columns, rows, summary)
+
+    async def begin(
+        self, user: Principal, options: TransactionOptions, connection: ConnectionInfo
+    ) -> object:
+        if options.database == SYSTEM_DATABASE or options.access_mode is AccessMode.READ:
+            return _ReadTransaction(list(options.bookmarks))
+        return _WriteTransaction(await self.node.begin("", options.timeout_ms or 0))
+
+    async def run_in_transaction(
+        self, transaction: object, query: str, parameters: dict[str, Any]
+    ) -> QueryResult:
+        if isinstance(transaction, _ReadTransaction):
+            answer = await self.node.read(
+                query, parameters, client_pb2.CONSISTENCY_CAUSAL, transaction.bookmarks
+            )
+            return _result(answer, False)
+        assert isinstance(transaction, _WriteTransaction)
+        return _result(
+            await self.node.run_in_transaction(transaction.tx_id, query, parameters), False
+        )
+
+    async def commit(self, transaction: object) -> str | None:
+        if isinstance(transaction, _ReadTransaction):
+            return max(transaction.bookmarks, key=_bookmark_index, default=None)
+        assert isinstance(transaction, _WriteTransaction)
+        return await self.node.commit(transaction.tx_id)
+
+    async def rollback(self, transaction: object) -> None:
+        if isinstance(transaction, _WriteTransaction):
+            self.node.rollback(transaction.tx_id)
+
+    async def route(
+        self,
+        user: Principal | None,
+        database: str,
+        bookmarks: tuple[str, ...],
+        connection: ConnectionInfo,
+    ) -> RoutingTable:
+        status = self.node.status()
+        members = sorted({*status.voters, *status.learners} or {self.node.id})
+        known = [m for m in members if m in self.bolt_addresses]
+        leader = status.leader_id if status.leader_id in self.bolt_addresses else None
+        writers = (self.bolt_addresses[leader],) if leader is not None else ()
+        readers = tuple(self.bolt_addresses[m] for m in known if m != leader) or writers
+        routers = tuple(self.bolt_addresses[m] for m in known)
+        return RoutingTable(ROUTING_TTL_S, writers, readers, routers)
