@@ -179,8 +179,10 @@ class Engine:
                 kind="ExecutionFailed",
             ) from error
         if description is not None and by_clause is not None and executor.clause_rows is not None:
-            for clause_id, operator in by_clause.items():
-                operator.rows = executor.clause_rows.get(clause_id, 0)
+            # Pattern steps first: where a step also ends its clause, the clause's count
+            # (after WHERE) is the operator's output.
+            for key in sorted(by_clause, key=lambda k: isinstance(k, int)):
+                by_clause[key].rows = executor.clause_rows.get(key, 0)
             description.rows = len(rows)
         return columns, rows, description
 

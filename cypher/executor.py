@@ -84,8 +84,8 @@ class Executor:
         self._label_counts: dict[str | None, int] = {}
         self._exact_seek = False
         """Set by _node_candidates when its nodes need no label or property check."""
-        self.clause_rows: dict[int, int] | None = None
-        """Rows each clause produced, by id of the clause (PROFILE sets it to {})."""
+        self.clause_rows: dict[Any, int] | None = None
+        """PROFILE's row counts (None: not profiling), under cypher.plan's operator keys."""
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -161,6 +161,12 @@ class Executor:
                     result.append(out)
             self._check_size(len(result))
         return result
+
+    def _count_hop(self, part: ast.PatternPart, index: int) -> None:
+        counts = self.clause_rows
+        assert counts is not None
+        key = ("rel", id(part), index)
+        counts[key] = counts.get(key, 0) + 1
 
     def _counted(self, key: int, rows: Iterable[Row]) -> Iterator[Row]:
         counts = self.clause_rows
@@ -303,6 +309,7 @@ class Executor:
         start_pattern = nodes[start]
         candidates = self._node_candidates(start_pattern, row)
         exact, self._exact_seek = self._exact_seek, False
+        counts = self.clause_rows
         for node in candidates:
             if exact:
                 bound = row
@@ -313,6 +320,9 @@ class Executor:
                 bound = self._bind_node(start_pattern, node, row)
                 if bound is None:
                     continue
+            if counts is not None:
+                key = ("start", id(part))
+                counts[key] = counts.get(key, 0) + 1
             node_vals: list[NodeRef | None] = [None] * len(nodes)
             node_vals[start] = node
             segments: list[Any] = [None] * len(part.rels)
@@ -388,6 +398,8 @@ class Executor:
                 else:
                     segments[index] = ([RelRef(rel_id)], _NO_NODES, way)
                 node_vals[target_index] = end
+                if self.clause_rows is not None:
+                    self._count_hop(part, index)
                 if last:
                     # Consumers read node_vals and segments before resuming this generator.
                     yield dict(bound), used | {rel_id}
@@ -414,6 +426,8 @@ class Executor:
                     bound[rel_pattern.variable] = value
             now_used = used.union(r.id for r in rels)
             node_vals[target_index] = end
+            if self.clause_rows is not None:
+                self._count_hop(part, index)
             segments[index] = (rels, inner_nodes, way)
             yield from self._walk(part, steps, k + 1, bound, node_vals, segments, now_used)
             node_vals[target_index] = None

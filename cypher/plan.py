@@ -5,7 +5,8 @@ runs for it (the start of each pattern chosen as the executor chooses it: a boun
 an index seek, the smallest label scan or all nodes; then one expansion per relationship),
 and estimates their rows from the view's counts: label counts, relationship counts per
 type over node counts for an expansion, fixed selectivities where the store keeps no
-statistics. PROFILE runs the statement and fills in the actual rows each clause produced.
+statistics. PROFILE runs the statement and fills in the actual rows each clause, pattern
+start and expansion produced.
 
 Must never: execute anything, or read more of the view than its counts and schema.
 """
@@ -33,7 +34,8 @@ class PlanOperator:
     estimated_rows: float
     children: list[PlanOperator] = field(default_factory=list)
     rows: int | None = None
-    """Actual rows produced (PROFILE only; on the operator that ends each clause)."""
+    """Actual rows produced (PROFILE only): rows out of each clause, each pattern start and
+    each expansion; None where the executor does not count (inside shortest paths)."""
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -68,7 +70,9 @@ class _Describer:
     def __init__(self, view: GraphView, star_columns: dict[int, list[str]]) -> None:
         self.view = view
         self.star_columns = star_columns
-        self.by_clause: dict[int, PlanOperator] = {}
+        self.by_clause: dict[Any, PlanOperator] = {}
+        """The operator ending each clause (by id of the clause) and, inside patterns, each
+        start (("start", id of part)) and expansion (("rel", id of part, rel index))."""
         self._counts: dict[str | None, int] = {}
 
     def count(self, label: str | None) -> int:
@@ -206,6 +210,7 @@ class _Describer:
             plan = PlanOperator(
                 "AllNodesScan", text, source.estimated_rows * self.count(None), [source]
             )
+        self.by_clause[("start", id(part))] = plan
         if node.variable is not None:
             bound.add(node.variable)
         steps = [(i, 1) for i in range(start, len(part.rels))] + [
@@ -234,6 +239,7 @@ class _Describer:
                 rows,
                 [plan],
             )
+            self.by_clause[("rel", id(part), index)] = plan
             if target.variable is not None:
                 bound.add(target.variable)
             if rel.variable is not None:
@@ -267,8 +273,8 @@ class _Describer:
 
 def describe(
     query: ast.Query, view: GraphView, star_columns: dict[int, list[str]]
-) -> tuple[PlanOperator, dict[int, PlanOperator]]:
-    """The plan of `query` and, by id of each clause, the operator that ends it."""
+) -> tuple[PlanOperator, dict[Any, PlanOperator]]:
+    """The plan of `query` and its operators by the keys the executor counts rows under."""
     describer = _Describer(view, star_columns)
     plan = describer.query(query)
     return plan, describer.by_clause

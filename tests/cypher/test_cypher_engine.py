@@ -268,3 +268,20 @@ def test_explain_of_a_schema_command_changes_nothing() -> None:
     result = run(graph, "EXPLAIN CREATE INDEX FOR (p:P) ON (p.id)")
     assert result.write_set.operations == () and graph.indexes() == []
     assert result.plan is not None and result.plan.operator == "SchemaCommand"
+
+
+def test_profile_counts_rows_at_each_pattern_start_and_expansion() -> None:
+    graph = MemoryGraph()
+    run(graph, "UNWIND range(1, 6) AS i CREATE (:P {id: i})")
+    run(graph, "MATCH (a:P), (b:P) WHERE b.id = a.id + 1 CREATE (a)-[:K]->(b)")
+    result = run(graph, "PROFILE MATCH (a:P)-[:K]->(b)-[:K]->(c) RETURN count(*) AS n")
+    assert result.rows == [[4]]
+    expand_two = result.plan.children[0].children[0]
+    expand_one = expand_two.children[0]
+    scan = expand_one.children[0]
+    assert [op.operator for op in (expand_two, expand_one, scan)] == [
+        "Expand(All)",
+        "Expand(All)",
+        "NodeByLabelScan",
+    ]
+    assert (expand_two.rows, expand_one.rows, scan.rows) == (4, 5, 6)
