@@ -63,7 +63,7 @@ KEEPALIVE_INTERVAL_S: Final = 10.0
 RECORDS_PER_DRAIN: Final = 1000
 SHUTDOWN_GRACE_S: Final = 2.0
 SERVER_AGENT: Final = "Neo4j/5.26.0"
-"""Drivers parse the agent; Quiver names itself in HELLO's ``quiver`` field instead."""
+"""Drivers and tools parse the agent as Neo4j's, so Quiver answers as the 5.26 it mimics."""
 
 # Message signatures.
 HELLO: Final = 0x01

@@ -219,3 +219,69 @@ async def test_idle_connection_is_closed_after_the_idle_timeout() -> None:
 def test_plaintext_needs_an_explicit_insecure_flag() -> None:
     with pytest.raises(ValueError, match="insecure"):
         bolt.BoltServer(EmbeddedBackend({}), "127.0.0.1", 0)
+
+
+async def test_slow_query_sends_noop_keepalives_before_its_answer() -> None:
+    class SlowBackend(EmbeddedBackend):
+        async def run(self, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.3)
+            return await super().run(*args, **kwargs)
+
+    backend = SlowBackend({"neo4j": "secret"})
+    async with bolt.BoltServer(
+        backend, "127.0.0.1", 0, insecure=True, keepalive_interval_s=0.05
+    ) as running:
+        client = await RawClient.open(running)
+        await client.login()
+        client.send(bolt.RUN, "RETURN 1 AS one", {}, {})
+        noops = 0
+        while (header := await client.reader.readexactly(2)) == b"\x00\x00":
+            noops += 1
+        assert noops >= 2
+        body = await client.reader.readexactly(int.from_bytes(header, "big"))
+        assert body[1] == bolt.SUCCESS
+        client.close()
+
+
+async def test_logoff_then_logon_again_and_telemetry_and_goodbye(
+    server: bolt.BoltServer,
+) -> None:
+    client = await RawClient.open(server)
+    await client.login()
+    client.send(bolt.TELEMETRY, 2)
+    assert (await client.receive())[0] == bolt.SUCCESS
+    client.send(bolt.LOGOFF)
+    assert (await client.receive())[0] == bolt.SUCCESS
+    client.send(bolt.RUN, "RETURN 1", {}, {})
+    tag, fields = await client.receive()
+    assert tag == bolt.FAILURE  # logged off: nothing runs, and the connection ends
+    assert fields[0]["neo4j_code"] == "Neo.ClientError.Request.Invalid"
+    assert await client.closed()
+    client = await RawClient.open(server)
+    await client.login()
+    client.send(bolt.LOGOFF)
+    client.send(bolt.LOGON, {"scheme": "basic", "principal": "neo4j", "credentials": "secret"})
+    client.send(bolt.RUN, "RETURN 7 AS seven", {}, {})
+    client.send(bolt.PULL, {"n": -1})
+    assert [(await client.receive())[0] for _ in range(3)] == [bolt.SUCCESS] * 3
+    assert await client.receive() == (bolt.RECORD, [[7]])
+    assert (await client.receive())[0] == bolt.SUCCESS
+    client.send(bolt.GOODBYE)
+    assert await client.closed()
+
+
+async def test_route_answers_writer_reader_and_router_roles(server: bolt.BoltServer) -> None:
+    client = await RawClient.open(server)
+    await client.login()
+    client.send(bolt.ROUTE, {"address": server.address}, [], {"db": None})
+    tag, fields = await client.receive()
+    assert tag == bolt.SUCCESS
+    table = fields[0]["rt"]
+    assert table["db"] == "neo4j" and table["ttl"] > 0
+    roles = {entry["role"]: entry["addresses"] for entry in table["servers"]}
+    assert roles == {"WRITE": [server.address], "READ": [server.address], "ROUTE": [server.address]}
+    client.send(bolt.ROUTE, {}, [], {"db": "elsewhere"})
+    tag, fields = await client.receive()
+    assert tag == bolt.FAILURE
+    assert fields[0]["neo4j_code"] == "Neo.ClientError.Database.DatabaseNotFound"
+    client.close()
