@@ -14,7 +14,7 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from cluster import errors
 from cluster.bolt.backend import (
@@ -31,17 +31,13 @@ from cluster.bolt.backend import (
 )
 from cluster.errors import QuiverError
 from cypher import CypherError, Engine, Result, Transaction
+from store.graph import GraphStore
 from store.memory import MemoryGraph
-from store.view import GraphView
 from store.writeset import WriteSet
 
 BOOKMARK_PREFIX: Final = "quiver:"
 ROUTING_TTL_S: Final = 300
 MAX_TRANSACTIONS: Final = 1000
-
-
-class ApplyingGraph(GraphView, Protocol):
-    def apply(self, write_set: WriteSet) -> None: ...
 
 
 @dataclass(slots=True)
@@ -63,7 +59,8 @@ def _query_type(result: Result, access_mode: AccessMode) -> str:
 class EmbeddedBackend:
     users: Mapping[str, str]
     """user -> password."""
-    graph: ApplyingGraph = field(default_factory=MemoryGraph)
+    graph: MemoryGraph | GraphStore = field(default_factory=MemoryGraph)
+    """In memory, or the encrypted RocksDB store (each write set applied as the next index)."""
     engine: Engine = field(default_factory=Engine)
     advertised_address: str | None = None
     """What ROUTE lists; by default the address the client reached."""
@@ -93,8 +90,11 @@ class EmbeddedBackend:
                 raise QuiverError(errors.BOOKMARK_TIMEOUT, f"bookmark {text} is in the future")
 
     def _apply(self, write_set: WriteSet) -> str:
-        self.graph.apply(write_set)
         self.applied_index += 1
+        if isinstance(self.graph, GraphStore):
+            self.graph.apply(write_set, self.applied_index)
+        else:
+            self.graph.apply(write_set)
         return f"{BOOKMARK_PREFIX}{self.applied_index}"
 
     async def run(

@@ -418,3 +418,50 @@ async def test_neo4j_scheme_routes_reads_and_writes_to_the_single_server(
         assert {str(a) for a in table.readers} == expected
         assert {str(a) for a in table.writers} == expected
         assert table.ttl == 300
+
+
+# -- older negotiated versions and the RocksDB store --------------------------------------------
+
+
+@pytest.mark.parametrize("version", [(5, 1), (5, 4), (5, 6), (5, 7)])
+async def test_older_bolt_versions_work_and_report_a_wrong_password_as_auth_error(
+    version: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bolt, "MAX_VERSION", version)
+    async with bolt.BoltServer(
+        EmbeddedBackend({USER: PASSWORD}), "127.0.0.1", 0, insecure=True
+    ) as running:
+        async with neo4j.AsyncGraphDatabase.driver(f"bolt://{running.address}", auth=AUTH) as d:
+            assert (await d.get_server_info()).protocol_version == version
+            records, _, _ = await d.execute_query(
+                "RETURN $d AS d", d=neo4j_time.DateTime(2024, 1, 2, 3, 4, 5, tzinfo=pytz.UTC)
+            )
+            assert records[0]["d"] == neo4j_time.DateTime(2024, 1, 2, 3, 4, 5, tzinfo=pytz.UTC)
+            with pytest.raises(neo4j_errors.CypherSyntaxError):
+                await d.execute_query("RETURN (")
+        async with neo4j.AsyncGraphDatabase.driver(
+            f"bolt://{running.address}", auth=(USER, "nope")
+        ) as d:
+            with pytest.raises(neo4j_errors.AuthError):
+                await d.verify_connectivity()
+
+
+async def test_embedded_backend_over_the_encrypted_rocksdb_store(tmp_path: Path) -> None:
+    from store.crypto import Keyring
+    from store.graph import GraphStore
+
+    graph = GraphStore(tmp_path / "graph", Keyring(tmp_path, bytes(range(32))))
+    try:
+        backend = EmbeddedBackend({USER: PASSWORD}, graph=graph)
+        async with (
+            bolt.BoltServer(backend, "127.0.0.1", 0, insecure=True) as running,
+            neo4j.AsyncGraphDatabase.driver(f"bolt://{running.address}", auth=AUTH) as d,
+        ):
+            await d.execute_query(
+                "CREATE (:R {when: date('2024-05-06'), where: point({x: 1, y: 2})})"
+            )
+            records, _, _ = await d.execute_query("MATCH (n:R) RETURN n.when AS w, n.where AS p")
+            assert records[0]["w"] == neo4j_time.Date(2024, 5, 6)
+            assert records[0]["p"] == spatial.CartesianPoint((1.0, 2.0))
+    finally:
+        graph.close()
