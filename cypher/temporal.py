@@ -14,7 +14,7 @@ import re
 import time as _time
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from cypher.errors import CypherError, argument_error, type_error
@@ -24,6 +24,8 @@ NANOS = 1_000_000_000
 DAY_S = 86_400
 DAY_NS = DAY_S * NANOS
 EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_PY_MIN_DAY = dt.date(1, 1, 2).toordinal() - EPOCH_ORDINAL
+_PY_MAX_DAY = dt.date(9999, 12, 30).toordinal() - EPOCH_ORDINAL
 AVG_MONTH_S = 2_629_746  # 30.436875 days, as Neo4j converts fractional months
 Date, LocalTime, Time, LocalDateTime, DateTime, Duration, Point = (
     sv.Date,
@@ -43,25 +45,79 @@ def _bad(message: str) -> CypherError:
 # -- calendar helpers ----------------------------------------------------------------------
 
 
-def _ymd(epoch_day: int) -> dt.date:
-    try:
-        return dt.date.fromordinal(epoch_day + EPOCH_ORDINAL)
-    except (ValueError, OverflowError):
-        raise _bad("date out of range") from None
+MIN_YEAR = -999_999_999
+MAX_YEAR = 999_999_999
+"""Neo4j's range of years, far beyond Python's `datetime.date` (1..9999)."""
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+class _Civil(NamedTuple):
+    """A proleptic Gregorian date (any year in range), computed with integers only."""
+
+    year: int
+    month: int
+    day: int
+    epoch_day: int
+
+    def isoweekday(self) -> int:
+        return (self.epoch_day + 3) % 7 + 1  # 1970-01-01 was a Thursday
+
+    def isocalendar(self) -> tuple[int, int, int]:
+        weekday = self.isoweekday()
+        thursday = self.epoch_day - weekday + 4
+        iso_year = _ymd(thursday).year
+        week = (thursday - _days_from_civil(iso_year, 1, 1)) // 7 + 1
+        return iso_year, week, weekday
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    # Howard Hinnant's days_from_civil, with Python's floor division.
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146_097 + day_of_era - 719_468
+
+
+def _ymd(epoch_day: int) -> _Civil:
+    shifted = epoch_day + 719_468
+    era = shifted // 146_097
+    day_of_era = shifted - era * 146_097
+    year_of_era = (
+        day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096
+    ) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    shifted_month = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * shifted_month + 2) // 5 + 1
+    month = shifted_month + (3 if shifted_month < 10 else -9)
+    year = year_of_era + era * 400 + (month <= 2)
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise _bad("date out of range")
+    return _Civil(year, month, day, epoch_day)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    return 29 if month == 2 and _leap(year) else _MONTH_DAYS[month - 1]
 
 
 def _epoch_day(year: int, month: int, day: int) -> int:
-    try:
-        return dt.date(year, month, day).toordinal() - EPOCH_ORDINAL
-    except (ValueError, OverflowError):
-        raise _bad(f"invalid date {year}-{month}-{day}") from None
+    if (
+        not MIN_YEAR <= year <= MAX_YEAR
+        or not 1 <= month <= 12
+        or not 1 <= day <= _days_in_month(year, month)
+    ):
+        raise _bad(f"invalid date {year}-{month}-{day}")
+    return _days_from_civil(year, month, day)
 
 
 def _week_date(year: int, week: int, day_of_week: int) -> int:
-    try:
-        return dt.date.fromisocalendar(year, week, day_of_week).toordinal() - EPOCH_ORDINAL
-    except ValueError:
-        raise _bad(f"invalid week date {year}-W{week}-{day_of_week}") from None
+    january_4 = _epoch_day(year, 1, 4)
+    first_monday = january_4 - (_ymd(january_4).isoweekday() - 1)
+    weeks = 53 if _ymd(_epoch_day(year, 12, 28)).isocalendar()[1] == 53 else 52
+    if not 1 <= week <= weeks or not 1 <= day_of_week <= 7:
+        raise _bad(f"invalid week date {year}-W{week}-{day_of_week}")
+    return first_monday + (week - 1) * 7 + day_of_week - 1
 
 
 def _local_nanos(value: Any) -> int:
@@ -89,6 +145,8 @@ def _local_day(value: Any) -> int:
 def _zone_offset(zone: str | None, offset: int | None, day: int, nanos: int) -> int:
     if zone is None:
         return offset or 0
+    # Zone rules are fixed far from the present: outside Python's years use the nearest.
+    day = min(max(day, _PY_MIN_DAY), _PY_MAX_DAY)
     local = dt.datetime(1970, 1, 1) + dt.timedelta(days=day, microseconds=nanos // 1000)
     try:
         info = ZoneInfo(zone)
@@ -308,6 +366,11 @@ def _duration_total_nanos(value: Duration) -> int:
     return value.seconds * NANOS + value.nanos
 
 
+def _toward_zero(numerator: int, denominator: int) -> int:
+    quotient = abs(numerator) // denominator
+    return -quotient if numerator < 0 else quotient
+
+
 def format_duration(value: Duration) -> str:
     out = "P"
     years, months = int(value.months / 12), value.months - int(value.months / 12) * 12
@@ -321,9 +384,10 @@ def format_duration(value: Duration) -> str:
     if total == 0:
         return out + ("T0S" if out == "P" else "")
     out += "T"
-    hours = int(total / (3600 * NANOS))
+    # Integer division toward zero: the totals can exceed a float's exact range.
+    hours = _toward_zero(total, 3600 * NANOS)
     total -= hours * 3600 * NANOS
-    minutes = int(total / (60 * NANOS))
+    minutes = _toward_zero(total, 60 * NANOS)
     total -= minutes * 60 * NANOS
     if hours:
         out += f"{hours}H"
@@ -344,7 +408,10 @@ def format_duration(value: Duration) -> str:
 
 def _format_date(epoch_day: int) -> str:
     day = _ymd(epoch_day)
-    return f"{day.year:04d}-{day.month:02d}-{day.day:02d}"
+    year = day.year
+    # ISO 8601 beyond four digits, as Neo4j prints: +10000, -0001.
+    text = f"+{year}" if year > 9999 else f"{year:04d}" if year >= 0 else f"-{-year:04d}"
+    return f"{text}-{day.month:02d}-{day.day:02d}"
 
 
 def _format_time(nanos_of_day: int) -> str:
@@ -672,7 +739,7 @@ def component(value: Any, key: str) -> Any:
             weekyear=iso[0],
             dayofquarter=_local_day(value) - _epoch_day(day.year, (quarter - 1) * 3 + 1, 1) + 1,
             day=day.day,
-            ordinalday=day.timetuple().tm_yday,
+            ordinalday=day.epoch_day - _days_from_civil(day.year, 1, 1) + 1,
             dayofweek=iso[2],
             weekday=iso[2],
         )
@@ -777,8 +844,9 @@ def _plus(value: Any, duration: Duration, sign: int) -> Any:
     nanos = _duration_total_nanos(duration) * sign
     if isinstance(value, Date):
         day = _add_months(value.epoch_day, months) + days
-        whole_days = int(nanos / DAY_NS)
-        return Date(day + whole_days)
+        result_day = day + _toward_zero(nanos, DAY_NS)
+        _ymd(result_day)  # in range, or a clear error
+        return Date(result_day)
     if isinstance(value, LocalTime):
         return LocalTime((value.nanos_of_day + nanos) % DAY_NS)
     if isinstance(value, Time):
@@ -787,6 +855,7 @@ def _plus(value: Any, duration: Duration, sign: int) -> Any:
         day = _add_months(value.epoch_seconds // DAY_S, months) + days
         total = day * DAY_NS + _local_nanos(value) + nanos
         seconds, rest = divmod(total, NANOS)
+        _ymd(seconds // DAY_S)  # in range, or a clear error
         return LocalDateTime(seconds, rest)
     if isinstance(value, DateTime):
         day = _add_months(_local_day(value), months) + days

@@ -285,3 +285,22 @@ def test_profile_counts_rows_at_each_pattern_start_and_expansion() -> None:
         "NodeByLabelScan",
     ]
     assert (expand_two.rows, expand_one.rows, scan.rows) == (4, 5, 6)
+
+
+def test_dates_span_neo4js_years_beyond_pythons_calendar() -> None:
+    graph = MemoryGraph()
+    rows = run(
+        graph,
+        "RETURN toString(date('+10000-01-01')) AS far, "
+        "toString(date('-0001-12-31') + duration('P1D')) AS zero, "
+        "date('-999999999-01-01').year AS first, "
+        "toString(duration.between(date('-999999999-01-01'), date('+999999999-12-31'))) AS span",
+    ).rows
+    assert rows == [["+10000-01-01", "0000-01-01", -999_999_999, "P1999999998Y11M30D"]]
+    for query in (
+        "RETURN date({year: 1000000000})",
+        "RETURN date('+999999999-12-31') + duration('P1D')",
+    ):
+        with pytest.raises(CypherError) as raised:
+            run(graph, query)
+        assert raised.value.kind == "ArgumentError"
