@@ -125,6 +125,7 @@ def _init(args: argparse.Namespace, _extra: list[str]) -> int:
             zones=args.zones,
             tick_ms=args.tick_ms,
             election_ticks=args.election_ticks,
+            snapshot_entries=args.snapshot_entries,
         )
     except InitError as error:
         raise CliError(INVALID_REQUEST, str(error)) from None
@@ -151,6 +152,7 @@ def _up(args: argparse.Namespace, _extra: list[str]) -> int:
         detach=args.detach,
         tick_ms=args.tick_ms,
         election_ticks=args.election_ticks,
+        snapshot_entries=args.snapshot_entries,
     )
 
 
@@ -252,6 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
                 type=int,
                 default=10,
                 help="ticks before a follower campaigns, randomised up to twice (default: 10)",
+            )
+            sub.add_argument(
+                "--snapshot-entries",
+                type=int,
+                default=10_000,
+                help=(
+                    "entries applied between snapshots; the log is compacted below each "
+                    "snapshot and a lagging node catches up from one (default: 10000)"
+                ),
             )
         if command.name == "up":
             sub.add_argument(

@@ -87,6 +87,11 @@ class NodeConfig:
     tick_ms: int = 100
     election_ticks: int = 10
     heartbeat_ticks: int = 1
+    snapshot_entries: int = 10_000
+    """Take a snapshot once this many entries were applied since the last one."""
+    compact_keep_entries: int = 1_000
+    """Entries kept below a snapshot when compacting, so that a follower only a little
+    behind catches up from the log rather than by a whole snapshot."""
 
 
 def load_cluster(directory: Path) -> ClusterFile:
@@ -157,4 +162,6 @@ def load_node_config(path: Path) -> NodeConfig:
         tick_ms=int(doc.get("tick_ms", 100)),
         election_ticks=int(doc.get("election_ticks", 10)),
         heartbeat_ticks=int(doc.get("heartbeat_ticks", 1)),
+        snapshot_entries=int(doc.get("snapshot_entries", 10_000)),
+        compact_keep_entries=int(doc.get("compact_keep_entries", 1_000)),
     )

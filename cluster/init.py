@@ -33,6 +33,9 @@ KEY_FILE: Final = "key"
 CREDENTIALS: Final = "credentials.json"
 ADMIN_USER: Final = "admin"
 MAX_NODES: Final = 15
+MIN_SNAPSHOT_ENTRIES: Final = 10
+MAX_SNAPSHOT_ENTRIES: Final = 10_000_000
+MAX_COMPACT_KEEP_ENTRIES: Final = 1_000
 
 
 class InitError(Exception):
@@ -59,11 +62,16 @@ def init_cluster(
     zones: int = 3,
     tick_ms: int = 100,
     election_ticks: int = 10,
+    snapshot_entries: int = 10_000,
 ) -> ClusterFile:
     if not 1 <= nodes <= MAX_NODES:
         raise InitError(f"--nodes must be between 1 and {MAX_NODES}")
     if not 10 <= tick_ms <= 10_000 or not 2 <= election_ticks <= 1000:
         raise InitError("--tick-ms must be in [10, 10000] and --election-ticks in [2, 1000]")
+    if not MIN_SNAPSHOT_ENTRIES <= snapshot_entries <= MAX_SNAPSHOT_ENTRIES:
+        raise InitError(
+            f"--snapshot-entries must be in [{MIN_SNAPSHOT_ENTRIES}, {MAX_SNAPSHOT_ENTRIES}]"
+        )
     if not 1 <= zones <= nodes:
         raise InitError("--zones must be between 1 and --nodes")
     if (directory / CLUSTER_FILE).exists():
@@ -115,6 +123,8 @@ def init_cluster(
             "tick_ms": tick_ms,
             "election_ticks": election_ticks,
             "heartbeat_ticks": 1,
+            "snapshot_entries": snapshot_entries,
+            "compact_keep_entries": min(MAX_COMPACT_KEEP_ENTRIES, snapshot_entries // 4),
             "peers": [
                 {"id": p.id, "zone": p.zone, "grpc": p.grpc, "peer": p.peer} for p in entries
             ],

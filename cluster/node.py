@@ -21,6 +21,18 @@ follower forwards writes to the leader's client port. Reads: ``linearizable`` th
 core's ReadIndex (a follower's request goes to the leader for the index), ``causal`` after
 the bookmark's index is applied (bounded wait), ``stale`` at once.
 
+Snapshots and compaction: once ``snapshot_entries`` entries were applied since the last
+snapshot, the Raft loop pins a checkpoint of the graph beside its applies (so the checkpoint's
+index and the configuration go together) and the snapshotter task writes it to a durable
+snapshot file in the file thread, records it in the log and compacts the log up to
+``compact_keep_entries`` below it (``store.raftlog`` refuses to compact past a durable
+snapshot). A follower that needs entries the leader compacted away gets the snapshot file by
+``InstallSnapshot`` (``cluster.transport``); the stream is kept in a file and verified, then
+handed to the core, and when the core's Ready carries it the storage thread records it in the
+log *first* and then installs it into the graph, so a crash in between re-installs it from
+the file on restart. The request-dedup table travels inside the snapshot (it is part of the
+graph store's state, see ``cluster.statemachine``).
+
 Must never: send a message before the Ready's persistence returned, apply an entry twice
 (the store is idempotent by index), or wait without a deadline.
 """
@@ -29,14 +41,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import heapq
+import json
 import logging
 import os
 import random
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -49,11 +63,23 @@ from cluster import errors
 from cluster.config import NodeConfig
 from cluster.errors import QuiverError
 from cluster.statemachine import Decision, Envelope, Outcome, StateMachine
-from cluster.transport import CHANNEL_OPTIONS, PeerSender, RaftTransportService
+from cluster.transport import (
+    CHANNEL_OPTIONS,
+    PeerSender,
+    RaftTransportService,
+    SnapshotRejectedError,
+    SnapshotSender,
+    snapshot_message,
+)
 from cypher import CypherError, Engine, Result, Transaction
-from proto import admin_pb2, client_pb2, raft_pb2_grpc
+from proto import admin_pb2, client_pb2, raft_pb2, raft_pb2_grpc
 from raft.core import Config
-from raft.errors import ProposalDroppedError
+from raft.errors import (
+    CompactedError,
+    ProposalDroppedError,
+    SnapshotOutOfDateError,
+    UnavailableError,
+)
 from raft.rawnode import RawNode, Ready
 from raft.read_only import ReadOnlyOption
 from raft.types import (
@@ -69,8 +95,9 @@ from raft.types import (
     StateType,
 )
 from store.codec import encode_write_set
-from store.crypto import load_kek
+from store.crypto import fsync_dir, load_kek
 from store.node_store import NodeStore
+from store.snapshot import MAX_CHUNK_BYTES, SnapshotSource, read_snapshot_file
 from store.writeset import WriteSet
 
 log = logging.getLogger("quiver.node")
@@ -92,6 +119,12 @@ FAILPOINTS_ENV: Final = "QUIVER_FAILPOINTS"
 MAX_TRANSACTIONS: Final = 1000
 DEFAULT_TRANSACTION_TIMEOUT_S: Final = 30.0
 MAX_TRANSACTION_TIMEOUT_S: Final = 300.0
+MAX_SNAPSHOT_BYTES: Final = 64 << 30
+"""A snapshot stream claiming more is refused."""
+MAX_SNAPSHOT_CHUNK_BYTES: Final = MAX_CHUNK_BYTES + 4096
+FILE_THREADS: Final = 2
+RECEIVED_PREFIX: Final = "received-"
+RECEIVING_PREFIX: Final = "receiving-"
 COUNTER_FIELDS: Final = tuple(client_pb2.Counters.DESCRIPTOR.fields_by_name)
 
 T = TypeVar("T")
@@ -141,7 +174,13 @@ class _Unreachable:
     peer: int
 
 
-_Input = _Tick | _Step | _Propose | _ReadIndex | _TransferLeader | _Unreachable
+@dataclass(slots=True)
+class _SnapshotStatus:
+    peer: int
+    failed: bool
+
+
+_Input = _Tick | _Step | _Propose | _ReadIndex | _TransferLeader | _Unreachable | _SnapshotStatus
 
 
 @dataclass(slots=True)
@@ -179,6 +218,17 @@ class Node:
         self.engine = Engine()
         self._storage = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage")
         self._readers = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
+        # Snapshot files (writing our own, reading for a peer, keeping a received one): long
+        # work that must not hold up the storage thread.
+        self._files = ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="files")
+        self._snapshot_senders: dict[int, SnapshotSender] = {}
+        self._snapshot_jobs: asyncio.Queue[tuple[SnapshotSource, ConfState]] = asyncio.Queue(
+            maxsize=1
+        )
+        self._snapshotting = False
+        self.snapshot_index = 0
+        self.snapshots_installed = 0
+        self.snapshots_taken = 0
         self.store: NodeStore | None = None
         self.sm: StateMachine | None = None
         self.raw: RawNode | None = None
@@ -208,10 +258,11 @@ class Node:
     def _open_store(self) -> None:
         kek = load_kek(self.config.key_file)
         self.store = NodeStore(self.config.data_dir, kek)
-        self.sm = StateMachine(
-            self.config.data_dir / "cluster", self.store.graph, self.store.cipher
-        )
+        self.sm = StateMachine(self.store.graph)
         log_store = self.store.log
+        store = self.store
+        for partial in store.snapshot_dir.glob(f"{RECEIVING_PREFIX}*"):
+            partial.unlink()
         if log_store.snapshot().metadata.index == 0 and log_store.last_index() == 0:
             # A new member of the initial configuration: every one of them starts from the
             # same bootstrap snapshot, so none needs another's snapshot to begin.
@@ -219,7 +270,16 @@ class Node:
             log_store.apply_snapshot(
                 Snapshot(metadata=SnapshotMetadata(ConfState(voters=voters), index=1, term=1))
             )
-        applied = max(self.sm.applied_index, log_store.snapshot().metadata.index)
+        snapshot = log_store.snapshot()
+        if snapshot.data and (
+            store.graph.installing() or store.graph.applied_index() < snapshot.metadata.index
+        ):
+            # The log took a received snapshot but the process died before (or while) the
+            # graph installed it: install it again from the kept file.
+            log.warning("n%d: re-installing the snapshot at %d", self.id, snapshot.metadata.index)
+            store.install_snapshot_file(store.snapshot_path(snapshot))
+        self.snapshot_index = snapshot.metadata.index
+        applied = max(self.sm.applied_index, snapshot.metadata.index)
         self.applied_index = applied
         self.raw = RawNode(
             Config(
@@ -237,8 +297,6 @@ class Node:
         )
 
     def _close_store(self) -> None:
-        if self.sm is not None:
-            self.sm.close()
         if self.store is not None:
             self.store.close()
 
@@ -291,6 +349,8 @@ class Node:
                 raw.read_index(item.context)
         elif isinstance(item, _TransferLeader):
             raw.transfer_leader(item.to)
+        elif isinstance(item, _SnapshotStatus):
+            raw.report_snapshot(item.peer, item.failed)
         else:
             raw.report_unreachable(item.peer)
 
@@ -320,10 +380,12 @@ class Node:
 
             def persist() -> None:
                 if snapshot is not None:
-                    store.log.apply_snapshot(snapshot)
+                    self._install_snapshot(snapshot)
                 store.log.save(entries, hard_state, sync=ready.must_sync)
 
             await self._in_storage(persist)
+            if snapshot is not None:
+                self._installed(snapshot)
         # 2. send
         for message in ready.messages:
             self._send(message)
@@ -334,16 +396,193 @@ class Node:
                 future.set_result(read_state.index)
         if ready.committed_entries:
             await self._apply(raw, ready.committed_entries)
+            await self._maybe_snapshot(raw)
         # 4. advance
         raw.advance(ready)
 
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def _install_snapshot(self, snapshot: Snapshot) -> None:
+        """Storage thread: the log first (durable), then the graph from the kept file."""
+        store, sm = self.store, self.sm
+        assert store is not None and sm is not None
+        store.log.apply_snapshot(snapshot)
+        if snapshot.data:
+            with sm.lock.write():
+                store.install_snapshot_file(store.snapshot_path(snapshot))
+        self._remove_stale_snapshot_files()
+
+    def _installed(self, snapshot: Snapshot) -> None:
+        index = snapshot.metadata.index
+        assert index > self.applied_index, "a snapshot older than the applied state"
+        self.applied_index = index
+        self.term_applied = max(self.term_applied, snapshot.metadata.term)
+        self.snapshot_index = index
+        self.snapshots_installed += 1
+        log.info("n%d installed the snapshot at %d", self.id, index)
+        self._release_apply_waiters()
+
+    def _remove_stale_snapshot_files(self) -> None:
+        """Received snapshot files other than the one the log names are no longer needed."""
+        store = self.store
+        assert store is not None
+        current = store.log.snapshot()
+        keep = store.snapshot_path(current).name if current.data else ""
+        for path in store.snapshot_dir.glob(f"{RECEIVED_PREFIX}*"):
+            if path.name != keep:
+                path.unlink(missing_ok=True)
+
+    async def _maybe_snapshot(self, raw: RawNode) -> None:
+        """Pin a checkpoint when the policy says so; the snapshotter writes it out."""
+        store = self.store
+        assert store is not None
+        if self.applied_index - self.snapshot_index < self.config.snapshot_entries:
+            return
+        if self._snapshotting or self._snapshot_jobs.full():
+            return
+        conf_state = raw.raft.trk.conf_state()
+        source = await self._in_storage(store.checkpoint)
+        assert source.applied_index == self.applied_index
+        self._snapshot_jobs.put_nowait((source, conf_state))
+
+    def _write_snapshot(self, source: SnapshotSource, conf_state: ConfState) -> Snapshot:
+        """File thread: the snapshot file, its record in the log, then compaction."""
+        store = self.store
+        assert store is not None
+        try:
+            snapshot = store.write_snapshot(source, conf_state)
+        finally:
+            source.close()
+        compact_to = snapshot.metadata.index - self.config.compact_keep_entries
+        if compact_to > store.log.first_index():
+            store.log.compact(compact_to)
+        self._remove_stale_snapshot_files()
+        return snapshot
+
+    async def _snapshotter(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            source, conf_state = await self._snapshot_jobs.get()
+            self._snapshotting = True
+            try:
+                snapshot = await loop.run_in_executor(
+                    self._files, self._write_snapshot, source, conf_state
+                )
+            except (OSError, SnapshotOutOfDateError, CompactedError, UnavailableError) as error:
+                # A snapshot installed from the leader meanwhile, or a disk problem: the
+                # next policy check tries again.
+                log.warning(
+                    "n%d: snapshot at %d not taken: %s", self.id, source.applied_index, error
+                )
+            else:
+                self.snapshot_index = max(self.snapshot_index, snapshot.metadata.index)
+                self.snapshots_taken += 1
+                assert self.store is not None
+                log.info(
+                    "n%d took a snapshot at %d; the log starts at %d",
+                    self.id,
+                    snapshot.metadata.index,
+                    self.store.log.first_index(),
+                )
+            finally:
+                self._snapshotting = False
+
+    def _open_snapshot_chunks(self, snapshot: Snapshot) -> Iterator[bytes]:
+        """File thread: the chunks of one of this node's snapshots, for a peer."""
+        store = self.store
+        assert store is not None
+        if not snapshot.data:
+            return iter(())  # the bootstrap snapshot: an empty graph
+        chunks = read_snapshot_file(store.snapshot_path(snapshot))
+        return iter(chunks)
+
+    def _report_snapshot(self, peer: int, failed: bool) -> None:
+        # If dropped, the core still leaves snapshot state once the peer's answers show it
+        # caught up (or the peer is probed again after the next failed send).
+        try:
+            self._inbox.put_nowait(_SnapshotStatus(peer, failed))
+        except asyncio.QueueFull:
+            log.warning("inbox full: snapshot status for n%d dropped", peer)
+
+    async def receive_snapshot(
+        self, peer: int, chunks: AsyncIterator[raft_pb2.SnapshotChunk]
+    ) -> int:
+        """Keep a snapshot stream from `peer` in a file, verify it, hand it to the core."""
+        store = self.store
+        assert store is not None
+        if peer in self.blocked:
+            raise SnapshotRejectedError("cut off by a failpoint")
+        loop = asyncio.get_running_loop()
+        store.snapshot_dir.mkdir(exist_ok=True)
+        temporary = store.snapshot_dir / f"{RECEIVING_PREFIX}{secrets.token_hex(8)}"
+        handle = await loop.run_in_executor(self._files, open, temporary, "wb")
+        first: raft_pb2.SnapshotChunk | None = None
+        digest = hashlib.sha256()
+        received = 0
+        complete = False
+        try:
+            async for chunk in chunks:
+                if first is None:
+                    first = chunk
+                    if chunk.to != self.id or chunk.sender != peer:
+                        raise SnapshotRejectedError("a snapshot not from its sender or not for us")
+                elif (
+                    chunk.metadata != first.metadata
+                    or chunk.term != first.term
+                    or chunk.to != first.to
+                    or chunk.sender != first.sender
+                ):
+                    raise SnapshotRejectedError("chunks of different snapshots in one stream")
+                if chunk.offset != received:
+                    raise SnapshotRejectedError(f"chunk at {chunk.offset}, expected {received}")
+                if len(chunk.data) > MAX_SNAPSHOT_CHUNK_BYTES:
+                    raise SnapshotRejectedError("a chunk too large")
+                received += len(chunk.data)
+                if received > MAX_SNAPSHOT_BYTES:
+                    raise SnapshotRejectedError("the snapshot is too large")
+                digest.update(chunk.data)
+                if chunk.data:
+                    framed = len(chunk.data).to_bytes(4, "big") + chunk.data
+                    await loop.run_in_executor(self._files, handle.write, framed)
+                if chunk.last:
+                    if chunk.checksum != digest.digest():
+                        raise SnapshotRejectedError("the checksum of the stream does not match")
+                    complete = True
+                    break
+            if first is None or not complete:
+                raise SnapshotRejectedError("the stream ended before its last chunk")
+            index, term = first.metadata.index, first.metadata.term
+            name = f"{RECEIVED_PREFIX}{index:020d}-{term}.qsnap"
+
+            def keep() -> None:
+                handle.flush()
+                os.fsync(handle.fileno())
+                handle.close()
+                os.replace(temporary, store.snapshot_dir / name)
+                fsync_dir(store.snapshot_dir)
+
+            await loop.run_in_executor(self._files, keep)
+        finally:
+            if not handle.closed:
+                await loop.run_in_executor(self._files, handle.close)
+            temporary.unlink(missing_ok=True)
+        descriptor = b""
+        if received:
+            descriptor = json.dumps({"file": name, "index": index}).encode()
+        log.info(
+            "n%d received the snapshot at %d from n%d (%d bytes)", self.id, index, peer, received
+        )
+        self.deliver(snapshot_message(first, descriptor))
+        return received
+
     def _send(self, message: Message) -> None:
         if message.type is MessageType.SNAPSHOT:
-            # The log is never compacted yet, so no peer needs one; InstallSnapshot
-            # streaming arrives with compaction.
-            log.error("snapshot to n%d not sent: snapshot streaming is not served", message.to)
-            assert self.raw is not None
-            self.raw.report_snapshot(message.to, failed=True)
+            snapshot_sender = self._snapshot_senders.get(message.to)
+            if snapshot_sender is None or message.to in self.blocked:
+                assert self.raw is not None
+                self.raw.report_snapshot(message.to, failed=True)
+            else:
+                snapshot_sender.send(message)
             return
         sender = self._senders.get(message.to)
         if sender is not None and message.to not in self.blocked:
@@ -383,6 +622,9 @@ class Node:
             future = self._proposals.pop(outcome.proposal_id, None)
             if future is not None and not future.done():
                 future.set_result(outcome)
+        self._release_apply_waiters()
+
+    def _release_apply_waiters(self) -> None:
         while self._apply_waiters and self._apply_waiters[0][0] <= self.applied_index:
             _, _, waiter = heapq.heappop(self._apply_waiters)
             if not waiter.done():
@@ -474,6 +716,10 @@ class Node:
             voters=conf.voters,
             learners=conf.learners,
             match_index=match,
+            snapshot_index=self.snapshot_index,
+            first_index=raw.raft.log.first_index(),
+            snapshots_installed=self.snapshots_installed,
+            snapshots_taken=self.snapshots_taken,
         )
 
     # -- queries ------------------------------------------------------------------------------
@@ -799,9 +1045,20 @@ class Node:
                     cfg.cluster_id,
                     self._report_unreachable,
                 )
+                self._snapshot_senders[peer.id] = SnapshotSender(
+                    self.id,
+                    peer.id,
+                    peer.peer,
+                    peer_channel_credentials,
+                    self._open_snapshot_chunks,
+                    self._files,
+                    self._report_snapshot,
+                )
         peer_server = grpc.aio.server(options=CHANNEL_OPTIONS)
         raft_pb2_grpc.add_RaftTransportServicer_to_server(
-            RaftTransportService(self.id, cfg.cluster_id, self.is_member, self.deliver),
+            RaftTransportService(
+                self.id, cfg.cluster_id, self.is_member, self.deliver, self.receive_snapshot
+            ),
             peer_server,
         )
         peer_server.add_secure_port(cfg.listen_peer, peer_server_credentials)
@@ -825,6 +1082,9 @@ class Node:
                 tasks.create_task(self._ticker())
                 for sender in self._senders.values():
                     tasks.create_task(sender.run())
+                for snapshot_sender in self._snapshot_senders.values():
+                    tasks.create_task(snapshot_sender.run())
+                tasks.create_task(self._snapshotter())
                 tasks.create_task(self._stop_when_asked())
         except* _Stopping:
             log.info("n%d stopping", self.id)
@@ -834,6 +1094,9 @@ class Node:
             await peer_server.stop(SHUTDOWN_GRACE_S)
             for channel in self._leader_channels.values():
                 await channel.close()
+            while not self._snapshot_jobs.empty():
+                self._snapshot_jobs.get_nowait()[0].close()
+            self._files.shutdown(wait=True)
             await self._in_storage(self._close_store)
             self._storage.shutdown(wait=True)
             self._readers.shutdown(wait=True)

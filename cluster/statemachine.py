@@ -15,11 +15,11 @@ executed against state older than the last applied write (``base_index <
 last_write_index``) is *outdated* and changes nothing (the client gets a retryable
 ``Neo.TransientError.Transaction.Outdated``, never a lost update); anything else is applied.
 
-Durability order for one entry: the decision record (``<data>/cluster/``, RocksDB: the
-decision, the last write index, the client's dedup record) goes first, then the graph's
-one-batch apply (``store.graph``, idempotent by index). After a crash between the two,
-replay finds the stored decision for that index and repeats it. Both are RocksDB writes
-through the WAL: a process crash loses neither; the Raft log is the durable record.
+Durability: the decision's effects on the replicated state (the last write index, the
+client's dedup record) are application records of the graph store (``GraphStore.apply``'s
+`meta`), written in the same RocksDB batch as the write set and the applied index, so a crash
+leaves all or none of an entry, and snapshots carry the dedup table with the graph. The batch
+goes through RocksDB's WAL: a process crash loses nothing; the Raft log is the durable record.
 
 Must never: decide from anything but the entry and the replicated state (no clocks, no
 local flags), or apply part of a write set. Runs in the node's storage thread.
@@ -34,21 +34,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final
-
-from rocksdict import Options, Rdict, WriteBatch
+from typing import Final
 
 from store.codec import decode_value, decode_write_set, encode_value
-from store.crypto import Cipher
 from store.graph import GraphStore
 from store.memory import WriteSetError
 from store.writeset import WriteSet
 
 ENVELOPE_FORMAT: Final = 1
-STATE_KEY: Final = b"state"
-CLIENT_PREFIX: Final = b"c/"
-_AAD: Final = b"cluster-state/"
+LAST_WRITE_KEY: Final = b"sm/last-write"
+CLIENT_PREFIX: Final = b"sm/client/"
 
 
 class Decision(enum.Enum):
@@ -113,14 +108,6 @@ class Outcome:
     """A write set the graph refused (a constraint): every replica refuses it alike."""
 
 
-@dataclass(slots=True)
-class _State:
-    applied: int = 0
-    decision: str = Decision.NOOP.value
-    original_index: int = 0
-    last_write_index: int = 0
-
-
 class ReadWriteLock:
     """Many readers or one writer: queries read the graph while no write set is half-applied
     under them (RocksDB reads are not one snapshot across keys)."""
@@ -161,47 +148,32 @@ def _client_key(client_id: str) -> bytes:
 
 
 class StateMachine:
-    def __init__(self, directory: Path, graph: GraphStore, cipher: Cipher) -> None:
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        self._db = Rdict(str(directory), options)
+    """Decides and applies entries; its replicated state lives in the graph store."""
+
+    def __init__(self, graph: GraphStore) -> None:
         self.graph = graph
-        self._cipher = cipher
         self.lock = ReadWriteLock()
-        self._state = self._load_state()
-
-    def _get(self, key: bytes) -> dict[str, Any] | None:
-        sealed = self._db.get(key)
-        if sealed is None:
-            return None
-        doc = json.loads(self._cipher.open(sealed, _AAD + key))
-        assert isinstance(doc, dict)
-        return doc
-
-    def _load_state(self) -> _State:
-        doc = self._get(STATE_KEY)
-        return _State(**doc) if doc else _State()
 
     @property
     def applied_index(self) -> int:
-        """The last entry whose decision and graph apply both finished."""
-        return min(self._state.applied, self.graph.applied_index())
+        """The last entry applied (decision and graph together, one batch)."""
+        return self.graph.applied_index()
 
     @property
     def last_write_index(self) -> int:
-        return self._state.last_write_index
+        data = self.graph.app_meta(LAST_WRITE_KEY)
+        return 0 if data is None else int(data)
 
     def client_record(self, client_id: str) -> tuple[int, int, dict[str, int]] | None:
         """(sequence, index, counters) of the client's last applied request."""
-        doc = self._get(_client_key(client_id))
-        if doc is None:
+        data = self.graph.app_meta(_client_key(client_id))
+        if data is None:
             return None
+        doc = json.loads(data)
         return int(doc["seq"]), int(doc["index"]), {k: int(v) for k, v in doc["counters"].items()}
 
     def apply_noop(self, index: int) -> Outcome:
         """An entry that changes no graph state (a leader's no-op, a conf change)."""
-        if index > self._state.applied:
-            self._record(index, Decision.NOOP, 0, None)
         with self.lock.write():
             self.graph.apply(WriteSet(), index)
         return Outcome(index, Decision.NOOP)
@@ -210,27 +182,25 @@ class StateMachine:
         if not data:
             return self.apply_noop(index)
         envelope = Envelope.decode(data)
-        state = self._state
-        if index <= state.applied:
-            if index < state.applied and index <= self.graph.applied_index():
-                return Outcome(index, Decision(state.decision), envelope.proposal_id)
-            assert index == state.applied, f"replay of {index} below the decisions at {state}"
-            decision, original = Decision(state.decision), state.original_index
-        else:
-            decision, original = self._decide(envelope)
-            client = None
-            if decision is Decision.APPLY and envelope.client_id:
-                client = (envelope.client_id, envelope.sequence, envelope.counters)
-            self._record(index, decision, original, client)
+        if index <= self.graph.applied_index():
+            # Applied before (a replay): its effects are in the store already.
+            return Outcome(index, Decision.NOOP, envelope.proposal_id)
+        decision, original = self._decide(envelope)
+        meta: dict[bytes, bytes | None] = {}
         counters = envelope.counters
-        if decision is Decision.DUPLICATE:
+        if decision is Decision.APPLY:
+            meta[LAST_WRITE_KEY] = str(index).encode()
+            if envelope.client_id:
+                doc = {"seq": envelope.sequence, "index": index, "counters": counters}
+                meta[_client_key(envelope.client_id)] = json.dumps(doc).encode()
+        elif decision is Decision.DUPLICATE:
             record = self.client_record(envelope.client_id)
             counters = record[2] if record is not None else {}
         write_set = decode_write_set(envelope.write_set) if decision is Decision.APPLY else None
         error = ""
         with self.lock.write():
             try:
-                self.graph.apply(write_set or WriteSet(), index)
+                self.graph.apply(write_set or WriteSet(), index, meta)
             except WriteSetError as refused:
                 error = str(refused)
         return Outcome(index, decision, envelope.proposal_id, counters, original, error)
@@ -240,38 +210,6 @@ class StateMachine:
             record = self.client_record(envelope.client_id)
             if record is not None and envelope.sequence <= record[0]:
                 return Decision.DUPLICATE, record[1]
-        if envelope.base_index < self._state.last_write_index:
+        if envelope.base_index < self.last_write_index:
             return Decision.OUTDATED, 0
         return Decision.APPLY, 0
-
-    def _record(
-        self,
-        index: int,
-        decision: Decision,
-        original: int,
-        client: tuple[str, int, dict[str, int]] | None,
-    ) -> None:
-        last_write = self._state.last_write_index
-        if decision is Decision.APPLY:
-            last_write = index
-        state = _State(index, decision.value, original, last_write)
-        batch = WriteBatch(raw_mode=True)
-        plain = json.dumps(
-            {
-                "applied": state.applied,
-                "decision": state.decision,
-                "original_index": state.original_index,
-                "last_write_index": state.last_write_index,
-            }
-        ).encode()
-        batch.put(STATE_KEY, self._cipher.seal(plain, _AAD + STATE_KEY))
-        if client is not None:
-            client_id, sequence, counters = client
-            key = _client_key(client_id)
-            doc = {"seq": sequence, "index": index, "counters": counters}
-            batch.put(key, self._cipher.seal(json.dumps(doc).encode(), _AAD + key))
-        self._db.write(batch)
-        self._state = state
-
-    def close(self) -> None:
-        self._db.close()

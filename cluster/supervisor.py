@@ -226,6 +226,7 @@ def up(
     detach: bool,
     tick_ms: int = 100,
     election_ticks: int = 10,
+    snapshot_entries: int = 10_000,
 ) -> int:
     from cluster.cli import CliError
     from cluster.init import InitError, init_cluster
@@ -238,6 +239,7 @@ def up(
                 zones=zones,
                 tick_ms=tick_ms,
                 election_ticks=election_ticks,
+                snapshot_entries=snapshot_entries,
             )
         except InitError as error:
             raise CliError("Neo.ClientError.Request.Invalid", str(error)) from None

@@ -6,9 +6,18 @@ write, and the receiving side, which admits a batch only from a peer whose certi
 (checked by TLS against the cluster CA) names a current member, the same member that the
 messages claim as their sender, of the same cluster.
 
+Snapshots go by ``InstallSnapshot``, one stream per snapshot: ``SnapshotSender`` (one per
+peer, one snapshot at a time) reads the leader's snapshot file chunk by chunk off the event
+loop and streams it; the receiving side checks every chunk's sender, target, metadata and
+offset, hands the chunks to the node (which keeps them in a file and verifies the SHA-256 of
+the whole stream) and acks only after that. How it ended is reported to the core
+(``report_snapshot``) either way.
+
 Bounds: each peer's outbound queue holds ``PEER_QUEUE_MESSAGES``; a full queue drops the
 message and the core hears the peer is unreachable (Raft retransmits). Reconnects back off
-from ``RECONNECT_MIN_MS`` to ``RECONNECT_MAX_MS``.
+from ``RECONNECT_MIN_MS`` to ``RECONNECT_MAX_MS``. One snapshot in flight per peer, each
+stream bounded by ``SNAPSHOT_TIMEOUT_S``; a snapshot asked for while one is in flight fails
+at once (the core asks again later).
 
 Must never: send snapshots inline (they go by InstallSnapshot), or block the event loop.
 """
@@ -16,8 +25,10 @@ Must never: send snapshots inline (they go by InstallSnapshot), or block the eve
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Executor
 from typing import Final
 
 import grpc
@@ -42,6 +53,7 @@ RECONNECT_MIN_MS: Final = 50
 RECONNECT_MAX_MS: Final = 1000
 MAX_MESSAGE_BYTES: Final = 64 << 20
 SOFTWARE_VERSION: Final = "0.1.0"
+SNAPSHOT_TIMEOUT_S: Final = 300.0
 
 log = logging.getLogger("quiver.transport")
 
@@ -218,6 +230,106 @@ class PeerSender:
             backoff_ms = min(RECONNECT_MAX_MS, backoff_ms * 2)
 
 
+class SnapshotSender:
+    """Streams snapshots to one peer, one at a time, and reports how each ended."""
+
+    def __init__(
+        self,
+        self_id: int,
+        peer_id: int,
+        address: str,
+        credentials: grpc.ChannelCredentials,
+        open_chunks: Callable[[Snapshot], Iterator[bytes]],
+        files: Executor,
+        on_status: Callable[[int, bool], None],
+    ) -> None:
+        self.self_id = self_id
+        self.peer_id = peer_id
+        self.address = address
+        self._credentials = credentials
+        self._open_chunks = open_chunks
+        self._files = files
+        self._on_status = on_status
+        self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=1)
+        self.sent = 0
+
+    def send(self, message: Message) -> None:
+        assert message.type is MessageType.SNAPSHOT and message.snapshot is not None
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self._on_status(self.peer_id, True)
+
+    async def _chunks(self, message: Message) -> AsyncIterator[pb.SnapshotChunk]:
+        assert message.snapshot is not None
+        loop = asyncio.get_running_loop()
+        chunks = await loop.run_in_executor(self._files, self._open_chunks, message.snapshot)
+        meta = message.snapshot.metadata
+        metadata = pb.SnapshotMetadata(
+            conf_state=_conf_to_pb(meta.conf_state), index=meta.index, term=meta.term
+        )
+        digest = hashlib.sha256()
+        offset = 0
+        data = await loop.run_in_executor(self._files, next, chunks, None)
+        while data is not None:
+            following = await loop.run_in_executor(self._files, next, chunks, None)
+            digest.update(data)
+            last = following is None
+            yield pb.SnapshotChunk(
+                to=self.peer_id,
+                sender=self.self_id,
+                term=message.term,
+                metadata=metadata,
+                offset=offset,
+                data=data,
+                last=last,
+                checksum=digest.digest() if last else b"",
+            )
+            offset += len(data)
+            data = following
+
+    async def run(self) -> None:
+        while True:
+            message = await self._queue.get()
+            assert message.snapshot is not None
+            index = message.snapshot.metadata.index
+            failed = True
+            try:
+                async with grpc.aio.secure_channel(
+                    self.address, self._credentials, options=CHANNEL_OPTIONS
+                ) as channel:
+                    stub = raft_pb2_grpc.RaftTransportStub(channel)
+                    ack = await stub.InstallSnapshot(
+                        self._chunks(message), timeout=SNAPSHOT_TIMEOUT_S
+                    )
+                failed = False
+                self.sent += 1
+                log.info(
+                    "snapshot at %d sent to n%d (%d bytes)", index, self.peer_id, ack.received_bytes
+                )
+            except grpc.aio.AioRpcError as error:
+                log.warning(
+                    "snapshot at %d to n%d failed: %s %s",
+                    index,
+                    self.peer_id,
+                    error.code().name,
+                    error.details(),
+                )
+            except OSError as error:
+                log.warning("snapshot at %d to n%d not readable: %s", index, self.peer_id, error)
+            finally:
+                self._on_status(self.peer_id, failed)
+
+
+class SnapshotRejectedError(Exception):
+    """A snapshot stream the receiver refuses; the message goes back to the sender."""
+
+
+SnapshotReceiver = Callable[[int, AsyncIterator[pb.SnapshotChunk]], Awaitable[int]]
+"""The node's side of a snapshot stream from a peer: keep it, verify it, hand it to the
+core; the bytes received, or SnapshotRejectedError."""
+
+
 class RaftTransportService(raft_pb2_grpc.RaftTransportServicer):
     """The receiving side: authenticate the peer, then hand its messages to the node."""
 
@@ -227,17 +339,15 @@ class RaftTransportService(raft_pb2_grpc.RaftTransportServicer):
         cluster_id: int,
         is_member: Callable[[int], bool],
         deliver: Callable[[Message], None],
+        receive_snapshot: SnapshotReceiver,
     ) -> None:
         self._self_id = self_id
         self._cluster_id = cluster_id
         self._is_member = is_member
         self._deliver = deliver
+        self._receive_snapshot = receive_snapshot
 
-    async def Send(
-        self,
-        request_iterator: AsyncIterator[pb.MessageBatch],
-        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
-    ) -> pb.SendAck:
+    async def _authenticate(self, context: grpc.aio.ServicerContext) -> int:  # type: ignore[type-arg]
         peer = peer_identity(context)
         if peer is None or peer == self._self_id or not self._is_member(peer):
             log.warning(
@@ -246,6 +356,15 @@ class RaftTransportService(raft_pb2_grpc.RaftTransportServicer):
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED, "the certificate names no current member"
             )
+            raise AssertionError("unreachable")
+        return peer
+
+    async def Send(
+        self,
+        request_iterator: AsyncIterator[pb.MessageBatch],
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    ) -> pb.SendAck:
+        peer = await self._authenticate(context)
         async for batch in request_iterator:
             if batch.cluster_id != self._cluster_id:
                 log.warning("refused a batch of cluster %d from n%s", batch.cluster_id, peer)
@@ -263,5 +382,27 @@ class RaftTransportService(raft_pb2_grpc.RaftTransportServicer):
         request_iterator: AsyncIterator[pb.SnapshotChunk],
         context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
     ) -> pb.SnapshotAck:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "snapshot install is not yet served")
-        raise AssertionError("unreachable")
+        peer = await self._authenticate(context)
+        try:
+            received = await self._receive_snapshot(peer, request_iterator)
+        except SnapshotRejectedError as error:
+            log.warning("refused a snapshot from n%d: %s", peer, error)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            raise AssertionError("unreachable") from None
+        return pb.SnapshotAck(received_bytes=received)
+
+
+def snapshot_message(chunk: pb.SnapshotChunk, data: bytes) -> Message:
+    """The core's snapshot message for a stream whose first chunk is `chunk`, with `data`
+    (the receiver's descriptor of where it kept the stream)."""
+    meta = chunk.metadata
+    return Message(
+        type=MessageType.SNAPSHOT,
+        to=chunk.to,
+        sender=chunk.sender,
+        term=chunk.term,
+        snapshot=Snapshot(
+            data=data,
+            metadata=SnapshotMetadata(_conf_from_pb(meta.conf_state), meta.index, meta.term),
+        ),
+    )

@@ -25,7 +25,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("id", "zone", "role", "term", "commit_index", "applied_index", "leader_id", "leader_address", "pid", "voters", "learners", "match_index")
+    __slots__ = ("id", "zone", "role", "term", "commit_index", "applied_index", "leader_id", "leader_address", "pid", "voters", "learners", "match_index", "snapshot_index", "first_index", "snapshots_installed", "snapshots_taken")
     class MatchIndexEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,10 @@ class NodeStatus(_message.Message):
     VOTERS_FIELD_NUMBER: _ClassVar[int]
     LEARNERS_FIELD_NUMBER: _ClassVar[int]
     MATCH_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    FIRST_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOTS_INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOTS_TAKEN_FIELD_NUMBER: _ClassVar[int]
     id: int
     zone: str
     role: Role
@@ -57,7 +61,11 @@ class NodeStatus(_message.Message):
     voters: _containers.RepeatedScalarFieldContainer[int]
     learners: _containers.RepeatedScalarFieldContainer[int]
     match_index: _containers.ScalarMap[int, int]
-    def __init__(self, id: _Optional[int] = ..., zone: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., term: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., leader_id: _Optional[int] = ..., leader_address: _Optional[str] = ..., pid: _Optional[int] = ..., voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ..., match_index: _Optional[_Mapping[int, int]] = ...) -> None: ...
+    snapshot_index: int
+    first_index: int
+    snapshots_installed: int
+    snapshots_taken: int
+    def __init__(self, id: _Optional[int] = ..., zone: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., term: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., leader_id: _Optional[int] = ..., leader_address: _Optional[str] = ..., pid: _Optional[int] = ..., voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ..., match_index: _Optional[_Mapping[int, int]] = ..., snapshot_index: _Optional[int] = ..., first_index: _Optional[int] = ..., snapshots_installed: _Optional[int] = ..., snapshots_taken: _Optional[int] = ...) -> None: ...
 
 class TransferLeaderRequest(_message.Message):
     __slots__ = ("to",)

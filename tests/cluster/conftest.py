@@ -92,8 +92,8 @@ class LocalCluster:
             stub.Partition(admin_pb2.PartitionRequest(peers=others), timeout=5)
 
 
-@pytest.fixture
-def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+def start_cluster(tmp_path: Path, *extra_args: str) -> Iterator[LocalCluster]:
+    """`quiver up --detach` with the test timings (plus `extra_args`), stopped afterwards."""
     directory = tmp_path / "q"
     result = quiver(
         "up",
@@ -104,6 +104,7 @@ def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         str(TICK_MS),
         "--election-ticks",
         str(ELECTION_TICKS),
+        *extra_args,
     )
     client: Client | None = None
     try:
@@ -119,3 +120,8 @@ def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
             pid = running_pid(pid_file, str(directory))
             if pid is not None:
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    yield from start_cluster(tmp_path)
