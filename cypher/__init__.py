@@ -11,6 +11,9 @@ Public entry point::
     result.write_set   # store.writeset.WriteSet: apply it (or propose it to Raft)
     result.plan        # EXPLAIN/PROFILE: cypher.PlanOperator tree (estimated, actual rows)
 
+`cypher.embedded.EmbeddedDatabase.open(path, key_file)` is the embedded API for tests and
+tools: an encrypted RocksDB store whose `run()` applies each statement's write set at once.
+
 `engine.begin(view)` opens a `Transaction` whose statements read each other's pending writes;
 `commit()` returns the combined write set. `engine.register_procedure(signature, fn)` adds a
 procedure (`db.labels`, `db.relationshipTypes`, `db.propertyKeys`, `dbms.components` are
