@@ -2,7 +2,8 @@
 
 Modules, each with one job:
 - ``cli``: the ``quiver`` command line; ``init`` (CA, certificates, key file, configs),
-  ``supervisor`` (``quiver up``/``down``), ``status``, ``shell`` (``quiver query``);
+  ``supervisor`` (``quiver up``/``down``), ``status``, ``shell`` (``quiver query``),
+  ``admin`` (``quiver admin``: membership and leadership, online);
 - ``node``: one node process — the Raft loop over ``store``, the apply loop, the write and
   read paths; ``statemachine``: what a committed entry does (dedup, concurrency check);
 - ``transport``: Raft messages between peers over gRPC with mutual TLS; ``service``: the

@@ -133,6 +133,32 @@ def _init(args: argparse.Namespace, _extra: list[str]) -> int:
     return EXIT_OK
 
 
+def _add_node(args: argparse.Namespace, _extra: list[str]) -> int:
+    from cluster.init import InitError, add_node
+
+    try:
+        entry = add_node(Path(args.dir), zone=args.zone)
+    except (InitError, FileNotFoundError, KeyError) as error:
+        raise CliError(INVALID_REQUEST, str(error)) from None
+    config = Path(args.dir) / entry.config
+    print(f"prepared n{entry.id} in {entry.zone} (client {entry.grpc}, peer {entry.peer})")
+    print(f"start it:      quiver serve --config {config}")
+    print(f"then add it:   quiver admin add-learner {entry.id} --dir {args.dir}")
+    print(f"and promote:   quiver admin promote {entry.id} --dir {args.dir}")
+    return EXIT_OK
+
+
+def _admin(args: argparse.Namespace, _extra: list[str]) -> int:
+    from cluster.admin import run_admin
+    from cluster.errors import QuiverError
+
+    try:
+        print(run_admin(Path(args.dir), args.action, args.node or 0, args.catch_up_timeout))
+    except QuiverError as error:
+        raise CliError(error.code, error.message) from None
+    return EXIT_OK
+
+
 def _serve(args: argparse.Namespace, _extra: list[str]) -> int:
     if not args.config:
         raise CliError(INVALID_REQUEST, "quiver serve: --config FILE is required", EXIT_USAGE)
@@ -189,6 +215,15 @@ _COMMANDS: tuple[_Command, ...] = (
     _Command("query", "run a Cypher query against the cluster", _query, data_output=True),
     _Command("init", "create the CA, node certificates, key file and admin user", _init),
     _Command("serve", "run one node process", _serve),
+    _Command(
+        "add-node", "prepare one more node (certificate, config) for a running cluster", _add_node
+    ),
+    _Command(
+        "admin",
+        "change membership or leadership online: add-learner, promote, demote, remove, "
+        "transfer-leader",
+        _admin,
+    ),
     _Command("sim", "run the deterministic Raft simulator over many seeds", _sim),
     _Command("bench", "run the benchmarks", _bench),
     _Command("chaos", "run fault-injection tests against real processes", _not_yet),
@@ -269,6 +304,29 @@ def build_parser() -> argparse.ArgumentParser:
                 "--detach",
                 action="store_true",
                 help="return once a leader is elected, leaving the supervisor running",
+            )
+        if command.name == "add-node":
+            sub.add_argument(
+                "--zone", default=None, help="its zone (default: the zone with fewest nodes)"
+            )
+        if command.name == "admin":
+            sub.add_argument(
+                "action",
+                choices=("add-learner", "promote", "demote", "remove", "transfer-leader"),
+                help=(
+                    "add-learner N: make a node prepared by 'quiver add-node' (and started) "
+                    "a non-voting member; promote N: learner to voter, once caught up; "
+                    "demote N: voter to learner; remove N: take a member out (not the "
+                    "leader: transfer first); transfer-leader [N]: move leadership to N or "
+                    "to the most up-to-date voter"
+                ),
+            )
+            sub.add_argument("node", nargs="?", type=int, help="the node id")
+            sub.add_argument(
+                "--catch-up-timeout",
+                type=float,
+                default=30.0,
+                help="promote: seconds to wait for the learner to catch up (default: 30)",
             )
         if command.name == "serve":
             sub.add_argument("--config", help="the node's configuration file (JSON)")

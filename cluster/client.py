@@ -85,6 +85,9 @@ class _Member:
     channel: grpc.Channel | None = None
 
 
+MAX_MEMBERS = 64
+
+
 @dataclass(slots=True)
 class Client:
     members: list[_Member]
@@ -94,6 +97,8 @@ class Client:
     client_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     bookmarks: set[str] = field(default_factory=set)
     leader_id: int = 0
+    discover_members: bool = False
+    """Follow a leader that is not among `members` (one added since the client started)."""
     _sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _rng: random.Random = field(default_factory=random.Random)
 
@@ -144,6 +149,17 @@ class Client:
             except QuiverError:
                 continue
             leader = self._member_id(status.leader_id, status.leader_address)
+            if (
+                not leader
+                and status.leader_id
+                and status.leader_address
+                and self.discover_members
+                and len(self.members) < MAX_MEMBERS
+                and all(m.id != status.leader_id for m in self.members)
+            ):
+                # A member added since this client started (quiver admin add-learner).
+                self.members.append(_Member(status.leader_id, "", status.leader_address))
+                leader = status.leader_id
             if leader:
                 self.leader_id = leader
                 return leader
@@ -365,4 +381,4 @@ def connect(
         members = [_Member(n.id, n.zone, n.grpc) for n in cluster.nodes]
         ca_bytes = (Path(ca) if ca is not None else cluster.ca_path).read_bytes()
     credentials = grpc.ssl_channel_credentials(root_certificates=ca_bytes)
-    return Client(members, credentials, zone=zone, timeout_s=timeout_s)
+    return Client(members, credentials, zone=zone, timeout_s=timeout_s, discover_members=True)

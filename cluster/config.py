@@ -92,6 +92,9 @@ class NodeConfig:
     compact_keep_entries: int = 1_000
     """Entries kept below a snapshot when compacting, so that a follower only a little
     behind catches up from the log rather than by a whole snapshot."""
+    join: bool = False
+    """A node added at run time (``quiver add-node``): it starts with an empty log and no
+    configuration and waits for the leader, instead of bootstrapping with ``peers``."""
 
 
 def load_cluster(directory: Path) -> ClusterFile:
@@ -164,4 +167,5 @@ def load_node_config(path: Path) -> NodeConfig:
         heartbeat_ticks=int(doc.get("heartbeat_ticks", 1)),
         snapshot_entries=int(doc.get("snapshot_entries", 10_000)),
         compact_keep_entries=int(doc.get("compact_keep_entries", 1_000)),
+        join=bool(doc.get("join", False)),
     )

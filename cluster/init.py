@@ -18,13 +18,23 @@ Must never: overwrite an existing cluster directory's secrets.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import secrets
 import socket
 from pathlib import Path
 from typing import Final
 
 from cluster import pki
-from cluster.config import CLUSTER_FILE, LOOPBACK, NODE_FILE, ClusterFile, NodeEntry, write_json
+from cluster.config import (
+    CLUSTER_FILE,
+    LOOPBACK,
+    NODE_FILE,
+    ClusterFile,
+    NodeEntry,
+    load_cluster,
+    write_json,
+)
 from store.crypto import write_key_file
 
 CA_CERT: Final = "ca.pem"
@@ -132,3 +142,52 @@ def init_cluster(
         write_json(node_dir / NODE_FILE, doc)
     write_json(directory / CLUSTER_FILE, cluster.to_json())
     return cluster
+
+
+def add_node(directory: Path, zone: str | None = None) -> NodeEntry:
+    """Prepare one more node for a running cluster: its certificate (from the CA in the dir),
+    its configuration (``join``: it waits for the leader instead of bootstrapping) and its
+    entry in ``cluster.json``. It becomes a member with ``quiver admin add-learner``."""
+    cluster = load_cluster(directory)
+    directory = cluster.directory.resolve()
+    if len(cluster.nodes) >= MAX_NODES:
+        raise InitError(f"a cluster directory holds at most {MAX_NODES} nodes")
+    node_id = max(node.id for node in cluster.nodes) + 1
+    zones = sorted({node.zone for node in cluster.nodes})
+    if zone is None:
+        # The zone with the fewest nodes, so that the cluster stays spread.
+        zone = min(zones, key=lambda z: (sum(n.zone == z for n in cluster.nodes), z))
+    grpc_port, peer_port = free_ports(2)
+    entry = NodeEntry(
+        id=node_id,
+        zone=zone,
+        grpc=f"{LOOPBACK}:{grpc_port}",
+        peer=f"{LOOPBACK}:{peer_port}",
+        config=f"nodes/{node_id}/{NODE_FILE}",
+    )
+    template = json.loads((directory / cluster.nodes[0].config).read_text())
+    authority = pki.load(directory / CA_CERT, directory / CA_KEY)
+    node_dir = directory / "nodes" / str(node_id)
+    node_dir.mkdir(parents=True, exist_ok=False)
+    pki.save(pki.issue_node(authority, node_id), node_dir / "cert.pem", node_dir / "key.pem")
+    members = (*cluster.nodes, entry)
+    doc = {
+        **template,
+        "id": node_id,
+        "zone": zone,
+        "listen_grpc": entry.grpc,
+        "listen_peer": entry.peer,
+        "join": True,
+        "peers": [{"id": p.id, "zone": p.zone, "grpc": p.grpc, "peer": p.peer} for p in members],
+    }
+    write_json(node_dir / NODE_FILE, doc)
+    updated = dataclasses.replace(cluster, nodes=members)
+    write_json(directory / CLUSTER_FILE, updated.to_json())
+    return entry
+
+
+def forget_node(directory: Path, node_id: int) -> None:
+    """Drop a removed member from ``cluster.json`` (its files stay, for inspection)."""
+    cluster = load_cluster(directory)
+    remaining = tuple(node for node in cluster.nodes if node.id != node_id)
+    write_json(directory / CLUSTER_FILE, dataclasses.replace(cluster, nodes=remaining).to_json())

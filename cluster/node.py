@@ -33,6 +33,13 @@ log *first* and then installs it into the graph, so a crash in between re-instal
 the file on restart. The request-dedup table travels inside the snapshot (it is part of the
 graph store's state, see ``cluster.statemachine``).
 
+Membership (on the leader, one change at a time, through Raft): a conf change carries in its
+context the proposal id and, when it adds a node, the node's addresses; applying it (on every
+node) records the addresses in the replicated state (so snapshots carry them), starts or
+stops the peer's senders and answers the waiting request. After a restart the core is given
+the snapshot's index as applied, so that committed conf changes after the snapshot reach it
+again (the graph skips entries it has; ``self.applied_index`` follows the replay).
+
 Must never: send a message before the Ready's persistence returned, apply an entry twice
 (the store is idempotent by index), or wait without a deadline.
 """
@@ -41,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import hashlib
 import heapq
 import json
@@ -60,7 +68,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from cluster import errors
-from cluster.config import NodeConfig
+from cluster.config import NodeConfig, NodeEntry
 from cluster.errors import QuiverError
 from cluster.statemachine import Decision, Envelope, Outcome, StateMachine
 from cluster.transport import (
@@ -85,6 +93,8 @@ from raft.read_only import ReadOnlyOption
 from raft.types import (
     NONE,
     ConfChange,
+    ConfChangeSingle,
+    ConfChangeType,
     ConfState,
     Entry,
     EntryType,
@@ -125,6 +135,9 @@ MAX_SNAPSHOT_CHUNK_BYTES: Final = MAX_CHUNK_BYTES + 4096
 FILE_THREADS: Final = 2
 RECEIVED_PREFIX: Final = "received-"
 RECEIVING_PREFIX: Final = "receiving-"
+PROMOTE_MAX_LAG_ENTRIES: Final = 100
+DEFAULT_CATCH_UP_S: Final = 30.0
+MAX_CATCH_UP_S: Final = 300.0
 COUNTER_FIELDS: Final = tuple(client_pb2.Counters.DESCRIPTOR.fields_by_name)
 
 T = TypeVar("T")
@@ -175,12 +188,34 @@ class _Unreachable:
 
 
 @dataclass(slots=True)
+class _ProposeConfChange:
+    change: ConfChange
+    proposal_id: bytes
+
+
+@dataclass(slots=True)
 class _SnapshotStatus:
     peer: int
     failed: bool
 
 
-_Input = _Tick | _Step | _Propose | _ReadIndex | _TransferLeader | _Unreachable | _SnapshotStatus
+_Input = (
+    _Tick
+    | _Step
+    | _Propose
+    | _ProposeConfChange
+    | _ReadIndex
+    | _TransferLeader
+    | _Unreachable
+    | _SnapshotStatus
+)
+
+
+class MemberChange(enum.Enum):
+    ADD_LEARNER = "add-learner"
+    PROMOTE = "promote"
+    DEMOTE = "demote"
+    REMOVE = "remove"
 
 
 @dataclass(slots=True)
@@ -227,6 +262,13 @@ class Node:
         )
         self._snapshotting = False
         self.snapshot_index = 0
+        self._replayed_to = 0
+        """The graph's applied index at start: entries up to it are replayed to the core."""
+        self.peers: dict[int, NodeEntry] = dict(config.peers)
+        self._peer_tasks: dict[int, list[asyncio.Task[None]]] = {}
+        self._task_group: asyncio.TaskGroup | None = None
+        self._conf_changes: dict[bytes, asyncio.Future[tuple[int, ConfState]]] = {}
+        self._membership_lock = asyncio.Lock()
         self.snapshots_installed = 0
         self.snapshots_taken = 0
         self.store: NodeStore | None = None
@@ -247,6 +289,7 @@ class Node:
         self.blocked: frozenset[int] = frozenset()
         self._stop = asyncio.Event()
         self._client_credentials: grpc.ChannelCredentials | None = None
+        self._peer_credentials: grpc.ChannelCredentials | None = None
         self._leader_channels: dict[int, grpc.aio.Channel] = {}
         self.health = HealthServicer()
 
@@ -263,7 +306,15 @@ class Node:
         store = self.store
         for partial in store.snapshot_dir.glob(f"{RECEIVING_PREFIX}*"):
             partial.unlink()
-        if log_store.snapshot().metadata.index == 0 and log_store.last_index() == 0:
+        for node_id, member in self.sm.members().items():
+            self.peers[node_id] = NodeEntry(
+                node_id, member["zone"], member["grpc"], member["peer"], ""
+            )
+        if (
+            not self.config.join
+            and log_store.snapshot().metadata.index == 0
+            and log_store.last_index() == 0
+        ):
             # A new member of the initial configuration: every one of them starts from the
             # same bootstrap snapshot, so none needs another's snapshot to begin.
             voters = tuple(sorted(self.config.peers))
@@ -279,8 +330,11 @@ class Node:
             log.warning("n%d: re-installing the snapshot at %d", self.id, snapshot.metadata.index)
             store.install_snapshot_file(store.snapshot_path(snapshot))
         self.snapshot_index = snapshot.metadata.index
-        applied = max(self.sm.applied_index, snapshot.metadata.index)
+        # The core restarts from the snapshot: what was applied after it is replayed (the
+        # graph skips it), so that committed conf changes reach the core's configuration.
+        applied = snapshot.metadata.index
         self.applied_index = applied
+        self._replayed_to = self.sm.applied_index
         self.raw = RawNode(
             Config(
                 id=self.id,
@@ -318,7 +372,11 @@ class Node:
 
     def is_member(self, node_id: int) -> bool:
         assert self.raw is not None
-        return node_id in self.raw.raft.trk.conf_state().members()
+        members = self.raw.raft.trk.conf_state().members()
+        if not members:
+            # A joining node before its first snapshot: the peers it was told of.
+            return node_id in self.peers
+        return node_id in members
 
     # -- the Raft loop ------------------------------------------------------------------------
 
@@ -349,6 +407,13 @@ class Node:
                 raw.read_index(item.context)
         elif isinstance(item, _TransferLeader):
             raw.transfer_leader(item.to)
+        elif isinstance(item, _ProposeConfChange):
+            try:
+                raw.propose_conf_change(item.change)
+            except ProposalDroppedError:
+                future = self._conf_changes.pop(item.proposal_id, None)
+                if future is not None and not future.done():
+                    future.set_exception(self._not_leader_error())
         elif isinstance(item, _SnapshotStatus):
             raw.report_snapshot(item.peer, item.failed)
         else:
@@ -438,6 +503,8 @@ class Node:
         assert store is not None
         if self.applied_index - self.snapshot_index < self.config.snapshot_entries:
             return
+        if self.applied_index < self._replayed_to:
+            return  # still replaying after a restart: the graph is ahead of the core
         if self._snapshotting or self._snapshot_jobs.full():
             return
         conf_state = raw.raft.trk.conf_state()
@@ -607,12 +674,82 @@ class Node:
         for entry in entries:
             if entry.type is EntryType.CONF_CHANGE:
                 await flush()
-                raw.apply_conf_change(ConfChange.decode(entry.data))
-                outcome = await self._in_storage(lambda i=entry.index: sm.apply_noop(i))  # type: ignore[misc]
-                self._applied(entry, outcome)
+                await self._apply_conf_change(raw, entry)
             else:
                 batch.append(entry)
         await flush()
+
+    async def _apply_conf_change(self, raw: RawNode, entry: Entry) -> None:
+        sm = self.sm
+        assert sm is not None
+        change = ConfChange.decode(entry.data)
+        conf_state = raw.apply_conf_change(change)
+        context = json.loads(change.context) if change.context else {}
+        added: dict[int, dict[str, str]] = {}
+        member = context.get("member")
+        if isinstance(member, dict):
+            added[int(member["id"])] = {k: str(member[k]) for k in ("zone", "grpc", "peer")}
+        removed = [c.node_id for c in change.changes if c.type is ConfChangeType.REMOVE_NODE]
+        outcome = await self._in_storage(lambda: sm.apply_membership(entry.index, added, removed))
+        for node_id, doc in added.items():
+            self.peers[node_id] = NodeEntry(node_id, doc["zone"], doc["grpc"], doc["peer"], "")
+        for node_id in sorted(conf_state.members()):
+            if node_id != self.id and node_id in self.peers:
+                self._start_peer(node_id)
+        for node_id in removed:
+            if node_id == self.id:
+                log.warning("n%d was removed from the cluster at %d", self.id, entry.index)
+            else:
+                self._stop_peer(node_id)
+        log.info(
+            "n%d configuration at %d: voters %s learners %s",
+            self.id,
+            entry.index,
+            list(conf_state.voters),
+            list(conf_state.learners),
+        )
+        self._applied(entry, outcome)
+        proposal = bytes.fromhex(str(context.get("proposal", "")))
+        future = self._conf_changes.pop(proposal, None)
+        if future is not None and not future.done():
+            future.set_result((entry.index, conf_state))
+
+    def _start_peer(self, peer_id: int) -> None:
+        """Senders towards a peer (once); owned by the node's task group."""
+        if peer_id in self._peer_tasks or self._task_group is None:
+            return
+        peer = self.peers[peer_id]
+        assert self._peer_credentials is not None
+        sender = PeerSender(
+            self.id,
+            peer_id,
+            peer.peer,
+            self._peer_credentials,
+            self.config.cluster_id,
+            self._report_unreachable,
+        )
+        snapshot_sender = SnapshotSender(
+            self.id,
+            peer_id,
+            peer.peer,
+            self._peer_credentials,
+            self._open_snapshot_chunks,
+            self._files,
+            self._report_snapshot,
+        )
+        self._senders[peer_id] = sender
+        self._snapshot_senders[peer_id] = snapshot_sender
+        self._peer_tasks[peer_id] = [
+            self._task_group.create_task(sender.run()),
+            self._task_group.create_task(snapshot_sender.run()),
+        ]
+
+    def _stop_peer(self, peer_id: int) -> None:
+        """Cancel a removed peer's senders (the task group joins them)."""
+        for task in self._peer_tasks.pop(peer_id, []):
+            task.cancel()
+        self._senders.pop(peer_id, None)
+        self._snapshot_senders.pop(peer_id, None)
 
     def _applied(self, entry: Entry, outcome: Outcome) -> None:
         assert entry.index > self.applied_index, "an entry applied twice"
@@ -676,7 +813,7 @@ class Node:
     def leader_address(self) -> str:
         assert self.raw is not None
         lead = self.raw.leader
-        peer = self.config.peers.get(lead)
+        peer = self.peers.get(lead)
         return peer.grpc if peer is not None else ""
 
     def _not_leader_error(self) -> QuiverError:
@@ -970,6 +1107,96 @@ class Node:
                 outcome = await self._propose(envelope)
         return bookmark(outcome.index)
 
+    async def change_membership(
+        self, kind: MemberChange, node_id: int, member: NodeEntry | None, catch_up_s: float
+    ) -> tuple[int, ConfState]:
+        """One membership change through Raft, on the leader; (index, configuration) once
+        applied here. One at a time: the core refuses a second while one is unapplied."""
+        raw = self.raw
+        assert raw is not None
+        async with self._membership_lock:
+            if not self.is_leader():
+                raise self._not_leader_error()
+            await self._leader_ready()
+            conf = raw.raft.trk.conf_state()
+            if conf.voters_outgoing:
+                raise QuiverError(errors.UNAVAILABLE, "a joint configuration is being left")
+            context: dict[str, Any] = {}
+            voters_after = set(conf.voters)
+            if kind is MemberChange.ADD_LEARNER:
+                if node_id in conf.members():
+                    raise QuiverError(errors.INVALID_REQUEST, f"n{node_id} is a member already")
+                if member is None or not member.grpc or not member.peer:
+                    raise QuiverError(errors.INVALID_REQUEST, "a new member needs its addresses")
+                context["member"] = {
+                    "id": node_id,
+                    "zone": member.zone,
+                    "grpc": member.grpc,
+                    "peer": member.peer,
+                }
+                change_type = ConfChangeType.ADD_LEARNER
+            elif kind is MemberChange.PROMOTE:
+                if node_id not in conf.learners:
+                    raise QuiverError(errors.INVALID_REQUEST, f"n{node_id} is not a learner")
+                await self._wait_caught_up(node_id, catch_up_s)
+                change_type = ConfChangeType.ADD_VOTER
+            elif kind is MemberChange.DEMOTE:
+                if node_id not in conf.voters:
+                    raise QuiverError(errors.INVALID_REQUEST, f"n{node_id} is not a voter")
+                change_type = ConfChangeType.ADD_LEARNER
+                voters_after.discard(node_id)
+            else:
+                if node_id not in conf.members():
+                    raise QuiverError(errors.INVALID_REQUEST, f"n{node_id} is not a member")
+                change_type = ConfChangeType.REMOVE_NODE
+                voters_after.discard(node_id)
+            if node_id == self.id and kind in (MemberChange.DEMOTE, MemberChange.REMOVE):
+                raise QuiverError(
+                    errors.INVALID_REQUEST,
+                    f"n{node_id} leads: transfer leadership first (quiver admin transfer-leader)",
+                )
+            if not voters_after:
+                raise QuiverError(errors.INVALID_REQUEST, "the last voter cannot go")
+            proposal_id = secrets.token_bytes(16)
+            context["proposal"] = proposal_id.hex()
+            change = ConfChange(
+                changes=(ConfChangeSingle(change_type, node_id),),
+                context=json.dumps(context, sort_keys=True).encode(),
+            )
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[tuple[int, ConfState]] = loop.create_future()
+            self._conf_changes[proposal_id] = future
+            try:
+                await self._inbox.put(_ProposeConfChange(change, proposal_id))
+                return await asyncio.wait_for(future, PROPOSAL_TIMEOUT_S)
+            except TimeoutError:
+                raise QuiverError(
+                    errors.UNAVAILABLE,
+                    "the membership change was not applied in time; check the status",
+                ) from None
+            finally:
+                self._conf_changes.pop(proposal_id, None)
+
+    async def _wait_caught_up(self, node_id: int, timeout_s: float) -> None:
+        """Bounded wait until a learner's log is within PROMOTE_MAX_LAG_ENTRIES of ours."""
+        raw = self.raw
+        assert raw is not None
+        deadline = time.monotonic() + min(max(timeout_s, 0.0), MAX_CATCH_UP_S)
+        while True:
+            if not self.is_leader():
+                raise self._not_leader_error()
+            progress = raw.raft.trk.progress.get(node_id)
+            match = 0 if progress is None else progress.match
+            if match > 0 and raw.raft.log.committed - match <= PROMOTE_MAX_LAG_ENTRIES:
+                return
+            if time.monotonic() >= deadline:
+                raise QuiverError(
+                    errors.UNAVAILABLE,
+                    f"n{node_id} has not caught up (at {match}, commit "
+                    f"{raw.raft.log.committed}); try again later",
+                )
+            await asyncio.sleep(self.config.tick_ms / 1000)
+
     def partition(self, peers: list[int]) -> None:
         """Failpoint: drop all Raft traffic with `peers` and forward nothing to them."""
         if not self.failpoints_enabled:
@@ -987,7 +1214,7 @@ class Node:
         """A channel to the leader's client port, for forwarding writes."""
         assert self.raw is not None and self._client_credentials is not None
         lead = self.raw.leader
-        peer = self.config.peers.get(lead)
+        peer = self.peers.get(lead)
         if lead == NONE or lead == self.id or peer is None or lead in self.blocked:
             return None
         channel = self._leader_channels.get(lead)
@@ -1035,25 +1262,7 @@ class Node:
             root_certificates=ca, private_key=key, certificate_chain=cert
         )
         self._client_credentials = grpc.ssl_channel_credentials(root_certificates=ca)
-        for peer in cfg.peers.values():
-            if peer.id != self.id:
-                self._senders[peer.id] = PeerSender(
-                    self.id,
-                    peer.id,
-                    peer.peer,
-                    peer_channel_credentials,
-                    cfg.cluster_id,
-                    self._report_unreachable,
-                )
-                self._snapshot_senders[peer.id] = SnapshotSender(
-                    self.id,
-                    peer.id,
-                    peer.peer,
-                    peer_channel_credentials,
-                    self._open_snapshot_chunks,
-                    self._files,
-                    self._report_snapshot,
-                )
+        self._peer_credentials = peer_channel_credentials
         peer_server = grpc.aio.server(options=CHANNEL_OPTIONS)
         raft_pb2_grpc.add_RaftTransportServicer_to_server(
             RaftTransportService(
@@ -1078,12 +1287,12 @@ class Node:
         )
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._task_group = tasks
+                for peer_id in sorted(self.peers):
+                    if peer_id != self.id:
+                        self._start_peer(peer_id)
                 tasks.create_task(self._raft_loop())
                 tasks.create_task(self._ticker())
-                for sender in self._senders.values():
-                    tasks.create_task(sender.run())
-                for snapshot_sender in self._snapshot_senders.values():
-                    tasks.create_task(snapshot_sender.run())
                 tasks.create_task(self._snapshotter())
                 tasks.create_task(self._stop_when_asked())
         except* _Stopping:

@@ -17,8 +17,15 @@ from typing import Any
 import grpc
 
 from cluster import errors
+from cluster.config import NodeEntry
 from cluster.errors import QuiverError
-from cluster.node import FORWARDED_METADATA, Node, stream_answer
+from cluster.node import (
+    DEFAULT_CATCH_UP_S,
+    FORWARDED_METADATA,
+    MemberChange,
+    Node,
+    stream_answer,
+)
 from cluster.values import ValueConversionError, parameter_from_proto
 from proto import admin_pb2, admin_pb2_grpc, client_pb2, client_pb2_grpc
 
@@ -148,3 +155,41 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             await _abort(context, error)
             raise AssertionError("unreachable") from error
         return admin_pb2.PartitionResponse()
+
+    async def _member_change(
+        self, kind: MemberChange, request: admin_pb2.MemberChangeRequest, context: Context
+    ) -> admin_pb2.MemberChangeResponse:
+        member = None
+        if kind is MemberChange.ADD_LEARNER:
+            member = NodeEntry(request.node_id, request.zone, request.grpc, request.peer, "")
+        catch_up_s = (request.catch_up_timeout_ms or 0) / 1000 or DEFAULT_CATCH_UP_S
+        try:
+            index, conf = await self.node.change_membership(
+                kind, request.node_id, member, catch_up_s
+            )
+        except QuiverError as error:
+            await _abort(context, error)
+            raise AssertionError("unreachable") from error
+        return admin_pb2.MemberChangeResponse(
+            voters=conf.voters, learners=conf.learners, index=index
+        )
+
+    async def AddLearner(
+        self, request: admin_pb2.MemberChangeRequest, context: Context
+    ) -> admin_pb2.MemberChangeResponse:
+        return await self._member_change(MemberChange.ADD_LEARNER, request, context)
+
+    async def Promote(
+        self, request: admin_pb2.MemberChangeRequest, context: Context
+    ) -> admin_pb2.MemberChangeResponse:
+        return await self._member_change(MemberChange.PROMOTE, request, context)
+
+    async def Demote(
+        self, request: admin_pb2.MemberChangeRequest, context: Context
+    ) -> admin_pb2.MemberChangeResponse:
+        return await self._member_change(MemberChange.DEMOTE, request, context)
+
+    async def RemoveMember(
+        self, request: admin_pb2.MemberChangeRequest, context: Context
+    ) -> admin_pb2.MemberChangeResponse:
+        return await self._member_change(MemberChange.REMOVE, request, context)

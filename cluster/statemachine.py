@@ -44,6 +44,8 @@ from store.writeset import WriteSet
 ENVELOPE_FORMAT: Final = 1
 LAST_WRITE_KEY: Final = b"sm/last-write"
 CLIENT_PREFIX: Final = b"sm/client/"
+MEMBER_PREFIX: Final = b"sm/member/"
+"""Addresses of members added at run time (``quiver admin add-learner``), by node id."""
 
 
 class Decision(enum.Enum):
@@ -172,10 +174,31 @@ class StateMachine:
         doc = json.loads(data)
         return int(doc["seq"]), int(doc["index"]), {k: int(v) for k, v in doc["counters"].items()}
 
+    def members(self) -> dict[int, dict[str, str]]:
+        """Members added at run time: id -> {"zone", "grpc", "peer"}."""
+        found = {}
+        for key, value in self.graph.app_meta_items():
+            if key.startswith(MEMBER_PREFIX):
+                found[int(key[len(MEMBER_PREFIX) :])] = json.loads(value)
+        return found
+
     def apply_noop(self, index: int) -> Outcome:
-        """An entry that changes no graph state (a leader's no-op, a conf change)."""
+        """An entry that changes no graph state (a leader's no-op)."""
         with self.lock.write():
             self.graph.apply(WriteSet(), index)
+        return Outcome(index, Decision.NOOP)
+
+    def apply_membership(
+        self, index: int, added: dict[int, dict[str, str]], removed: list[int]
+    ) -> Outcome:
+        """A conf change: the addresses of members it adds or removes, with the index."""
+        meta: dict[bytes, bytes | None] = {
+            MEMBER_PREFIX + str(node_id).encode(): json.dumps(entry, sort_keys=True).encode()
+            for node_id, entry in added.items()
+        }
+        meta.update({MEMBER_PREFIX + str(node_id).encode(): None for node_id in removed})
+        with self.lock.write():
+            self.graph.apply(WriteSet(), index, meta)
         return Outcome(index, Decision.NOOP)
 
     def apply_entry(self, index: int, data: bytes) -> Outcome:

@@ -25,6 +25,7 @@ Must never: send snapshots inline (they go by InstallSnapshot), or block the eve
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -182,27 +183,35 @@ class PeerSender:
         self._credentials = credentials
         self._cluster_id = cluster_id
         self._on_unreachable = on_unreachable
-        self.queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=PEER_QUEUE_MESSAGES)
+        # A deque and an event rather than an asyncio.Queue: gRPC may leave the request
+        # iterator of a failed stream waiting, and a stale waiter on a queue would take (and
+        # lose) the next message, such as the vote of a leadership transfer.
+        self._pending: collections.deque[Message] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._stream = 0
         self.dropped = 0
 
     def send(self, message: Message) -> None:
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
+        if len(self._pending) >= PEER_QUEUE_MESSAGES:
             self.dropped += 1
             self._on_unreachable(self.peer_id)
+            return
+        self._pending.append(message)
+        self._wakeup.set()
 
-    async def _batches(self) -> AsyncIterator[pb.MessageBatch]:
+    async def _batches(self, stream: int) -> AsyncIterator[pb.MessageBatch]:
         while True:
-            first = await self.queue.get()
-            messages = [message_to_pb(first)]
+            while not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                if stream != self._stream:
+                    return  # a stream that ended: leave the messages to the current one
+            if stream != self._stream:
+                return
+            messages = [message_to_pb(self._pending.popleft())]
             size = messages[0].ByteSize()
-            while (
-                len(messages) < MAX_BATCH_MESSAGES
-                and size < MAX_BATCH_BYTES
-                and not self.queue.empty()
-            ):
-                converted = message_to_pb(self.queue.get_nowait())
+            while len(messages) < MAX_BATCH_MESSAGES and size < MAX_BATCH_BYTES and self._pending:
+                converted = message_to_pb(self._pending.popleft())
                 size += converted.ByteSize()
                 messages.append(converted)
             yield pb.MessageBatch(
@@ -216,8 +225,9 @@ class PeerSender:
                 self.address, self._credentials, options=CHANNEL_OPTIONS
             ) as channel:
                 stub = raft_pb2_grpc.RaftTransportStub(channel)
+                self._stream += 1
                 try:
-                    await stub.Send(self._batches(), wait_for_ready=False)
+                    await stub.Send(self._batches(self._stream), wait_for_ready=False)
                     backoff_ms = RECONNECT_MIN_MS
                 except grpc.aio.AioRpcError as error:
                     if (
@@ -226,6 +236,9 @@ class PeerSender:
                     ):
                         log.info("stream to n%d ended: %s", self.peer_id, error.code().name)
                     self._on_unreachable(self.peer_id)
+                finally:
+                    self._stream += 1  # its request iterator, if still waiting, returns
+                    self._wakeup.set()
             await asyncio.sleep(backoff_ms / 1000)
             backoff_ms = min(RECONNECT_MAX_MS, backoff_ms * 2)
 
@@ -271,6 +284,9 @@ class SnapshotSender:
         digest = hashlib.sha256()
         offset = 0
         data = await loop.run_in_executor(self._files, next, chunks, None)
+        if data is None:
+            # The bootstrap snapshot (an empty graph): one empty final chunk carries it.
+            data = b""
         while data is not None:
             following = await loop.run_in_executor(self._files, next, chunks, None)
             digest.update(data)

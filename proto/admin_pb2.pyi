@@ -88,3 +88,27 @@ class PartitionRequest(_message.Message):
 class PartitionResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class MemberChangeRequest(_message.Message):
+    __slots__ = ("node_id", "zone", "grpc", "peer", "catch_up_timeout_ms")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    GRPC_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    zone: str
+    grpc: str
+    peer: str
+    catch_up_timeout_ms: int
+    def __init__(self, node_id: _Optional[int] = ..., zone: _Optional[str] = ..., grpc: _Optional[str] = ..., peer: _Optional[str] = ..., catch_up_timeout_ms: _Optional[int] = ...) -> None: ...
+
+class MemberChangeResponse(_message.Message):
+    __slots__ = ("voters", "learners", "index")
+    VOTERS_FIELD_NUMBER: _ClassVar[int]
+    LEARNERS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    voters: _containers.RepeatedScalarFieldContainer[int]
+    learners: _containers.RepeatedScalarFieldContainer[int]
+    index: int
+    def __init__(self, voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ..., index: _Optional[int] = ...) -> None: ...

@@ -49,6 +49,26 @@ class AdminStub:
                 request_serializer=proto_dot_admin__pb2.PartitionRequest.SerializeToString,
                 response_deserializer=proto_dot_admin__pb2.PartitionResponse.FromString,
                 _registered_method=True)
+        self.AddLearner = channel.unary_unary(
+                '/quiver.v1.Admin/AddLearner',
+                request_serializer=proto_dot_admin__pb2.MemberChangeRequest.SerializeToString,
+                response_deserializer=proto_dot_admin__pb2.MemberChangeResponse.FromString,
+                _registered_method=True)
+        self.Promote = channel.unary_unary(
+                '/quiver.v1.Admin/Promote',
+                request_serializer=proto_dot_admin__pb2.MemberChangeRequest.SerializeToString,
+                response_deserializer=proto_dot_admin__pb2.MemberChangeResponse.FromString,
+                _registered_method=True)
+        self.Demote = channel.unary_unary(
+                '/quiver.v1.Admin/Demote',
+                request_serializer=proto_dot_admin__pb2.MemberChangeRequest.SerializeToString,
+                response_deserializer=proto_dot_admin__pb2.MemberChangeResponse.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/quiver.v1.Admin/RemoveMember',
+                request_serializer=proto_dot_admin__pb2.MemberChangeRequest.SerializeToString,
+                response_deserializer=proto_dot_admin__pb2.MemberChangeResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -73,6 +93,33 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddLearner(self, request, context):
+        """Membership, online, through Raft. Remove refuses the leader itself: transfer first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Promote(self, request, context):
+        """Learner -> voter, once its log is within reach of the leader's commit index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Demote(self, request, context):
+        """Voter -> learner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -90,6 +137,26 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Partition,
                     request_deserializer=proto_dot_admin__pb2.PartitionRequest.FromString,
                     response_serializer=proto_dot_admin__pb2.PartitionResponse.SerializeToString,
+            ),
+            'AddLearner': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddLearner,
+                    request_deserializer=proto_dot_admin__pb2.MemberChangeRequest.FromString,
+                    response_serializer=proto_dot_admin__pb2.MemberChangeResponse.SerializeToString,
+            ),
+            'Promote': grpc.unary_unary_rpc_method_handler(
+                    servicer.Promote,
+                    request_deserializer=proto_dot_admin__pb2.MemberChangeRequest.FromString,
+                    response_serializer=proto_dot_admin__pb2.MemberChangeResponse.SerializeToString,
+            ),
+            'Demote': grpc.unary_unary_rpc_method_handler(
+                    servicer.Demote,
+                    request_deserializer=proto_dot_admin__pb2.MemberChangeRequest.FromString,
+                    response_serializer=proto_dot_admin__pb2.MemberChangeResponse.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=proto_dot_admin__pb2.MemberChangeRequest.FromString,
+                    response_serializer=proto_dot_admin__pb2.MemberChangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -173,6 +240,114 @@ class Admin:
             '/quiver.v1.Admin/Partition',
             proto_dot_admin__pb2.PartitionRequest.SerializeToString,
             proto_dot_admin__pb2.PartitionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddLearner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Admin/AddLearner',
+            proto_dot_admin__pb2.MemberChangeRequest.SerializeToString,
+            proto_dot_admin__pb2.MemberChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Promote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Admin/Promote',
+            proto_dot_admin__pb2.MemberChangeRequest.SerializeToString,
+            proto_dot_admin__pb2.MemberChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Demote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Admin/Demote',
+            proto_dot_admin__pb2.MemberChangeRequest.SerializeToString,
+            proto_dot_admin__pb2.MemberChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Admin/RemoveMember',
+            proto_dot_admin__pb2.MemberChangeRequest.SerializeToString,
+            proto_dot_admin__pb2.MemberChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

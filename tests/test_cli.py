@@ -16,6 +16,8 @@ ALL_COMMANDS = [
     "query",
     "init",
     "serve",
+    "add-node",
+    "admin",
     "sim",
     "bench",
     "chaos",
