@@ -70,6 +70,7 @@ from grpc_health.v1._async import HealthServicer
 from cluster import errors
 from cluster.config import NodeConfig, NodeEntry
 from cluster.errors import QuiverError
+from cluster.pipeline import MAX_PIPELINE, OverlayUnavailableError, Pending, execute_over_pending
 from cluster.statemachine import Decision, Envelope, Outcome, StateMachine
 from cluster.transport import (
     CHANNEL_OPTIONS,
@@ -269,6 +270,10 @@ class Node:
         self._task_group: asyncio.TaskGroup | None = None
         self._conf_changes: dict[bytes, asyncio.Future[tuple[int, ConfState]]] = {}
         self._membership_lock = asyncio.Lock()
+        self._pipeline: dict[bytes, Pending] = {}
+        """This leader's writes proposed and not yet applied, in proposal order."""
+        self._pipeline_room = asyncio.Event()
+        self._pipeline_empty = asyncio.Event()
         self.snapshots_installed = 0
         self.snapshots_taken = 0
         self.store: NodeStore | None = None
@@ -400,6 +405,10 @@ class Node:
                 raw.propose(item.data)
             except ProposalDroppedError:
                 self._fail_proposal(item.proposal_id, self._not_leader_error())
+            else:
+                pending = self._pipeline.get(item.proposal_id)
+                if pending is not None:
+                    pending.index = raw.raft.log.last_index()
         elif isinstance(item, _ReadIndex):
             if raw.leader == NONE:
                 self._fail_read(item.context, self._no_leader_error())
@@ -439,8 +448,19 @@ class Node:
         was_leader = raw.raft.state is StateType.LEADER
         if ready.soft_state is not None:
             self._on_soft_state(was_leader)
-        # 1. persist
+        # 1. persist (a leader that stays leader sends first: its appends go out while its
+        # own fsync runs, Raft thesis 10.2.1; no answer to them is stepped before this
+        # Ready's persistence returned, because the loop is serial)
         snapshot, entries, hard_state = ready.snapshot, ready.entries, ready.hard_state
+        send_first = (
+            was_leader
+            and raw.raft.state is StateType.LEADER
+            and ready.soft_state is None
+            and snapshot is None
+        )
+        if send_first:
+            for message in ready.messages:
+                self._send(message)
         if snapshot is not None or entries or hard_state is not None:
 
             def persist() -> None:
@@ -452,8 +472,9 @@ class Node:
             if snapshot is not None:
                 self._installed(snapshot)
         # 2. send
-        for message in ready.messages:
-            self._send(message)
+        if not send_first:
+            for message in ready.messages:
+                self._send(message)
         # 3. apply
         for read_state in ready.read_states:
             future = self._reads.pop(read_state.request_ctx, None)
@@ -756,6 +777,7 @@ class Node:
         self.applied_index = entry.index
         self.term_applied = max(self.term_applied, entry.term)
         if outcome.proposal_id:
+            self._unpipeline(outcome.proposal_id)
             future = self._proposals.pop(outcome.proposal_id, None)
             if future is not None and not future.done():
                 future.set_result(outcome)
@@ -778,6 +800,8 @@ class Node:
             # request id and the dedup table answers the truth.
             for proposal_id in list(self._proposals):
                 self._fail_proposal(proposal_id, self._not_leader_error())
+            for proposal_id in list(self._pipeline):
+                self._unpipeline(proposal_id)
 
     def _fail_proposal(self, proposal_id: bytes, error: QuiverError) -> None:
         future = self._proposals.pop(proposal_id, None)
@@ -934,12 +958,16 @@ class Node:
         if not self.is_leader():
             raise self._not_leader_error()
 
-    async def _propose(self, envelope: Envelope) -> Outcome:
-        """Propose an envelope and wait (bounded) for its outcome; errors already raised."""
+    async def _submit(self, envelope: Envelope) -> asyncio.Future[Outcome]:
+        """Hand an envelope to the Raft loop; the future its outcome will resolve."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._proposals[envelope.proposal_id] = future
+        await self._inbox.put(_Propose(envelope.encode(), envelope.proposal_id))
+        return future
+
+    async def _outcome(self, envelope: Envelope, future: asyncio.Future[Outcome]) -> Outcome:
+        """Wait (bounded) for a submitted envelope's outcome; errors raised."""
         try:
-            await self._inbox.put(_Propose(envelope.encode(), envelope.proposal_id))
             outcome = await asyncio.wait_for(future, PROPOSAL_TIMEOUT_S)
         except TimeoutError:
             raise QuiverError(
@@ -948,20 +976,69 @@ class Node:
             ) from None
         finally:
             self._proposals.pop(envelope.proposal_id, None)
+            self._unpipeline(envelope.proposal_id)
         if outcome.error:
             raise QuiverError("Neo.ClientError.Schema.ConstraintValidationFailed", outcome.error)
         if outcome.decision is Decision.OUTDATED:
             raise QuiverError(errors.OUTDATED, "a concurrent write changed what this one read")
         return outcome
 
+    async def _propose(self, envelope: Envelope) -> Outcome:
+        """Propose an envelope and wait (bounded) for its outcome; errors already raised."""
+        return await self._outcome(envelope, await self._submit(envelope))
+
+    def _unpipeline(self, proposal_id: bytes) -> None:
+        if self._pipeline.pop(proposal_id, None) is not None:
+            self._pipeline_room.set()
+            if not self._pipeline:
+                self._pipeline_empty.set()
+
+    async def _wait_pipeline(self, event: asyncio.Event) -> None:
+        try:
+            await asyncio.wait_for(event.wait(), PROPOSAL_TIMEOUT_S)
+        except TimeoutError:
+            raise QuiverError(errors.UNAVAILABLE, "the write pipeline did not move") from None
+
+    async def _leader_term_ready(self) -> None:
+        """Bounded wait until this leader applied an entry of its own term: everything
+        before its term is applied, and whatever follows is its own (pipelined or not)."""
+        raw = self.raw
+        assert raw is not None
+        if self.term_applied != raw.raft.term:
+            await self._leader_ready()
+        if not self.is_leader():
+            raise self._not_leader_error()
+
+    async def _execute_pipelined(
+        self, query: str, parameters: dict[str, Any], pending: list[Pending]
+    ) -> tuple[Result, int, bool]:
+        """(result, applied index it ran at, whether pending writes were under it)."""
+        sm = self.sm
+        assert sm is not None
+
+        def run() -> tuple[Result, int, bool]:
+            with sm.lock.read():
+                applied = sm.graph.applied_index()
+                result, overlaid = execute_over_pending(
+                    self.engine, sm.graph, applied, pending, query, parameters
+                )
+                return result, applied, overlaid
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        except CypherError as error:
+            raise QuiverError(error.status_code, str(error.args[0])) from None
+
     async def write(
         self, query: str, parameters: dict[str, Any], client_id: str, sequence: int
     ) -> Answer:
-        """Execute on the leader, propose, answer after apply. Callers checked leadership."""
+        """Execute on the leader over the applied graph plus the pending writes, propose,
+        answer after apply. Pipelined: the write lock covers execution and proposal, not
+        the wait for commit, so many writes share a Ready. Callers checked leadership."""
         sm = self.sm
         assert sm is not None
         async with self._write_lock:
-            await self._leader_ready()
+            await self._leader_term_ready()
             if client_id:
                 record = await self._in_storage(lambda: sm.client_record(client_id))
                 if record is not None and sequence <= record[0]:
@@ -973,9 +1050,28 @@ class Node:
                         self.applied_index,
                         client_pb2.QUERY_TYPE_WRITE_ONLY,
                     )
-            base = self.applied_index
-            result = await self._execute(query, parameters)
+            while len(self._pipeline) >= MAX_PIPELINE:
+                self._pipeline_room.clear()
+                await self._wait_pipeline(self._pipeline_room)
+            pending = list(self._pipeline.values())
+            try:
+                result, base, overlaid = await self._execute_pipelined(query, parameters, pending)
+            except OverlayUnavailableError:
+                while self._pipeline:
+                    self._pipeline_empty.clear()
+                    await self._wait_pipeline(self._pipeline_empty)
+                pending = []
+                result, base, overlaid = await self._execute_pipelined(query, parameters, [])
+            if not self.is_leader():
+                raise self._not_leader_error()
             if not result.write_set:
+                if overlaid:
+                    # It read pending writes: answer only from what is applied.
+                    while self._pipeline:
+                        self._pipeline_empty.clear()
+                        await self._wait_pipeline(self._pipeline_empty)
+                    base = self.applied_index
+                    result = await self._execute(query, parameters)
                 return Answer(
                     result.columns,
                     result.rows,
@@ -991,8 +1087,12 @@ class Node:
                 secrets.token_bytes(16),
                 dict(result.counters),
                 encode_write_set(result.write_set),
+                pending[-1].proposal_id if pending else b"",
             )
-            outcome = await self._propose(envelope)
+            self._pipeline[envelope.proposal_id] = Pending(envelope.proposal_id, result.write_set)
+            self._pipeline_empty.clear()
+            future = await self._submit(envelope)
+        outcome = await self._outcome(envelope, future)
         if outcome.decision is Decision.DUPLICATE:
             return Answer(
                 [],

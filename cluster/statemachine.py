@@ -5,14 +5,16 @@ optimistic concurrency check, both part of the replicated state, and the order i
 entry reaches disk.
 
 Envelope of a NORMAL entry: ``[1, client_id, sequence, base_index, proposal_id, counters,
-write_set_bytes]`` in ``store.codec``'s deterministic encoding (the log seals it at rest).
+write_set_bytes, after]`` in ``store.codec``'s deterministic encoding (the log seals it at rest).
 Empty data is a new leader's no-op.
 
 Decisions, identical on every replica because they depend only on the entries applied
 before: a request whose (client_id, sequence) was applied already is a *duplicate* and
 changes nothing (the answer repeats the first one's bookmark and counters); a write set
-executed against state older than the last applied write (``base_index <
-last_write_index``) is *outdated* and changes nothing (the client gets a retryable
+executed against state older than the last applied write is *outdated* and changes nothing:
+for a pipelined write (``after``: the proposal id of the pending write it was executed on
+top of) unless that very write is the last one applied; otherwise when ``base_index <
+last_write_index`` (the client gets a retryable
 ``Neo.TransientError.Transaction.Outdated``, never a lost update); anything else is applied.
 
 Durability: the decision's effects on the replicated state (the last write index, the
@@ -43,6 +45,7 @@ from store.writeset import WriteSet
 
 ENVELOPE_FORMAT: Final = 1
 LAST_WRITE_KEY: Final = b"sm/last-write"
+LAST_WRITE_PROPOSAL_KEY: Final = b"sm/last-write-proposal"
 CLIENT_PREFIX: Final = b"sm/client/"
 MEMBER_PREFIX: Final = b"sm/member/"
 """Addresses of members added at run time (``quiver admin add-learner``), by node id."""
@@ -63,6 +66,8 @@ class Envelope:
     proposal_id: bytes
     counters: dict[str, int]
     write_set: bytes
+    after: bytes = b""
+    """Pipelined: the proposal id of the last pending write this one was executed after."""
 
     def encode(self) -> bytes:
         return encode_value(
@@ -74,15 +79,18 @@ class Envelope:
                 self.proposal_id,
                 dict(self.counters),
                 self.write_set,
+                self.after,
             ]
         )
 
     @staticmethod
     def decode(data: bytes) -> Envelope:
         doc = decode_value(data)
-        if not isinstance(doc, list) or len(doc) != 7 or doc[0] != ENVELOPE_FORMAT:
+        if not isinstance(doc, list) or len(doc) not in (7, 8) or doc[0] != ENVELOPE_FORMAT:
             raise ValueError("not an entry envelope")
-        _, client_id, sequence, base, proposal, counters, write_set = doc
+        _, client_id, sequence, base, proposal, counters, write_set = doc[:7]
+        after = doc[7] if len(doc) == 8 else b""
+        assert isinstance(after, bytes)
         assert isinstance(client_id, str) and isinstance(sequence, int)
         assert isinstance(base, int) and isinstance(proposal, bytes)
         assert isinstance(counters, dict) and isinstance(write_set, bytes)
@@ -93,6 +101,7 @@ class Envelope:
             proposal,
             {str(k): int(v) for k, v in counters.items()},  # type: ignore[arg-type]
             write_set,
+            after,
         )
 
 
@@ -210,12 +219,17 @@ class StateMachine:
             return Outcome(index, Decision.NOOP, envelope.proposal_id)
         decision, original = self._decide(envelope)
         meta: dict[bytes, bytes | None] = {}
+        refused: dict[bytes, bytes | None] = {}
         counters = envelope.counters
         if decision is Decision.APPLY:
             meta[LAST_WRITE_KEY] = str(index).encode()
             if envelope.client_id:
                 doc = {"seq": envelope.sequence, "index": index, "counters": counters}
                 meta[_client_key(envelope.client_id)] = json.dumps(doc).encode()
+            # Refused by the graph: writes pipelined after this one were computed on its
+            # effects, which never happened, so none of them may apply.
+            refused = {**meta, LAST_WRITE_PROPOSAL_KEY: None}
+            meta[LAST_WRITE_PROPOSAL_KEY] = envelope.proposal_id
         elif decision is Decision.DUPLICATE:
             record = self.client_record(envelope.client_id)
             counters = record[2] if record is not None else {}
@@ -223,7 +237,7 @@ class StateMachine:
         error = ""
         with self.lock.write():
             try:
-                self.graph.apply(write_set or WriteSet(), index, meta)
+                self.graph.apply(write_set or WriteSet(), index, meta, refused or None)
             except WriteSetError as refused:
                 error = str(refused)
         return Outcome(index, decision, envelope.proposal_id, counters, original, error)
@@ -233,6 +247,9 @@ class StateMachine:
             record = self.client_record(envelope.client_id)
             if record is not None and envelope.sequence <= record[0]:
                 return Decision.DUPLICATE, record[1]
-        if envelope.base_index < self.last_write_index:
+        if envelope.after:
+            if self.graph.app_meta(LAST_WRITE_PROPOSAL_KEY) != envelope.after:
+                return Decision.OUTDATED, 0
+        elif envelope.base_index < self.last_write_index:
             return Decision.OUTDATED, 0
         return Decision.APPLY, 0

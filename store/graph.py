@@ -594,13 +594,16 @@ class GraphStore:
         write_set: WriteSet,
         index: int,
         meta: Mapping[bytes, bytes | None] | None = None,
+        refused_meta: Mapping[bytes, bytes | None] | None = None,
     ) -> None:
         """Apply `write_set` as Raft entry `index`: all of it and the index, in one batch.
 
         `meta` are application records (key -> value, None deletes) written in the same
         batch, whether or not the write set fits: the state machine's own replicated state
         (request dedup, concurrency checks) is then exactly as atomic as the graph, and
-        snapshots carry it. Read them back with ``app_meta``.
+        snapshots carry it. Read them back with ``app_meta``. `refused_meta`, when given,
+        is written instead of `meta` if the write set is refused (so the application can
+        record the refusal in the same batch).
 
         An index at or below the applied one was applied before: nothing happens (replay
         after a restart is idempotent). A write set that does not fit the graph raises
@@ -609,7 +612,8 @@ class GraphStore:
         is consumed.
         """
         records = dict(meta or {})
-        for key in records:
+        refused_records = records if refused_meta is None else dict(refused_meta)
+        for key in (*records, *refused_records):
             if not 0 < len(key) <= MAX_APP_META_KEY_BYTES:
                 raise ValueError(f"application record keys are 1-{MAX_APP_META_KEY_BYTES} bytes")
         with self._write_lock:
@@ -626,7 +630,7 @@ class GraphStore:
                 txn.check_constraints()
             except WriteSetError:
                 rejected = _Apply(self)
-                rejected.put_app_meta(records)
+                rejected.put_app_meta(refused_records)
                 rejected.put(CF_META, META_APPLIED, _U64.pack(index))
                 self._commit(rejected)
                 raise

@@ -241,3 +241,17 @@ def test_application_records_are_written_in_the_apply_batch_even_when_refused(
     assert [row[0] for row in reopened.canonical_dump()].count("node") == 1
     with pytest.raises(ValueError):
         reopened.apply(_ws(), 5, {b"": b"empty key"})
+
+
+def test_refused_meta_replaces_meta_when_the_write_set_is_refused(tmp_path: Path) -> None:
+    graph = _store(tmp_path)
+    graph.apply(
+        _ws(CreateUniqueConstraint("u", "P", ("k",)), CreateNode(1, ("P",), (("k", 1),))), 1
+    )
+    with pytest.raises(ConstraintViolationError):
+        graph.apply(
+            _ws(CreateNode(2, ("P",), (("k", 1),))), 2, {b"last": b"2"}, refused_meta={b"no": b"2"}
+        )
+    assert graph.app_meta(b"last") is None and graph.app_meta(b"no") == b"2"
+    graph.apply(_ws(CreateNode(3, (), ())), 3, {b"last": b"3"}, refused_meta={b"no": b"3"})
+    assert graph.app_meta(b"last") == b"3" and graph.app_meta(b"no") == b"2"

@@ -1,0 +1,101 @@
+"""Pipelined writes on the leader: a statement executes against the applied graph plus the
+overlay of the leader's pending (proposed, not yet applied) write sets, so that several
+writes are in flight at once and share a Ready, an fsync and an AppendEntries round.
+
+Owns the overlay: the pending write sets are replayed, in order, into a fresh transaction
+state over the graph (``cypher.txstate.TxState``), the statement runs in it, and its own
+operations are cut off the end. Replay reproduces the pending writes' node and relationship
+ids because ids are allocated in order from the graph's next ids, and it is checked: a
+pending write the overlay cannot reproduce (schema changes, an id that comes out different)
+raises ``OverlayUnavailableError`` and the caller waits for the pipeline to drain instead.
+
+Safety does not rest on the overlay: each pipelined envelope names the pending write it was
+executed after, and the state machine applies it only if that write is the last one applied
+(``cluster.statemachine``), so a pending write that failed or was refused takes everything
+pipelined after it down with a retryable ``Neo.TransientError.Transaction.Outdated``.
+
+Must never: write to the graph, or run outside the state machine's read lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from cypher import CypherError, Engine, Result, Transaction
+from cypher.txstate import TxState
+from store import writeset as ws
+from store.view import GraphView
+
+MAX_PIPELINE: Final = 256
+"""Writes proposed and not yet applied, at most; a writer beyond waits for room."""
+
+
+class OverlayUnavailableError(Exception):
+    """The pending writes cannot be replayed: execute once they are applied."""
+
+
+@dataclass(slots=True)
+class Pending:
+    """A write proposed by this leader and not yet applied."""
+
+    proposal_id: bytes
+    write_set: ws.WriteSet
+    index: int = 0
+    """Its log index, once the Raft loop proposed it (0 before)."""
+
+
+def _replay(tx: TxState, write_set: ws.WriteSet) -> None:
+    for op in write_set.operations:
+        if isinstance(op, ws.CreateNode):
+            if tx.create_node(op.labels, dict(op.properties)) != op.node_id:
+                raise OverlayUnavailableError("a node id came out different")
+        elif isinstance(op, ws.CreateRelationship):
+            created = tx.create_relationship(op.type, op.start, op.end, dict(op.properties))
+            if created != op.rel_id:
+                raise OverlayUnavailableError("a relationship id came out different")
+        elif isinstance(op, ws.SetNodeProperty):
+            tx.set_node_property(op.node_id, op.key, op.value)
+        elif isinstance(op, ws.SetRelationshipProperty):
+            tx.set_rel_property(op.rel_id, op.key, op.value)
+        elif isinstance(op, ws.AddLabel):
+            tx.add_label(op.node_id, op.label)
+        elif isinstance(op, ws.RemoveLabel):
+            tx.remove_label(op.node_id, op.label)
+        elif isinstance(op, ws.DeleteRelationship):
+            tx.delete_relationship(op.rel_id)
+        elif isinstance(op, ws.DeleteNode):
+            tx.delete_node(op.node_id, detach=False)
+        else:
+            raise OverlayUnavailableError(f"{type(op).__name__} is not replayed")
+
+
+def execute_over_pending(
+    engine: Engine,
+    graph: GraphView,
+    applied_index: int,
+    pending: Sequence[Pending],
+    query: str,
+    parameters: Mapping[str, Any],
+) -> tuple[Result, bool]:
+    """Run `query` over the graph (applied up to `applied_index`) plus the pending writes
+    not applied yet; the result (its write set: this statement's operations only) and
+    whether any pending write was under it. Call under the state machine's read lock."""
+    overlay = [p for p in pending if p.index == 0 or p.index > applied_index]
+    if not overlay:
+        return engine.run(graph, query, parameters), False
+    tx = TxState(graph)
+    try:
+        for write in overlay:
+            _replay(tx, write.write_set)
+    except CypherError as error:
+        raise OverlayUnavailableError(f"replay failed: {error}") from None
+    replayed = len(tx.operations)
+    deleted_before = set(tx.deleted_nodes)
+    result = Transaction(engine, tx).run(query, parameters)
+    tx.finish()  # the end-of-statement checks, over the overlay and the statement together
+    own = list(tx.operations[replayed:])
+    own.extend(ws.DeleteNode(n) for n in sorted(tx.deleted_nodes - deleted_before))
+    return dataclasses.replace(result, write_set=ws.WriteSet(tuple(own))), True
