@@ -1,9 +1,14 @@
-"""``quiver bench cluster``: figures of a real local cluster (3 nodes, default settings).
+"""``quiver bench cluster``: figures of a real local cluster (3 nodes, default settings),
+side by side with a bare gRPC echo service measured in the same run.
 
-Starts a supervised cluster in a scratch directory with ``quiver up --detach``, then
-measures single-client write latency, read latency per consistency, the write rate of
-concurrent clients, and failover (SIGKILL of the leader to the first acknowledged write),
-and stops the cluster. Reports figures; asserts nothing (tests assert behaviour).
+Starts a supervised cluster in a scratch directory with ``quiver up --detach`` and an echo
+service (``cluster.echo``: grpc.aio, the same TLS certificate and channel options as a node's
+client port, requests and responses of the sizes a write exchanges), then measures
+single-client latency (echo, writes, reads per consistency), throughput of
+``CONCURRENT_CLIENTS`` concurrent clients (echo, writes, linearizable and causal reads) for
+``DURATION_S`` each, and failover (SIGKILL of the leader to the first acknowledged write, over
+``KILLS`` kills), and stops everything. Reports figures; asserts nothing (tests assert
+behaviour). Every client is a thread of this process, for the echo as for Quiver.
 """
 
 from __future__ import annotations
@@ -20,15 +25,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+import grpc
+
+from cluster import echo
 from cluster.client import Client, connect
 from cluster.errors import QuiverError
 
 WARMUP: Final = 50
 SAMPLES: Final = 500
-WRITERS: Final = 16
-WRITES_PER_WRITER: Final = 50
-KILLS: Final = 5
+CONCURRENT_CLIENTS: Final = 64
+DURATION_S: Final = 3.0
+KILLS: Final = 20
 SETTLE_S: Final = 30.0
+ECHO_START_S: Final = 10.0
+JOIN_TIMEOUT_S: Final = 60.0
+
+_Action = Callable[[], object]
+_Factory = Callable[[], tuple[_Action, Callable[[], None]]]
 
 
 def _percentiles(samples: list[float]) -> str:
@@ -63,12 +76,134 @@ def _wait(condition: Callable[[], bool], deadline_s: float) -> None:
         time.sleep(0.1)
 
 
+def _throughput(factory: _Factory, clients: int, duration_s: float) -> tuple[float, int]:
+    """Operations per second of `clients` threads, each running its own action in a loop
+    for `duration_s`; and how many operations failed."""
+    counts: list[int] = []
+    failures: list[int] = []
+    start = threading.Barrier(clients + 1)
+
+    def worker() -> None:
+        action, close = factory()
+        done = failed = 0
+        try:
+            start.wait(JOIN_TIMEOUT_S)
+            deadline = time.perf_counter() + duration_s
+            while time.perf_counter() < deadline:
+                try:
+                    action()
+                except (QuiverError, grpc.RpcError):
+                    failed += 1
+                else:
+                    done += 1
+        finally:
+            close()
+            counts.append(done)
+            failures.append(failed)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait(JOIN_TIMEOUT_S)
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join(JOIN_TIMEOUT_S + duration_s)
+    elapsed = time.perf_counter() - began
+    return sum(counts) / elapsed, sum(failures)
+
+
+def _message_sizes(client: Client) -> tuple[int, list[int]]:
+    """The bytes of a write's request and of each response message, as sent."""
+    from proto import client_pb2, client_pb2_grpc
+
+    request = client_pb2.RunRequest(
+        query="CREATE (:Bench {i: 0})",
+        access_mode=client_pb2.ACCESS_MODE_WRITE,
+        bookmarks=sorted(client.bookmarks),
+        client_id=f"{client.client_id}-size-probe",  # its own: the bench's ids stay fresh
+        sequence=1,
+    )
+    leader = client._member(client.find_leader())
+    stub = client_pb2_grpc.QueryStub(client._channel(leader))
+    responses = [r.ByteSize() for r in stub.Run(request, timeout=10)]
+    return request.ByteSize(), responses
+
+
+def _start_echo(
+    directory: Path, ca: bytes
+) -> tuple[subprocess.Popen[bytes], Callable[[bytes], _Factory]]:
+    from cluster.init import free_ports
+
+    address = f"127.0.0.1:{free_ports(1)[0]}"
+    node_dir = directory / "nodes" / "1"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cluster.echo",
+            "--cert",
+            str(node_dir / "cert.pem"),
+            "--key",
+            str(node_dir / "key.pem"),
+            "--listen",
+            address,
+        ]
+    )
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+
+    def factory_for(payload: bytes) -> _Factory:
+        def factory() -> tuple[_Action, Callable[[], None]]:
+            from cluster.transport import CHANNEL_OPTIONS
+
+            channel = grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
+            call = channel.unary_stream(echo.METHOD)
+
+            def action() -> object:
+                return list(call(payload, timeout=10))
+
+            return action, channel.close
+
+        return factory
+
+    return process, factory_for
+
+
+def _wait_echo(factory: _Factory) -> None:
+    action, close = factory()
+    try:
+        deadline = time.monotonic() + ECHO_START_S
+        while True:
+            try:
+                action()
+                return
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        close()
+
+
 def run_bench(directory: Path) -> None:
     client = connect(directory)
+    echo_process: subprocess.Popen[bytes] | None = None
     try:
         for i in range(WARMUP):
             client.run("CREATE (:Bench {i: $i})", {"i": i})
+        request_bytes, response_bytes = _message_sizes(client)
+        ca = (directory / "ca.pem").read_bytes()
+        echo_process, factory_for = _start_echo(directory, ca)
+        echo_factory = factory_for(echo.request(request_bytes, response_bytes))
+        _wait_echo(echo_factory)
         print(f"cluster bench: 3 nodes, 3 zones, TLS, encryption at rest, in {directory}")
+        print(
+            f"  messages: request {request_bytes} B, responses {response_bytes} B "
+            "(the echo service exchanges the same)"
+        )
+        echo_action, echo_close = echo_factory()
+        echo_latency = _timed(echo_action, SAMPLES)
+        echo_close()
+        print(f"  echo, 1 client            {_percentiles(echo_latency)}")
         writes = _timed(lambda: client.run("CREATE (:Bench {i: 0})"), SAMPLES)
         print(f"  write, 1 client           {_percentiles(writes)}")
         for consistency in ("linearizable", "causal", "stale"):
@@ -77,23 +212,29 @@ def run_bench(directory: Path) -> None:
                 SAMPLES,
             )
             print(f"  read {consistency + ',':<13} 1 client {_percentiles(reads)}")
-        done: list[int] = []
 
-        def writer() -> None:
-            own = connect(directory)
-            for i in range(WRITES_PER_WRITER):
-                own.run("CREATE (:Bench {i: $i})", {"i": i})
-            done.append(WRITES_PER_WRITER)
-            own.close()
+        def quiver_factory(action: Callable[[Client], object]) -> _Factory:
+            def factory() -> tuple[_Action, Callable[[], None]]:
+                own = connect(directory)
+                return (lambda: action(own)), own.close
 
-        threads = [threading.Thread(target=writer) for _ in range(WRITERS)]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - started
-        print(f"  writes, {WRITERS} clients         {sum(done) / elapsed:6.0f}/s")
+            return factory
+
+        echo_rate, _ = _throughput(echo_factory, CONCURRENT_CLIENTS, DURATION_S)
+        print(f"  echo, {CONCURRENT_CLIENTS} clients          {echo_rate:7.0f}/s")
+        for name, action in (
+            ("writes", lambda c: c.run("CREATE (:Bench {i: 0})")),
+            (
+                "linearizable reads",
+                lambda c: c.run("RETURN 1", mode="read", consistency="linearizable"),
+            ),
+            ("causal reads", lambda c: c.run("RETURN 1", mode="read", consistency="causal")),
+        ):
+            rate, failed = _throughput(quiver_factory(action), CONCURRENT_CLIENTS, DURATION_S)
+            print(
+                f"  {name + ',':<19} {CONCURRENT_CLIENTS} clients {rate:7.0f}/s "
+                f"({rate / echo_rate:.2f} of echo, {failed} failed)"
+            )
         failovers = []
         for _ in range(KILLS):
             _wait(lambda: _settled(client), SETTLE_S)
@@ -103,12 +244,17 @@ def run_bench(directory: Path) -> None:
             client.run("CREATE (:Bench {failover: true})")
             failovers.append(time.perf_counter() - killed)
         failovers.sort()
+        p99 = failovers[min(len(failovers) - 1, int(len(failovers) * 0.99))]
         print(
             f"  failover over {KILLS} kills: median {statistics.median(failovers) * 1000:.0f} ms, "
-            f"max {failovers[-1] * 1000:.0f} ms (SIGKILL of the leader to the first write)"
+            f"p99 {p99 * 1000:.0f} ms, max {failovers[-1] * 1000:.0f} ms "
+            "(SIGKILL of the leader to the first acknowledged write)"
         )
     finally:
         client.close()
+        if echo_process is not None:
+            echo_process.terminate()
+            echo_process.wait(JOIN_TIMEOUT_S)
 
 
 def main() -> int:

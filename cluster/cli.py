@@ -126,6 +126,7 @@ def _init(args: argparse.Namespace, _extra: list[str]) -> int:
             tick_ms=args.tick_ms,
             election_ticks=args.election_ticks,
             snapshot_entries=args.snapshot_entries,
+            hosts=tuple(args.hosts.split(",")) if args.hosts else None,
         )
     except InitError as error:
         raise CliError(INVALID_REQUEST, str(error)) from None
@@ -282,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--nodes", type=int, default=3, help="nodes (default: 3)")
             sub.add_argument("--zones", type=int, default=3, help="zones (default: 3)")
             sub.add_argument(
-                "--tick-ms", type=int, default=100, help="Raft tick in ms (default: 100)"
+                "--tick-ms", type=int, default=50, help="Raft tick in ms (default: 50)"
             )
             sub.add_argument(
                 "--election-ticks",
@@ -297,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
                 help=(
                     "entries applied between snapshots; the log is compacted below each "
                     "snapshot and a lagging node catches up from one (default: 10000)"
+                ),
+            )
+        if command.name == "init":
+            sub.add_argument(
+                "--hosts",
+                default=None,
+                metavar="HOST,HOST,...",
+                help=(
+                    "for containers (docker-compose.yml): node N is reached at the Nth host "
+                    "on ports 7000 (clients) and 7100 (peers), listens on all its "
+                    "interfaces and keeps its data in /var/lib/quiver (default: loopback "
+                    "ports chosen free)"
                 ),
             )
         if command.name == "up":

@@ -84,7 +84,7 @@ class NodeConfig:
     key: Path
     peers: dict[int, NodeEntry]
     """Every member, this node included, by id."""
-    tick_ms: int = 100
+    tick_ms: int = 50
     election_ticks: int = 10
     heartbeat_ticks: int = 1
     snapshot_entries: int = 10_000
@@ -162,7 +162,7 @@ def load_node_config(path: Path) -> NodeConfig:
         cert=resolve(doc["cert"]),
         key=resolve(doc["key"]),
         peers=peers,
-        tick_ms=int(doc.get("tick_ms", 100)),
+        tick_ms=int(doc.get("tick_ms", 50)),
         election_ticks=int(doc.get("election_ticks", 10)),
         heartbeat_ticks=int(doc.get("heartbeat_ticks", 1)),
         snapshot_entries=int(doc.get("snapshot_entries", 10_000)),

@@ -8,18 +8,23 @@ The Raft loop is the only code that touches the ``RawNode``: ticks, peer message
 proposals and read requests reach it through one bounded inbox. For each Ready it
   1. persists snapshot, entries and hard state in the storage thread (fdatasync when
      ``must_sync``) and waits for it,
-  2. then queues the messages to the peers,
+  2. then queues the messages to the peers (a steady leader queues them first),
   3. then applies committed entries in the storage thread (conf changes through the core),
   4. then calls ``advance``.
 RocksDB and fsync run only in the single storage thread; queries run in a small reader pool;
 the event loop never blocks on disk.
 
-Writes run on the leader, one at a time: the statement executes against the applied state
-once everything committed is applied (so ``base_index`` is the newest write), the write set
-is proposed in an envelope with the request id, and the answer comes after apply. A
-follower forwards writes to the leader's client port. Reads: ``linearizable`` through the
-core's ReadIndex (a follower's request goes to the leader for the index), ``causal`` after
-the bookmark's index is applied (bounded wait), ``stale`` at once.
+Writes run on the leader, pipelined (``cluster.pipeline``): under the write lock a statement
+executes against the applied graph plus the overlay of this leader's pending proposals and
+is proposed in an envelope with the request id and the pending write it followed; the lock
+is released before the commit, so many writes are in flight, batched into one Ready, one
+fsync and one AppendEntries round (group commit), and the answer comes after apply. A
+follower forwards writes to the leader's client port. A leader that stays leader sends its
+appends before its own fsync (the loop is serial: no answer is stepped before it returned).
+
+Reads: ``linearizable`` through the core's ReadIndex (a follower's request goes to the
+leader for the index), ``causal`` after the bookmark's index is applied (bounded wait),
+``stale`` at once.
 
 Snapshots and compaction: once ``snapshot_entries`` entries were applied since the last
 snapshot, the Raft loop pins a checkpoint of the graph beside its applies (so the checkpoint's
@@ -99,6 +104,7 @@ from raft.types import (
     ConfState,
     Entry,
     EntryType,
+    HardState,
     Message,
     MessageType,
     Snapshot,
@@ -461,6 +467,23 @@ class Node:
         if send_first:
             for message in ready.messages:
                 self._send(message)
+        committed = ready.committed_entries
+        if (
+            committed
+            and snapshot is None
+            and (send_first or not ready.messages)
+            and all(entry.type is EntryType.NORMAL for entry in committed)
+        ):
+            # Nothing waits to be sent after the persistence: persist and apply in one trip
+            # to the storage thread (the order within it is the same).
+            await self._persist_and_apply(entries, hard_state, ready.must_sync, committed)
+            for read_state in ready.read_states:
+                future = self._reads.pop(read_state.request_ctx, None)
+                if future is not None and not future.done():
+                    future.set_result(read_state.index)
+            await self._maybe_snapshot(raw)
+            raw.advance(ready)
+            return
         if snapshot is not None or entries or hard_state is not None:
 
             def persist() -> None:
@@ -485,6 +508,25 @@ class Node:
             await self._maybe_snapshot(raw)
         # 4. advance
         raw.advance(ready)
+
+    async def _persist_and_apply(
+        self,
+        entries: list[Entry],
+        hard_state: HardState | None,
+        must_sync: bool,
+        committed: list[Entry],
+    ) -> None:
+        store, sm = self.store, self.sm
+        assert store is not None and sm is not None
+
+        def work() -> list[Outcome]:
+            if entries or hard_state is not None:
+                store.log.save(entries, hard_state, sync=must_sync)
+            return [sm.apply_entry(entry.index, entry.data) for entry in committed]
+
+        outcomes = await self._in_storage(work)
+        for entry, outcome in zip(committed, outcomes, strict=True):
+            self._applied(entry, outcome)
 
     # -- snapshots ----------------------------------------------------------------------------
 

@@ -224,7 +224,7 @@ def up(
     nodes: int,
     zones: int,
     detach: bool,
-    tick_ms: int = 100,
+    tick_ms: int = 50,
     election_ticks: int = 10,
     snapshot_entries: int = 10_000,
 ) -> int:
