@@ -1,6 +1,6 @@
-# One image for every Quiver node; docker-compose.yml runs three of them in three zones.
-# `quiver serve` arrives with issue #5: until then a container prints one "not yet" line
-# and exits with status 2.
+# One image for every Quiver node; docker-compose.yml runs three of them in three zones
+# (`quiver serve --config /etc/quiver/nodes/N/node.json`, configs from
+# `quiver init --hosts node1,node2,node3`).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -11,7 +11,11 @@ Layout of DIR::
     nodes/<id>/cert.pem, key.pem   the node's certificate (server and client use; key 0600)
     nodes/<id>/data/        the node's store
 
-Ports are chosen free on 127.0.0.1 at init time and kept in the files.
+Ports are chosen free on 127.0.0.1 at init time and kept in the files. With ``hosts``
+(``quiver init --hosts node1,node2,node3``, for containers such as docker-compose.yml's),
+node N is reached at ``hosts[N-1]`` on ports ``CONTAINER_GRPC_PORT``/``CONTAINER_PEER_PORT``,
+listens on every interface of its container, keeps its data in ``CONTAINER_DATA_DIR``, and
+its certificate also names its host.
 
 Must never: overwrite an existing cluster directory's secrets.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import secrets
 import socket
 from pathlib import Path
@@ -43,6 +48,12 @@ KEY_FILE: Final = "key"
 CREDENTIALS: Final = "credentials.json"
 ADMIN_USER: Final = "admin"
 MAX_NODES: Final = 15
+CONTAINER_GRPC_PORT: Final = 7000
+CONTAINER_PEER_PORT: Final = 7100
+CONTAINER_DATA_DIR: Final = "/var/lib/quiver"
+_HOST_NAME = re.compile(
+    r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 MIN_SNAPSHOT_ENTRIES: Final = 10
 MAX_SNAPSHOT_ENTRIES: Final = 10_000_000
 MAX_COMPACT_KEEP_ENTRIES: Final = 1_000
@@ -70,9 +81,10 @@ def init_cluster(
     directory: Path,
     nodes: int = 3,
     zones: int = 3,
-    tick_ms: int = 100,
+    tick_ms: int = 50,
     election_ticks: int = 10,
     snapshot_entries: int = 10_000,
+    hosts: tuple[str, ...] | None = None,
 ) -> ClusterFile:
     if not 1 <= nodes <= MAX_NODES:
         raise InitError(f"--nodes must be between 1 and {MAX_NODES}")
@@ -82,6 +94,12 @@ def init_cluster(
         raise InitError(
             f"--snapshot-entries must be in [{MIN_SNAPSHOT_ENTRIES}, {MAX_SNAPSHOT_ENTRIES}]"
         )
+    if hosts is not None:
+        if len(hosts) != nodes or len(set(hosts)) != nodes:
+            raise InitError(f"--hosts needs {nodes} distinct host names, one per node")
+        for host in hosts:
+            if not _HOST_NAME.match(host):
+                raise InitError(f"--hosts: {host!r} is not a host name")
     if not 1 <= zones <= nodes:
         raise InitError("--zones must be between 1 and --nodes")
     if (directory / CLUSTER_FILE).exists():
@@ -97,13 +115,19 @@ def init_cluster(
     credentials = {"user": ADMIN_USER, "password": secrets.token_urlsafe(18)}
     write_json(directory / CREDENTIALS, credentials, mode=0o600)
 
-    ports = free_ports(2 * nodes)
+    if hosts is None:
+        ports = free_ports(2 * nodes)
+        grpc_addresses = [f"{LOOPBACK}:{ports[2 * i]}" for i in range(nodes)]
+        peer_addresses = [f"{LOOPBACK}:{ports[2 * i + 1]}" for i in range(nodes)]
+    else:
+        grpc_addresses = [f"{host}:{CONTAINER_GRPC_PORT}" for host in hosts]
+        peer_addresses = [f"{host}:{CONTAINER_PEER_PORT}" for host in hosts]
     entries = tuple(
         NodeEntry(
             id=node_id,
             zone=f"zone-{(node_id - 1) % zones + 1}",
-            grpc=f"{LOOPBACK}:{ports[2 * (node_id - 1)]}",
-            peer=f"{LOOPBACK}:{ports[2 * (node_id - 1) + 1]}",
+            grpc=grpc_addresses[node_id - 1],
+            peer=peer_addresses[node_id - 1],
             config=f"nodes/{node_id}/{NODE_FILE}",
         )
         for node_id in range(1, nodes + 1)
@@ -118,14 +142,19 @@ def init_cluster(
     for entry in entries:
         node_dir = directory / "nodes" / str(entry.id)
         node_dir.mkdir(parents=True, exist_ok=True)
-        pki.save(pki.issue_node(authority, entry.id), node_dir / "cert.pem", node_dir / "key.pem")
+        own_hosts = () if hosts is None else (hosts[entry.id - 1],)
+        pki.save(
+            pki.issue_node(authority, entry.id, own_hosts),
+            node_dir / "cert.pem",
+            node_dir / "key.pem",
+        )
         doc = {
             "id": entry.id,
             "zone": entry.zone,
             "cluster_id": cluster.cluster_id,
-            "listen_grpc": entry.grpc,
-            "listen_peer": entry.peer,
-            "data_dir": "data",
+            "listen_grpc": entry.grpc if hosts is None else f"0.0.0.0:{CONTAINER_GRPC_PORT}",
+            "listen_peer": entry.peer if hosts is None else f"0.0.0.0:{CONTAINER_PEER_PORT}",
+            "data_dir": "data" if hosts is None else CONTAINER_DATA_DIR,
             "key_file": f"../../{KEY_FILE}",
             "ca": f"../../{CA_CERT}",
             "cert": "cert.pem",

@@ -136,9 +136,10 @@ def issue(authority: Authority, common_name: str, dns_names: tuple[str, ...] = (
     return Authority(key, cert)
 
 
-def issue_node(authority: Authority, node_id: int) -> Authority:
+def issue_node(authority: Authority, node_id: int, hosts: tuple[str, ...] = ()) -> Authority:
+    """A node's certificate; `hosts` are extra DNS names it is reached by (containers)."""
     name = node_name(node_id)
-    return issue(authority, name, (f"{name}.quiver",))
+    return issue(authority, name, (f"{name}.quiver", *hosts))
 
 
 def save(authority: Authority, cert_path: Path, key_path: Path) -> None:
