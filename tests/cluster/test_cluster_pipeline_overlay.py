@@ -1,0 +1,92 @@
+"""The pipelined write path without processes: a statement executed over pending write sets
+sees them, allocates ids after theirs and carries only its own operations; the state
+machine applies a pipelined envelope only when the write it followed is the last applied,
+so an intervening or refused write turns the rest of the pipeline into retryable
+outdated outcomes, never into writes computed on effects that did not happen."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from cluster.pipeline import Pending, execute_over_pending
+from cluster.statemachine import Decision, Envelope, StateMachine
+from cypher import Engine
+from store.codec import encode_write_set
+from store.crypto import Keyring
+from store.graph import GraphStore
+from store.writeset import CreateNode, CreateUniqueConstraint, WriteSet
+
+KEK = bytes(range(32))
+
+
+def _graph(path: Path) -> GraphStore:
+    return GraphStore(path / "graph", Keyring(path, KEK))
+
+
+def _envelope(write_set: WriteSet, after: bytes = b"", base: int = 0, seq: int = 0) -> Envelope:
+    return Envelope(
+        "client" if seq else "",
+        seq,
+        base,
+        secrets.token_bytes(16),
+        {"nodes_created": len(write_set.operations)},
+        encode_write_set(write_set),
+        after,
+    )
+
+
+def test_a_statement_over_pending_writes_sees_them_and_carries_only_its_own(
+    tmp_path: Path,
+) -> None:
+    graph = _graph(tmp_path)
+    engine = Engine()
+    graph.apply(WriteSet((CreateNode(0, ("Item",), (("i", 0),)),)), 1)
+    first = engine.run(graph, "CREATE (:Item {i: 1})").write_set
+    second_result, overlaid = execute_over_pending(
+        engine, graph, 1, [Pending(b"p1", first, index=2)], "CREATE (:Item {i: 2})", {}
+    )
+    assert overlaid
+    assert second_result.write_set.operations == (CreateNode(2, ("Item",), (("i", 2),)),)
+    counted, _ = execute_over_pending(
+        engine,
+        graph,
+        1,
+        [Pending(b"p1", first, index=2), Pending(b"p2", second_result.write_set)],
+        "MATCH (n:Item) RETURN count(n) AS n",
+        {},
+    )
+    assert counted.rows == [[3]] and not counted.write_set
+    # A pending write already applied (index <= applied) is not replayed again.
+    graph.apply(first, 2)
+    again, overlaid = execute_over_pending(
+        engine, graph, 2, [Pending(b"p1", first, index=2)], "MATCH (n:Item) RETURN count(n)", {}
+    )
+    assert not overlaid and again.rows == [[2]]
+
+
+def test_a_pipelined_write_applies_only_after_the_write_it_followed(tmp_path: Path) -> None:
+    graph = _graph(tmp_path)
+    machine = StateMachine(graph)
+    unique = _envelope(WriteSet((CreateUniqueConstraint("u", "P", ("k",)),)))
+    assert machine.apply_entry(1, unique.encode()).decision is Decision.APPLY
+    first = _envelope(WriteSet((CreateNode(0, ("P",), (("k", 0),)),)), after=unique.proposal_id)
+    assert machine.apply_entry(2, first.encode()).decision is Decision.APPLY
+    # Executed after `unique` too, but `first` was applied in between: outdated.
+    stale = _envelope(WriteSet((CreateNode(1, ("P",), (("k", 1),)),)), after=unique.proposal_id)
+    assert machine.apply_entry(3, stale.encode()).decision is Decision.OUTDATED
+    # A write the graph refuses breaks the chain for whatever followed it.
+    refused = _envelope(WriteSet((CreateNode(1, ("P",), (("k", 0),)),)), after=first.proposal_id)
+    outcome = machine.apply_entry(4, refused.encode())
+    assert outcome.decision is Decision.APPLY and outcome.error
+    follower = _envelope(WriteSet((CreateNode(2, ("P",), (("k", 2),)),)), after=refused.proposal_id)
+    assert machine.apply_entry(5, follower.encode()).decision is Decision.OUTDATED
+    assert graph.node(1) is None and graph.node(2) is None and graph.applied_index() == 5
+    # Not pipelined: the base index rule, and request dedup, as before.
+    fresh = _envelope(WriteSet((CreateNode(3, (), ()),)), base=5, seq=7)
+    assert machine.apply_entry(6, fresh.encode()).decision is Decision.APPLY
+    retry = _envelope(WriteSet((CreateNode(4, (), ()),)), base=6, seq=7)
+    duplicate = machine.apply_entry(7, retry.encode())
+    assert duplicate.decision is Decision.DUPLICATE and duplicate.original_index == 6
+    behind = _envelope(WriteSet((CreateNode(5, (), ()),)), base=5)
+    assert machine.apply_entry(8, behind.encode()).decision is Decision.OUTDATED
