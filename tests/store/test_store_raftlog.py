@@ -71,6 +71,29 @@ def test_group_commit_syncs_once_for_many_entries(tmp_path: Path) -> None:
     assert len(syncs) == 1
 
 
+def test_a_save_of_entries_that_are_not_consecutive_is_refused(tmp_path: Path) -> None:
+    log = _open(tmp_path)
+    log.save(_entries(1, 3, 1))
+    with pytest.raises(ValueError, match="consecutive"):
+        log.save(_entries(4, 2, 1) + _entries(7, 1, 1))
+    assert log.last_index() == 3
+    log.close()
+    assert _open(tmp_path).entries(1, 4, NO_LIMIT) == _entries(1, 3, 1)
+
+
+def test_a_save_partly_below_the_compaction_point_keeps_only_the_rest(tmp_path: Path) -> None:
+    log = _open(tmp_path)
+    log.save(_entries(1, 10, 1))
+    log.create_snapshot(6, None, b"state")
+    log.compact(6)
+    log.save(_entries(4, 6, 1) + _entries(10, 2, 2))  # 4-6 compacted: not written again
+    assert (log.first_index(), log.last_index()) == (7, 11)
+    log.close()
+    log = _open(tmp_path)
+    assert log.entries(7, 12, NO_LIMIT) == _entries(7, 3, 1) + _entries(10, 2, 2)
+    assert log.entries(7, 12, 3 * 34) == _entries(7, 3, 1)  # Entry.size() is data + 24
+
+
 def test_torn_tail_is_cut_at_the_last_whole_record(tmp_path: Path) -> None:
     """A save is one record: a torn save loses all of its entries, never some."""
     log = _open(tmp_path)
