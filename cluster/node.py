@@ -1082,7 +1082,8 @@ class Node:
         async with self._write_lock:
             await self._leader_term_ready()
             if client_id:
-                record = await self._in_storage(lambda: sm.client_record(client_id))
+                # An in-memory lookup (the graph store caches its meta family): no disk.
+                record = sm.client_record(client_id)
                 if record is not None and sequence <= record[0]:
                     return Answer(
                         [],
