@@ -12,6 +12,7 @@ brings it and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,17 @@ def _not_yet(args: argparse.Namespace, _extra: list[str]) -> int:
         f"{source.what} arrives with issue #{source.issue}",
         EXIT_NOT_YET,
     )
+
+
+def _chaos(args: argparse.Namespace, extra: list[str]) -> int:
+    """``quiver chaos proxy ...``: the Toxiproxy-compatible fault proxy; the rest of the chaos
+    commands are not yet available."""
+    if args.action == "proxy":
+        # Imported here: only this subcommand needs the proxy.
+        from chaos.toxiproxy import main as proxy_main
+
+        return proxy_main(extra)
+    return _not_yet(args, extra)
 
 
 def _bench(args: argparse.Namespace, _extra: list[str]) -> int:
@@ -227,7 +239,11 @@ _COMMANDS: tuple[_Command, ...] = (
     ),
     _Command("sim", "run the deterministic Raft simulator over many seeds", _sim),
     _Command("bench", "run the benchmarks", _bench),
-    _Command("chaos", "run fault-injection tests against real processes", _not_yet),
+    _Command(
+        "chaos",
+        "run fault-injection tests against real processes ('chaos proxy': the fault proxy)",
+        _chaos,
+    ),
     _Command("backup", "take, list and verify encrypted backups", _not_yet),
     _Command("restore", "seed a new cluster from a backup", _not_yet),
     _Command("audit", "inspect and verify the tamper-evident audit log", _not_yet),
@@ -341,6 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
                 default=30.0,
                 help="promote: seconds to wait for the learner to catch up (default: 30)",
             )
+        if command.name == "chaos":
+            sub.add_argument(
+                "action",
+                nargs="?",
+                help=(
+                    "proxy [--host H] [--port P] [--seed N]: a Toxiproxy-compatible fault "
+                    "proxy on loopback; other actions are not yet available"
+                ),
+            )
         if command.name == "serve":
             sub.add_argument("--config", help="the node's configuration file (JSON)")
         if command.name == "query":
@@ -380,7 +405,8 @@ def _run(argv: Sequence[str]) -> int:
     parser = build_parser()
     # Known-args parsing so that `sim` can hand its own options to the simulator.
     args, extra = parser.parse_known_args(list(argv))
-    if extra and args.command != "sim":
+    passes_through = args.command == "sim" or (args.command == "chaos" and args.action == "proxy")
+    if extra and not passes_through:
         raise CliError(
             INVALID_REQUEST,
             f"quiver {args.command}: unrecognized arguments: {' '.join(extra)}",
@@ -392,10 +418,18 @@ def _run(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        return _run(sys.argv[1:] if argv is None else argv)
+        status = _run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # here, so that a closed pipe raises where it is handled
+        return status
     except CliError as error:
         print(f"{error.code}: {error.message}", file=sys.stderr)
         return error.exit_status
+    except BrokenPipeError:
+        # The reader went away (`quiver status | head -1`): as CPython's documentation
+        # recommends, point stdout at devnull so that the flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ class NodeEntry:
     """host:port of the Raft transport: mutual TLS against the cluster CA."""
     config: str
     """The node's configuration file, relative to the cluster directory."""
+    bolt: str = ""
+    """host:port of the Bolt listener (Neo4j drivers): TLS, server certificate only; empty
+    for a member whose Bolt address this process does not know (one added at run time)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -60,7 +63,14 @@ class ClusterFile:
         return {
             "cluster_id": self.cluster_id,
             "nodes": [
-                {"id": n.id, "zone": n.zone, "grpc": n.grpc, "peer": n.peer, "config": n.config}
+                {
+                    "id": n.id,
+                    "zone": n.zone,
+                    "grpc": n.grpc,
+                    "peer": n.peer,
+                    "config": n.config,
+                    **({"bolt": n.bolt} if n.bolt else {}),
+                }
                 for n in self.nodes
             ],
             "ca": self.ca,
@@ -92,6 +102,11 @@ class NodeConfig:
     compact_keep_entries: int = 1_000
     """Entries kept below a snapshot when compacting, so that a follower only a little
     behind catches up from the log rather than by a whole snapshot."""
+    listen_bolt: str = ""
+    """Where the Bolt listener binds (``""``: none)."""
+    credentials: Path | None = None
+    """The credentials file (``{"user", "password"}``) the Bolt listener authenticates
+    against, until the security issue's user store replaces it."""
     join: bool = False
     """A node added at run time (``quiver add-node``): it starts with an empty log and no
     configuration and waits for the leader, instead of bootstrapping with ``peers``."""
@@ -107,6 +122,7 @@ def load_cluster(directory: Path) -> ClusterFile:
             grpc=str(n["grpc"]),
             peer=str(n["peer"]),
             config=str(n["config"]),
+            bolt=str(n.get("bolt", "")),
         )
         for n in doc["nodes"]
     )
@@ -147,6 +163,7 @@ def load_node_config(path: Path) -> NodeConfig:
             grpc=str(p["grpc"]),
             peer=str(p["peer"]),
             config=str(p.get("config", "")),
+            bolt=str(p.get("bolt", "")),
         )
         for p in doc["peers"]
     }
@@ -167,5 +184,7 @@ def load_node_config(path: Path) -> NodeConfig:
         heartbeat_ticks=int(doc.get("heartbeat_ticks", 1)),
         snapshot_entries=int(doc.get("snapshot_entries", 10_000)),
         compact_keep_entries=int(doc.get("compact_keep_entries", 1_000)),
+        listen_bolt=str(doc.get("listen_bolt", "")),
+        credentials=resolve(doc["credentials"]) if doc.get("credentials") else None,
         join=bool(doc.get("join", False)),
     )

@@ -2,7 +2,7 @@
 
 Layout of DIR::
 
-    cluster.json            nodes (id, zone, grpc, peer, config), ca, credentials
+    cluster.json            nodes (id, zone, grpc, peer, bolt, config), ca, credentials
     ca.pem, ca.key          the cluster CA (key 0600)
     key                     the key-encryption key for data at rest (0600), shared by the
                             nodes so that one node's snapshot streams open on another
@@ -13,7 +13,8 @@ Layout of DIR::
 
 Ports are chosen free on 127.0.0.1 at init time and kept in the files. With ``hosts``
 (``quiver init --hosts node1,node2,node3``, for containers such as docker-compose.yml's),
-node N is reached at ``hosts[N-1]`` on ports ``CONTAINER_GRPC_PORT``/``CONTAINER_PEER_PORT``,
+node N is reached at ``hosts[N-1]`` on ports ``CONTAINER_GRPC_PORT``/``CONTAINER_PEER_PORT``
+(and ``CONTAINER_BOLT_PORT`` for Neo4j drivers),
 listens on every interface of its container, keeps its data in ``CONTAINER_DATA_DIR``, and
 its certificate also names its host.
 
@@ -50,6 +51,7 @@ ADMIN_USER: Final = "admin"
 MAX_NODES: Final = 15
 CONTAINER_GRPC_PORT: Final = 7000
 CONTAINER_PEER_PORT: Final = 7100
+CONTAINER_BOLT_PORT: Final = 7687
 CONTAINER_DATA_DIR: Final = "/var/lib/quiver"
 _HOST_NAME = re.compile(
     r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
@@ -116,12 +118,14 @@ def init_cluster(
     write_json(directory / CREDENTIALS, credentials, mode=0o600)
 
     if hosts is None:
-        ports = free_ports(2 * nodes)
-        grpc_addresses = [f"{LOOPBACK}:{ports[2 * i]}" for i in range(nodes)]
-        peer_addresses = [f"{LOOPBACK}:{ports[2 * i + 1]}" for i in range(nodes)]
+        ports = free_ports(3 * nodes)
+        grpc_addresses = [f"{LOOPBACK}:{ports[3 * i]}" for i in range(nodes)]
+        peer_addresses = [f"{LOOPBACK}:{ports[3 * i + 1]}" for i in range(nodes)]
+        bolt_addresses = [f"{LOOPBACK}:{ports[3 * i + 2]}" for i in range(nodes)]
     else:
         grpc_addresses = [f"{host}:{CONTAINER_GRPC_PORT}" for host in hosts]
         peer_addresses = [f"{host}:{CONTAINER_PEER_PORT}" for host in hosts]
+        bolt_addresses = [f"{host}:{CONTAINER_BOLT_PORT}" for host in hosts]
     entries = tuple(
         NodeEntry(
             id=node_id,
@@ -129,6 +133,7 @@ def init_cluster(
             grpc=grpc_addresses[node_id - 1],
             peer=peer_addresses[node_id - 1],
             config=f"nodes/{node_id}/{NODE_FILE}",
+            bolt=bolt_addresses[node_id - 1],
         )
         for node_id in range(1, nodes + 1)
     )
@@ -154,6 +159,8 @@ def init_cluster(
             "cluster_id": cluster.cluster_id,
             "listen_grpc": entry.grpc if hosts is None else f"0.0.0.0:{CONTAINER_GRPC_PORT}",
             "listen_peer": entry.peer if hosts is None else f"0.0.0.0:{CONTAINER_PEER_PORT}",
+            "listen_bolt": entry.bolt if hosts is None else f"0.0.0.0:{CONTAINER_BOLT_PORT}",
+            "credentials": f"../../{CREDENTIALS}",
             "data_dir": "data" if hosts is None else CONTAINER_DATA_DIR,
             "key_file": f"../../{KEY_FILE}",
             "ca": f"../../{CA_CERT}",
@@ -164,13 +171,23 @@ def init_cluster(
             "heartbeat_ticks": 1,
             "snapshot_entries": snapshot_entries,
             "compact_keep_entries": min(MAX_COMPACT_KEEP_ENTRIES, snapshot_entries // 4),
-            "peers": [
-                {"id": p.id, "zone": p.zone, "grpc": p.grpc, "peer": p.peer} for p in entries
-            ],
+            "peers": [_peer_doc(p) for p in entries],
         }
         write_json(node_dir / NODE_FILE, doc)
     write_json(directory / CLUSTER_FILE, cluster.to_json())
     return cluster
+
+
+def _peer_doc(entry: NodeEntry) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "id": entry.id,
+        "zone": entry.zone,
+        "grpc": entry.grpc,
+        "peer": entry.peer,
+    }
+    if entry.bolt:
+        doc["bolt"] = entry.bolt
+    return doc
 
 
 def add_node(directory: Path, zone: str | None = None) -> NodeEntry:
@@ -186,13 +203,14 @@ def add_node(directory: Path, zone: str | None = None) -> NodeEntry:
     if zone is None:
         # The zone with the fewest nodes, so that the cluster stays spread.
         zone = min(zones, key=lambda z: (sum(n.zone == z for n in cluster.nodes), z))
-    grpc_port, peer_port = free_ports(2)
+    grpc_port, peer_port, bolt_port = free_ports(3)
     entry = NodeEntry(
         id=node_id,
         zone=zone,
         grpc=f"{LOOPBACK}:{grpc_port}",
         peer=f"{LOOPBACK}:{peer_port}",
         config=f"nodes/{node_id}/{NODE_FILE}",
+        bolt=f"{LOOPBACK}:{bolt_port}",
     )
     template = json.loads((directory / cluster.nodes[0].config).read_text())
     authority = pki.load(directory / CA_CERT, directory / CA_KEY)
@@ -206,8 +224,10 @@ def add_node(directory: Path, zone: str | None = None) -> NodeEntry:
         "zone": zone,
         "listen_grpc": entry.grpc,
         "listen_peer": entry.peer,
+        "listen_bolt": entry.bolt,
+        "credentials": f"../../{CREDENTIALS}",
         "join": True,
-        "peers": [{"id": p.id, "zone": p.zone, "grpc": p.grpc, "peer": p.peer} for p in members],
+        "peers": [_peer_doc(p) for p in members],
     }
     write_json(node_dir / NODE_FILE, doc)
     updated = dataclasses.replace(cluster, nodes=members)

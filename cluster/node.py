@@ -66,7 +66,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -116,6 +116,9 @@ from store.crypto import fsync_dir, load_kek
 from store.node_store import NodeStore
 from store.snapshot import MAX_CHUNK_BYTES, SnapshotSource, read_snapshot_file
 from store.writeset import WriteSet
+
+if TYPE_CHECKING:
+    from cluster.bolt.server import BoltServer
 
 log = logging.getLogger("quiver.node")
 
@@ -1423,12 +1426,18 @@ class Node:
         client_server.add_secure_port(cfg.listen_grpc, client_server_credentials)
         await peer_server.start()
         await client_server.start()
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set("quiver.v1.Query", health_pb2.HealthCheckResponse.SERVING)
-        log.info(
-            "n%d serving clients on %s, peers on %s", self.id, cfg.listen_grpc, cfg.listen_peer
-        )
+        bolt_server: BoltServer | None = None
         try:
+            bolt_server = await self._start_bolt()
+            await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+            await self.health.set("quiver.v1.Query", health_pb2.HealthCheckResponse.SERVING)
+            log.info(
+                "n%d serving clients on %s, peers on %s, Bolt on %s",
+                self.id,
+                cfg.listen_grpc,
+                cfg.listen_peer,
+                cfg.listen_bolt or "-",
+            )
             async with asyncio.TaskGroup() as tasks:
                 self._task_group = tasks
                 for peer_id in sorted(self.peers):
@@ -1442,6 +1451,8 @@ class Node:
             log.info("n%d stopping", self.id)
         finally:
             await self.health.enter_graceful_shutdown()
+            if bolt_server is not None:
+                await bolt_server.close()
             await client_server.stop(SHUTDOWN_GRACE_S)
             await peer_server.stop(SHUTDOWN_GRACE_S)
             for channel in self._leader_channels.values():
@@ -1452,6 +1463,30 @@ class Node:
             await self._in_storage(self._close_store)
             self._storage.shutdown(wait=True)
             self._readers.shutdown(wait=True)
+
+    async def _start_bolt(self) -> BoltServer | None:
+        """The Bolt face (Neo4j drivers) on ``listen_bolt``, TLS with the node's certificate;
+        the same session layer as the gRPC face (``cluster.bolt.cluster_backend``)."""
+        from cluster.bolt.cluster_backend import NodeBackend
+        from cluster.bolt.server import BoltServer, server_ssl_context
+
+        cfg = self.config
+        if not cfg.listen_bolt:
+            return None
+        users: dict[str, str] = {}
+        if cfg.credentials is not None:
+            doc = json.loads(cfg.credentials.read_text())
+            users[str(doc["user"])] = str(doc["password"])
+        bolt_addresses = {peer.id: peer.bolt for peer in self.config.peers.values() if peer.bolt}
+        host, _, port = cfg.listen_bolt.rpartition(":")
+        server = BoltServer(
+            NodeBackend(self, bolt_addresses, users),
+            host,
+            int(port),
+            ssl_context=server_ssl_context(str(cfg.cert), str(cfg.key)),
+        )
+        await server.start()
+        return server
 
     async def _stop_when_asked(self) -> None:
         await self._stop.wait()

@@ -1,7 +1,8 @@
 """``quiver status``: every member's view of itself, and whether the voters survive a zone.
 
 Owns the JSON shape of the issue: ``{"nodes": [{"id", "zone", "role", "term",
-"commit_index", "applied_index", "lag", "pid", "health"}], "survives_zone_loss"}``; a node
+"commit_index", "applied_index", "lag", "pid", "health", "bolt"}], "survives_zone_loss"}``
+(``bolt``: the node's Bolt address from ``cluster.json``, for Neo4j drivers, or null); a node
 that does not answer is ``"down"``. ``lag`` is how far its applied index trails the
 highest commit index any member reports.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from cluster.client import connect
+from cluster.config import load_cluster
 from cluster.errors import QuiverError
 from proto import admin_pb2
 
@@ -47,6 +49,7 @@ def collect(directory: Path, timeout_s: float = 1.0) -> dict[str, Any]:
         zone_of = {member.id: member.zone for member in client.members}
     finally:
         client.close()
+    bolt_of = {node.id: node.bolt or None for node in load_cluster(directory).nodes}
     commit = max((s.commit_index for s in answers.values() if s is not None), default=0)
     leaders = {s.leader_id for s in answers.values() if s is not None and s.leader_id}
     voters: list[int] = []
@@ -69,6 +72,7 @@ def collect(directory: Path, timeout_s: float = 1.0) -> dict[str, Any]:
                     "lag": None,
                     "pid": None,
                     "health": "unreachable",
+                    "bolt": bolt_of.get(node_id),
                 }
             )
             continue
@@ -90,6 +94,7 @@ def collect(directory: Path, timeout_s: float = 1.0) -> dict[str, Any]:
                 "lag": lag,
                 "pid": status.pid,
                 "health": health,
+                "bolt": bolt_of.get(node_id),
             }
         )
     return {
@@ -104,7 +109,7 @@ def print_status(directory: Path, output_format: str) -> int:
     if output_format == "json":
         print(json.dumps(doc, indent=2))
         return 0
-    header = ("id", "zone", "role", "term", "commit", "applied", "lag", "pid", "health")
+    header = ("id", "zone", "role", "term", "commit", "applied", "lag", "pid", "bolt", "health")
     rows = [
         tuple(
             "-" if node[key] is None else str(node[key])
@@ -117,6 +122,7 @@ def print_status(directory: Path, output_format: str) -> int:
                 "applied_index",
                 "lag",
                 "pid",
+                "bolt",
                 "health",
             )
         )

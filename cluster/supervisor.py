@@ -214,6 +214,16 @@ def _connect_help(directory: Path, cluster: ClusterFile, leader: int) -> str:
             f'  python: import cluster; client = cluster.connect("{directory}"); '
             'client.run("RETURN 1")',
             f"  endpoints: {', '.join(node.grpc for node in cluster.nodes)} (CA {cluster.ca_path})",
+            *(
+                [
+                    f"  Neo4j drivers: neo4j://{cluster.nodes[0].bolt} encrypted, trusting "
+                    f"{cluster.ca_path} (Python: encrypted=True, trusted_certificates="
+                    "TrustCustomCAs(CA); or neo4j+s:// with SSL_CERT_FILE=CA), user and "
+                    f"password from {cluster.credentials_path}"
+                ]
+                if cluster.nodes and cluster.nodes[0].bolt
+                else []
+            ),
             f"Stop it with: {quiver} down{dir_flag}",
         ]
     )

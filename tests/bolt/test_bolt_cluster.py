@@ -1,0 +1,140 @@
+"""The official neo4j driver against a real three-node cluster (`quiver up --detach`): every
+node serves Bolt over TLS on the port `cluster.json` lists, `neo4j+s://` routes writes to the
+leader and a read after a write in the same session sees it, and a wrong password is the
+driver's AuthError."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import neo4j
+import pytest
+from neo4j import exceptions as neo4j_errors
+
+pytestmark = pytest.mark.slow
+
+_CLUSTER_CONFTEST = Path(__file__).resolve().parent.parent / "cluster" / "conftest.py"
+
+
+def _cluster_helpers() -> ModuleType:
+    """tests/cluster/conftest.py's helpers (start_cluster, wait_for, quiver), loaded by path:
+    the name `conftest` belongs to whichever conftest pytest imported first."""
+    spec = importlib.util.spec_from_file_location("quiver_cluster_helpers", _CLUSTER_CONFTEST)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _cluster_helpers()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    yield from helpers.start_cluster(tmp_path_factory.mktemp("bolt-cluster"))
+
+
+def _bolt_addresses(directory: Path) -> dict[int, str]:
+    doc = json.loads((directory / "cluster.json").read_text())
+    return {int(node["id"]): str(node["bolt"]) for node in doc["nodes"]}
+
+
+def _auth(directory: Path) -> tuple[str, str]:
+    doc = json.loads((directory / "credentials.json").read_text())
+    return str(doc["user"]), str(doc["password"])
+
+
+@pytest.fixture
+def trust_cluster_ca(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `+s` schemes trust the system store (the driver refuses trusted_certificates with
+    them): point OpenSSL's default CA file at the cluster CA."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(cluster.directory / "ca.pem"))
+
+
+def _driver(uri: str, directory: Path, auth: tuple[str, str]) -> neo4j.Driver:
+    """`neo4j+s://` and `bolt+s://` as they are (CA from SSL_CERT_FILE); `neo4j://` and
+    `bolt://` with encrypted=True and TrustCustomCAs(the cluster CA), the driver's form of a
+    custom CA."""
+    if "+s://" in uri:
+        return neo4j.GraphDatabase.driver(
+            uri, auth=auth, connection_timeout=10, max_transaction_retry_time=20
+        )
+    return neo4j.GraphDatabase.driver(
+        uri,
+        auth=auth,
+        encrypted=True,
+        trusted_certificates=neo4j.TrustCustomCAs(str(directory / "ca.pem")),
+        connection_timeout=10,
+        max_transaction_retry_time=20,
+    )
+
+
+def test_every_node_lists_its_bolt_address_in_cluster_json_and_status(cluster: Any) -> None:
+    addresses = _bolt_addresses(cluster.directory)
+    assert sorted(addresses) == [1, 2, 3]
+    assert len(set(addresses.values())) == 3
+    assert all(address.startswith("127.0.0.1:") for address in addresses.values())
+    helpers.wait_for("a leader", cluster.leader)
+    result = helpers.quiver("status", "--dir", str(cluster.directory), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    shown = {node["id"]: node["bolt"] for node in json.loads(result.stdout)["nodes"]}
+    assert shown == addresses
+    text = helpers.quiver("status", "--dir", str(cluster.directory))
+    assert all(address in text.stdout for address in addresses.values())
+
+
+@pytest.mark.usefixtures("trust_cluster_ca")
+@pytest.mark.parametrize("scheme", ["neo4j+s", "neo4j"])
+def test_neo4j_s_routes_the_write_to_the_leader_and_the_read_after_it_sees_it(
+    cluster: Any, scheme: str
+) -> None:
+    leader = helpers.wait_for("a leader", cluster.leader)
+    addresses = _bolt_addresses(cluster.directory)
+    name = f"ada-{uuid.uuid4().hex[:8]}"
+
+    def create(tx: neo4j.ManagedTransaction) -> str:
+        result = tx.run("CREATE (p:Person {name: $name}) RETURN p.name AS name", name=name)
+        record = result.single(strict=True)
+        address = result.consume().server.address
+        assert record["name"] == name
+        return f"{address.host}:{address.port}"
+
+    def find(tx: neo4j.ManagedTransaction) -> list[str]:
+        result = tx.run("MATCH (p:Person {name: $name}) RETURN p.name AS name", name=name)
+        return [record["name"] for record in result]
+
+    # The first router is a follower when node 1 is not the leader: routing still finds it.
+    driver = _driver(f"{scheme}://{addresses[1]}", cluster.directory, _auth(cluster.directory))
+    with driver, driver.session(database="neo4j") as session:
+        served_by = session.execute_write(create)
+        assert served_by == addresses[leader]
+        assert session.last_bookmarks()
+        assert session.execute_read(find) == [name]
+
+
+@pytest.mark.usefixtures("trust_cluster_ca")
+def test_bolt_s_to_each_node_with_the_cluster_ca(cluster: Any) -> None:
+    helpers.wait_for("a leader", cluster.leader)
+    for node_id, address in sorted(_bolt_addresses(cluster.directory).items()):
+        with _driver(f"bolt+s://{address}", cluster.directory, _auth(cluster.directory)) as d:
+            d.verify_connectivity()
+            with d.session() as session:
+                record = session.run("RETURN $n AS n", n=node_id).single(strict=True)
+                assert record["n"] == node_id
+
+
+@pytest.mark.usefixtures("trust_cluster_ca")
+def test_a_wrong_password_is_an_auth_error(cluster: Any) -> None:
+    address = _bolt_addresses(cluster.directory)[1]
+    user, _ = _auth(cluster.directory)
+    driver = _driver(f"bolt+s://{address}", cluster.directory, (user, "not the password"))
+    with driver, pytest.raises(neo4j_errors.AuthError):
+        driver.verify_connectivity()
