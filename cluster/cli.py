@@ -87,6 +87,38 @@ def _chaos(args: argparse.Namespace, extra: list[str]) -> int:
     return _not_yet(args, extra)
 
 
+STORAGE_DAMAGE = "Neo.DatabaseError.General.StorageDamageDetected"
+
+
+def _audit(args: argparse.Namespace, extra: list[str]) -> int:
+    """``quiver audit verify [--dir D] [FILE]``: check the hash chain of one audit log file, or
+    of every audit log under the cluster directory; the other audit actions are not yet
+    available."""
+    if args.action != "verify":
+        return _not_yet(args, extra)
+    # Imported here: only this subcommand needs the audit module.
+    from cluster.security.audit import segments_of, verify
+
+    if args.file is not None:
+        targets = [Path(args.file)]
+        if not targets[0].is_file():
+            raise CliError(INVALID_REQUEST, f"quiver audit verify: no such file: {args.file}")
+    else:
+        root = Path(args.dir)
+        folders = [root, *sorted(p for p in root.rglob("*") if p.is_dir())] if root.is_dir() else []
+        targets = [folder for folder in folders if segments_of(folder)]
+        if not targets:
+            raise CliError(INVALID_REQUEST, f"quiver audit verify: no audit log under {root}")
+    records = 0
+    for target in targets:
+        report = verify(target)
+        if report.problem is not None:
+            raise CliError(STORAGE_DAMAGE, str(report.problem))
+        records += report.records
+    print(f"ok: {records} records")
+    return EXIT_OK
+
+
 def _bench(args: argparse.Namespace, _extra: list[str]) -> int:
     if args.target == "store":
         # Imported here: only this target needs the store (and RocksDB).
@@ -246,7 +278,7 @@ _COMMANDS: tuple[_Command, ...] = (
     ),
     _Command("backup", "take, list and verify encrypted backups", _not_yet),
     _Command("restore", "seed a new cluster from a backup", _not_yet),
-    _Command("audit", "inspect and verify the tamper-evident audit log", _not_yet),
+    _Command("audit", "inspect and verify the tamper-evident audit log", _audit),
 )
 
 _SIM_EPILOG = (
@@ -366,6 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "proxy on loopback; other actions are not yet available"
                 ),
             )
+        if command.name == "audit":
+            sub.add_argument(
+                "action",
+                nargs="?",
+                help=(
+                    "verify [FILE]: check the hash chain of FILE, or of every audit log under "
+                    "--dir; other actions are not yet available"
+                ),
+            )
+            sub.add_argument("file", nargs="?", help="verify: one audit log file")
         if command.name == "serve":
             sub.add_argument("--config", help="the node's configuration file (JSON)")
         if command.name == "query":

@@ -161,3 +161,53 @@ def test_a_closed_stdout_pipe_is_not_a_traceback(repo_root: Path) -> None:
         os.close(write_end)
     assert result.returncode == 0
     assert result.stderr == ""
+
+
+def _audit_log(directory: Path, records: int) -> Path:
+    from cluster.security.audit import AuditLog
+
+    with AuditLog(directory, "security") as log:
+        for i in range(records):
+            log.security("login", user=f"user{i}", client="127.0.0.1:1")
+        return log.path
+
+
+def test_audit_verify_reports_a_clean_log(repo_root: Path, tmp_path: Path) -> None:
+    path = _audit_log(tmp_path / "node-1" / "audit", 4)
+    _audit_log(tmp_path / "node-2" / "audit", 3)
+    result = _quiver(repo_root, "audit", "verify", "--dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok: 7 records\n"
+    result = _quiver(repo_root, "audit", "verify", str(path))
+    assert (result.returncode, result.stdout) == (0, "ok: 4 records\n")
+
+
+def test_audit_verify_names_the_first_bad_line(repo_root: Path, tmp_path: Path) -> None:
+    path = _audit_log(tmp_path / "audit", 4)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join([lines[0], lines[2], lines[1], lines[3]]))
+    for argv in (["--dir", str(tmp_path)], [str(path)]):
+        result = _quiver(repo_root, "audit", "verify", *argv)
+        assert result.returncode == 1
+        assert result.stdout == ""
+        stderr = result.stderr.splitlines()
+        assert len(stderr) == 1, result.stderr
+        assert stderr[0].startswith(
+            f"Neo.DatabaseError.General.StorageDamageDetected: audit log {path} line 2: "
+        )
+
+
+def test_audit_verify_without_a_log_fails_in_one_line(repo_root: Path, tmp_path: Path) -> None:
+    result = _quiver(repo_root, "audit", "verify", "--dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Neo.ClientError.Request.Invalid: quiver audit verify: no audit log under {tmp_path}"
+    ]
+
+
+def test_other_audit_actions_are_not_yet_available(repo_root: Path) -> None:
+    result = _quiver(repo_root, "audit", "rotate", "--dir", "unused-dir")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "'quiver audit' is not yet available" in lines[0]
+    assert lines[0].endswith("issue #7")

@@ -1,0 +1,454 @@
+"""The tamper-evident audit log: JSON lines, each record chained to the previous by a hash.
+
+A record is one line of canonical JSON::
+
+    {"seq": 7, "ts": 1700000000.123, "kind": "security", "fields": {...},
+     "prev": "<hash of record 6>", "hash": "<hash of this record>"}
+
+``hash`` is SHA-256 (or HMAC-SHA-256 when the log has a key) over the canonical JSON of every
+other member, ``prev`` included, so each record commits to the whole history before it. The
+first record of a chain has ``prev`` = 64 zeros and ``seq`` = 1. Files rotate into numbered
+segments (``<name>.000001.jsonl``, ``<name>.000002.jsonl``, ...); the next segment carries the
+chain on (its first record's ``prev`` is the last hash of the one before).
+
+:func:`verify` walks a file or a directory's segments and names the first bad line: an edited
+record (hash mismatch), a removed one (sequence gap), an inserted or reordered one (sequence
+or chain mismatch) and a truncated tail (a last line without its newline or not JSON).
+Without a key a forger who rewrites every later record can rebuild a consistent chain, and
+dropping whole records from the end at a line boundary leaves a valid prefix; a key, and an
+anchor of the last hash kept elsewhere, close those gaps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GENESIS = "0" * 64
+KINDS = ("security", "query")
+_SEGMENT = re.compile(r"^(?P<name>.+)\.(?P<index>\d{6})\.jsonl$")
+
+
+def canonical(value: Any) -> bytes:
+    """Canonical JSON: sorted keys, no spaces, UTF-8, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def record_hash(body: Mapping[str, Any], key: bytes | None = None) -> str:
+    """The hash of a record's members other than ``hash`` (``prev`` included)."""
+    data = canonical({k: v for k, v in body.items() if k != "hash"})
+    if key is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def segment_path(directory: Path, name: str, index: int) -> Path:
+    return directory / f"{name}.{index:06d}.jsonl"
+
+
+class AuditLog:
+    """Appends chained records to ``<directory>/<name>.<n>.jsonl``, rotating past
+    ``max_bytes``.
+
+    At most ``sync_every`` records are written but not yet fsynced (1: every append is
+    durable before it returns). Thread-safe. On open the chain is picked up from the newest
+    segment; a torn last line (a crash mid-write) is cut off and the repair itself recorded.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        name: str = "audit",
+        *,
+        key: bytes | None = None,
+        max_bytes: int = 16 * 1024 * 1024,
+        sync_every: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if sync_every < 1:
+            raise ValueError("sync_every must be at least 1")
+        self.directory = Path(directory)
+        self.name = name
+        self._key = key
+        self._max_bytes = max_bytes
+        self._sync_every = sync_every
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._unsynced = 0
+        self.directory.mkdir(parents=True, exist_ok=True)
+        segments = segments_of(self.directory, name)
+        self._index = segments[-1][0] if segments else 1
+        self._seq = 0
+        self._prev = GENESIS
+        repaired = 0
+        if segments:
+            repaired = self._recover(segment_path(self.directory, name, self._index))
+        self._file = open(  # noqa: SIM115 - held open for the log's lifetime
+            segment_path(self.directory, name, self._index), "ab"
+        )
+        if repaired:
+            self.append("security", {"event": "audit_tail_repaired", "dropped_bytes": repaired})
+
+    def _recover(self, path: Path) -> int:
+        """Pick the chain up from ``path`` (or an earlier segment if it is empty); cut a torn
+        tail. Returns the bytes cut."""
+        data = path.read_bytes()
+        cut = 0
+        if data and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+            cut = len(data) - keep
+            with open(path, "r+b") as handle:
+                handle.truncate(keep)
+                handle.flush()
+                os.fsync(handle.fileno())
+            data = data[:keep]
+        last = _last_line(data)
+        index = self._index
+        while last is None and index > 1:
+            index -= 1
+            last = _last_line(segment_path(self.directory, self.name, index).read_bytes())
+        if last is not None:
+            record = json.loads(last)
+            self._seq = int(record["seq"])
+            self._prev = str(record["hash"])
+        return cut
+
+    @property
+    def path(self) -> Path:
+        return segment_path(self.directory, self.name, self._index)
+
+    @property
+    def last_hash(self) -> str:
+        """The newest record's hash: keep it elsewhere to anchor the tail."""
+        return self._prev
+
+    def append(self, kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Append one record; returns it. Durable on return unless ``sync_every`` > 1."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown audit record kind {kind!r}")
+        with self._lock:
+            if self._file.closed:
+                raise ValueError("the audit log is closed")
+            record: dict[str, Any] = {
+                "seq": self._seq + 1,
+                "ts": round(self._clock(), 6),
+                "kind": kind,
+                "fields": dict(fields),
+                "prev": self._prev,
+            }
+            record["hash"] = record_hash(record, self._key)
+            line = canonical(record) + b"\n"
+            if self._file.tell() > 0 and self._file.tell() + len(line) > self._max_bytes:
+                self._rotate()
+            self._file.write(line)
+            self._seq += 1
+            self._prev = record["hash"]
+            self._unsynced += 1
+            if self._unsynced >= self._sync_every:
+                self._sync()
+            return record
+
+    def security(self, event: str, **fields: Any) -> dict[str, Any]:
+        """A security-log record: ``event`` (login, login_failed, lockout, ...) and details."""
+        return self.append("security", {"event": event, **fields})
+
+    def query(
+        self,
+        *,
+        user: str,
+        client: str,
+        query: str,
+        duration_ms: float,
+        rows: int,
+        outcome: str,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A query-log record: the query with its literals masked; parameter values withheld
+        (only their names are kept)."""
+        return self.append(
+            "query",
+            {
+                "user": user,
+                "client": client,
+                "query": mask_query(query),
+                "parameters": sorted(parameters or {}),
+                "duration_ms": duration_ms,
+                "rows": rows,
+                "outcome": outcome,
+            },
+        )
+
+    def _sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._unsynced = 0
+
+    def _rotate(self) -> None:
+        self._sync()
+        self._file.close()
+        self._index += 1
+        self._file = open(self.path, "ab")  # noqa: SIM115
+        _fsync_dir(self.directory)
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._sync()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._sync()
+                self._file.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _last_line(data: bytes) -> bytes | None:
+    lines = data.rstrip(b"\n").rsplit(b"\n", 1)
+    return lines[-1] if lines[-1] else None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def segments_of(directory: Path, name: str | None = None) -> list[tuple[int, Path]]:
+    """The numbered segments in ``directory`` (of one log, or of all), oldest first."""
+    found = []
+    for path in directory.iterdir():
+        match = _SEGMENT.match(path.name)
+        if match and (name is None or match["name"] == name):
+            found.append((int(match["index"]), path))
+    return sorted(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """The first bad line: the file, its 1-based line number, and what is wrong."""
+
+    path: Path
+    line: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"audit log {self.path} line {self.line}: {self.what}"
+
+
+@dataclass(slots=True)
+class Report:
+    """What :func:`verify` found: how many records checked out, and the first problem."""
+
+    records: int = 0
+    files: list[Path] = field(default_factory=list)
+    problem: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def verify(path: str | os.PathLike[str], key: bytes | None = None) -> Report:
+    """Verify a log file, or every log in a directory (each log's segments in order, the
+    chain carried across them). Stops at the first bad line."""
+    target = Path(path)
+    report = Report()
+    if target.is_dir():
+        logs: dict[str, list[Path]] = {}
+        for path_ in sorted(target.iterdir()):
+            match = _SEGMENT.match(path_.name)
+            if match:
+                logs.setdefault(match["name"], [])
+        for name in sorted(logs):
+            chain = [p for _i, p in segments_of(target, name)]
+            _verify_chain(chain, key, report)
+            if report.problem:
+                break
+        return report
+    _verify_chain([target], key, report)
+    return report
+
+
+def _verify_chain(files: Iterable[Path], key: bytes | None, report: Report) -> None:
+    expected_seq: int | None = None
+    prev: str | None = None
+    for path in files:
+        report.files.append(path)
+        data = path.read_bytes()
+        lines = data.split(b"\n")
+        complete = lines[:-1]  # the piece after the last newline is b"" unless torn
+        torn = lines[-1]
+        for number, raw in enumerate(complete, start=1):
+            must_start = expected_seq is None and not _is_later_segment(path)
+            what, record = _check_line(raw, key, expected_seq, prev, must_start)
+            if what:
+                report.problem = Problem(path, number, what)
+                return
+            assert record is not None
+            expected_seq = record["seq"] + 1
+            prev = record["hash"]
+            report.records += 1
+        if torn:
+            report.problem = Problem(
+                path, len(complete) + 1, "truncated record (the last line has no end)"
+            )
+            return
+
+
+def _is_later_segment(path: Path) -> bool:
+    match = _SEGMENT.match(path.name)
+    return bool(match) and int(match["index"]) > 1
+
+
+def _check_line(
+    raw: bytes, key: bytes | None, expected_seq: int | None, prev: str | None, must_start: bool
+) -> tuple[str | None, dict[str, Any] | None]:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return "not a JSON record (corrupted or truncated)", None
+    members = {"seq", "ts", "kind", "fields", "prev", "hash"}
+    if not isinstance(record, dict) or set(record) != members:
+        return "not an audit record (wrong members)", None
+    if not isinstance(record["seq"], int) or not isinstance(record["hash"], str):
+        return "not an audit record (wrong member types)", None
+    try:
+        digest = record_hash(record, key)
+    except ValueError:
+        return "not an audit record (unencodable)", None
+    if not hmac.compare_digest(digest, record["hash"]):
+        return "record edited or forged (hash mismatch)", None
+    seq = record["seq"]
+    if expected_seq is None:
+        # The first record seen: a chain's start, or (after retention) a later segment.
+        # Only a segment after the first may start mid-chain (older ones retired).
+        if (seq == 1 or must_start) and (seq != 1 or record["prev"] != GENESIS):
+            return f"the log does not start at its first record (seq {seq})", None
+        return None, record
+    if seq > expected_seq:
+        missing = seq - expected_seq
+        return (
+            f"{missing} record(s) missing before this one, removed or reordered "
+            f"(seq {seq}, expected {expected_seq})",
+            None,
+        )
+    if seq < expected_seq:
+        return f"record inserted or reordered (seq {seq}, expected {expected_seq})", None
+    if record["prev"] != prev:
+        return "record inserted or reordered (previous hash does not match)", None
+    return None, record
+
+
+# --- query masking -----------------------------------------------------------------------
+
+MASKED_STRING = "'***'"
+MASKED_NUMBER = "?"
+
+
+def _is_ident_start(char: str) -> bool:
+    return char.isalpha() or char == "_"
+
+
+def _is_ident_part(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def mask_query(query: str) -> str:
+    """``query`` with every string literal replaced by ``'***'``, every number by ``?`` and
+    every comment dropped (comments can hold anything). Identifiers (also `quoted` ones) and
+    ``$parameters`` are kept. Not a parser: a tokenizer that respects quotes, backslash
+    escapes and comments, masking too much rather than too little (an unterminated string
+    or comment swallows the rest)."""
+    out: list[str] = []
+    i = 0
+    n = len(query)
+    while i < n:
+        char = query[i]
+        if char in "'\"":
+            i = _skip_string(query, i + 1, char)
+            out.append(MASKED_STRING)
+        elif char == "`":
+            end = i + 1
+            while end < n:
+                if query[end] == "`":
+                    if end + 1 < n and query[end + 1] == "`":
+                        end += 2
+                        continue
+                    break
+                end += 1
+            if end >= n:  # unterminated: mask it all
+                out.append(MASKED_STRING)
+                i = n
+            else:
+                out.append(query[i : end + 1])
+                i = end + 1
+        elif query.startswith("//", i):
+            end = query.find("\n", i)
+            i = n if end < 0 else end
+            out.append(" ")
+        elif query.startswith("/*", i):
+            end = query.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            out.append(" ")
+        elif char == "$" or _is_ident_start(char):
+            end = i + 1
+            while end < n and _is_ident_part(query[end]):
+                end += 1
+            out.append(query[i:end])
+            i = end
+        elif char.isdigit() or (
+            char == "." and i + 1 < n and query[i + 1].isdigit() and query[i - 1 : i] != "."
+        ):
+            i = _skip_number(query, i)
+            out.append(MASKED_NUMBER)
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def _skip_string(query: str, i: int, quote: str) -> int:
+    n = len(query)
+    while i < n:
+        if query[i] == "\\":
+            i += 2
+        elif query[i] == quote:
+            return i + 1
+        else:
+            i += 1
+    return n
+
+
+def _skip_number(query: str, i: int) -> int:
+    n = len(query)
+    while i < n:
+        char = query[i]
+        if _is_ident_part(char):
+            if char in "eE" and i + 1 < n and query[i + 1] in "+-":
+                i += 2
+            else:
+                i += 1
+        elif char == "." and i + 1 < n and query[i + 1].isdigit():
+            i += 1
+        else:
+            break
+    return i
