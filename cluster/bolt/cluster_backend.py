@@ -17,7 +17,6 @@ Must never: execute Cypher outside the node's paths, or answer a write before it
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -27,7 +26,6 @@ import grpc
 from cluster import errors
 from cluster.bolt.backend import (
     SYSTEM_DATABASE,
-    UNAUTHORIZED,
     AccessMode,
     ConnectionInfo,
     Principal,
@@ -35,6 +33,7 @@ from cluster.bolt.backend import (
     RoutingTable,
     Summary,
     TransactionOptions,
+    check_basic_auth,
 )
 from cluster.bolt.embedded import system_database_result
 from cluster.errors import QuiverError
@@ -125,16 +124,7 @@ class NodeBackend:
     async def authenticate(
         self, scheme: str, principal: str, credentials: str, connection: ConnectionInfo
     ) -> Principal:
-        expected = self.users.get(principal)
-        if (
-            scheme != "basic"
-            or expected is None
-            or not hmac.compare_digest(expected.encode(), credentials.encode())
-        ):
-            raise QuiverError(
-                UNAUTHORIZED, "The client is unauthorized due to authentication failure."
-            )
-        return Principal(principal, ("admin",))
+        return check_basic_auth(self.users, scheme, principal, credentials)
 
     async def run(
         self,

@@ -10,7 +10,6 @@ Must never: be used where durability matters (nothing here is persisted by itsel
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from cluster import errors
 from cluster.bolt.backend import (
     ACCESS_MODE_ERROR,
     SYSTEM_DATABASE,
-    UNAUTHORIZED,
     AccessMode,
     ConnectionInfo,
     Principal,
@@ -28,6 +26,7 @@ from cluster.bolt.backend import (
     RoutingTable,
     Summary,
     TransactionOptions,
+    check_basic_auth,
 )
 from cluster.errors import QuiverError
 from cypher import CypherError, Engine, Result, Transaction
@@ -70,16 +69,7 @@ class EmbeddedBackend:
     async def authenticate(
         self, scheme: str, principal: str, credentials: str, connection: ConnectionInfo
     ) -> Principal:
-        expected = self.users.get(principal)
-        if (
-            scheme != "basic"
-            or expected is None
-            or not hmac.compare_digest(expected.encode(), credentials.encode())
-        ):
-            raise QuiverError(
-                UNAUTHORIZED, "The client is unauthorized due to authentication failure."
-            )
-        return Principal(principal, ("admin",))
+        return check_basic_auth(self.users, scheme, principal, credentials)
 
     def _check_bookmarks(self, bookmarks: tuple[str, ...]) -> None:
         for text in bookmarks:
