@@ -23,7 +23,14 @@ The rules, as Neo4j documents them:
 * Creating or deleting a node needs the privilege for every one of its labels (``*`` for a
   node without labels).
 
-Property-based rules (``FOR (n:L) WHERE n.p = v``) are not modelled here yet.
+* Property-based rules (``FOR (n:L) WHERE n.p <op> value``, a :class:`Condition`) narrow a
+  read privilege (TRAVERSE, READ, MATCH) on nodes to those where the condition is true. A
+  condition that evaluates to null (the property is absent, or of another type) is not
+  true: such a GRANT does not grant and such a DENY does not deny.
+
+The answers for a set of labels (or a type) are memoised in bounded caches when no
+property-based rule could apply to them, so that the query engine's filtered graph view
+costs a dictionary lookup per element.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Action(StrEnum):
@@ -132,6 +140,98 @@ _COVERED_BY: dict[Action, frozenset[Action]] = {
 }
 
 
+_READ_ACTIONS = {Action.TRAVERSE, Action.READ, Action.MATCH}
+
+CONDITION_OPERATORS = ("=", "<>", "<", "<=", ">", ">=", "IS NULL", "IS NOT NULL", "IN", "NOT IN")
+_UNARY_OPERATORS = ("IS NULL", "IS NOT NULL")
+
+# Memoised answers per label set / type / (labels, property); cleared when full.
+MAX_CACHED_ANSWERS = 4_096
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    numeric = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, numeric) and isinstance(b, numeric):
+        return True
+    return type(a) is type(b)
+
+
+def _equal(a: Any, b: Any) -> bool | None:
+    """Cypher equality of property values: null when either is null, false across types."""
+    if a is None or b is None:
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return False
+        results = [_equal(x, y) for x, y in zip(a, b, strict=True)]
+        if False in results:
+            return False
+        return None if None in results else True
+    if not _comparable(a, b):
+        return False
+    return bool(a == b)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """The ``WHERE n.property <operator> value`` of a property-based rule. ``value`` is a
+    property value (for IN / NOT IN a list of them); IS [NOT] NULL take none."""
+
+    property: str
+    operator: str
+    value: Any = None
+
+    def __post_init__(self) -> None:
+        if self.operator not in CONDITION_OPERATORS:
+            raise ValueError(f"unsupported operator {self.operator!r} in a property-based rule")
+        if self.operator in ("IN", "NOT IN") and not isinstance(self.value, (list, tuple)):
+            raise ValueError(f"{self.operator} needs a list")
+        if isinstance(self.value, list):
+            object.__setattr__(self, "value", tuple(self.value))
+
+    def evaluate(self, properties: Mapping[str, Any]) -> bool | None:
+        """Cypher's ternary result over an element's properties (None: null)."""
+        actual = properties.get(self.property)
+        operator = self.operator
+        if operator == "IS NULL":
+            return actual is None
+        if operator == "IS NOT NULL":
+            return actual is not None
+        wanted = list(self.value) if isinstance(self.value, tuple) else self.value
+        if actual is None or wanted is None:
+            return None
+        if operator in ("IN", "NOT IN"):
+            results = [_equal(actual, item) for item in wanted]
+            found: bool | None = True if True in results else (None if None in results else False)
+            if operator == "IN" or found is None:
+                return found
+            return not found
+        if operator in ("=", "<>"):
+            equal = _equal(actual, wanted)
+            if equal is None:
+                return None
+            return equal if operator == "=" else not equal
+        if not _comparable(actual, wanted) or isinstance(actual, (list, bool)):
+            return None
+        try:
+            if operator == "<":
+                return bool(actual < wanted)
+            if operator == "<=":
+                return bool(actual <= wanted)
+            if operator == ">":
+                return bool(actual > wanted)
+            return bool(actual >= wanted)
+        except TypeError:
+            return None
+
+    def __str__(self) -> str:
+        if self.operator in _UNARY_OPERATORS:
+            return f"n.{self.property} {self.operator}"
+        return f"n.{self.property} {self.operator} {self.value!r}"
+
+
 def _names(values: Iterable[str] | None) -> frozenset[str] | None:
     return None if values is None else frozenset(values)
 
@@ -140,7 +240,8 @@ def _names(values: Iterable[str] | None) -> frozenset[str] | None:
 class Privilege:
     """One GRANT (``grant=True``) or DENY. ``None`` stands for ``*`` in ``graph`` (every graph
     or database), ``names`` (every label / type, or for SET/REMOVE LABEL every label, or for
-    IMPERSONATE every user) and ``properties`` (every property)."""
+    IMPERSONATE every user) and ``properties`` (every property). ``condition`` makes a
+    read privilege on NODES a property-based rule (``FOR (n:names) WHERE condition``)."""
 
     grant: bool
     action: Action
@@ -148,10 +249,15 @@ class Privilege:
     names: frozenset[str] | None = None
     properties: frozenset[str] | None = None
     graph: str | None = None
+    condition: Condition | None = None
 
     def __post_init__(self) -> None:
         if self.action is Action.MERGE and not self.grant:
             raise ValueError("MERGE can only be granted (DENY MERGE is not supported)")
+        if self.condition is not None and (
+            self.action not in _READ_ACTIONS or self.segment != NODES
+        ):
+            raise ValueError("property-based rules apply to TRAVERSE, READ and MATCH on NODES only")
         if self.action in _GRAPH_ACTIONS:
             if self.segment not in (NODES, RELATIONSHIPS, ELEMENTS):
                 raise ValueError(f"{self.action} applies to NODES, RELATIONSHIPS or ELEMENTS")
@@ -169,18 +275,33 @@ class Privilege:
         names: Iterable[str] | None = None,
         properties: Iterable[str] | None = None,
         graph: str | None = None,
+        condition: Condition | None = None,
     ) -> Privilege:
-        return cls(grant, action, segment, _names(names), _names(properties), graph)
+        return cls(grant, action, segment, _names(names), _names(properties), graph, condition)
 
 
-def grant(action: Action, segment: str = ELEMENTS, names=None, properties=None, graph=None):
-    """``GRANT action {properties} ON GRAPH graph segment names``."""
-    return Privilege.of(True, action, segment, names, properties, graph)
+def grant(
+    action: Action,
+    segment: str = ELEMENTS,
+    names=None,
+    properties=None,
+    graph=None,
+    condition: Condition | None = None,
+):
+    """``GRANT action {properties} ON GRAPH graph segment names [FOR ... WHERE condition]``."""
+    return Privilege.of(True, action, segment, names, properties, graph, condition)
 
 
-def deny(action: Action, segment: str = ELEMENTS, names=None, properties=None, graph=None):
-    """``DENY action {properties} ON GRAPH graph segment names``."""
-    return Privilege.of(False, action, segment, names, properties, graph)
+def deny(
+    action: Action,
+    segment: str = ELEMENTS,
+    names=None,
+    properties=None,
+    graph=None,
+    condition: Condition | None = None,
+):
+    """``DENY action {properties} ON GRAPH graph segment names [FOR ... WHERE condition]``."""
+    return Privilege.of(False, action, segment, names, properties, graph, condition)
 
 
 # Neo4j 5's built-in roles. PUBLIC: ACCESS to the default database, EXECUTE procedures and
@@ -215,11 +336,48 @@ def _applies_to_graph(privilege: Privilege, graph: str) -> bool:
 
 
 class PrivilegeSet:
-    """The union of some roles' privileges, for one graph, answering capability questions."""
+    """The union of some roles' privileges, for one graph, answering capability questions.
+
+    ``properties`` (an element's property map) is what property-based rules are evaluated
+    over; omitted, every rule's property reads as null."""
 
     def __init__(self, privileges: Iterable[Privilege], graph: str = DEFAULT_DATABASE) -> None:
         self.graph = graph
         self._privileges = tuple(p for p in privileges if _applies_to_graph(p, graph))
+        self._conditional = tuple(p for p in self._privileges if p.condition is not None)
+        self._cache: dict[tuple[Any, ...], bool] = {}
+        self.traverses_every_node = self._unconditionally_all(Action.TRAVERSE, NODES)
+        """Every node may be traversed, whatever its labels and properties."""
+        self.reads_every_node_property = self.traverses_every_node and (
+            self._unconditionally_all(Action.READ, NODES)
+        )
+        self.traverses_every_relationship = self._unconditionally_all(
+            Action.TRAVERSE, RELATIONSHIPS
+        )
+        self.reads_every_relationship_property = self.traverses_every_relationship and (
+            self._unconditionally_all(Action.READ, RELATIONSHIPS)
+        )
+
+    def _unconditionally_all(self, capability: Action, segment: str) -> bool:
+        """A grant of ``capability`` on every element of ``segment`` and every property, and
+        no deny of it at all."""
+        granted = any(
+            p.names is None and p.properties is None and p.condition is None
+            for p in self._matching(capability, True, segment, None)
+        )
+        return granted and not any(self._matching(capability, False, segment, None))
+
+    def _memo(self, key: tuple[Any, ...], compute) -> bool:
+        found = self._cache.get(key)
+        if found is None:
+            found = compute()
+            if len(self._cache) >= MAX_CACHED_ANSWERS:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    def _has_condition_for(self, labels: frozenset[str]) -> bool:
+        return any(p.names is None or p.names & labels for p in self._conditional)
 
     def _matching(self, capability: Action, grant_: bool, segment: str, property_: str | None):
         for privilege in self._privileges:
@@ -242,17 +400,22 @@ class PrivilegeSet:
                 continue
             yield privilege
 
-    def _any_applies(self, capability: Action, grant_: bool, segment: str, names, prop=None):
-        """A privilege applies to an element carrying any of ``names`` (labels or a type)."""
+    def _any_applies(
+        self, capability: Action, grant_: bool, segment: str, names, prop=None, properties=None
+    ):
+        """A privilege applies to an element carrying any of ``names`` (labels or a type) and,
+        for a property-based rule, whose properties make its condition true."""
         for privilege in self._matching(capability, grant_, segment, prop):
             if privilege.names is None or privilege.names & names:
-                return True
+                condition = privilege.condition
+                if condition is None or condition.evaluate(properties or {}) is True:
+                    return True
         return False
 
-    def _allowed_any(self, capability: Action, segment: str, names, prop=None) -> bool:
+    def _allowed_any(self, capability: Action, segment: str, names, prop=None, properties=None):
         names = frozenset(names)
-        return self._any_applies(capability, True, segment, names, prop) and not (
-            self._any_applies(capability, False, segment, names, prop)
+        return self._any_applies(capability, True, segment, names, prop, properties) and not (
+            self._any_applies(capability, False, segment, names, prop, properties)
         )
 
     def _allowed_each(self, capability: Action, segment: str, names, prop=None) -> bool:
@@ -267,13 +430,34 @@ class PrivilegeSet:
 
     # Reads.
 
-    def can_traverse_node(self, labels: Iterable[str]) -> bool:
-        return self._allowed_any(Action.TRAVERSE, NODES, labels)
-
-    def can_read_node_property(self, labels: Iterable[str], prop: str) -> bool:
+    def can_traverse_node(
+        self, labels: Iterable[str], properties: Mapping[str, Any] | None = None
+    ) -> bool:
+        if self.traverses_every_node:
+            return True
         labels = frozenset(labels)
-        return self.can_traverse_node(labels) and self._allowed_any(
-            Action.READ, NODES, labels, prop
+        if self._conditional and self._has_condition_for(labels):
+            return self._allowed_any(Action.TRAVERSE, NODES, labels, None, properties)
+        return self._memo(
+            ("traverse", labels), lambda: self._allowed_any(Action.TRAVERSE, NODES, labels)
+        )
+
+    def can_read_node_property(
+        self, labels: Iterable[str], prop: str, properties: Mapping[str, Any] | None = None
+    ) -> bool:
+        if self.reads_every_node_property:
+            return True
+        labels = frozenset(labels)
+        if self._conditional and self._has_condition_for(labels):
+            return self.can_traverse_node(labels, properties) and self._allowed_any(
+                Action.READ, NODES, labels, prop, properties
+            )
+        return self._memo(
+            ("read", labels, prop),
+            lambda: (
+                self.can_traverse_node(labels)
+                and self._allowed_any(Action.READ, NODES, labels, prop)
+            ),
         )
 
     def can_traverse_relationship(
@@ -283,7 +467,10 @@ class PrivilegeSet:
         end_labels: Iterable[str] | None = None,
     ) -> bool:
         """The type may be traversed, and so may both end nodes (when given)."""
-        if not self._allowed_any(Action.TRAVERSE, RELATIONSHIPS, (rel_type,)):
+        if not self.traverses_every_relationship and not self._memo(
+            ("traverse-type", rel_type),
+            lambda: self._allowed_any(Action.TRAVERSE, RELATIONSHIPS, (rel_type,)),
+        ):
             return False
         return all(
             labels is None or self.can_traverse_node(labels)
@@ -291,8 +478,14 @@ class PrivilegeSet:
         )
 
     def can_read_relationship_property(self, rel_type: str, prop: str) -> bool:
-        return self.can_traverse_relationship(rel_type) and self._allowed_any(
-            Action.READ, RELATIONSHIPS, (rel_type,), prop
+        if self.reads_every_relationship_property:
+            return True
+        return self._memo(
+            ("read-type", rel_type, prop),
+            lambda: (
+                self.can_traverse_relationship(rel_type)
+                and self._allowed_any(Action.READ, RELATIONSHIPS, (rel_type,), prop)
+            ),
         )
 
     # Writes.
@@ -331,6 +524,9 @@ class PrivilegeSet:
             and all(self.can_read_node_property(labels, p) for p in properties)
             and self.can_create_node(labels, properties)
         )
+
+    def can_set_relationship_property(self, rel_type: str, prop: str) -> bool:
+        return self._allowed_any(Action.SET_PROPERTY, RELATIONSHIPS, (rel_type,), prop)
 
     # Database and DBMS.
 

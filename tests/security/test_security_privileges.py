@@ -224,3 +224,79 @@ def test_impersonate_names_users_and_admin_can_be_denied() -> None:
     assert limited.can(Action.IMPERSONATE, "bob") and not limited.can(Action.IMPERSONATE, "eve")
     with pytest.raises(ValueError):
         limited.can(Action.TRAVERSE)
+
+
+# Property-based rules (FOR (n:L) WHERE n.p <op> value).
+
+
+def test_property_based_grant_applies_only_where_the_condition_is_true() -> None:
+    from cluster.security.privileges import Condition
+
+    user = _user(
+        grant(Action.TRAVERSE, NODES, ["Email"], condition=Condition("classification", "IS NULL"))
+    )
+    assert user.can_traverse_node({"Email"}, {"subject": "hi"})
+    assert not user.can_traverse_node({"Email"}, {"classification": "secret"})
+    assert not user.can_traverse_node({"Other"}, {})
+
+
+def test_property_based_deny_does_not_apply_when_its_condition_is_null() -> None:
+    from cluster.security.privileges import Condition
+
+    user = _user(
+        grant(Action.MATCH, NODES),
+        deny(Action.TRAVERSE, NODES, None, condition=Condition("level", ">", 3)),
+    )
+    assert not user.can_traverse_node({"A"}, {"level": 5})
+    assert user.can_traverse_node({"A"}, {"level": 2})
+    assert user.can_traverse_node({"A"}, {})  # null: the deny does not apply
+    assert user.can_traverse_node({"A"}, {"level": "high"})  # other type: null too
+    assert not user.can_read_node_property({"A"}, "name", {"level": 4})
+    assert user.can_read_node_property({"A"}, "name", {"level": 1})
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "actual", "expected"),
+    [
+        ("=", 1, 1, True),
+        ("=", 1, 1.0, True),
+        ("=", 1, "1", False),
+        ("=", 1, None, None),
+        ("<>", 1, 2, True),
+        ("<", 5, 3, True),
+        ("<", 5, "a", None),
+        (">=", "m", "z", True),
+        ("IS NULL", None, None, True),
+        ("IS NOT NULL", None, 0, True),
+        ("IN", [1, 2], 2, True),
+        ("IN", [1, 2], 3, False),
+        ("NOT IN", [1, 2], 3, True),
+        ("IN", [1, 2], None, None),
+    ],
+)
+def test_condition_evaluates_with_cypher_ternary_logic(operator, value, actual, expected) -> None:
+    from cluster.security.privileges import Condition
+
+    properties = {} if actual is None else {"p": actual}
+    assert Condition("p", operator, value).evaluate(properties) is expected
+
+
+def test_property_based_rules_only_narrow_reads_on_nodes() -> None:
+    from cluster.security.privileges import Condition
+
+    with pytest.raises(ValueError):
+        grant(Action.CREATE, NODES, condition=Condition("p", "=", 1))
+    with pytest.raises(ValueError):
+        grant(Action.TRAVERSE, RELATIONSHIPS, condition=Condition("p", "=", 1))
+    with pytest.raises(ValueError):
+        Condition("p", "LIKE", 1)
+
+
+def test_grant_everything_takes_the_unconditional_fast_path() -> None:
+    user = resolve(["admin"])
+    assert user.traverses_every_node and user.reads_every_node_property
+    assert user.traverses_every_relationship and user.reads_every_relationship_property
+    restricted = _user(grant(Action.MATCH, NODES), deny(Action.READ, NODES, ["A"], ["secret"]))
+    assert restricted.traverses_every_node and not restricted.reads_every_node_property
+    assert not restricted.can_read_node_property({"A", "B"}, "secret")
+    assert restricted.can_read_node_property({"B"}, "secret")
