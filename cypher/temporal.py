@@ -4,18 +4,25 @@
 Neo4j (ISO-8601 strings, week dates, named zones through `zoneinfo`, durations kept as
 months, days, seconds and nanoseconds). Operations that do not apply return NotImplemented
 so that the caller raises a TypeError.
+
+Zone rules come from the pinned `tzdata` package, never from the host's /usr/share/zoneinfo:
+every replica applies the same statements, so they must all read a zone's history from the
+same release (hosts differ: Debian builds Europe/Stockholm from `backzone`, +01:12:12 in
+1818, where the IANA main data and Neo4j say +00:53:28).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.resources
 import math
 import re
 import time as _time
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cypher.errors import CypherError, argument_error, type_error
 from store import values as sv
@@ -149,11 +156,33 @@ def _zone_offset(zone: str | None, offset: int | None, day: int, nanos: int) -> 
     day = min(max(day, _PY_MIN_DAY), _PY_MAX_DAY)
     local = dt.datetime(1970, 1, 1) + dt.timedelta(days=day, microseconds=nanos // 1000)
     try:
-        info = ZoneInfo(zone)
-    except Exception:
+        info = zone_info(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise _bad(f"unknown time zone {zone}") from None
     delta = info.utcoffset(local)
     return int(delta.total_seconds()) if delta is not None else 0
+
+
+_ZONE_CACHE_SIZE = 512
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*")
+
+
+@functools.lru_cache(maxsize=_ZONE_CACHE_SIZE)
+def zone_info(name: str) -> ZoneInfo:
+    """The rules of the IANA zone `name` from the `tzdata` package (ZoneInfoNotFoundError
+    when it has no such zone). Only when that package is missing altogether does it fall
+    back to the host's zone data, so that a broken install still runs."""
+    if not _ZONE_NAME.fullmatch(name):
+        raise ZoneInfoNotFoundError(name)
+    try:
+        root = importlib.resources.files("tzdata.zoneinfo")
+    except ModuleNotFoundError:
+        return ZoneInfo(name)
+    resource = root.joinpath(*name.split("/"))
+    if not resource.is_file():
+        raise ZoneInfoNotFoundError(name)
+    with resource.open("rb") as data:
+        return ZoneInfo.from_file(data, key=name)
 
 
 def _make_datetime(day: int, nanos: int, offset: int | None, zone: str | None) -> DateTime:
@@ -710,7 +739,7 @@ def _from_map(kind: str, fields: dict[str, Any]) -> Any:
 
 def _convert_zone(value: DateTime, offset: int | None, zone: str | None) -> DateTime:
     if zone is not None:
-        info = ZoneInfo(zone)
+        info = zone_info(zone)
         moment = dt.datetime.fromtimestamp(value.epoch_seconds, tz=dt.UTC)
         delta = moment.astimezone(info).utcoffset()
         offset = int(delta.total_seconds()) if delta else 0
