@@ -11,6 +11,7 @@ Must never: run as part of the tests, or leave its scratch directories behind.
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import tempfile
@@ -66,15 +67,24 @@ class _DurableLogWriter:
         self._payload = os.urandom(size)
         self._batch = batch
         self._index = 1
+        self._calls: list[tuple[list[Entry], HardState]] = []
 
-    def burst(self, calls: int) -> None:
+    def prepare(self, calls: int) -> None:
+        """Build the next `calls` saves' inputs, outside the timed part: the Raft core hands
+        the log ready-made entries, as the baseline gets its ready-made keys and values."""
+        self._calls = []
         for _ in range(calls):
             first = self._index
             entries = [
                 Entry(term=1, index=first + i, data=self._payload) for i in range(self._batch)
             ]
-            self._log.save(entries, HardState(term=1, vote=1, commit=first), sync=True)
+            self._calls.append((entries, HardState(term=1, vote=1, commit=first)))
             self._index += self._batch
+
+    def burst(self) -> None:
+        save = self._log.save
+        for entries, hard_state in self._calls:
+            save(entries, hard_state, sync=True)
 
     def close(self) -> None:
         self._log.close()
@@ -93,13 +103,22 @@ class _RawRocksWriter:
         self._payload = os.urandom(size)
         self._batch = batch
         self._key = 0
+        self._calls: list[list[bytes]] = []
 
-    def burst(self, calls: int) -> None:
+    def prepare(self, calls: int) -> None:
+        """Build the next `calls` writes' keys, outside the timed part."""
+        self._calls = []
         for _ in range(calls):
+            keys = [(self._key + i).to_bytes(8, "big") for i in range(self._batch)]
+            self._calls.append(keys)
+            self._key += self._batch
+
+    def burst(self) -> None:
+        payload = self._payload
+        for keys in self._calls:
             write_batch = WriteBatch(raw_mode=True)
-            for _ in range(self._batch):
-                write_batch.put(self._key.to_bytes(8, "big"), self._payload)
-                self._key += 1
+            for key in keys:
+                write_batch.put(key, payload)
             self._db.write(write_batch, self._options)
             if self._flush_wal:
                 self._db.flush_wal(True)
@@ -125,8 +144,9 @@ def _append_rates(work: Path, size: int, batch: int, calls: int) -> tuple[float,
             if round_number % 2:
                 order.reverse()
             for position, writer in order:
+                writer.prepare(per_burst)
                 start = time.perf_counter()
-                writer.burst(per_burst)
+                writer.burst()
                 rate = per_burst * batch / (time.perf_counter() - start)
                 best[position] = max(best[position], rate)
     finally:
@@ -238,63 +258,107 @@ def _read_rates(
 # -- the report ------------------------------------------------------------------------------
 
 
+PARTS = ("log", "apply", "reads")
+"""What a run measures: log appends, write-set apply, reads on the generated graph."""
+
+
 def run(
-    config: BenchConfig, work_dir: Path | None = None, out: Callable[[str], None] = print
+    config: BenchConfig,
+    work_dir: Path | None = None,
+    out: Callable[[str], None] = print,
+    parts: tuple[str, ...] = PARTS,
 ) -> None:
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown bench parts {sorted(unknown)}; known: {', '.join(PARTS)}")
     with tempfile.TemporaryDirectory(prefix="quiver-bench-store-", dir=work_dir) as scratch:
         work = Path(scratch)
         out("quiver bench store — one run, same machine, same disk")
         out(f"  scratch directory: {work}")
-        out("")
-        out(
-            "Durable Raft log appends (entries/s, best of interleaved bursts; "
-            "one fdatasync per call; the log encrypts, the baseline does not)"
-        )
-        out(
-            f"  {'shape':<22}{'durable log':>14}{'raw rocksdict':>16}{'ratio':>8}"
-            f"{'rocksdict+flush_wal':>22}"
-        )
-        for size in (100, 4096):
-            for batch, rounds in (
-                (1, config.single_appends),
-                (BATCH_ENTRIES, config.batch_appends),
-            ):
-                durable, raw, wal = _append_rates(work, size, batch, rounds)
-                shape = f"{size} B x {batch}/sync"
-                out(
-                    f"  {shape:<22}{durable:>14,.0f}{raw:>16,.0f}{durable / raw:>8.2f}{wal:>22,.0f}"
-                )
-        out("")
-        out("Write-set apply (one RocksDB batch each: a node, a relationship, their index)")
-        for cipher in (_keyring(work), PlaintextCipher()):
-            sets, ops = _apply_rate(work, cipher, config)
-            label = "encrypted" if cipher.encrypts else "plaintext"
-            out(f"  {label:<12}{sets:>12,.0f} write sets/s {ops:>12,.0f} operations/s")
-        out("")
-        out(
-            f"Reads on a graph of {config.nodes:,} nodes and {config.relationships:,} "
-            "relationships (per second)"
-        )
-        graphs: list[GraphStore] = []
-        builds: list[float] = []
-        for cipher in (_keyring(work), PlaintextCipher()):
-            graph = GraphStore(work / f"graph-{cipher.encrypts}", cipher)
-            builds.append(_build(graph, config))
-            graph.flush()
-            graphs.append(graph)
-        rates = _read_rates(graphs, config)
-        for graph in graphs:
-            graph.close()
-        results = {
-            encrypts: (builds[position], *rates[position])
-            for position, encrypts in enumerate((True, False))
-        }
-        out(f"  {'':<22}{'encrypted':>14}{'plaintext':>14}{'enc/plain':>11}")
-        names = ("build (operations)", "point reads", "one-hop expansions")
-        for position, name in enumerate(names):
-            encrypted, plain = results[True][position], results[False][position]
-            out(f"  {name:<22}{encrypted:>14,.0f}{plain:>14,.0f}{encrypted / plain:>11.2f}")
+        if "log" in parts:
+            _report_log(work, config, out)
+        if "apply" in parts:
+            _report_apply(work, config, out)
+        if "reads" in parts:
+            _report_reads(work, config, out)
+
+
+def _report_log(work: Path, config: BenchConfig, out: Callable[[str], None]) -> None:
+    out("")
+    out(
+        "Durable Raft log appends (entries/s, best of interleaved bursts; "
+        "one fdatasync per call; the log encrypts, the baseline does not)"
+    )
+    out(
+        f"  {'shape':<22}{'durable log':>14}{'raw rocksdict':>16}{'ratio':>8}"
+        f"{'rocksdict+flush_wal':>22}"
+    )
+    for size in (100, 4096):
+        for batch, rounds in (
+            (1, config.single_appends),
+            (BATCH_ENTRIES, config.batch_appends),
+        ):
+            durable, raw, wal = _append_rates(work, size, batch, rounds)
+            shape = f"{size} B x {batch}/sync"
+            out(f"  {shape:<22}{durable:>14,.0f}{raw:>16,.0f}{durable / raw:>8.2f}{wal:>22,.0f}")
+
+
+def _report_apply(work: Path, config: BenchConfig, out: Callable[[str], None]) -> None:
+    out("")
+    out("Write-set apply (one RocksDB batch each: a node, a relationship, their index)")
+    for cipher in (_keyring(work), PlaintextCipher()):
+        sets, ops = _apply_rate(work, cipher, config)
+        label = "encrypted" if cipher.encrypts else "plaintext"
+        out(f"  {label:<12}{sets:>12,.0f} write sets/s {ops:>12,.0f} operations/s")
+
+
+def _report_reads(work: Path, config: BenchConfig, out: Callable[[str], None]) -> None:
+    out("")
+    out(
+        f"Reads on a graph of {config.nodes:,} nodes and {config.relationships:,} "
+        "relationships (per second)"
+    )
+    graphs: list[GraphStore] = []
+    builds: list[float] = []
+    for cipher in (_keyring(work), PlaintextCipher()):
+        graph = GraphStore(work / f"graph-{cipher.encrypts}", cipher)
+        builds.append(_build(graph, config))
+        graph.flush()
+        graphs.append(graph)
+    rates = _read_rates(graphs, config)
+    for graph in graphs:
+        graph.close()
+    results = {
+        encrypts: (builds[position], *rates[position])
+        for position, encrypts in enumerate((True, False))
+    }
+    out(f"  {'':<22}{'encrypted':>14}{'plaintext':>14}{'enc/plain':>11}")
+    names = ("build (operations)", "point reads", "one-hop expansions")
+    for position, name in enumerate(names):
+        encrypted, plain = results[True][position], results[False][position]
+        out(f"  {name:<22}{encrypted:>14,.0f}{plain:>14,.0f}{encrypted / plain:>11.2f}")
 
 
 def _keyring(work: Path) -> Keyring:
     return Keyring(work / f"keys-{os.urandom(4).hex()}", os.urandom(32))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m store.bench [--only log,apply,reads] [--nodes N] [--relationships N]``:
+    the same report as ``quiver bench store``, or just some of its parts."""
+    parser = argparse.ArgumentParser(prog="python -m store.bench", description=__doc__)
+    parser.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run (default all: {','.join(PARTS)})",
+    )
+    parser.add_argument("--nodes", type=int, default=BenchConfig.nodes)
+    parser.add_argument("--relationships", type=int, default=BenchConfig.relationships)
+    args = parser.parse_args(argv)
+    parts = tuple(part.strip() for part in args.only.split(",") if part.strip())
+    run(BenchConfig(nodes=args.nodes, relationships=args.relationships), parts=parts)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
