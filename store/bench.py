@@ -352,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(PARTS),
         help=f"comma-separated parts to run (default all: {','.join(PARTS)})",
     )
-    parser.add_argument("--nodes", type=int, default=BenchConfig.nodes)
-    parser.add_argument("--relationships", type=int, default=BenchConfig.relationships)
+    parser.add_argument("--nodes", type=int, default=BenchConfig().nodes)
+    parser.add_argument("--relationships", type=int, default=BenchConfig().relationships)
     args = parser.parse_args(argv)
     parts = tuple(part.strip() for part in args.only.split(",") if part.strip())
     run(BenchConfig(nodes=args.nodes, relationships=args.relationships), parts=parts)
