@@ -73,6 +73,7 @@ from raft.types import (
     Snapshot,
     SnapshotMetadata,
 )
+from store import failpoints
 from store.crypto import Cipher, IntegrityError, atomic_write, fsync_dir
 
 DEFAULT_MAX_SEGMENT_BYTES: Final = 64 << 20
@@ -574,6 +575,8 @@ class DurableLog:
                 end = (segment.seq, segment.size)
             if self._before_sync is not None:
                 self._before_sync()
+            if failpoints.ACTIVE:
+                failpoints.before_log_sync(segment.fd, end[1])
             os.fdatasync(segment.fd)
             self._durable_to = end
 
