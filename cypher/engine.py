@@ -1,10 +1,14 @@
 """The engine: parse (cached), analyze, execute, and package the result.
 
-`Engine.run(view, query, parameters)` executes one statement against a `GraphView` and
-returns a `Result` with columns, rows, Neo4j counters and the `WriteSet` that the caller must
-apply (on the leader: propose to Raft). The engine never applies the write set itself. A
-`Transaction` runs several statements over one `TxState`, so later statements read the
-pending writes of earlier ones; its write set is that of all statements together.
+`Engine.run(view, query, parameters, privileges)` executes one statement against a
+`GraphView` and returns a `Result` with columns, rows, Neo4j counters and the `WriteSet`
+that the caller must apply (on the leader: propose to Raft). The engine never applies the
+write set itself. A `Transaction` runs several statements over one `TxState`, so later
+statements read the pending writes of earlier ones; its write set is that of all of them.
+
+With a `PrivilegeSet` (a restricted user) the statement reads through `cypher.secure`'s
+filtered view and its writes and schema commands are checked by a `WriteGuard`; `None`
+(unrestricted) takes exactly the unfiltered path.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cypher import ast
 from cypher.errors import CypherError
@@ -26,6 +30,9 @@ from cypher.txstate import TxState
 from cypher.values import Node, NodeRef, Path, PathValue, Relationship, RelRef
 from store import writeset as ws
 from store.view import GraphView
+
+if TYPE_CHECKING:
+    from cluster.security.privileges import PrivilegeSet
 
 PLAN_CACHE_SIZE = 1_000
 
@@ -135,15 +142,21 @@ class Engine:
         return plan
 
     def run(
-        self, view: GraphView, query: str, parameters: Mapping[str, Any] | None = None
+        self,
+        view: GraphView,
+        query: str,
+        parameters: Mapping[str, Any] | None = None,
+        privileges: PrivilegeSet | None = None,
     ) -> Result:
-        tx = TxState(view)
+        """One statement; with `privileges`, as a user restricted by them (None: all)."""
+        tx = TxState(view) if privileges is None else _restricted(view, privileges)
         columns, rows, plan = self._execute(tx, query, parameters)
         write_set = tx.finish()
         return Result(columns, _public_rows(tx, rows), dict(tx.counters), write_set, plan)
 
-    def begin(self, view: GraphView) -> Transaction:
-        return Transaction(self, TxState(view))
+    def begin(self, view: GraphView, privileges: PrivilegeSet | None = None) -> Transaction:
+        tx = TxState(view) if privileges is None else _restricted(view, privileges)
+        return Transaction(self, tx)
 
     def _execute(
         self, tx: TxState, query: str, parameters: Mapping[str, Any] | None
@@ -204,7 +217,27 @@ class Transaction:
         return self.tx.finish()
 
 
+def _restricted(view: GraphView, privileges: PrivilegeSet) -> TxState:
+    from cypher.secure import SecureView, WriteGuard
+
+    return TxState(SecureView(view, privileges), guard=WriteGuard(view, privileges))
+
+
+_SCHEMA_PRIVILEGE = {
+    "show_indexes": "SHOW INDEX",
+    "show_constraints": "SHOW CONSTRAINT",
+    "create_index": "INDEX MANAGEMENT",
+    "drop_index": "INDEX MANAGEMENT",
+    "create_constraint": "CONSTRAINT MANAGEMENT",
+    "drop_constraint": "CONSTRAINT MANAGEMENT",
+}
+
+
 def _schema(tx: TxState, command: ast.SchemaCommand) -> tuple[list[str], list[list[Any]]]:
+    if tx.guard is not None:
+        from cluster.security.privileges import Action
+
+        tx.guard.schema(Action(_SCHEMA_PRIVILEGE.get(command.action, "CONSTRAINT MANAGEMENT")))
     view = tx.view
     if command.action == "show_indexes":
         rows: list[list[Any]] = [
@@ -303,18 +336,33 @@ def _check_existing_data_is_unique(
     from cypher.values import group_key
 
     seen: dict[object, int] = {}
-    for node_id in tx.node_ids_by_label(label):
+    if tx.guard is None:
+        candidates = tx.node_ids_by_label(label)
+    else:
+        # The whole graph: data the user cannot see must satisfy the constraint too.
+        candidates = iter(sorted({*tx.base_view.node_ids_by_label(label), *tx.touched_nodes}))
+    for node_id in candidates:
         if tx.is_deleted_node(node_id):
             continue
-        props = tx.node_properties(node_id)
+        if tx.guard is None or node_id in tx.touched_nodes:
+            props = tx.node_properties(node_id)
+            if label not in tx.node_labels(node_id):
+                continue
+        else:
+            record = tx.base_view.node(node_id)
+            if record is None:
+                continue
+            props = dict(record.properties)
         values = [props.get(key) for key in properties]
         if any(value is None for value in values):
             continue
         key = tuple(group_key(value) for value in values)
         other = seen.setdefault(key, node_id)
         if other != node_id:
+            # A restricted user must not learn the ids of nodes they may not see.
+            which = f"node {other} and node {node_id} both" if tx.guard is None else "two nodes"
             raise CypherError(
-                f"unable to create constraint {name}: node {other} and node {node_id} both "
+                f"unable to create constraint {name}: {which} "
                 f"have label `{label}` and the same values for {list(properties)}",
                 "ConstraintCreationFailed",
                 kind="ConstraintCreationFailed",

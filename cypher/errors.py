@@ -25,6 +25,7 @@ _STATUS_BY_KIND = {
     "ResourceLimit": "Neo.ClientError.General.MemoryPoolOutOfMemoryError",
     "Unsupported": "Neo.ClientError.Statement.FeatureDeprecationWarning",
     "ExecutionFailed": "Neo.DatabaseError.Statement.ExecutionFailed",
+    "Forbidden": "Neo.ClientError.Security.Forbidden",
 }
 
 COMPILE_TIME = "compile time"

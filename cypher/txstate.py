@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cypher.errors import CypherError
 from store import writeset as ws
 from store.view import Direction, GraphView
+
+if TYPE_CHECKING:
+    from cypher.secure import WriteGuard
 
 COUNTER_NAMES = (
     "nodes_created",
@@ -75,6 +78,13 @@ class TxState:
     next_node_id: int = -1
     next_rel_id: int = -1
     touched_nodes: set[int] = field(default_factory=set)
+    guard: WriteGuard | None = None
+    """A restricted user's write checks (None: unrestricted); `view` is then filtered."""
+
+    @property
+    def base_view(self) -> GraphView:
+        """The unfiltered graph, for checks that must see hidden elements too."""
+        return self.view if self.guard is None else self.guard.base
 
     def _allocate_ids(self) -> None:
         # Read lazily: a read-only statement never needs the view's next ids.
@@ -240,6 +250,8 @@ class TxState:
         self.next_node_id += 1
         props = {k: v for k, v in properties.items() if v is not None}
         unique_labels = tuple(dict.fromkeys(labels))
+        if self.guard is not None:
+            self.guard.create_node(unique_labels, props)
         self.nodes[node_id] = _NodeData(set(unique_labels), dict(props))
         self.created_nodes.append(node_id)
         self.touched_nodes.add(node_id)
@@ -261,6 +273,8 @@ class TxState:
         rel_id = self.next_rel_id
         self.next_rel_id += 1
         props = {k: v for k, v in properties.items() if v is not None}
+        if self.guard is not None:
+            self.guard.create_relationship(rel_type, props)
         self.rels[rel_id] = _RelData(rel_type, start, end, dict(props))
         self.created_rels.append(rel_id)
         self.operations.append(
@@ -276,6 +290,8 @@ class TxState:
         data = self._node(node_id)
         if data is None:
             raise deleted_entity("node", node_id)
+        if self.guard is not None and (value is not None or key in data.properties):
+            self.guard.set_node_property(data.labels, key)
         if value is None:
             if key not in data.properties:
                 return
@@ -292,6 +308,8 @@ class TxState:
         data = self._rel(rel_id)
         if data is None:
             raise deleted_entity("relationship", rel_id)
+        if self.guard is not None and (value is not None or key in data.properties):
+            self.guard.set_relationship_property(data.type, key)
         if value is None:
             if key not in data.properties:
                 return
@@ -307,6 +325,8 @@ class TxState:
             raise deleted_entity("node", node_id)
         if label in data.labels:
             return
+        if self.guard is not None:
+            self.guard.add_label(label)
         data.labels.add(label)
         self.operations.append(ws.AddLabel(node_id, label))
         self.touched_nodes.add(node_id)
@@ -318,6 +338,8 @@ class TxState:
             raise deleted_entity("node", node_id)
         if label not in data.labels:
             return
+        if self.guard is not None:
+            self.guard.remove_label(label)
         data.labels.discard(label)
         self.operations.append(ws.RemoveLabel(node_id, label))
         self.counters["labels_removed"] += 1
@@ -325,8 +347,11 @@ class TxState:
     def delete_relationship(self, rel_id: int) -> None:
         if rel_id in self.deleted_rels:
             return
-        if self._rel(rel_id) is None:
+        data = self._rel(rel_id)
+        if data is None:
             return
+        if self.guard is not None:
+            self.guard.delete_relationship(data.type)
         self.deleted_rels.add(rel_id)
         self.operations.append(ws.DeleteRelationship(rel_id))
         self.counters["relationships_deleted"] += 1
@@ -334,13 +359,28 @@ class TxState:
     def delete_node(self, node_id: int, detach: bool) -> None:
         if node_id in self.deleted_nodes:
             return
-        if self._node(node_id) is None:
+        data = self._node(node_id)
+        if data is None:
             return
+        if self.guard is not None:
+            self.guard.delete_node(data.labels)
+            if detach:
+                self._check_no_hidden_relationships(node_id)
         if detach:
             for rel in self.relationships(node_id, Direction.BOTH, None):
                 self.delete_relationship(rel.id)
         self.deleted_nodes.add(node_id)
         self.counters["nodes_deleted"] += 1
+
+    def _check_no_hidden_relationships(self, node_id: int) -> None:
+        """DETACH DELETE must not remove relationships the user cannot see."""
+        assert self.guard is not None
+        visible = {rel.id for rel in self.relationships(node_id, Direction.BOTH, None)}
+        for record in self.guard.base.relationships(node_id, Direction.BOTH, None):
+            if record.id not in visible and record.id not in self.deleted_rels:
+                from cypher.secure import forbidden
+
+                raise forbidden("Deleting relationships that are not visible")
 
     def add_schema_operation(self, operation: ws.Operation, counter: str) -> None:
         self.operations.append(operation)
@@ -368,9 +408,11 @@ class TxState:
                 if other is None:
                     other = self._committed_holder(constraint, values, node_id)
                 if other is not None:
+                    # A restricted user must not learn the id of a node they cannot see.
+                    holder = f" (node {other})" if self.guard is None else ""
                     raise CypherError(
                         f"node {node_id} already exists with label `{constraint.label}` and "
-                        f"properties {list(constraint.properties)} (node {other})",
+                        f"properties {list(constraint.properties)}{holder}",
                         "UniquenessConstraintViolation",
                         kind="ConstraintValidationFailed",
                     )
@@ -380,16 +422,18 @@ class TxState:
         from cypher.values import equals
 
         first_key = constraint.properties[0]
-        if self.view.has_index(constraint.label, first_key):
-            candidates: Iterator[int] = self.view.node_ids_by_property(
+        # The whole graph: a node the user cannot see still holds its value.
+        view = self.base_view
+        if view.has_index(constraint.label, first_key):
+            candidates: Iterator[int] = view.node_ids_by_property(
                 constraint.label, first_key, values[0]
             )
         else:
-            candidates = self.view.node_ids_by_label(constraint.label)
+            candidates = view.node_ids_by_label(constraint.label)
         for other in candidates:
             if other == node_id or other in self.deleted_nodes or other in self.touched_nodes:
                 continue
-            data = self._node(other)
+            data = self._node(other) if self.guard is None else view.node(other)
             if data is None or constraint.label not in data.labels:
                 continue
             if all(
@@ -399,10 +443,19 @@ class TxState:
                 return other
         return None
 
+    def _has_hidden_relationships(self, node_id: int) -> bool:
+        assert self.guard is not None
+        return any(
+            record.id not in self.deleted_rels
+            for record in self.guard.base.relationships(node_id, Direction.BOTH, None)
+        )
+
     def finish(self) -> ws.WriteSet:
         """Check end-of-statement invariants and return the write set."""
         for node_id in sorted(self.deleted_nodes):
-            if self.relationships(node_id, Direction.BOTH, None):
+            if self.relationships(node_id, Direction.BOTH, None) or (
+                self.guard is not None and self._has_hidden_relationships(node_id)
+            ):
                 raise CypherError(
                     f"node {node_id} cannot be deleted: it still has relationships",
                     "DeleteConnectedNode",

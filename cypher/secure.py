@@ -1,0 +1,342 @@
+"""The privilege-filtered graph view: what a restricted user's queries read.
+
+`SecureView` wraps a `GraphView` and answers every read as if the elements a `PrivilegeSet`
+hides did not exist: nodes the user cannot traverse (by label, or by a property-based rule),
+relationships whose type cannot be traversed or whose end node is hidden, and properties
+that cannot be read (absent from the record, so they read as null and never show in
+`keys()`, `properties()`, map projections or index seeks). Counts, label and type lists and
+the planner's estimates are computed over the visible elements only, so no aggregate, plan
+or `db.labels()` row reveals a hidden one.
+
+This is the one place reads are restricted: the executor and planner see nothing else. It
+must never let a record, id or count of a hidden element through, and it never writes. The
+unfiltered view stays reachable as `base` for the write-side checks that must see the whole
+graph (uniqueness constraints, a DETACH DELETE that would remove hidden relationships),
+whose errors must then not name what is hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from cypher.errors import CypherError
+from store.values import Value
+from store.view import (
+    ConstraintInfo,
+    Direction,
+    GraphView,
+    IndexInfo,
+    NodeRecord,
+    RelationshipRecord,
+)
+
+if TYPE_CHECKING:
+    from cluster.security.privileges import Action, PrivilegeSet
+
+MAX_CACHED_NODES = 65_536
+"""Visibility answers per node id kept for one statement or transaction (cleared when full)."""
+
+
+class SecureView:
+    """A `GraphView` that shows only what `privileges` allow."""
+
+    def __init__(self, base: GraphView, privileges: PrivilegeSet) -> None:
+        self.base = base
+        self.privileges = privileges
+        self._visible: dict[int, bool] = {}
+        self._counts: dict[tuple[str, str | None], int] = {}
+
+    # -- elements -----------------------------------------------------------------------------
+
+    def _node_visible(self, record: NodeRecord) -> bool:
+        return self.privileges.can_traverse_node(record.labels, record.properties)
+
+    def _visible_id(self, node_id: int) -> bool:
+        if self.privileges.traverses_every_node:
+            return True
+        found = self._visible.get(node_id)
+        if found is None:
+            record = self.base.node(node_id)
+            found = record is not None and self._node_visible(record)
+            if len(self._visible) >= MAX_CACHED_NODES:
+                self._visible.clear()
+            self._visible[node_id] = found
+        return found
+
+    def _filtered_node(self, record: NodeRecord) -> NodeRecord:
+        privileges = self.privileges
+        if privileges.reads_every_node_property or not record.properties:
+            return record
+        raw = record.properties
+        readable = {
+            key: value
+            for key, value in raw.items()
+            if privileges.can_read_node_property(record.labels, key, raw)
+        }
+        if len(readable) == len(raw):
+            return record
+        return NodeRecord(record.id, record.labels, readable)
+
+    def node(self, node_id: int) -> NodeRecord | None:
+        record = self.base.node(node_id)
+        if record is None or not self._node_visible(record):
+            return None
+        return self._filtered_node(record)
+
+    def _rel_visible(self, record: RelationshipRecord) -> bool:
+        privileges = self.privileges
+        if not privileges.traverses_every_relationship and not (
+            privileges.can_traverse_relationship(record.type)
+        ):
+            return False
+        return self._visible_id(record.start) and self._visible_id(record.end)
+
+    def _filtered_rel(self, record: RelationshipRecord) -> RelationshipRecord:
+        privileges = self.privileges
+        if privileges.reads_every_relationship_property or not record.properties:
+            return record
+        readable = {
+            key: value
+            for key, value in record.properties.items()
+            if privileges.can_read_relationship_property(record.type, key)
+        }
+        if len(readable) == len(record.properties):
+            return record
+        return RelationshipRecord(record.id, record.type, record.start, record.end, readable)
+
+    def relationship(self, rel_id: int) -> RelationshipRecord | None:
+        record = self.base.relationship(rel_id)
+        if record is None or not self._rel_visible(record):
+            return None
+        return self._filtered_rel(record)
+
+    # -- scans and seeks ----------------------------------------------------------------------
+
+    def node_ids(self) -> Iterator[int]:
+        if self.privileges.traverses_every_node:
+            yield from self.base.node_ids()
+            return
+        for node_id in self.base.node_ids():
+            if self._visible_id(node_id):
+                yield node_id
+
+    def node_ids_by_label(self, label: str) -> Iterator[int]:
+        if self.privileges.traverses_every_node:
+            yield from self.base.node_ids_by_label(label)
+            return
+        for node_id in self.base.node_ids_by_label(label):
+            if self._visible_id(node_id):
+                yield node_id
+
+    def has_index(self, label: str, key: str) -> bool:
+        return self.base.has_index(label, key)
+
+    def node_ids_by_property(self, label: str, key: str, value: Value) -> Iterator[int]:
+        """The seek's nodes that are visible and whose `key` is readable: an unreadable
+        property reads as null, which equals nothing."""
+        privileges = self.privileges
+        if privileges.reads_every_node_property:
+            yield from self.base.node_ids_by_property(label, key, value)
+            return
+        for node_id in self.base.node_ids_by_property(label, key, value):
+            record = self.base.node(node_id)
+            if (
+                record is not None
+                and self._node_visible(record)
+                and privileges.can_read_node_property(record.labels, key, record.properties)
+            ):
+                yield node_id
+
+    def relationship_ids(self) -> Iterator[int]:
+        for rel_id in self.base.relationship_ids():
+            if (
+                self.privileges.traverses_every_node
+                and self.privileges.traverses_every_relationship
+            ):
+                yield rel_id
+                continue
+            record = self.base.relationship(rel_id)
+            if record is not None and self._rel_visible(record):
+                yield rel_id
+
+    def relationships(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None = None
+    ) -> Iterator[RelationshipRecord]:
+        privileges = self.privileges
+        everything = (
+            privileges.traverses_every_node
+            and privileges.traverses_every_relationship
+            and privileges.reads_every_relationship_property
+        )
+        for record in self.base.relationships(node_id, direction, types):
+            if everything:
+                yield record
+            elif self._rel_visible(record):
+                yield self._filtered_rel(record)
+
+    # -- counts and names ---------------------------------------------------------------------
+
+    def count_nodes(self, label: str | None = None) -> int:
+        if self.privileges.traverses_every_node:
+            return self.base.count_nodes(label)
+        key = ("node", label)
+        count = self._counts.get(key)
+        if count is None:
+            ids = self.node_ids() if label is None else self.node_ids_by_label(label)
+            count = sum(1 for _ in ids)
+            self._counts[key] = count
+        return count
+
+    def count_relationships(self, type: str | None = None) -> int:
+        privileges = self.privileges
+        if privileges.traverses_every_node and privileges.traverses_every_relationship:
+            return self.base.count_relationships(type)
+        key = ("rel", type)
+        count = self._counts.get(key)
+        if count is None:
+            count = 0
+            for rel_id in self.base.relationship_ids():
+                record = self.base.relationship(rel_id)
+                if record is None or (type is not None and record.type != type):
+                    continue
+                if self._rel_visible(record):
+                    count += 1
+            self._counts[key] = count
+        return count
+
+    def labels(self) -> list[str]:
+        """Labels of the visible nodes."""
+        if self.privileges.traverses_every_node:
+            return self.base.labels()
+        return [
+            label
+            for label in self.base.labels()
+            if next(iter(self.node_ids_by_label(label)), None) is not None
+        ]
+
+    def relationship_types(self) -> list[str]:
+        """Types of the visible relationships."""
+        found: set[str] = set()
+        for rel_id in self.relationship_ids():
+            record = self.base.relationship(rel_id)
+            if record is not None:
+                found.add(record.type)
+        return sorted(found)
+
+    def property_keys(self) -> list[str]:
+        """Keys readable on some visible node or relationship."""
+        privileges = self.privileges
+        if privileges.reads_every_node_property and privileges.reads_every_relationship_property:
+            return self.base.property_keys()
+        found: set[str] = set()
+        for node_id in self.node_ids():
+            record = self.node(node_id)
+            if record is not None:
+                found.update(record.properties)
+        for rel_id in self.relationship_ids():
+            rel = self.relationship(rel_id)
+            if rel is not None:
+                found.update(rel.properties)
+        return sorted(found)
+
+    def indexes(self) -> list[IndexInfo]:
+        return self.base.indexes()
+
+    def constraints(self) -> list[ConstraintInfo]:
+        return self.base.constraints()
+
+    def next_ids(self) -> tuple[int, int]:
+        return self.base.next_ids()
+
+
+def forbidden(what: str) -> CypherError:
+    return CypherError(f"{what} is not allowed", "Forbidden", kind="Forbidden")
+
+
+class WriteGuard:
+    """The write-side checks of a restricted transaction: each write the transaction state
+    is about to record is allowed by `privileges` or fails with
+    Neo.ClientError.Security.Forbidden before anything is recorded. New names (a label,
+    relationship type or property key not yet in use) need name management too."""
+
+    def __init__(self, base: GraphView, privileges: PrivilegeSet) -> None:
+        self.base = base
+        self.privileges = privileges
+        self._names: dict[str, set[str]] | None = None
+
+    def _check_names(self, kind: str, names: Iterable[str]) -> None:
+        from cluster.security.privileges import Action
+
+        if self._names is None:
+            self._names = {
+                "label": set(self.base.labels()),
+                "type": set(self.base.relationship_types()),
+                "key": set(self.base.property_keys()),
+            }
+        known = self._names[kind]
+        action, what = {
+            "label": (Action.CREATE_NEW_LABEL, "Creating a new label"),
+            "type": (Action.CREATE_NEW_TYPE, "Creating a new relationship type"),
+            "key": (Action.CREATE_NEW_PROPERTY_NAME, "Creating a new property name"),
+        }[kind]
+        for name in names:
+            if name in known:
+                continue
+            if not self.privileges.can(action):
+                raise forbidden(f"{what} ({name!r})")
+            known.add(name)
+
+    def create_node(self, labels: Iterable[str], keys: Iterable[str]) -> None:
+        labels, keys = frozenset(labels), tuple(keys)
+        if not self.privileges.can_create_node(labels):
+            shown = ", ".join(sorted(labels)) or "no labels"
+            raise forbidden(f"Creating a node with {shown}")
+        for key in keys:
+            if not self.privileges.can_set_node_property(labels, key):
+                raise forbidden(f"Setting property {key!r} on a node")
+        self._check_names("label", labels)
+        self._check_names("key", keys)
+
+    def create_relationship(self, rel_type: str, keys: Iterable[str]) -> None:
+        keys = tuple(keys)
+        if not self.privileges.can_create_relationship(rel_type):
+            raise forbidden(f"Creating a relationship of type {rel_type!r}")
+        for key in keys:
+            if not self.privileges.can_set_relationship_property(rel_type, key):
+                raise forbidden(f"Setting property {key!r} on a relationship")
+        self._check_names("type", (rel_type,))
+        self._check_names("key", keys)
+
+    def set_node_property(self, labels: Iterable[str], key: str) -> None:
+        if not self.privileges.can_set_node_property(labels, key):
+            raise forbidden(f"Setting property {key!r} on a node")
+        self._check_names("key", (key,))
+
+    def set_relationship_property(self, rel_type: str, key: str) -> None:
+        if not self.privileges.can_set_relationship_property(rel_type, key):
+            raise forbidden(f"Setting property {key!r} on a relationship")
+        self._check_names("key", (key,))
+
+    def add_label(self, label: str) -> None:
+        if not self.privileges.can_set_label(label):
+            raise forbidden(f"Setting label {label!r}")
+        self._check_names("label", (label,))
+
+    def remove_label(self, label: str) -> None:
+        if not self.privileges.can_remove_label(label):
+            raise forbidden(f"Removing label {label!r}")
+
+    def delete_node(self, labels: Iterable[str]) -> None:
+        labels = frozenset(labels)
+        if not self.privileges.can_delete_node(labels):
+            shown = ", ".join(sorted(labels)) or "no labels"
+            raise forbidden(f"Deleting a node with {shown}")
+
+    def delete_relationship(self, rel_type: str) -> None:
+        if not self.privileges.can_delete_relationship(rel_type):
+            raise forbidden(f"Deleting a relationship of type {rel_type!r}")
+
+    def schema(self, action: Action) -> None:
+        if not self.privileges.can(action):
+            raise forbidden(f"{action.value.capitalize()}")
