@@ -111,6 +111,7 @@ from raft.types import (
     SnapshotMetadata,
     StateType,
 )
+from store import failpoints
 from store.codec import encode_write_set
 from store.crypto import fsync_dir, load_kek
 from store.node_store import NodeStore
@@ -299,7 +300,7 @@ class Node:
         self._write_lock = asyncio.Lock()
         self._transactions: dict[str, _OpenTransaction] = {}
         # Failpoint: peers this node is cut off from (tests only; see Admin.Partition).
-        self.failpoints_enabled = os.environ.get(FAILPOINTS_ENV) == "1"
+        self.failpoints_enabled = failpoints.enabled()
         self.blocked: frozenset[int] = frozenset()
         self._stop = asyncio.Event()
         self._client_credentials: grpc.ChannelCredentials | None = None
@@ -315,6 +316,10 @@ class Node:
     def _open_store(self) -> None:
         kek = load_kek(self.config.key_file)
         self.store = NodeStore(self.config.data_dir, kek)
+        if failpoints.ACTIVE and "drop-tail" in failpoints.ACTIVE:
+            log.warning(
+                "n%d failpoint drop-tail: log cut to %d", self.id, failpoints.drop_tail(self.store)
+            )
         self.sm = StateMachine(self.store.graph)
         log_store = self.store.log
         store = self.store
@@ -395,7 +400,7 @@ class Node:
     # -- the Raft loop ------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
-        interval = self.config.tick_ms / 1000
+        interval = self.config.tick_ms / 1000 / failpoints.clock_rate()
         next_at = time.monotonic()
         while True:
             next_at += interval
@@ -946,6 +951,12 @@ class Node:
     async def read(
         self, query: str, parameters: dict[str, Any], consistency: int, bookmarks: list[str]
     ) -> Answer:
+        if (
+            failpoints.ACTIVE
+            and "follower-local-read" in failpoints.ACTIVE
+            and not self.is_leader()
+        ):
+            consistency = client_pb2.CONSISTENCY_STALE  # planted bug (a): store.failpoints
         if consistency == client_pb2.CONSISTENCY_LINEARIZABLE:
             index = await self._read_index()
             await self.wait_applied(index, READ_INDEX_TIMEOUT_S, errors.UNAVAILABLE)
@@ -1138,6 +1149,15 @@ class Node:
             self._pipeline[envelope.proposal_id] = Pending(envelope.proposal_id, result.write_set)
             self._pipeline_empty.clear()
             future = await self._submit(envelope)
+        if failpoints.ACTIVE and "ack-before-commit" in failpoints.ACTIVE:  # planted bug (b)
+            return Answer(
+                result.columns,
+                result.rows,
+                dict(result.counters),
+                "",
+                base,
+                client_pb2.QUERY_TYPE_READ_WRITE,
+            )
         outcome = await self._outcome(envelope, future)
         if outcome.decision is Decision.DUPLICATE:
             return Answer(
