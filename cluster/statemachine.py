@@ -6,7 +6,13 @@ entry reaches disk.
 
 Envelope of a NORMAL entry: ``[1, client_id, sequence, base_index, proposal_id, counters,
 write_set_bytes, after]`` in ``store.codec``'s deterministic encoding (the log seals it at rest).
-Empty data is a new leader's no-op.
+Empty data is a new leader's no-op. A SECURITY entry (users, roles, privileges: the
+``system`` database's commands, ``cluster.security.system``) is ``[2, client_id, sequence,
+proposal_id, commands_json]``; it is deduplicated by (client_id, sequence) like a write, never
+outdated (it reads no graph), and applies all of its commands or, when one breaks a rule of the
+security state, none (every replica refuses it alike; the outcome carries the error). The
+security state is an application record of the graph store (``sm/security``), written in the
+same batch as the entry's index, so snapshots carry it.
 
 Decisions, identical on every replica because they depend only on the entries applied
 before: a request whose (client_id, sequence) was applied already is a *duplicate* and
@@ -38,12 +44,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Final
 
+from cluster.security.system import (
+    Command,
+    SecurityError,
+    SecurityState,
+    decode_commands,
+    encode_commands,
+)
 from store.codec import decode_value, decode_write_set, encode_value
 from store.graph import GraphStore
 from store.memory import WriteSetError
 from store.writeset import WriteSet
 
 ENVELOPE_FORMAT: Final = 1
+SECURITY_FORMAT: Final = 2
+SECURITY_KEY: Final = b"sm/security"
 LAST_WRITE_KEY: Final = b"sm/last-write"
 LAST_WRITE_PROPOSAL_KEY: Final = b"sm/last-write-proposal"
 CLIENT_PREFIX: Final = b"sm/client/"
@@ -85,7 +100,10 @@ class Envelope:
 
     @staticmethod
     def decode(data: bytes) -> Envelope:
-        doc = decode_value(data)
+        return Envelope.from_doc(decode_value(data))
+
+    @staticmethod
+    def from_doc(doc: object) -> Envelope:
         if not isinstance(doc, list) or len(doc) not in (7, 8) or doc[0] != ENVELOPE_FORMAT:
             raise ValueError("not an entry envelope")
         _, client_id, sequence, base, proposal, counters, write_set = doc[:7]
@@ -106,6 +124,37 @@ class Envelope:
 
 
 @dataclass(slots=True, frozen=True)
+class SecurityEnvelope:
+    """A SECURITY entry: commands on the users, roles and privileges (hashes, never clear
+    passwords), with the request id for dedup."""
+
+    client_id: str
+    sequence: int
+    proposal_id: bytes
+    commands: tuple[Command, ...]
+
+    def encode(self) -> bytes:
+        return encode_value(
+            [
+                SECURITY_FORMAT,
+                self.client_id,
+                self.sequence,
+                self.proposal_id,
+                encode_commands(self.commands),
+            ]
+        )
+
+    @staticmethod
+    def from_doc(doc: list[object]) -> SecurityEnvelope:
+        if len(doc) != 5 or doc[0] != SECURITY_FORMAT:
+            raise ValueError("not a security envelope")
+        _, client_id, sequence, proposal, commands = doc
+        assert isinstance(client_id, str) and isinstance(sequence, int)
+        assert isinstance(proposal, bytes) and isinstance(commands, bytes)
+        return SecurityEnvelope(client_id, sequence, proposal, tuple(decode_commands(commands)))
+
+
+@dataclass(slots=True, frozen=True)
 class Outcome:
     """What applying one entry did, for the proposer's waiting request."""
 
@@ -117,6 +166,8 @@ class Outcome:
     """For a duplicate: the index at which the request was first applied."""
     error: str = ""
     """A write set the graph refused (a constraint): every replica refuses it alike."""
+    error_code: str = ""
+    """The Neo4j status code of ``error`` when it is not a constraint's (security entries)."""
 
 
 class ReadWriteLock:
@@ -164,6 +215,18 @@ class StateMachine:
     def __init__(self, graph: GraphStore) -> None:
         self.graph = graph
         self.lock = ReadWriteLock()
+        self._security: tuple[bytes | None, SecurityState] = (None, SecurityState())
+
+    def security(self) -> SecurityState:
+        """The current users, roles and privileges. Treat it as read-only: applying an entry
+        replaces it (it never changes under a caller that holds it)."""
+        data = self.graph.app_meta(SECURITY_KEY)
+        cached_data, cached = self._security
+        if data is cached_data or data == cached_data:
+            return cached
+        state = SecurityState() if data is None else SecurityState.decode(data)
+        self._security = (data, state)
+        return state
 
     @property
     def applied_index(self) -> int:
@@ -210,10 +273,38 @@ class StateMachine:
             self.graph.apply(WriteSet(), index, meta)
         return Outcome(index, Decision.NOOP)
 
+    def apply_security(self, index: int, envelope: SecurityEnvelope) -> Outcome:
+        if index <= self.graph.applied_index():
+            return Outcome(index, Decision.NOOP, envelope.proposal_id)
+        meta: dict[bytes, bytes | None] = {}
+        if envelope.client_id:
+            record = self.client_record(envelope.client_id)
+            if record is not None and envelope.sequence <= record[0]:
+                with self.lock.write():
+                    self.graph.apply(WriteSet(), index)
+                return Outcome(index, Decision.DUPLICATE, envelope.proposal_id, {}, record[1])
+        state = self.security().copy()
+        error, code = "", ""
+        try:
+            state.apply(envelope.commands, index)
+        except SecurityError as refused:
+            error, code = refused.message, refused.code
+        else:
+            meta[SECURITY_KEY] = state.encode()
+            if envelope.client_id:
+                doc = {"seq": envelope.sequence, "index": index, "counters": {}}
+                meta[_client_key(envelope.client_id)] = json.dumps(doc).encode()
+        with self.lock.write():
+            self.graph.apply(WriteSet(), index, meta)
+        return Outcome(index, Decision.APPLY, envelope.proposal_id, {}, 0, error, code)
+
     def apply_entry(self, index: int, data: bytes) -> Outcome:
         if not data:
             return self.apply_noop(index)
-        envelope = Envelope.decode(data)
+        doc = decode_value(data)
+        if isinstance(doc, list) and doc and doc[0] == SECURITY_FORMAT:
+            return self.apply_security(index, SecurityEnvelope.from_doc(doc))
+        envelope = Envelope.from_doc(doc)
         if index <= self.graph.applied_index():
             # Applied before (a replay): its effects are in the store already.
             return Outcome(index, Decision.NOOP, envelope.proposal_id)
