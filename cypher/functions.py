@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -558,6 +559,11 @@ def _rand(ctx: Context) -> Any:
     return random.random()
 
 
+def _random_uuid(ctx: Context) -> Any:
+    # Random on the leader only: what it produced travels in the write set.
+    return str(uuid.uuid4())
+
+
 def _timestamp(ctx: Context) -> Any:
     return ctx.statement_time_ms
 
@@ -587,6 +593,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
     "pi": (lambda ctx: math.pi, 0, 0),
     "e": (lambda ctx: math.e, 0, 0),
     "rand": (_rand, 0, 0),
+    "randomuuid": (_random_uuid, 0, 0),
     "tolower": (_string1(str.lower, "toLower"), 1, 1),
     "toupper": (_string1(str.upper, "toUpper"), 1, 1),
     "lower": (_string1(str.lower, "lower"), 1, 1),
