@@ -1,0 +1,49 @@
+"""`quiver bench bolt` at a tiny size against a real cluster: it runs end to end, times every
+way (gRPC, Bolt auto-commit, managed and direct) and the driver's answers equal gRPC's."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from cluster.bolt.bench import BoltBenchConfig, run_bench
+
+pytestmark = pytest.mark.slow
+
+_CLUSTER_CONFTEST = Path(__file__).resolve().parent.parent / "cluster" / "conftest.py"
+
+
+def _cluster_helpers() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("quiver_cluster_helpers", _CLUSTER_CONFTEST)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _cluster_helpers()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Any]:
+    yield from helpers.start_cluster(tmp_path)
+
+
+def test_bolt_bench_runs_small_and_bolt_answers_match_grpc(cluster: Any) -> None:
+    helpers.wait_for("a leader", cluster.leader)
+    lines: list[str] = []
+    config = BoltBenchConfig(persons=120, knows=400, batch=100, lookups=10, friend_of_friend=10)
+    run_bench(cluster.directory, config, out=lines.append)
+    text = "\n".join(lines)
+    assert "Load (gRPC): 120 :Person and 400 :KNOWS" in text
+    for query in ("point lookup", "friend-of-friend"):
+        for way in ("grpc", "bolt auto", "bolt managed", "bolt direct"):
+            assert f"{query}, {way} " in text, text
+    assert "!!" not in text, text
