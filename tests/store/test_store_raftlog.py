@@ -41,6 +41,22 @@ def _same_as(log: DurableLog, model: MemoryStorage) -> None:
     assert log.snapshot().metadata == model.snapshot().metadata
 
 
+TEARS = ("truncated", "zeroed")
+"""How a crash loses the unsynced end of a segment: the file cut short (its growth never
+reached the disk), or the bytes back to zeros (a write into preallocated blocks that never
+reached the disk)."""
+
+
+def _tear(segment: Path, cut: int, end: int, how: str) -> None:
+    """Lose the bytes ``[cut, end)`` of `segment` the way `how` says."""
+    with open(segment, "r+b") as file:
+        if how == "truncated":
+            file.truncate(cut)
+        else:
+            file.seek(cut)
+            file.write(bytes(end - cut))
+
+
 def test_entries_and_hard_state_survive_reopening(tmp_path: Path) -> None:
     log = _open(tmp_path)
     log.save(_entries(1, 5, 1), HardState(term=1, vote=2, commit=3))
@@ -94,37 +110,84 @@ def test_a_save_partly_below_the_compaction_point_keeps_only_the_rest(tmp_path: 
     assert log.entries(7, 12, 3 * 34) == _entries(7, 3, 1)  # Entry.size() is data + 24
 
 
-def test_torn_tail_is_cut_at_the_last_whole_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", TEARS)
+def test_torn_tail_is_cut_at_the_last_whole_record(tmp_path: Path, how: str) -> None:
     """A save is one record: a torn save loses all of its entries, never some."""
     log = _open(tmp_path)
     for index in range(1, 21):
         log.save(_entries(index, 1, 1))
+    segment, end = log.tail()
     log.close()
-    (segment,) = sorted((tmp_path / "raftlog").glob("*.seg"))
-    size = segment.stat().st_size
-    for cut in (size - 1, size - 7, size - 30, size - 200):
-        with open(segment, "r+b") as file:
-            file.truncate(cut)
+    for cut in (end - 1, end - 7, end - 30, end - 200):
+        _tear(segment, cut, end, how)
         log = _open(tmp_path)
         assert 0 < log.last_index() < 20
         survivors = log.last_index()
         assert log.entries(1, survivors + 1, NO_LIMIT) == _entries(1, survivors, 1)
         log.save(_entries(survivors + 1, 20 - survivors, 1))
+        assert log.tail()[0] == segment
+        end = log.tail()[1]
         log.close()
-        size = segment.stat().st_size
+    assert _open(tmp_path).entries(1, 21, NO_LIMIT) == _entries(1, 20, 1)
 
 
-def test_garbage_after_the_tail_is_cut(tmp_path: Path) -> None:
+def test_the_zero_filled_tail_is_the_end_and_stays_preallocated(tmp_path: Path) -> None:
     log = _open(tmp_path)
     log.save(_entries(1, 3, 1))
+    segment, end = log.tail()
     log.close()
-    (segment,) = sorted((tmp_path / "raftlog").glob("*.seg"))
     size = segment.stat().st_size
-    with open(segment, "ab") as file:
-        file.write(b"\x00\x00\x00\x10\xde\xad\xbe\xefhalf-written")
+    assert size > end, "the segment was not preallocated"
+    assert segment.read_bytes()[end:] == bytes(size - end)
     log = _open(tmp_path)
     assert log.last_index() == 3
-    assert segment.stat().st_size == size
+    assert log.tail() == (segment, end)
+    assert segment.stat().st_size == size, "a clean zero tail was cut"
+    log.save(_entries(4, 2, 1))
+    log.close()
+    assert _open(tmp_path).entries(1, 6, NO_LIMIT) == _entries(1, 5, 1)
+
+
+@pytest.mark.parametrize("where", ["at the end of the records", "past the zero-filled tail"])
+def test_garbage_after_the_tail_is_cut(tmp_path: Path, where: str) -> None:
+    log = _open(tmp_path)
+    log.save(_entries(1, 3, 1))
+    segment, end = log.tail()
+    log.close()
+    garbage = b"\x00\x00\x00\x10\xde\xad\xbe\xefhalf-written"
+    with open(segment, "r+b") as file:
+        file.seek(end if where == "at the end of the records" else segment.stat().st_size)
+        file.write(garbage)
+    log = _open(tmp_path)
+    assert log.last_index() == 3
+    assert segment.stat().st_size == end, "the torn tail was not cut"
+    log.save(_entries(4, 1, 1))
+    log.close()
+    assert _open(tmp_path).entries(1, 5, NO_LIMIT) == _entries(1, 4, 1)
+
+
+def test_a_whole_record_behind_a_tear_never_comes_back(tmp_path: Path) -> None:
+    """A crash can leave a later write whole and an earlier one torn (pages reach the disk
+    in any order until fdatasync). Neither was acknowledged; after recovery, new records
+    written over the tear must not be followed, on the next replay, by that stale one."""
+    log = _open(tmp_path)
+    log.save(_entries(1, 1, 1))
+    _, first_end = log.tail()
+    log.save(_entries(2, 1, 1, size=200))
+    _, second_end = log.tail()
+    log.save(_entries(3, 1, 1))
+    segment, end = log.tail()
+    log.close()
+    _tear(segment, first_end + 20, second_end, "zeroed")  # record 2 torn, record 3 whole
+    assert segment.read_bytes()[second_end:end].strip(b"\x00")
+    log = _open(tmp_path)
+    assert log.last_index() == 1
+    log.save(_entries(2, 1, 2, size=200))  # as long as the torn record: record 3 follows it
+    assert log.tail()[1] == second_end
+    log.close()
+    log = _open(tmp_path)
+    assert log.last_index() == 2
+    assert log.entries(1, 3, NO_LIMIT) == _entries(1, 1, 1) + _entries(2, 1, 2, size=200)
 
 
 def test_damage_before_the_last_segment_is_an_integrity_error(tmp_path: Path) -> None:
@@ -143,17 +206,17 @@ def test_damage_before_the_last_segment_is_an_integrity_error(tmp_path: Path) ->
 def test_tampered_entry_fails_authentication_naming_the_entry(tmp_path: Path) -> None:
     log = _open(tmp_path)
     log.save(_entries(1, 3, 1))
+    segment, end = log.tail()
     log.close()
-    (segment,) = sorted((tmp_path / "raftlog").glob("*.seg"))
     data = bytearray(segment.read_bytes())
-    data[-20] ^= 0x01  # inside the last entry's sealed data; the CRC is fixed up below
+    data[end - 20] ^= 0x01  # inside the last entry's sealed data; the CRC is fixed up below
     import struct
     import zlib
 
     # Re-frame the last record so only authentication, not the CRC, can catch it.
     offset = 0
     last = 0
-    while offset < len(data):
+    while offset < end:
         length = struct.unpack_from(">I", data, offset)[0]
         last = offset
         offset += 8 + length
@@ -318,11 +381,13 @@ def test_a_large_save_spans_several_records_and_reads_back(
 @given(
     st.lists(st.tuples(st.integers(0, 4), st.integers(1, 5)), min_size=1, max_size=12),
     st.floats(0.0, 1.0),
+    st.sampled_from(TEARS),
 )
 def test_a_log_cut_anywhere_reopens_as_some_prefix_of_its_saves(
     tmp_path_factory: pytest.TempPathFactory,
     saves: list[tuple[int, int]],
     cut_fraction: float,
+    how: str,
 ) -> None:
     """Whatever byte a crash tears the tail at, the log reopens exactly as it was after
     some whole number of saves: never a partial save, never garbage."""
@@ -338,12 +403,11 @@ def test_a_log_cut_anywhere_reopens_as_some_prefix_of_its_saves(
         log.save(batch)
         last = model.last_index()
         states.append((last, model.entries(1, last + 1, NO_LIMIT)))
-        (segment,) = sorted((path / "raftlog").glob("*.seg"))
-        ends.append(segment.stat().st_size)
+        segment, end = log.tail()
+        ends.append(end)
     log.close()
     cut = int(ends[-1] * cut_fraction)
-    with open(segment, "r+b") as file:
-        file.truncate(cut)
+    _tear(segment, cut, ends[-1], how)
     reopened = _open(path)
     whole = sum(1 for end in ends if end <= cut)
     expected_last, expected_entries = states[whole - 1] if whole else (0, [])
