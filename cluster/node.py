@@ -52,10 +52,12 @@ Must never: send a message before the Ready's persistence returned, apply an ent
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import hashlib
 import heapq
+import itertools
 import json
 import logging
 import os
@@ -75,7 +77,7 @@ from grpc_health.v1._async import HealthServicer
 from cluster import errors
 from cluster.config import NodeConfig, NodeEntry
 from cluster.errors import QuiverError
-from cluster.pipeline import MAX_PIPELINE, OverlayUnavailableError, Pending, execute_over_pending
+from cluster.pipeline import MAX_PIPELINE, Overlay, OverlayUnavailableError, Pending
 from cluster.statemachine import Decision, Envelope, Outcome, StateMachine
 from cluster.transport import (
     CHANNEL_OPTIONS,
@@ -133,6 +135,9 @@ LEADER_READY_WAIT_S: Final = 5.0
 READ_INDEX_TIMEOUT_S: Final = 5.0
 FETCH_SIZE: Final = 1000
 READER_THREADS: Final = 4
+WRITE_BATCH: Final = 64
+"""Queued writes executed in one trip to a reader thread, at most."""
+MAX_QUEUED_WRITES: Final = 4096
 BOOKMARK_PREFIX: Final = "quiver:"
 FORWARDED_METADATA: Final = "quiver-forwarded"
 SHUTDOWN_GRACE_S: Final = 2.0
@@ -240,6 +245,43 @@ class _OpenTransaction:
     """Statements of one transaction run one at a time."""
 
 
+@dataclass(slots=True)
+class _Executed:
+    """A statement executed for a write request: its result, whether pending writes were
+    under it, and its write (not yet in the pipeline; None when it wrote nothing)."""
+
+    result: Result
+    overlaid: bool
+    written: Pending | None
+
+
+_Queued = tuple[Result, int, Envelope | None, "asyncio.Future[Outcome] | None"]
+"""A queued write once executed: result, the applied index it ran at, and the proposed
+envelope with the future of its outcome (None, None for a read-only statement)."""
+
+
+@dataclass(slots=True)
+class _QueuedWrite:
+    query: str
+    parameters: dict[str, Any]
+    client_id: str
+    sequence: int
+    ready: asyncio.Future[_Queued]
+
+
+def _settle(
+    queued: _QueuedWrite, done: _Queued | None = None, error: QuiverError | None = None
+) -> None:
+    """Answer a queued write's caller once (a caller that gave up is skipped)."""
+    if queued.ready.done():
+        return
+    if error is not None:
+        queued.ready.set_exception(error)
+    else:
+        assert done is not None
+        queued.ready.set_result(done)
+
+
 @dataclass(slots=True, frozen=True)
 class Answer:
     """What a query produced, ready to stream."""
@@ -298,6 +340,10 @@ class Node:
         self.applied_index = 0
         self.term_applied = 0
         self._write_lock = asyncio.Lock()
+        self._write_queue: collections.deque[_QueuedWrite] = collections.deque()
+        self._id_prefix = secrets.token_bytes(8)
+        self._id_counter = itertools.count()
+        self._writer: asyncio.Task[None] | None = None
         self._transactions: dict[str, _OpenTransaction] = {}
         # Failpoint: peers this node is cut off from (tests only; see Admin.Partition).
         self.failpoints_enabled = failpoints.enabled()
@@ -979,7 +1025,7 @@ class Node:
         )
 
     async def _read_index(self) -> int:
-        context = secrets.token_bytes(16)
+        context = self._proposal_id()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._reads[context] = future
         try:
@@ -1065,90 +1111,146 @@ class Node:
         if not self.is_leader():
             raise self._not_leader_error()
 
-    async def _execute_pipelined(
-        self, query: str, parameters: dict[str, Any], pending: list[Pending]
-    ) -> tuple[Result, int, bool]:
-        """(result, applied index it ran at, whether pending writes were under it)."""
+    def _proposal_id(self) -> bytes:
+        """A unique id for a proposal or a read request: random per process, then counted
+        (no system call per id; safe from any thread)."""
+        return self._id_prefix + next(self._id_counter).to_bytes(8, "big")
+
+    def _execute_batch(
+        self, pending: list[Pending], batch: list[_QueuedWrite]
+    ) -> tuple[int, list[_Executed | CypherError | OverlayUnavailableError]]:
+        """In a reader thread: each queued statement over the applied graph, the pending
+        writes and the batch's earlier writes, in order; the applied index they ran at and,
+        per statement, what came of it (a write's `Pending` is new, not in the pipeline)."""
         sm = self.sm
         assert sm is not None
+        executed: list[_Executed | CypherError | OverlayUnavailableError] = []
+        with sm.lock.read():
+            applied = sm.graph.applied_index()
+            overlay = Overlay(self.engine, sm.graph, applied, pending)
+            for queued in batch:
+                try:
+                    result, overlaid = overlay.execute(queued.query, queued.parameters)
+                except (CypherError, OverlayUnavailableError) as error:
+                    executed.append(error)
+                    continue
+                written = None
+                if result.write_set:
+                    written = Pending(self._proposal_id(), result.write_set)
+                executed.append(_Executed(result, overlaid, written))
+        return applied, executed
 
-        def run() -> tuple[Result, int, bool]:
-            with sm.lock.read():
-                applied = sm.graph.applied_index()
-                result, overlaid = execute_over_pending(
-                    self.engine, sm.graph, applied, pending, query, parameters
+    async def _execute_and_propose(self, batch: list[_QueuedWrite]) -> list[_QueuedWrite]:
+        """Execute a batch in one trip to a reader thread and propose its writes in order,
+        each chained to the one before; the statements that must run again once the
+        pipeline is empty (a read-only one that read pending writes: it may answer only
+        from applied state; one the overlay cannot carry). Under the write lock."""
+        await self._leader_term_ready()
+        while len(self._pipeline) + len(batch) > MAX_PIPELINE:
+            self._pipeline_room.clear()
+            await self._wait_pipeline(self._pipeline_room)
+        pending = list(self._pipeline.values())
+        base, executed = await asyncio.get_running_loop().run_in_executor(
+            self._readers, self._execute_batch, pending, batch
+        )
+        if not self.is_leader():
+            raise self._not_leader_error()
+        after = pending[-1].proposal_id if pending else b""
+        again: list[_QueuedWrite] = []
+        for queued, done in zip(batch, executed, strict=True):
+            if isinstance(done, CypherError):
+                _settle(queued, error=QuiverError(done.status_code, str(done.args[0])))
+            elif isinstance(done, OverlayUnavailableError) or (
+                done.written is None and done.overlaid
+            ):
+                again.append(queued)
+            elif done.written is None:
+                _settle(queued, (done.result, base, None, None))
+            else:
+                result, written = done.result, done.written
+                envelope = Envelope(
+                    queued.client_id,
+                    queued.sequence,
+                    base,
+                    written.proposal_id,
+                    dict(result.counters),
+                    encode_write_set(result.write_set),
+                    after,
                 )
-                return result, applied, overlaid
+                after = written.proposal_id
+                self._pipeline[written.proposal_id] = written
+                self._pipeline_empty.clear()
+                _settle(queued, (result, base, envelope, await self._submit(envelope)))
+        return again
 
+    async def _drain_writes(self) -> None:
+        """The one task that executes and proposes queued writes, a batch at a time: many
+        writes share a trip to a reader thread, a Ready, an fsync and an append round."""
+        batch: list[_QueuedWrite] = []
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._readers, run)
-        except CypherError as error:
-            raise QuiverError(error.status_code, str(error.args[0])) from None
+            while self._write_queue:
+                take = min(WRITE_BATCH, len(self._write_queue))
+                batch = [self._write_queue.popleft() for _ in range(take)]
+                try:
+                    async with self._write_lock:
+                        again = await self._execute_and_propose(batch)
+                        # Bounded: with an empty pipeline the first of them cannot read a
+                        # pending write, so every round settles at least one.
+                        while again:
+                            while self._pipeline:
+                                self._pipeline_empty.clear()
+                                await self._wait_pipeline(self._pipeline_empty)
+                            again = await self._execute_and_propose(again)
+                except QuiverError as error:
+                    for queued in batch:
+                        _settle(queued, error=error)
+        finally:
+            # Cancelled (the node stops) or a bug: no caller is left waiting.
+            unavailable = QuiverError(errors.UNAVAILABLE, "the write was not executed; retry it")
+            for queued in [*batch, *self._write_queue]:
+                _settle(queued, error=unavailable)
+            self._write_queue.clear()
 
     async def write(
         self, query: str, parameters: dict[str, Any], client_id: str, sequence: int
     ) -> Answer:
         """Execute on the leader over the applied graph plus the pending writes, propose,
-        answer after apply. Pipelined: the write lock covers execution and proposal, not
-        the wait for commit, so many writes share a Ready. Callers checked leadership."""
+        answer after apply. Pipelined and batched: one task executes the queued writes a
+        batch at a time and proposes them (``_drain_writes``); the wait for commit is the
+        caller's, so many writes share a Ready. Callers checked leadership."""
         sm = self.sm
         assert sm is not None
-        async with self._write_lock:
-            await self._leader_term_ready()
-            if client_id:
-                # An in-memory lookup (the graph store caches its meta family): no disk.
-                record = sm.client_record(client_id)
-                if record is not None and sequence <= record[0]:
-                    return Answer(
-                        [],
-                        [],
-                        record[2],
-                        bookmark(record[1]),
-                        self.applied_index,
-                        client_pb2.QUERY_TYPE_WRITE_ONLY,
-                    )
-            while len(self._pipeline) >= MAX_PIPELINE:
-                self._pipeline_room.clear()
-                await self._wait_pipeline(self._pipeline_room)
-            pending = list(self._pipeline.values())
-            try:
-                result, base, overlaid = await self._execute_pipelined(query, parameters, pending)
-            except OverlayUnavailableError:
-                while self._pipeline:
-                    self._pipeline_empty.clear()
-                    await self._wait_pipeline(self._pipeline_empty)
-                pending = []
-                result, base, overlaid = await self._execute_pipelined(query, parameters, [])
-            if not self.is_leader():
-                raise self._not_leader_error()
-            if not result.write_set:
-                if overlaid:
-                    # It read pending writes: answer only from what is applied.
-                    while self._pipeline:
-                        self._pipeline_empty.clear()
-                        await self._wait_pipeline(self._pipeline_empty)
-                    base = self.applied_index
-                    result = await self._execute(query, parameters)
+        if client_id:
+            # An in-memory lookup (the graph store caches its meta family): no disk. One the
+            # table does not show yet is caught when applied (the state machine's dedup).
+            record = sm.client_record(client_id)
+            if record is not None and sequence <= record[0]:
                 return Answer(
-                    result.columns,
-                    result.rows,
-                    result.counters,
-                    bookmark(base),
-                    base,
-                    client_pb2.QUERY_TYPE_READ_ONLY,
+                    [],
+                    [],
+                    record[2],
+                    bookmark(record[1]),
+                    self.applied_index,
+                    client_pb2.QUERY_TYPE_WRITE_ONLY,
                 )
-            envelope = Envelope(
-                client_id,
-                sequence,
+        if len(self._write_queue) >= MAX_QUEUED_WRITES:
+            raise QuiverError(errors.UNAVAILABLE, "too many writes are queued; retry it")
+        queued = _QueuedWrite(
+            query, parameters, client_id, sequence, asyncio.get_running_loop().create_future()
+        )
+        self._write_queue.append(queued)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain_writes())
+        result, base, envelope, future = await queued.ready
+        if envelope is None or future is None:
+            return Answer(
+                result.columns,
+                result.rows,
+                result.counters,
+                bookmark(base),
                 base,
-                secrets.token_bytes(16),
-                dict(result.counters),
-                encode_write_set(result.write_set),
-                pending[-1].proposal_id if pending else b"",
+                client_pb2.QUERY_TYPE_READ_ONLY,
             )
-            self._pipeline[envelope.proposal_id] = Pending(envelope.proposal_id, result.write_set)
-            self._pipeline_empty.clear()
-            future = await self._submit(envelope)
         if failpoints.ACTIVE and "ack-before-commit" in failpoints.ACTIVE:  # planted bug (b)
             return Answer(
                 result.columns,
@@ -1266,7 +1368,7 @@ class Node:
                     "",
                     0,
                     tx.base_index,
-                    secrets.token_bytes(16),
+                    self._proposal_id(),
                     {},
                     encode_write_set(write_set),
                 )
@@ -1323,7 +1425,7 @@ class Node:
                 )
             if not voters_after:
                 raise QuiverError(errors.INVALID_REQUEST, "the last voter cannot go")
-            proposal_id = secrets.token_bytes(16)
+            proposal_id = self._proposal_id()
             context["proposal"] = proposal_id.hex()
             change = ConfChange(
                 changes=(ConfChangeSingle(change_type, node_id),),
