@@ -2,12 +2,13 @@
 overlay of the leader's pending (proposed, not yet applied) write sets, so that several
 writes are in flight at once and share a Ready, an fsync and an AppendEntries round.
 
-Owns the overlay: the pending write sets are replayed, in order, into a fresh transaction
-state over the graph (``cypher.txstate.TxState``), the statement runs in it, and its own
-operations are cut off the end. Replay reproduces the pending writes' node and relationship
-ids because ids are allocated in order from the graph's next ids, and it is checked: a
-pending write the overlay cannot reproduce (schema changes, an id that comes out different)
-raises ``OverlayUnavailableError`` and the caller waits for the pipeline to drain instead.
+Owns the overlay: the pending write sets are replayed, in order, into a transaction state
+over the graph (``cypher.txstate.TxState``), a statement runs in it, and its own operations
+are cut off the end; a batch of statements shares one replay (:class:`Overlay`). Replay
+reproduces the pending writes' node and relationship ids because ids are allocated in order
+from the graph's next ids, and it is checked: a pending write the overlay cannot reproduce
+(schema changes, an id that comes out different) raises ``OverlayUnavailableError`` and the
+caller waits for the pipeline to drain instead.
 
 Safety does not rest on the overlay: each pipelined envelope names the pending write it was
 executed after, and the state machine applies it only if that write is the last one applied
@@ -72,6 +73,58 @@ def _replay(tx: TxState, write_set: ws.WriteSet) -> None:
             raise OverlayUnavailableError(f"{type(op).__name__} is not replayed")
 
 
+class Overlay:
+    """The applied graph plus pending writes, for a batch of statements executed in order,
+    each on top of the writes of the ones before it.
+
+    The pending writes are replayed once into a transaction state; a statement runs in it
+    and its own operations are cut off the end; a statement that writes stays in the
+    overlay for the next, one that fails is dropped (the state is rebuilt from the writes
+    kept, on the next statement). So a batch of n statements over k pending writes costs
+    one replay of k, not n. Use under the state machine's read lock, in one thread.
+    """
+
+    def __init__(
+        self, engine: Engine, graph: GraphView, applied_index: int, pending: Sequence[Pending]
+    ) -> None:
+        self._engine = engine
+        self._graph = graph
+        self._writes = [p.write_set for p in pending if p.index == 0 or p.index > applied_index]
+        self._tx: TxState | None = None
+        """Exactly `_writes` replayed, or None: to be rebuilt."""
+
+    def _replayed(self) -> TxState:
+        tx = TxState(self._graph)
+        try:
+            for write_set in self._writes:
+                _replay(tx, write_set)
+        except CypherError as error:
+            raise OverlayUnavailableError(f"replay failed: {error}") from None
+        return tx
+
+    def execute(self, query: str, parameters: Mapping[str, Any]) -> tuple[Result, bool]:
+        """Run `query` over the overlay: the result (its write set: this statement's
+        operations only) and whether any pending write was under it."""
+        if not self._writes:
+            result = self._engine.run(self._graph, query, parameters)
+            if result.write_set:
+                self._writes.append(result.write_set)
+            return result, False
+        tx = self._tx if self._tx is not None else self._replayed()
+        self._tx = None  # until the statement succeeded, the state is not `_writes`
+        replayed = len(tx.operations)
+        deleted_before = set(tx.deleted_nodes)
+        result = Transaction(self._engine, tx).run(query, parameters)
+        tx.finish()  # the end-of-statement checks, over the overlay and the statement together
+        own = list(tx.operations[replayed:])
+        own.extend(ws.DeleteNode(n) for n in sorted(tx.deleted_nodes - deleted_before))
+        write_set = ws.WriteSet(tuple(own))
+        if own:
+            self._writes.append(write_set)
+        self._tx = tx
+        return dataclasses.replace(result, write_set=write_set), True
+
+
 def execute_over_pending(
     engine: Engine,
     graph: GraphView,
@@ -83,19 +136,4 @@ def execute_over_pending(
     """Run `query` over the graph (applied up to `applied_index`) plus the pending writes
     not applied yet; the result (its write set: this statement's operations only) and
     whether any pending write was under it. Call under the state machine's read lock."""
-    overlay = [p for p in pending if p.index == 0 or p.index > applied_index]
-    if not overlay:
-        return engine.run(graph, query, parameters), False
-    tx = TxState(graph)
-    try:
-        for write in overlay:
-            _replay(tx, write.write_set)
-    except CypherError as error:
-        raise OverlayUnavailableError(f"replay failed: {error}") from None
-    replayed = len(tx.operations)
-    deleted_before = set(tx.deleted_nodes)
-    result = Transaction(engine, tx).run(query, parameters)
-    tx.finish()  # the end-of-statement checks, over the overlay and the statement together
-    own = list(tx.operations[replayed:])
-    own.extend(ws.DeleteNode(n) for n in sorted(tx.deleted_nodes - deleted_before))
-    return dataclasses.replace(result, write_set=ws.WriteSet(tuple(own))), True
+    return Overlay(engine, graph, applied_index, pending).execute(query, parameters)

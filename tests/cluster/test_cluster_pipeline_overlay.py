@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from cluster.pipeline import Pending, execute_over_pending
+from cluster.pipeline import Overlay, Pending, execute_over_pending
 from cluster.statemachine import Decision, Envelope, StateMachine
-from cypher import Engine
+from cypher import CypherError, Engine
 from store.codec import encode_write_set
 from store.crypto import Keyring
 from store.graph import GraphStore
@@ -63,6 +63,44 @@ def test_a_statement_over_pending_writes_sees_them_and_carries_only_its_own(
         engine, graph, 2, [Pending(b"p1", first, index=2)], "MATCH (n:Item) RETURN count(n)", {}
     )
     assert not overlaid and again.rows == [[2]]
+
+
+def test_a_batch_shares_one_overlay_and_equals_running_its_statements_one_by_one(
+    tmp_path: Path,
+) -> None:
+    """Statements of a batch each run over the pending writes and the batch's earlier
+    writes; one that fails leaves nothing behind, and what follows it is unaffected."""
+    graph = _graph(tmp_path)
+    engine = Engine()
+    graph.apply(WriteSet((CreateUniqueConstraint("u", "P", ("k",)),)), 1)
+    pending = [Pending(b"p1", engine.run(graph, "CREATE (:P {k: 0})").write_set)]
+    overlay = Overlay(engine, graph, 1, pending)
+    statements = [
+        "CREATE (:P {k: 1})",
+        "CREATE (:P {k: 0})",  # violates the constraint over the pending write: refused
+        "MATCH (n:P) SET n.seen = true",
+        "MATCH (n:P) WHERE n.k = 1 DETACH DELETE n",
+        "CREATE (:P {k: 1})",  # the deleted holder of k = 1 is gone within the overlay
+        "MATCH (n:P) RETURN n.k AS k, n.seen AS seen ORDER BY k",
+    ]
+    outcomes: list[object] = []
+    for query in statements:
+        try:
+            outcomes.append(overlay.execute(query, {}))
+        except CypherError as error:
+            outcomes.append(error)
+    assert isinstance(outcomes[1], CypherError)
+    # The same statements one at a time over an explicit chain of pending writes.
+    chain = list(pending)
+    for query, outcome in zip(statements, outcomes, strict=True):
+        if isinstance(outcome, CypherError):
+            continue
+        result, overlaid = execute_over_pending(engine, graph, 1, chain, query, {})
+        assert overlaid and outcome == (result, True)
+        if result.write_set:
+            chain.append(Pending(secrets.token_bytes(4), result.write_set))
+    last = outcomes[-1]
+    assert isinstance(last, tuple) and last[0].rows == [[0, True], [1, None]]
 
 
 def test_a_pipelined_write_applies_only_after_the_write_it_followed(tmp_path: Path) -> None:
