@@ -9,6 +9,11 @@ query. Beside each query it times the same work done by hand through the store's
 engine's own cost is the difference. The engine's answers are checked against the
 baseline's; a benchmark otherwise asserts nothing.
 
+Then it runs both queries three ways, interleaved: unrestricted (``privileges=None``), as a
+user whose ``PrivilegeSet`` grants everything (admin), and as a restricted user (every
+hundredth person carries a denied label, and a property is unreadable), and prints each
+one's throughput relative to the unrestricted run: the cost of the filtered view (#7).
+
 Must never: run as part of the tests, or leave its scratch directory behind.
 """
 
@@ -141,6 +146,48 @@ def _baseline_friend_of_friend(graph: GraphStore, person_id: int) -> int:
     return len(found)
 
 
+def _privilege_sets() -> list[tuple[str, Any]]:
+    from cluster.security.privileges import NODES, RELATIONSHIPS, Action, deny, grant, resolve
+
+    restricted = resolve(
+        ["restricted"],
+        {
+            "restricted": [
+                grant(Action.MATCH, NODES),
+                grant(Action.MATCH, RELATIONSHIPS),
+                deny(Action.TRAVERSE, NODES, ["Secret"]),
+                deny(Action.READ, NODES, ["Person"], ["email"]),
+            ]
+        },
+    )
+    return [("none", None), ("admin", resolve(["admin"])), ("restricted", restricted)]
+
+
+def _time_privileges(
+    engine: Engine, graph: GraphStore, name: str, query: str, ids: Sequence[int], out
+) -> None:
+    """Each argument runs under every privilege set in turn (a noisy neighbour lands on all
+    alike); reports the median per call and throughput (its inverse) relative to the
+    unrestricted run."""
+    sets = _privilege_sets()
+    samples: dict[str, list[float]] = {label: [] for label, _ in sets}
+    clock = time.perf_counter
+    for argument in ids[:100]:  # untimed warm-up
+        for _, privileges in sets:
+            engine.run(graph, query, {"id": argument}, privileges)
+    for argument in ids:
+        for label, privileges in sets:
+            start = clock()
+            engine.run(graph, query, {"id": argument}, privileges)
+            samples[label].append((clock() - start) * 1000)
+    base = statistics.median(samples["none"])
+    cells = "".join(
+        f"{label} {statistics.median(s):.3f} ms ({base / statistics.median(s):.2f})  "
+        for label, s in samples.items()
+    )
+    out(f"  {name:<22}{cells}")
+
+
 def run(config: CypherBenchConfig, out: Callable[[str], None] = print) -> None:
     rng = random.Random(config.seed)
     with tempfile.TemporaryDirectory(prefix="quiver-bench-cypher-") as scratch:
@@ -202,6 +249,13 @@ def run(config: CypherBenchConfig, out: Callable[[str], None] = print) -> None:
             out("")
             out("  view: the same work by hand through the store's GraphView (no Cypher),")
             out("  timed alternately with the engine; p50 ratio = engine p50 / view p50")
+            out("")
+            loader.run("MATCH (p:Person) WHERE p.id % 100 = 0 SET p:Secret")
+            out("Privileges: p50 per call (throughput relative to privileges=None)")
+            _time_privileges(engine, graph, "point lookup", LOOKUP, lookup_ids, out)
+            _time_privileges(engine, graph, "friend-of-friend", FRIEND_OF_FRIEND, fof_ids, out)
+            out("  admin: a PrivilegeSet granting everything; restricted: DENY TRAVERSE on")
+            out("  the 1% of persons labelled :Secret and DENY READ {email} ON NODES Person")
             load = os.getloadavg()[0]
             out(f"  machine load average during the run: {load:.1f} on {os.cpu_count()} cores")
         finally:

@@ -17,7 +17,7 @@ whose errors must then not name what is hidden.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from cypher.errors import CypherError
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from cluster.security.privileges import Action, PrivilegeSet
 
 MAX_CACHED_NODES = 65_536
-"""Visibility answers per node id kept for one statement or transaction (cleared when full)."""
+"""Filtered node records (None: hidden) kept for one statement or transaction, so a node
+read to decide visibility is not read again (cleared when full)."""
 
 
 class SecureView:
@@ -44,7 +45,9 @@ class SecureView:
     def __init__(self, base: GraphView, privileges: PrivilegeSet) -> None:
         self.base = base
         self.privileges = privileges
-        self._visible: dict[int, bool] = {}
+        self._records: dict[int, NodeRecord | None] = {}
+        self._label_visible: dict[int, bool] = {}
+        self._has_label: Callable[[int, str], bool] | None = getattr(base, "node_has_label", None)
         self._counts: dict[tuple[str, str | None], int] = {}
 
     # -- elements -----------------------------------------------------------------------------
@@ -53,16 +56,22 @@ class SecureView:
         return self.privileges.can_traverse_node(record.labels, record.properties)
 
     def _visible_id(self, node_id: int) -> bool:
-        if self.privileges.traverses_every_node:
+        """Whether an existing node (a relationship's end) may be traversed."""
+        privileges = self.privileges
+        if privileges.traverses_every_node:
             return True
-        found = self._visible.get(node_id)
-        if found is None:
-            record = self.base.node(node_id)
-            found = record is not None and self._node_visible(record)
-            if len(self._visible) >= MAX_CACHED_NODES:
-                self._visible.clear()
-            self._visible[node_id] = found
-        return found
+        denied = privileges.traversal_denied_labels
+        if denied is not None and self._has_label is not None:
+            # Label denies only: membership reads instead of decrypting the record.
+            found = self._label_visible.get(node_id)
+            if found is None:
+                has_label = self._has_label
+                found = not any(has_label(node_id, label) for label in denied)
+                if len(self._label_visible) >= MAX_CACHED_NODES:
+                    self._label_visible.clear()
+                self._label_visible[node_id] = found
+            return found
+        return self.node(node_id) is not None
 
     def _filtered_node(self, record: NodeRecord) -> NodeRecord:
         privileges = self.privileges
@@ -79,18 +88,29 @@ class SecureView:
         return NodeRecord(record.id, record.labels, readable)
 
     def node(self, node_id: int) -> NodeRecord | None:
+        records = self._records
+        if node_id in records:
+            return records[node_id]
         record = self.base.node(node_id)
-        if record is None or not self._node_visible(record):
-            return None
-        return self._filtered_node(record)
+        found = None
+        if record is not None and self._node_visible(record):
+            found = self._filtered_node(record)
+        if len(records) >= MAX_CACHED_NODES:
+            records.clear()
+        records[node_id] = found
+        return found
 
-    def _rel_visible(self, record: RelationshipRecord) -> bool:
+    def _rel_visible(self, record: RelationshipRecord, seen_from: int | None = None) -> bool:
+        """The type may be traversed and both ends are visible (`seen_from`, an end the
+        caller reached through this view, is known to be)."""
         privileges = self.privileges
         if not privileges.traverses_every_relationship and not (
             privileges.can_traverse_relationship(record.type)
         ):
             return False
-        return self._visible_id(record.start) and self._visible_id(record.end)
+        return (record.start == seen_from or self._visible_id(record.start)) and (
+            record.end == seen_from or self._visible_id(record.end)
+        )
 
     def _filtered_rel(self, record: RelationshipRecord) -> RelationshipRecord:
         privileges = self.privileges
@@ -140,12 +160,9 @@ class SecureView:
             yield from self.base.node_ids_by_property(label, key, value)
             return
         for node_id in self.base.node_ids_by_property(label, key, value):
-            record = self.base.node(node_id)
-            if (
-                record is not None
-                and self._node_visible(record)
-                and privileges.can_read_node_property(record.labels, key, record.properties)
-            ):
+            # The filtered record lacks the key exactly when it cannot be read here.
+            record = self.node(node_id)
+            if record is not None and key in record.properties:
                 yield node_id
 
     def relationship_ids(self) -> Iterator[int]:
@@ -169,10 +186,14 @@ class SecureView:
             and privileges.traverses_every_relationship
             and privileges.reads_every_relationship_property
         )
+        # The caller reached `node_id` through this view (or created it): only the other end
+        # needs a check. A hidden `node_id` has no visible relationships at all.
+        if not everything and not self._visible_id(node_id):
+            return
         for record in self.base.relationships(node_id, direction, types):
             if everything:
                 yield record
-            elif self._rel_visible(record):
+            elif self._rel_visible(record, node_id):
                 yield self._filtered_rel(record)
 
     # -- counts and names ---------------------------------------------------------------------

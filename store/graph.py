@@ -459,6 +459,14 @@ class GraphStore:
     def has_index(self, label: str, key: str) -> bool:
         return _has_index(self._indexes, label, key)
 
+    def node_has_label(self, node_id: int, label: str) -> bool:
+        """Whether an existing node carries `label`: one membership key read, no record
+        decrypted (the privilege-filtered view's check of a relationship's end node)."""
+        token = self._token_by_name.get((LABEL, label))
+        if token is None:
+            return False
+        return self._families[CF_MEMBERSHIP].get(_label_member(token, node_id)) is not None
+
     def node_ids_by_property(self, label: str, key: str, value: Value) -> Iterator[int]:
         if not self.has_index(label, key):
             raise IndexNotFoundError(f"no index on :{label}({key})")

@@ -103,6 +103,10 @@ class MemoryGraph:
             for index in self.index_by_name.values()
         )
 
+    def node_has_label(self, node_id: int, label: str) -> bool:
+        node = self.nodes.get(node_id)
+        return node is not None and label in node.labels
+
     def node_ids_by_property(self, label: str, key: str, value: Value) -> Iterator[int]:
         if not self.has_index(label, key):
             raise IndexNotFoundError(f"no index on :{label}({key})")

@@ -351,6 +351,9 @@ class PrivilegeSet:
         self.reads_every_node_property = self.traverses_every_node and (
             self._unconditionally_all(Action.READ, NODES)
         )
+        self.traversal_denied_labels = self._traversal_denied_labels()
+        """When not None: a node may be traversed exactly when it carries none of these
+        labels (an unconditional grant on every node, only label denies)."""
         self.traverses_every_relationship = self._unconditionally_all(
             Action.TRAVERSE, RELATIONSHIPS
         )
@@ -366,6 +369,18 @@ class PrivilegeSet:
             for p in self._matching(capability, True, segment, None)
         )
         return granted and not any(self._matching(capability, False, segment, None))
+
+    def _traversal_denied_labels(self) -> frozenset[str] | None:
+        granted = any(
+            p.names is None and p.condition is None
+            for p in self._matching(Action.TRAVERSE, True, NODES, None)
+        )
+        denied: set[str] = set()
+        for privilege in self._matching(Action.TRAVERSE, False, NODES, None):
+            if privilege.names is None or privilege.condition is not None:
+                return None
+            denied |= privilege.names
+        return frozenset(denied) if granted else None
 
     def _memo(self, key: tuple[Any, ...], compute) -> bool:
         found = self._cache.get(key)
