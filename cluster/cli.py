@@ -77,13 +77,17 @@ def _not_yet(args: argparse.Namespace, _extra: list[str]) -> int:
 
 
 def _chaos(args: argparse.Namespace, extra: list[str]) -> int:
-    """``quiver chaos proxy ...``: the Toxiproxy-compatible fault proxy; the rest of the chaos
-    commands are not yet available."""
+    """``quiver chaos proxy ...``: the Toxiproxy-compatible fault proxy; ``quiver chaos run
+    ...``: a checked workload against a fresh cluster under faults (``chaos.runner``)."""
     if args.action == "proxy":
         # Imported here: only this subcommand needs the proxy.
         from chaos.toxiproxy import main as proxy_main
 
         return proxy_main(extra)
+    if args.action == "run":
+        from chaos.runner import main as run_main
+
+        return run_main(extra)
     return _not_yet(args, extra)
 
 
@@ -395,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
                 nargs="?",
                 help=(
                     "proxy [--host H] [--port P] [--seed N]: a Toxiproxy-compatible fault "
-                    "proxy on loopback; other actions are not yet available"
+                    "proxy on loopback; run [--workload W] [--nemesis N,...] [--time-limit S] "
+                    "[--clients N] [--seed N] [--out DIR]: a checked run against a fresh "
+                    "cluster under faults (see 'quiver chaos run --help')"
                 ),
             )
         if command.name == "audit":
@@ -444,10 +450,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(argv: Sequence[str]) -> int:
+    if list(argv[:2]) == ["chaos", "run"] and any(a in ("-h", "--help") for a in argv[2:]):
+        from chaos.runner import main as run_main  # its own options, not the chaos parser's
+
+        return run_main(["--help"])
     parser = build_parser()
     # Known-args parsing so that `sim` can hand its own options to the simulator.
     args, extra = parser.parse_known_args(list(argv))
-    passes_through = args.command == "sim" or (args.command == "chaos" and args.action == "proxy")
+    passes_through = args.command == "sim" or (
+        args.command == "chaos" and args.action in ("proxy", "run")
+    )
     if extra and not passes_through:
         raise CliError(
             INVALID_REQUEST,

@@ -134,8 +134,24 @@ def test_chaos_proxy_passes_its_options_through_to_the_fault_proxy(
     assert received == [["--port", "8475", "--seed", "3", "--host=127.0.0.1"]]
 
 
-def test_chaos_other_than_proxy_is_not_yet_available(repo_root: Path) -> None:
-    result = _quiver(repo_root, "chaos", "run", "--dir", "unused-dir")
+def test_chaos_run_refuses_an_unknown_nemesis_in_one_status_coded_line(repo_root: Path) -> None:
+    result = _quiver(repo_root, "chaos", "run", "--nemesis", "meteor", "--out", "unused-dir")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Neo.ClientError.Request.Invalid: quiver chaos run: ")
+    assert not (repo_root / "unused-dir").exists()
+
+
+def test_chaos_run_help_is_the_run_options(repo_root: Path) -> None:
+    result = _quiver(repo_root, "chaos", "run", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: quiver chaos run" in result.stdout
+    assert "--nemesis" in result.stdout
+
+
+def test_chaos_other_than_proxy_and_run_is_not_yet_available(repo_root: Path) -> None:
+    result = _quiver(repo_root, "chaos", "netns", "--dir", "unused-dir")
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr

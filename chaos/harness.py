@@ -1,0 +1,446 @@
+"""A real Quiver cluster under a chaos harness: every link through the fault proxy.
+
+Owns a cluster directory made by ``quiver init`` and then rewired so that every directed peer
+link and every client link passes through its own proxy of a Toxiproxy-compatible server
+(``quiver chaos proxy``, a child process): node ``a`` reaches node ``b``'s Raft port at the
+listen port of proxy ``na_to_nb`` and every client port (clients, and followers forwarding
+writes) at the proxy ``client_to_nb``. mTLS passes through: the proxies are TCP and the
+certificates name ``127.0.0.1``. The node processes (``quiver serve``) are this harness's
+children, started with the failpoints the caller arms (``QUIVER_FAILPOINTS``, never a
+file) and watched: a node that exits when nobody killed it is recorded (with its status)
+and restarted after ``RESTART_HOLD_S``; a node a nemesis killed stays down until the
+nemesis restarts it.
+
+Faults: SIGKILL (one node, a minority, every node), SIGSTOP with a guaranteed SIGCONT,
+partitions as toxics on the link proxies (``chaos.nemesis.ProxyNetwork``), latency on every
+peer link, leadership transfer through the admin API. :meth:`ChaosCluster.heal` undoes all of
+them; :meth:`ChaosCluster.close` stops everything, whatever happened.
+
+Must never: signal a process it did not start, listen or connect anywhere but 127.0.0.1, or
+leave a process running or stopped after ``close``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import grpc
+
+from chaos import nemesis
+from chaos.nemesis import ProcessGone, ProcessTarget, ProxyNetwork, ToxiproxyClient
+from cluster.client import Client, connect
+from cluster.config import CLUSTER_FILE, LOOPBACK, NODE_FILE, load_cluster, write_json
+from cluster.errors import QuiverError
+from cluster.init import free_ports, init_cluster
+from proto import admin_pb2, admin_pb2_grpc
+from store.failpoints import ENV as FAILPOINTS_ENV
+from store.failpoints import parse as parse_failpoints
+
+log = logging.getLogger("quiver.chaos")
+
+PROXY_START_S: Final = 15.0
+LEADER_WAIT_S: Final = 30.0
+RESTART_HOLD_S: Final = 1.0
+WATCH_POLL_S: Final = 0.1
+STOP_GRACE_S: Final = 10.0
+STATUS_TIMEOUT_S: Final = 1.0
+TRANSFER_TIMEOUT_S: Final = 5.0
+LATENCY_TOXIC: Final = "quiver-latency"
+MAX_EXITS_RECORDED: Final = 1000
+
+
+def name(node_id: int) -> str:
+    return f"n{node_id}"
+
+
+def proxy_name(sender: str, receiver: str) -> str:
+    return f"{sender}_to_{receiver}"
+
+
+def client_proxy(node: str) -> str:
+    return f"client_to_{node}"
+
+
+@dataclass(slots=True)
+class NodeExit:
+    node: int
+    status: int
+    at_ns: int
+    killed: bool
+    """True when a nemesis killed it; False when it stopped by itself (a crash, a failpoint)."""
+
+
+@dataclass
+class ChaosCluster:
+    directory: Path
+    """The cluster directory (``cluster.json``, certificates, node configs and data)."""
+    nodes: list[int]
+    api: ToxiproxyClient
+    network: ProxyNetwork
+    failpoints: Mapping[int, str]
+    proxy_process: subprocess.Popen[bytes]
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    held: set[int] = field(default_factory=set)
+    paused: dict[int, ProcessTarget] = field(default_factory=dict)
+    exits: list[NodeExit] = field(default_factory=list)
+    latency_on: bool = False
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _watcher: threading.Thread | None = None
+    _status_client: Client | None = None
+
+    # -- building --------------------------------------------------------------------------
+
+    @staticmethod
+    def create(
+        out: Path,
+        nodes: int = 3,
+        failpoints: Mapping[int, str] | None = None,
+        seed: int = 0,
+        tick_ms: int = 50,
+        election_ticks: int = 10,
+    ) -> ChaosCluster:
+        """Initialise a fresh cluster under ``out/cluster``, start the proxy and the nodes
+        and wait for a leader. The caller closes it (or uses ``with``)."""
+        failpoints = dict(failpoints or {})
+        for spec in failpoints.values():
+            parse_failpoints(spec)  # a bad spec fails here, not inside a node
+        directory = out / "cluster"
+        init_cluster(
+            directory,
+            nodes=nodes,
+            zones=min(3, nodes),
+            tick_ms=tick_ms,
+            election_ticks=election_ticks,
+        )
+        api_port = free_ports(1)[0]
+        with open(out / "proxy.log", "ab") as proxy_log:
+            proxy_process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cluster.cli",
+                    "chaos",
+                    "proxy",
+                    "--host",
+                    LOOPBACK,
+                    "--port",
+                    str(api_port),
+                    "--seed",
+                    str(seed),
+                ],
+                stdout=proxy_log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        api = ToxiproxyClient(f"{LOOPBACK}:{api_port}")
+        ids = list(range(1, nodes + 1))
+        network = ProxyNetwork(api, [name(n) for n in ids], proxy_name=proxy_name)
+        cluster = ChaosCluster(directory, ids, api, network, failpoints, proxy_process)
+        try:
+            cluster._wait_for_proxy()
+            cluster._rewire()
+            for node_id in ids:
+                cluster._start(node_id)
+            cluster._watcher = threading.Thread(
+                target=cluster._watch, name="chaos-watch", daemon=True
+            )
+            cluster._watcher.start()
+            if not cluster.wait_for_leader(LEADER_WAIT_S):
+                raise RuntimeError(f"no leader within {LEADER_WAIT_S:.0f} s; see {directory}")
+        except BaseException:
+            cluster.close()
+            raise
+        return cluster
+
+    def _wait_for_proxy(self) -> None:
+        deadline = time.monotonic() + PROXY_START_S
+        while True:
+            if self.proxy_process.poll() is not None:
+                raise RuntimeError(f"the fault proxy exited with {self.proxy_process.returncode}")
+            try:
+                self.api.proxies()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the fault proxy did not answer in time") from None
+                time.sleep(0.1)
+
+    def _rewire(self) -> None:
+        """One proxy per directed peer link and per client link; configs point at them."""
+        cluster = load_cluster(self.directory)
+        real = {entry.id: entry for entry in cluster.nodes}
+        links = [(a, b) for a in self.nodes for b in self.nodes if a != b]
+        ports = free_ports(len(links) + len(self.nodes))
+        peer_listen: dict[tuple[int, int], str] = {}
+        for (a, b), port in zip(links, ports, strict=False):
+            listen = f"{LOOPBACK}:{port}"
+            self.api.create_proxy(proxy_name(name(a), name(b)), listen, real[b].peer)
+            peer_listen[(a, b)] = listen
+        client_listen: dict[int, str] = {}
+        for node_id, port in zip(self.nodes, ports[len(links) :], strict=True):
+            listen = f"{LOOPBACK}:{port}"
+            self.api.create_proxy(client_proxy(name(node_id)), listen, real[node_id].grpc)
+            client_listen[node_id] = listen
+        for node_id in self.nodes:
+            path = self.directory / "nodes" / str(node_id) / NODE_FILE
+            doc: dict[str, Any] = json.loads(path.read_text())
+            for peer in doc["peers"]:
+                peer_id = int(peer["id"])
+                peer["grpc"] = client_listen[peer_id]
+                if peer_id != node_id:
+                    peer["peer"] = peer_listen[(node_id, peer_id)]
+            write_json(path, doc)
+        rewired = dataclasses.replace(
+            cluster,
+            nodes=tuple(
+                dataclasses.replace(entry, grpc=client_listen[entry.id]) for entry in cluster.nodes
+            ),
+        )
+        write_json(self.directory / CLUSTER_FILE, rewired.to_json())
+
+    # -- processes -------------------------------------------------------------------------
+
+    def _start(self, node_id: int) -> None:
+        node_dir = self.directory / "nodes" / str(node_id)
+        env = {**os.environ, FAILPOINTS_ENV: self.failpoints.get(node_id) or "1"}
+        with open(node_dir / "node.log", "ab") as node_log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cluster.cli",
+                    "serve",
+                    "--config",
+                    str(node_dir / NODE_FILE),
+                ],
+                stdout=node_log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        with self._lock:
+            self.processes[node_id] = process
+        log.info("started n%d (pid %d)", node_id, process.pid)
+
+    def _watch(self) -> None:
+        """Restart a node that stopped by itself, after a hold; record why it stopped."""
+        due: dict[int, float] = {}
+        while not self._stop.wait(WATCH_POLL_S):
+            with self._lock:
+                for node_id, process in list(self.processes.items()):
+                    if node_id in self.held or process.poll() is None:
+                        due.pop(node_id, None)
+                        continue
+                    if node_id not in due:
+                        self._record_exit(node_id, process, killed=False)
+                        due[node_id] = time.monotonic() + RESTART_HOLD_S
+                    elif time.monotonic() >= due.pop(node_id):
+                        self._start(node_id)
+
+    def _record_exit(self, node_id: int, process: subprocess.Popen[bytes], killed: bool) -> None:
+        if len(self.exits) < MAX_EXITS_RECORDED:
+            status = process.returncode if process.returncode is not None else -1
+            self.exits.append(NodeExit(node_id, status, time.monotonic_ns(), killed))
+
+    def pid(self, node_id: int) -> int | None:
+        with self._lock:
+            process = self.processes.get(node_id)
+            return None if process is None or process.poll() is not None else process.pid
+
+    def kill(self, node_ids: list[int]) -> None:
+        """SIGKILL; each stays down until :meth:`restart`."""
+        with self._lock:
+            for node_id in node_ids:
+                self.held.add(node_id)
+                process = self.processes.get(node_id)
+                if process is None or process.poll() is not None:
+                    continue
+                self._resume(node_id)
+                process.kill()
+                process.wait(STOP_GRACE_S)
+                self._record_exit(node_id, process, killed=True)
+
+    def restart(self, node_ids: list[int]) -> None:
+        with self._lock:
+            for node_id in node_ids:
+                process = self.processes.get(node_id)
+                if node_id in self.held and (process is None or process.poll() is not None):
+                    self._start(node_id)
+                self.held.discard(node_id)
+
+    def pause(self, node_id: int) -> None:
+        with self._lock:
+            pid = self.pid(node_id)
+            if pid is None or node_id in self.paused:
+                return
+            with contextlib.suppress(ProcessGone):
+                target = ProcessTarget.of(pid)
+                nemesis.stop(target)
+                self.paused[node_id] = target
+
+    def _resume(self, node_id: int) -> None:
+        target = self.paused.pop(node_id, None)
+        if target is not None:
+            nemesis.resume(target)
+
+    def resume_all(self) -> None:
+        with self._lock:
+            for node_id in list(self.paused):
+                self._resume(node_id)
+
+    # -- network ---------------------------------------------------------------------------
+
+    def partition(self, links: frozenset[tuple[str, str]]) -> None:
+        self.network.partition(links)
+
+    def add_latency(self, latency_ms: int, jitter_ms: int) -> None:
+        for a in self.nodes:
+            for b in self.nodes:
+                if a != b:
+                    for stream in ("upstream", "downstream"):
+                        self.api.add_toxic(
+                            proxy_name(name(a), name(b)),
+                            f"{LATENCY_TOXIC}-{stream}",
+                            "latency",
+                            stream,
+                            {"latency": latency_ms, "jitter": jitter_ms},
+                        )
+        self.latency_on = True
+
+    def remove_latency(self) -> None:
+        for a in self.nodes:
+            for b in self.nodes:
+                if a != b:
+                    for stream in ("upstream", "downstream"):
+                        self.api.remove_toxic(
+                            proxy_name(name(a), name(b)), f"{LATENCY_TOXIC}-{stream}"
+                        )
+        self.latency_on = False
+
+    # -- the cluster -----------------------------------------------------------------------
+
+    def client(self, timeout_s: float = 5.0) -> Client:
+        """A client of the whole cluster, as a user makes one: the dir's CA and addresses."""
+        return connect(self.directory, timeout_s=timeout_s)
+
+    def pinned_client(self, node_id: int, timeout_s: float = 5.0) -> Client:
+        """A client of one node only (reads are served there; writes are forwarded)."""
+        client = connect(self.directory, timeout_s=timeout_s)
+        client.members = [client._member(node_id)]
+        client.discover_members = False
+        return client
+
+    def _statuses(self) -> dict[int, admin_pb2.NodeStatus]:
+        if self._status_client is None:
+            self._status_client = self.client()
+        found = {}
+        for node_id in self.nodes:
+            if node_id in self.held or node_id in self.paused:
+                continue
+            with contextlib.suppress(QuiverError):
+                found[node_id] = self._status_client.node_status(node_id, STATUS_TIMEOUT_S)
+        return found
+
+    def leader(self) -> int:
+        """The leader a majority of the live nodes name (0 when there is none)."""
+        votes: dict[int, int] = {}
+        for status in self._statuses().values():
+            if status.leader_id:
+                votes[status.leader_id] = votes.get(status.leader_id, 0) + 1
+        for leader, count in votes.items():
+            if count * 2 > len(self.nodes) and leader not in self.held:
+                return leader
+        return 0
+
+    def wait_for_leader(self, deadline_s: float) -> int:
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            leader = self.leader()
+            if leader:
+                return leader
+            time.sleep(0.1)
+        return 0
+
+    def transfer_leader(self, to: int = 0) -> int:
+        leader = self.leader()
+        if not leader:
+            return 0
+        client = self._status_client or self.client()
+        self._status_client = client
+        stub = admin_pb2_grpc.AdminStub(client._channel(client._member(leader)))
+        try:
+            moved = stub.TransferLeader(
+                admin_pb2.TransferLeaderRequest(to=to), timeout=TRANSFER_TIMEOUT_S
+            )
+        except grpc.RpcError as error:  # a transfer may fail under faults: no harm
+            log.info("transfer from n%d failed: %s", leader, error)
+            return 0
+        return int(moved.leader_id)
+
+    def heal(self) -> None:
+        """Undo every fault: resume, restart, reconnect, remove latency."""
+        self.resume_all()
+        self.network.heal()
+        if self.latency_on:
+            self.remove_latency()
+        self.restart(sorted(self.held))
+
+    def unexpected_exits(self) -> list[NodeExit]:
+        with self._lock:
+            return [e for e in self.exits if not e.killed]
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(5.0)
+        if self._status_client is not None:
+            self._status_client.close()
+        with self._lock:
+            for node_id in list(self.paused):
+                self._resume(node_id)
+            live = [p for p in self.processes.values() if p.poll() is None]
+            for process in live:
+                process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE_S
+            for process in live:
+                try:
+                    process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(STOP_GRACE_S)
+        if self.proxy_process.poll() is None:
+            self.proxy_process.terminate()
+            try:
+                self.proxy_process.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.proxy_process.kill()
+                self.proxy_process.wait(STOP_GRACE_S)
+
+    def __enter__(self) -> ChaosCluster:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def chaos_cluster(out: Path, **options: Any) -> Iterator[ChaosCluster]:
+    cluster = ChaosCluster.create(out, **options)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
