@@ -8,7 +8,8 @@ Modules, each with one job:
   read paths; ``statemachine``: what a committed entry does (dedup, concurrency check);
 - ``transport``: Raft messages between peers over gRPC with mutual TLS; ``service``: the
   client-facing gRPC services (Query, Admin; health checking beside them);
-- ``client``: the Python client, ``cluster.connect(...)``;
+- ``client``: the Python client, ``cluster.connect(...)`` and ``cluster.connect_async(...)``;
+  ``session``: what the two share (routing, retries, bookmarks, request ids), with no I/O;
 - ``config``, ``pki``, ``errors``, ``values``: files, certificates, typed errors, wire values.
 
 Will own (#6, #7): Bolt, authentication, RBAC and the audit log; backups.
@@ -21,15 +22,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cluster.client import connect
+    from cluster.client import connect, connect_async
 
-__all__ = ["connect"]
+__all__ = ["connect", "connect_async"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: the command line imports this package and must not pay for gRPC at start-up.
-    if name == "connect":
-        from cluster.client import connect
+    if name in ("connect", "connect_async"):
+        from cluster import client
 
-        return connect
+        return getattr(client, name)
     raise AttributeError(f"module 'cluster' has no attribute {name!r}")

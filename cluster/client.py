@@ -1,127 +1,108 @@
-"""The Python client: ``cluster.connect(...)`` (synchronous).
+"""The Python client: ``cluster.connect(...)`` (synchronous) and ``cluster.connect_async(...)``
+(asyncio, on ``grpc.aio``).
 
-Owns leader discovery (the Admin status of any node names the leader; a NotALeader error
-names it too), routing (writes and linearizable reads to the leader; causal and stale reads
-to a replica in the client's zone when there is one), bookmarks carried across a session,
-and retries of retryable errors with backoff under a deadline, each retry with the *same*
-request id (client id, sequence) so that the cluster applies a write at most once.
+Owns the I/O of a client: channels over TLS to the members, leader discovery (the Admin
+status of any node names the leader), the Run stream, explicit transactions, and the pauses
+between retries. Every decision — which node, whether and when to retry, what the leader is,
+which bookmark to carry, the request id — is made by ``cluster.session.Session``, which both
+clients are, so the two behave alike: writes and linearizable reads go to the leader; causal
+and stale reads to a replica in the client's zone when there is one; a retryable error is
+retried with backoff under a deadline, each retry with the *same* request id (client id,
+sequence) so that the cluster applies a write at most once.
 
-Must never: retry with a new request id, or retry forever.
+Must never: retry with a new request id, retry forever, or retry a commit.
 """
 
 from __future__ import annotations
 
-import itertools
-import random
+import asyncio
 import time
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import grpc
+import grpc.aio
 
 from cluster import errors
 from cluster.config import ClusterFile, load_cluster
 from cluster.errors import QuiverError
+from cluster.session import (
+    DEFAULT_TIMEOUT_S,
+    STATUS_TIMEOUT_S,
+    Call,
+    ClientError,
+    DatabaseError,
+    Member,
+    Record,
+    Result,
+    ResultBuilder,
+    Session,
+    TransientError,
+    client_error,
+    typed,
+)
 from cluster.transport import CHANNEL_OPTIONS
-from cluster.values import from_proto, to_proto
 from proto import admin_pb2, admin_pb2_grpc, client_pb2, client_pb2_grpc
 
-DEFAULT_TIMEOUT_S: Final = 30.0
-RETRY_MIN_S: Final = 0.05
-RETRY_MAX_S: Final = 0.25
-STATUS_TIMEOUT_S: Final = 2.0
+__all__ = [
+    "AsyncClient",
+    "AsyncTransaction",
+    "Client",
+    "ClientError",
+    "DatabaseError",
+    "QuiverError",
+    "Record",
+    "Result",
+    "Transaction",
+    "TransientError",
+    "connect",
+    "connect_async",
+]
 
-CONSISTENCY: Final = {
-    "linearizable": client_pb2.CONSISTENCY_LINEARIZABLE,
-    "causal": client_pb2.CONSISTENCY_CAUSAL,
-    "stale": client_pb2.CONSISTENCY_STALE,
-}
-
-
-@dataclass(slots=True, frozen=True)
-class Record:
-    columns: list[str]
-    values: list[Any]
-
-    def __getitem__(self, key: str | int) -> Any:
-        if isinstance(key, int):
-            return self.values[key]
-        return self.values[self.columns.index(key)]
+_Member = Member  # the name tests and tools used before the session was factored out
 
 
-@dataclass(slots=True, frozen=True)
-class Result:
-    columns: list[str]
-    rows: list[list[Any]]
-    counters: dict[str, int]
-    bookmark: str
-    applied_index: int
-    served_by: int
-    """The node whose client port answered (a follower may have forwarded the write)."""
-
-    def records(self) -> list[Record]:
-        return [Record(self.columns, row) for row in self.rows]
-
-    def to_json(self) -> dict[str, Any]:
-        from cluster.values import to_json
-
-        return {
-            "columns": self.columns,
-            "rows": [[to_json(value) for value in row] for row in self.rows],
-            "bookmark": self.bookmark or None,
-            "counters": self.counters,
-        }
+def _rpc_error(error: grpc.RpcError) -> QuiverError:
+    return typed(errors.from_rpc_error(error))
 
 
-@dataclass(slots=True)
-class _Member:
-    id: int
-    zone: str
-    address: str
-    channel: grpc.Channel | None = None
+# -- synchronous -------------------------------------------------------------------------------
 
 
-MAX_MEMBERS = 64
+class Client(Session):
+    def __init__(
+        self,
+        members: Iterable[Member],
+        credentials: grpc.ChannelCredentials,
+        zone: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        *,
+        client_id: str | None = None,
+        discover_members: bool = False,
+    ) -> None:
+        super().__init__(
+            members,
+            zone=zone,
+            timeout_s=timeout_s,
+            client_id=client_id,
+            discover_members=discover_members,
+        )
+        self.credentials = credentials
+        self._channels: dict[str, grpc.Channel] = {}
 
-
-@dataclass(slots=True)
-class Client:
-    members: list[_Member]
-    credentials: grpc.ChannelCredentials
-    zone: str | None = None
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    client_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    bookmarks: set[str] = field(default_factory=set)
-    leader_id: int = 0
-    discover_members: bool = False
-    """Follow a leader that is not among `members` (one added since the client started)."""
-    _sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _rng: random.Random = field(default_factory=random.Random)
-
-    # -- channels -----------------------------------------------------------------------------
-
-    def _member(self, node_id: int) -> _Member:
-        for member in self.members:
-            if member.id == node_id:
-                return member
-        raise KeyError(node_id)
-
-    def _channel(self, member: _Member) -> grpc.Channel:
-        if member.channel is None:
-            member.channel = grpc.secure_channel(
-                member.address, self.credentials, options=CHANNEL_OPTIONS
-            )
-        return member.channel
+    def _channel(self, member: Member) -> grpc.Channel:
+        channel = self._channels.get(member.address)
+        if channel is None:
+            channel = grpc.secure_channel(member.address, self.credentials, options=CHANNEL_OPTIONS)
+            self._channels[member.address] = channel
+        return channel
 
     def close(self) -> None:
-        for member in self.members:
-            if member.channel is not None:
-                member.channel.close()
-                member.channel = None
+        channels, self._channels = self._channels, {}
+        for channel in channels.values():
+            channel.close()
 
     def __enter__(self) -> Client:
         return self
@@ -138,41 +119,24 @@ class Client:
         try:
             status: admin_pb2.NodeStatus = stub.Status(admin_pb2.StatusRequest(), timeout=timeout_s)
         except grpc.RpcError as error:
-            raise errors.from_rpc_error(error) from None
+            raise _rpc_error(error) from None
         return status
 
     def find_leader(self) -> int:
         """Ask the members who leads; 0 when none answers with a leader."""
-        for member in self._rng.sample(self.members, len(self.members)):
+        for member in self.discovery_order():
             try:
                 status = self.node_status(member.id)
             except QuiverError:
                 continue
-            leader = self._member_id(status.leader_id, status.leader_address)
-            if (
-                not leader
-                and status.leader_id
-                and status.leader_address
-                and self.discover_members
-                and len(self.members) < MAX_MEMBERS
-                and all(m.id != status.leader_id for m in self.members)
-            ):
-                # A member added since this client started (quiver admin add-learner).
-                self.members.append(_Member(status.leader_id, "", status.leader_address))
-                leader = status.leader_id
-            if leader:
-                self.leader_id = leader
+            if leader := self.observe_status(status):
                 return leader
         return 0
 
-    def _pick(self, to_leader: bool, attempt: int) -> _Member:
-        if to_leader and self.leader_id:
-            return self._member(self.leader_id)
-        if to_leader and self.find_leader():
-            return self._member(self.leader_id)
-        local = [m for m in self.members if self.zone is not None and m.zone == self.zone]
-        pool = local if local and attempt == 0 else self.members
-        return pool[(attempt + self._rng.randrange(len(pool))) % len(pool)]
+    def _pick(self, to_leader: bool, attempt: int) -> Member:
+        if to_leader and not self.leader_id:
+            self.find_leader()
+        return self.choose(to_leader, attempt, time.monotonic())
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -186,45 +150,48 @@ class Client:
         timeout_s: float | None = None,
     ) -> Result:
         """Run one auto-commit statement; retried on retryable errors with the same id."""
-        if mode not in ("read", "write"):
-            raise ValueError("mode is 'read' or 'write'")
-        if consistency not in CONSISTENCY:
-            raise ValueError(f"consistency is one of {', '.join(CONSISTENCY)}")
-        request = client_pb2.RunRequest(
-            query=query,
-            parameters={k: to_proto(v) for k, v in (parameters or {}).items()},
-            access_mode=(
-                client_pb2.ACCESS_MODE_READ if mode == "read" else client_pb2.ACCESS_MODE_WRITE
-            ),
-            consistency=CONSISTENCY[consistency],  # type: ignore[arg-type]
-            bookmarks=sorted(self.bookmarks),
-            client_id=self.client_id,
-            sequence=next(self._sequence),
-        )
-        to_leader = mode == "write" or consistency == "linearizable"
-        deadline = time.monotonic() + (timeout_s or self.timeout_s)
-        backoff = RETRY_MIN_S
-        for attempt in itertools.count():
-            member = self._pick(to_leader, attempt)
-            remaining = deadline - time.monotonic()
+        call = self.prepare_run(query, parameters, mode, consistency)
+        return self._call(call, timeout_s)
+
+    def system(
+        self,
+        query: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> Result:
+        """An administration command on the ``system`` database (CREATE USER, GRANT ...,
+        SHOW USERS), run on the leader through Raft; retried with the same request id."""
+        call = self.prepare_run(query, parameters, "write", "causal")
+        call.request.database = "system"
+        return self._call(call, timeout_s)
+
+    def _call(self, call: Call, timeout_s: float | None) -> Result:
+        retry = self.retry(timeout_s, time.monotonic())
+        while True:
+            member = self._pick(call.to_leader, retry.attempt)
             try:
-                result = self._run_once(member, request, remaining)
+                result = self._run_once(
+                    member, call.request, retry.call_timeout_s(time.monotonic())
+                )
             except QuiverError as error:
-                if not error.retryable or time.monotonic() + backoff >= deadline:
+                pause = self.failed(error, member, call.to_leader, retry, time.monotonic())
+                if pause is None:
                     raise
-                if error.code == errors.NOT_A_LEADER:
-                    self.leader_id = self._leader_from(error)
-                elif to_leader:
-                    self.leader_id = 0
-                time.sleep(backoff * (0.5 + self._rng.random()))
-                backoff = min(RETRY_MAX_S, backoff * 2)
+                time.sleep(pause)
                 continue
-            if result.bookmark:
-                self.bookmarks = {result.bookmark}
-            if to_leader:
-                self.leader_id = member.id
+            self.succeeded(member, call.to_leader, result.bookmark)
             return result
-        raise AssertionError("unreachable")
+
+    def _run_once(self, member: Member, request: client_pb2.RunRequest, timeout_s: float) -> Result:
+        stub = client_pb2_grpc.QueryStub(self._channel(member))
+        builder = ResultBuilder()
+        try:
+            for response in stub.Run(request, timeout=timeout_s):
+                builder.add(response)
+        except grpc.RpcError as error:
+            raise _rpc_error(error) from None
+        return builder.result(member.id)
 
     @contextmanager
     def transaction(self, timeout_s: float | None = None) -> Iterator[Transaction]:
@@ -241,69 +208,22 @@ class Client:
 
     def begin(self, timeout_s: float | None = None) -> Transaction:
         """Open a transaction on the leader (found, and followed, with bounded retries)."""
-        request = client_pb2.BeginRequest(
-            bookmarks=sorted(self.bookmarks),
-            client_id=self.client_id,
-            timeout_ms=int((timeout_s or self.timeout_s) * 1000),
-        )
-        deadline = time.monotonic() + self.timeout_s
-        backoff = RETRY_MIN_S
-        for attempt in itertools.count():
-            member = self._pick(True, attempt)
+        request = self.prepare_begin(timeout_s)
+        retry = self.retry(None, time.monotonic())
+        while True:
+            member = self._pick(True, retry.attempt)
             stub = client_pb2_grpc.QueryStub(self._channel(member))
             try:
-                response = stub.Begin(request, timeout=max(0.1, deadline - time.monotonic()))
+                response = stub.Begin(request, timeout=retry.call_timeout_s(time.monotonic()))
             except grpc.RpcError as rpc_error:
-                error = errors.from_rpc_error(rpc_error)
-                if not error.retryable or time.monotonic() + backoff >= deadline:
+                error = _rpc_error(rpc_error)
+                pause = self.failed(error, member, True, retry, time.monotonic())
+                if pause is None:
                     raise error from None
-                self.leader_id = self._leader_from(error)
-                time.sleep(backoff * (0.5 + self._rng.random()))
-                backoff = min(RETRY_MAX_S, backoff * 2)
+                time.sleep(pause)
                 continue
-            self.leader_id = member.id
+            self.succeeded(member, True, "")
             return Transaction(self, member, response.transaction_id)
-        raise AssertionError("unreachable")
-
-    def _leader_from(self, error: QuiverError) -> int:
-        return self._member_id(0, error.leader)
-
-    def _member_id(self, node_id: int, address: str) -> int:
-        """The member with this id (or else this client address); 0 when not one of ours."""
-        for member in self.members:
-            if (
-                node_id and member.id == node_id and (not address or member.address == address)
-            ) or (address and member.address == address):
-                return member.id
-        return 0
-
-    def _run_once(
-        self, member: _Member, request: client_pb2.RunRequest, timeout_s: float
-    ) -> Result:
-        stub = client_pb2_grpc.QueryStub(self._channel(member))
-        columns: list[str] = []
-        rows: list[list[Any]] = []
-        summary = client_pb2.Summary()
-        try:
-            for response in stub.Run(request, timeout=max(0.1, timeout_s)):
-                part = response.WhichOneof("part")
-                if part == "header":
-                    columns = list(response.header.columns)
-                elif part == "records":
-                    rows.extend(
-                        [from_proto(value) for value in record.values]
-                        for record in response.records.records
-                    )
-                elif part == "summary":
-                    summary = response.summary
-        except grpc.RpcError as error:
-            raise errors.from_rpc_error(error) from None
-        counters = {
-            descriptor.name: int(value)
-            for descriptor, value in summary.counters.ListFields()
-            if descriptor.name != "contains_updates"
-        }
-        return Result(columns, rows, counters, summary.bookmark, summary.applied_index, member.id)
 
 
 class Transaction:
@@ -311,20 +231,19 @@ class Transaction:
     commit is refused with a retryable ``Neo.TransientError.Transaction.Outdated`` when
     another write was applied after it began (never a lost update)."""
 
-    def __init__(self, client: Client, member: _Member, transaction_id: str) -> None:
+    def __init__(self, client: Client, member: Member, transaction_id: str) -> None:
         self._client = client
         self._member = member
         self.transaction_id = transaction_id
         self.open = True
 
-    def run(self, query: str, parameters: Mapping[str, Any] | None = None) -> Result:
+    def _ensure_open(self) -> None:
         if not self.open:
-            raise QuiverError(errors.TRANSACTION_NOT_FOUND, "the transaction has ended")
-        request = client_pb2.RunRequest(
-            query=query,
-            parameters={k: to_proto(v) for k, v in (parameters or {}).items()},
-            transaction_id=self.transaction_id,
-        )
+            raise client_error(errors.TRANSACTION_NOT_FOUND, "the transaction has ended")
+
+    def run(self, query: str, parameters: Mapping[str, Any] | None = None) -> Result:
+        self._ensure_open()
+        request = Session.in_transaction(self.transaction_id, query, parameters)
         try:
             return self._client._run_once(self._member, request, self._client.timeout_s)
         except QuiverError:
@@ -333,8 +252,7 @@ class Transaction:
 
     def commit(self) -> str:
         """Commit; the bookmark of the commit. Not retried: a commit is not idempotent."""
-        if not self.open:
-            raise QuiverError(errors.TRANSACTION_NOT_FOUND, "the transaction has ended")
+        self._ensure_open()
         self.open = False
         stub = client_pb2_grpc.QueryStub(self._client._channel(self._member))
         try:
@@ -343,9 +261,8 @@ class Transaction:
                 timeout=self._client.timeout_s,
             )
         except grpc.RpcError as error:
-            raise errors.from_rpc_error(error) from None
-        if response.bookmark:
-            self._client.bookmarks = {response.bookmark}
+            raise _rpc_error(error) from None
+        self._client.observe_bookmark(response.bookmark)
         return str(response.bookmark)
 
     def rollback(self) -> None:
@@ -359,7 +276,263 @@ class Transaction:
                 timeout=STATUS_TIMEOUT_S,
             )
         except grpc.RpcError as error:
-            raise errors.from_rpc_error(error) from None
+            raise _rpc_error(error) from None
+
+
+# -- asynchronous ------------------------------------------------------------------------------
+
+
+class AsyncClient(Session):
+    """The asyncio client: the same session and decisions as `Client`, on ``grpc.aio``.
+    Channels are opened on first use, on the running loop; many tasks may share one client
+    (requests interleave; each keeps its own request id and retry budget)."""
+
+    def __init__(
+        self,
+        members: Iterable[Member],
+        credentials: grpc.ChannelCredentials,
+        zone: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        *,
+        client_id: str | None = None,
+        discover_members: bool = False,
+    ) -> None:
+        super().__init__(
+            members,
+            zone=zone,
+            timeout_s=timeout_s,
+            client_id=client_id,
+            discover_members=discover_members,
+        )
+        self.credentials = credentials
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._discovery = asyncio.Lock()
+
+    def _channel(self, member: Member) -> grpc.aio.Channel:
+        channel = self._channels.get(member.address)
+        if channel is None:
+            channel = grpc.aio.secure_channel(
+                member.address, self.credentials, options=CHANNEL_OPTIONS
+            )
+            self._channels[member.address] = channel
+        return channel
+
+    async def close(self) -> None:
+        channels, self._channels = self._channels, {}
+        for channel in channels.values():
+            await channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    async def node_status(
+        self, node_id: int, timeout_s: float = STATUS_TIMEOUT_S
+    ) -> admin_pb2.NodeStatus:
+        stub = admin_pb2_grpc.AdminStub(self._channel(self._member(node_id)))
+        try:
+            status: admin_pb2.NodeStatus = await stub.Status(
+                admin_pb2.StatusRequest(), timeout=timeout_s
+            )
+        except grpc.RpcError as error:
+            raise _rpc_error(error) from None
+        return status
+
+    async def find_leader(self) -> int:
+        """Ask every member at once who leads; 0 when none answers with a leader."""
+        order = self.discovery_order()
+        async with asyncio.TaskGroup() as group:
+            asks = [group.create_task(self._status_or_none(m.id)) for m in order]
+        for ask in asks:
+            status = ask.result()
+            if status is not None and (leader := self.observe_status(status)):
+                return leader
+        return 0
+
+    async def _status_or_none(self, node_id: int) -> admin_pb2.NodeStatus | None:
+        try:
+            return await self.node_status(node_id)
+        except QuiverError:
+            return None
+
+    async def _pick(self, to_leader: bool, attempt: int) -> Member:
+        if to_leader and not self.leader_id:
+            # One discovery at a time: tasks that queue behind it use what it found.
+            async with self._discovery:
+                if not self.leader_id:
+                    await self.find_leader()
+        return self.choose(to_leader, attempt, time.monotonic())
+
+    # -- queries ------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        query: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        mode: str = "write",
+        consistency: str = "causal",
+        timeout_s: float | None = None,
+    ) -> Result:
+        """Run one auto-commit statement; retried on retryable errors with the same id."""
+        call = self.prepare_run(query, parameters, mode, consistency)
+        return await self._call(call, timeout_s)
+
+    async def system(
+        self,
+        query: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> Result:
+        """`Client.system`, for asyncio."""
+        call = self.prepare_run(query, parameters, "write", "causal")
+        call.request.database = "system"
+        return await self._call(call, timeout_s)
+
+    async def _call(self, call: Call, timeout_s: float | None) -> Result:
+        retry = self.retry(timeout_s, time.monotonic())
+        while True:
+            member = await self._pick(call.to_leader, retry.attempt)
+            try:
+                result = await self._run_once(
+                    member, call.request, retry.call_timeout_s(time.monotonic())
+                )
+            except QuiverError as error:
+                pause = self.failed(error, member, call.to_leader, retry, time.monotonic())
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
+                continue
+            self.succeeded(member, call.to_leader, result.bookmark)
+            return result
+
+    async def _run_once(
+        self, member: Member, request: client_pb2.RunRequest, timeout_s: float
+    ) -> Result:
+        stub = client_pb2_grpc.QueryStub(self._channel(member))
+        builder = ResultBuilder()
+        try:
+            async for response in stub.Run(request, timeout=timeout_s):
+                builder.add(response)
+        except grpc.RpcError as error:
+            raise _rpc_error(error) from None
+        return builder.result(member.id)
+
+    @asynccontextmanager
+    async def transaction(self, timeout_s: float | None = None) -> AsyncIterator[AsyncTransaction]:
+        """``async with client.transaction() as tx: await tx.run(...)``: commits when the
+        block ends, rolls back when it raises."""
+        transaction = await self.begin(timeout_s)
+        try:
+            yield transaction
+        except BaseException:
+            await transaction.rollback()
+            raise
+        if transaction.open:
+            await transaction.commit()
+
+    async def begin(self, timeout_s: float | None = None) -> AsyncTransaction:
+        """Open a transaction on the leader (found, and followed, with bounded retries)."""
+        request = self.prepare_begin(timeout_s)
+        retry = self.retry(None, time.monotonic())
+        while True:
+            member = await self._pick(True, retry.attempt)
+            stub = client_pb2_grpc.QueryStub(self._channel(member))
+            try:
+                response = await stub.Begin(request, timeout=retry.call_timeout_s(time.monotonic()))
+            except grpc.RpcError as rpc_error:
+                error = _rpc_error(rpc_error)
+                pause = self.failed(error, member, True, retry, time.monotonic())
+                if pause is None:
+                    raise error from None
+                await asyncio.sleep(pause)
+                continue
+            self.succeeded(member, True, "")
+            return AsyncTransaction(self, member, response.transaction_id)
+
+
+class AsyncTransaction:
+    """`Transaction`, awaited: ``await tx.run(...)``, ``await tx.commit()``."""
+
+    def __init__(self, client: AsyncClient, member: Member, transaction_id: str) -> None:
+        self._client = client
+        self._member = member
+        self.transaction_id = transaction_id
+        self.open = True
+
+    def _ensure_open(self) -> None:
+        if not self.open:
+            raise client_error(errors.TRANSACTION_NOT_FOUND, "the transaction has ended")
+
+    async def run(self, query: str, parameters: Mapping[str, Any] | None = None) -> Result:
+        self._ensure_open()
+        request = Session.in_transaction(self.transaction_id, query, parameters)
+        try:
+            return await self._client._run_once(self._member, request, self._client.timeout_s)
+        except QuiverError:
+            self.open = False
+            raise
+
+    async def commit(self) -> str:
+        """Commit; the bookmark of the commit. Not retried: a commit is not idempotent."""
+        self._ensure_open()
+        self.open = False
+        stub = client_pb2_grpc.QueryStub(self._client._channel(self._member))
+        try:
+            response = await stub.Commit(
+                client_pb2.CommitRequest(transaction_id=self.transaction_id),
+                timeout=self._client.timeout_s,
+            )
+        except grpc.RpcError as error:
+            raise _rpc_error(error) from None
+        self._client.observe_bookmark(response.bookmark)
+        return str(response.bookmark)
+
+    async def rollback(self) -> None:
+        if not self.open:
+            return
+        self.open = False
+        stub = client_pb2_grpc.QueryStub(self._client._channel(self._member))
+        try:
+            await stub.Rollback(
+                client_pb2.RollbackRequest(transaction_id=self.transaction_id),
+                timeout=STATUS_TIMEOUT_S,
+            )
+        except grpc.RpcError as error:
+            raise _rpc_error(error) from None
+
+
+# -- connecting --------------------------------------------------------------------------------
+
+
+def _members_and_credentials(
+    directory: str | Path,
+    addresses: Iterable[str] | None,
+    ca: str | Path | None,
+    auth: tuple[str, str] | None = None,
+) -> tuple[list[Member], grpc.ChannelCredentials]:
+    """Members and channel credentials: TLS with the CA, every call authenticated as
+    `auth` (default: the cluster directory's credentials file, when it can be read)."""
+    from cluster.security.client_auth import credentials_file, with_auth
+
+    if addresses is not None:
+        if ca is None:
+            raise ValueError("addresses need the CA certificate (ca=...)")
+        members = [Member(i + 1, "", address) for i, address in enumerate(addresses)]
+        ca_bytes = Path(ca).read_bytes()
+    else:
+        cluster: ClusterFile = load_cluster(Path(directory))
+        members = [Member(n.id, n.zone, n.grpc) for n in cluster.nodes]
+        ca_bytes = (Path(ca) if ca is not None else cluster.ca_path).read_bytes()
+        if auth is None:
+            auth = credentials_file(cluster.credentials_path)
+    tls = grpc.ssl_channel_credentials(root_certificates=ca_bytes)
+    return members, with_auth(tls, auth)
 
 
 def connect(
@@ -369,16 +542,25 @@ def connect(
     ca: str | Path | None = None,
     zone: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    auth: tuple[str, str] | None = None,
 ) -> Client:
-    """A client of the cluster described by ``DIR/cluster.json`` (or by `addresses`/`ca`)."""
-    if addresses is not None:
-        if ca is None:
-            raise ValueError("addresses need the CA certificate (ca=...)")
-        members = [_Member(i + 1, "", address) for i, address in enumerate(addresses)]
-        ca_bytes = Path(ca).read_bytes()
-    else:
-        cluster: ClusterFile = load_cluster(Path(directory))
-        members = [_Member(n.id, n.zone, n.grpc) for n in cluster.nodes]
-        ca_bytes = (Path(ca) if ca is not None else cluster.ca_path).read_bytes()
-    credentials = grpc.ssl_channel_credentials(root_certificates=ca_bytes)
+    """A client of the cluster described by ``DIR/cluster.json`` (or by `addresses`/`ca`).
+    With `zone`, causal and stale reads go to that zone's replicas while they answer.
+    `auth` is ``(user, password)``; by default the directory's credentials file."""
+    members, credentials = _members_and_credentials(directory, addresses, ca, auth)
     return Client(members, credentials, zone=zone, timeout_s=timeout_s, discover_members=True)
+
+
+def connect_async(
+    directory: str | Path = ".quiver",
+    *,
+    addresses: Iterable[str] | None = None,
+    ca: str | Path | None = None,
+    zone: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    auth: tuple[str, str] | None = None,
+) -> AsyncClient:
+    """`connect`, for asyncio: ``async with connect_async(...) as client: await
+    client.run(...)``. Nothing is dialled until the first request."""
+    members, credentials = _members_and_credentials(directory, addresses, ca, auth)
+    return AsyncClient(members, credentials, zone=zone, timeout_s=timeout_s, discover_members=True)

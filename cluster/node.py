@@ -335,6 +335,10 @@ class Node:
         self._senders: dict[int, PeerSender] = {}
         self._proposals: dict[bytes, asyncio.Future[Outcome]] = {}
         self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._read_waiters: list[asyncio.Future[int]] = []
+        """Linearizable readers waiting for the next read-index round."""
+        self._read_round = False
+        """Whether a read-index round is in flight."""
         self._apply_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._waiter_seq = 0
         self.applied_index = 0
@@ -1025,18 +1029,60 @@ class Node:
         )
 
     async def _read_index(self) -> int:
-        context = self._proposal_id()
+        """A read index confirmed by a quorum after this call began. Batched as etcd does:
+        the callers that arrive while a round is in flight share the next round, so one
+        heartbeat round serves any number of concurrent linearizable reads."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._reads[context] = future
+        self._read_waiters.append(future)
+        if not self._read_round:
+            self._start_read_round()
         try:
-            await self._inbox.put(_ReadIndex(context))
             return await asyncio.wait_for(future, READ_INDEX_TIMEOUT_S)
         except TimeoutError:
             raise QuiverError(
                 errors.UNAVAILABLE, "no quorum confirmed the read index in time"
             ) from None
-        finally:
-            self._reads.pop(context, None)
+
+    def _start_read_round(self) -> None:
+        """Ask the core for one read index on behalf of every waiting reader."""
+        waiters, self._read_waiters = self._read_waiters, []
+        context = self._proposal_id()
+        round_: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reads[context] = round_
+        self._read_round = True
+        # Bounded: a round that no quorum answers fails its readers and lets the next go.
+        timer = asyncio.get_running_loop().call_later(
+            READ_INDEX_TIMEOUT_S,
+            self._fail_read,
+            context,
+            QuiverError(errors.UNAVAILABLE, "no quorum confirmed the read index in time"),
+        )
+        round_.add_done_callback(lambda done: self._end_read_round(context, done, waiters, timer))
+        try:
+            self._inbox.put_nowait(_ReadIndex(context))
+        except asyncio.QueueFull:
+            self._fail_read(context, QuiverError(errors.UNAVAILABLE, "the node is overloaded"))
+
+    def _end_read_round(
+        self,
+        context: bytes,
+        done: asyncio.Future[int],
+        waiters: list[asyncio.Future[int]],
+        timer: asyncio.TimerHandle,
+    ) -> None:
+        timer.cancel()
+        self._reads.pop(context, None)
+        self._read_round = False
+        error = done.exception()
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(done.result())
+        if self._read_waiters:
+            self._start_read_round()
 
     def is_leader(self) -> bool:
         assert self.raw is not None

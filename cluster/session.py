@@ -1,0 +1,369 @@
+"""What the sync client (``cluster.connect``) and the async one (``cluster.connect_async``)
+share: the client-side state of a session and every decision made over it, with no I/O.
+
+Owns: the members and the leader a client believes in (learned from a node's status or from
+a NotALeader error), the choice of the node for a request (writes and linearizable reads to
+the leader; causal and stale reads to a replica in the client's zone, others when it has none
+or when its replicas failed lately), the bookmark a session carries (the newest it saw),
+request ids (client id, sequence) given once per request and reused by its retries, the
+retry budget (jittered exponential backoff under a deadline), the assembly of a result from
+a Run stream, and the typed form of an error (ClientError, TransientError, DatabaseError,
+each with its Neo4j status code).
+
+Must never: do I/O or sleep (the clients do, each in its own way), give a retry a new
+request id, or retry past the deadline.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cluster import errors
+from cluster.errors import QuiverError
+from cluster.values import from_proto, to_proto
+from proto import admin_pb2, client_pb2
+
+DEFAULT_TIMEOUT_S: Final = 30.0
+RETRY_MIN_S: Final = 0.05
+RETRY_MAX_S: Final = 0.25
+STATUS_TIMEOUT_S: Final = 2.0
+MIN_CALL_TIMEOUT_S: Final = 0.1
+SUSPECT_S: Final = 3.0
+"""How long reads pass over a replica after it failed one with a retryable error."""
+MAX_MEMBERS: Final = 64
+BOOKMARK_PREFIX: Final = "quiver:"
+
+CONSISTENCY: Final = {
+    "linearizable": client_pb2.CONSISTENCY_LINEARIZABLE,
+    "causal": client_pb2.CONSISTENCY_CAUSAL,
+    "stale": client_pb2.CONSISTENCY_STALE,
+}
+
+
+# -- typed errors ---------------------------------------------------------------------------
+
+
+class ClientError(QuiverError):
+    """``Neo.ClientError.*``: the request is wrong (syntax, constraint, security, ...)."""
+
+
+class TransientError(QuiverError):
+    """``Neo.TransientError.*``: the same request may succeed when retried."""
+
+
+class DatabaseError(QuiverError):
+    """``Neo.DatabaseError.*`` (or an unclassified code): the database failed."""
+
+
+def typed(error: QuiverError) -> QuiverError:
+    """The same error as an instance of the class its Neo4j classification names."""
+    if isinstance(error, ClientError | TransientError | DatabaseError):
+        return error
+    if error.code.startswith("Neo.ClientError."):
+        kind: type[QuiverError] = ClientError
+    elif error.code.startswith("Neo.TransientError."):
+        kind = TransientError
+    else:
+        kind = DatabaseError
+    return kind(error.code, error.message, error.leader)
+
+
+def client_error(code: str, message: str) -> QuiverError:
+    return typed(QuiverError(code, message))
+
+
+# -- results --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class Record:
+    columns: list[str]
+    values: list[Any]
+
+    def __getitem__(self, key: str | int) -> Any:
+        if isinstance(key, int):
+            return self.values[key]
+        return self.values[self.columns.index(key)]
+
+
+@dataclass(slots=True, frozen=True)
+class Result:
+    columns: list[str]
+    rows: list[list[Any]]
+    counters: dict[str, int]
+    bookmark: str
+    applied_index: int
+    served_by: int
+    """The node whose client port answered (a follower may have forwarded the write)."""
+
+    def records(self) -> list[Record]:
+        return [Record(self.columns, row) for row in self.rows]
+
+    def to_json(self) -> dict[str, Any]:
+        from cluster.values import to_json
+
+        return {
+            "columns": self.columns,
+            "rows": [[to_json(value) for value in row] for row in self.rows],
+            "bookmark": self.bookmark or None,
+            "counters": self.counters,
+        }
+
+
+@dataclass(slots=True)
+class ResultBuilder:
+    """Collects one Run stream (a header, record batches, a summary) into a Result."""
+
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    summary: client_pb2.Summary = field(default_factory=client_pb2.Summary)
+
+    def add(self, response: client_pb2.RunResponse) -> None:
+        part = response.WhichOneof("part")
+        if part == "header":
+            self.columns = list(response.header.columns)
+        elif part == "records":
+            self.rows.extend(
+                [from_proto(value) for value in record.values]
+                for record in response.records.records
+            )
+        elif part == "summary":
+            self.summary = response.summary
+
+    def result(self, served_by: int) -> Result:
+        counters = {
+            descriptor.name: int(value)
+            for descriptor, value in self.summary.counters.ListFields()
+            if descriptor.name != "contains_updates"
+        }
+        return Result(
+            self.columns,
+            self.rows,
+            counters,
+            self.summary.bookmark,
+            self.summary.applied_index,
+            served_by,
+        )
+
+
+# -- members, requests, retries -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Member:
+    id: int
+    zone: str
+    address: str
+
+
+@dataclass(slots=True, frozen=True)
+class Call:
+    """One request, built once: every attempt sends these same bytes (same request id)."""
+
+    request: client_pb2.RunRequest
+    to_leader: bool
+
+
+@dataclass(slots=True)
+class Retry:
+    """One request's retry budget: a jittered backoff doubling from RETRY_MIN_S up to
+    RETRY_MAX_S, and a deadline (monotonic seconds) that no attempt or pause crosses."""
+
+    deadline: float
+    rng: random.Random
+    backoff_s: float = RETRY_MIN_S
+    attempt: int = 0
+
+    def call_timeout_s(self, now: float) -> float:
+        return max(MIN_CALL_TIMEOUT_S, self.deadline - now)
+
+    def pause_after(self, error: QuiverError, now: float) -> float | None:
+        """The pause before the next attempt, or None when `error` is to be raised."""
+        if not error.retryable or now + self.backoff_s >= self.deadline:
+            return None
+        pause = self.backoff_s * (0.5 + self.rng.random())
+        self.backoff_s = min(RETRY_MAX_S, self.backoff_s * 2)
+        self.attempt += 1
+        return pause
+
+
+def bookmark_index(bookmark: str) -> int | None:
+    text = bookmark.removeprefix(BOOKMARK_PREFIX)
+    if text == bookmark or not text.isdigit():
+        return None
+    return int(text)
+
+
+class Session:
+    """The pure half of a client: what it believes about the cluster and its session."""
+
+    def __init__(
+        self,
+        members: Iterable[Member],
+        *,
+        zone: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        client_id: str | None = None,
+        discover_members: bool = False,
+        suspect_s: float = SUSPECT_S,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.members = list(members)
+        if not self.members or len(self.members) > MAX_MEMBERS:
+            raise ValueError(f"a client needs 1 to {MAX_MEMBERS} members")
+        self.zone = zone
+        self.timeout_s = timeout_s
+        self.client_id = client_id or uuid.uuid4().hex
+        self.discover_members = discover_members
+        """Follow a leader that is not among `members` (one added since the client started)."""
+        self.suspect_s = suspect_s
+        self.bookmarks: set[str] = set()
+        self.leader_id = 0
+        self._suspects: dict[int, float] = {}
+        self._sequence = itertools.count(1)
+        self._rng = rng or random.Random()
+
+    # -- members and the leader ---------------------------------------------------------------
+
+    def _member(self, node_id: int) -> Member:
+        for member in self.members:
+            if member.id == node_id:
+                return member
+        raise KeyError(node_id)
+
+    def _member_id(self, node_id: int, address: str) -> int:
+        """The member with this id (or else this client address); 0 when not one of ours."""
+        for member in self.members:
+            if (
+                node_id and member.id == node_id and (not address or member.address == address)
+            ) or (address and member.address == address):
+                return member.id
+        return 0
+
+    def _leader_from(self, error: QuiverError) -> int:
+        return self._member_id(0, error.leader)
+
+    def discovery_order(self) -> list[Member]:
+        return self._rng.sample(self.members, len(self.members))
+
+    def observe_status(self, status: admin_pb2.NodeStatus) -> int:
+        """Learn the leader a node's status names (0: none that this client can reach)."""
+        leader = self._member_id(status.leader_id, status.leader_address)
+        if (
+            not leader
+            and status.leader_id
+            and status.leader_address
+            and self.discover_members
+            and len(self.members) < MAX_MEMBERS
+            and all(m.id != status.leader_id for m in self.members)
+        ):
+            # A member added since this client started (quiver admin add-learner).
+            self.members.append(Member(status.leader_id, "", status.leader_address))
+            leader = status.leader_id
+        if leader:
+            self.leader_id = leader
+        return leader
+
+    def choose(self, to_leader: bool, attempt: int, now: float) -> Member:
+        """The node for an attempt. The leader when one is known and wanted; otherwise a
+        replica: the client's zone first, passing over replicas that failed lately (all of
+        them when every one did), spread at random within the preferred group."""
+        if to_leader and self.leader_id:
+            return self._member(self.leader_id)
+        healthy = [m for m in self.members if self._suspects.get(m.id, 0.0) <= now]
+        pool = healthy or self.members
+        local = [m for m in pool if self.zone is not None and m.zone == self.zone]
+        group = local or pool
+        return group[(attempt + self._rng.randrange(len(group))) % len(group)]
+
+    def preferred_replicas(self, now: float) -> list[int]:
+        """The ids `choose` would pick a read replica from at `now` (for status and tests)."""
+        healthy = [m for m in self.members if self._suspects.get(m.id, 0.0) <= now]
+        pool = healthy or self.members
+        local = [m.id for m in pool if self.zone is not None and m.zone == self.zone]
+        return local or [m.id for m in pool]
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def prepare_run(
+        self,
+        query: str,
+        parameters: Mapping[str, Any] | None,
+        mode: str,
+        consistency: str,
+    ) -> Call:
+        if mode not in ("read", "write"):
+            raise ValueError("mode is 'read' or 'write'")
+        if consistency not in CONSISTENCY:
+            raise ValueError(f"consistency is one of {', '.join(CONSISTENCY)}")
+        request = client_pb2.RunRequest(
+            query=query,
+            parameters={k: to_proto(v) for k, v in (parameters or {}).items()},
+            access_mode=(
+                client_pb2.ACCESS_MODE_READ if mode == "read" else client_pb2.ACCESS_MODE_WRITE
+            ),
+            consistency=CONSISTENCY[consistency],
+            bookmarks=sorted(self.bookmarks),
+            client_id=self.client_id,
+            sequence=next(self._sequence),
+        )
+        return Call(request, to_leader=mode == "write" or consistency == "linearizable")
+
+    def prepare_begin(self, timeout_s: float | None) -> client_pb2.BeginRequest:
+        return client_pb2.BeginRequest(
+            bookmarks=sorted(self.bookmarks),
+            client_id=self.client_id,
+            timeout_ms=int((timeout_s or self.timeout_s) * 1000),
+        )
+
+    @staticmethod
+    def in_transaction(
+        transaction_id: str, query: str, parameters: Mapping[str, Any] | None
+    ) -> client_pb2.RunRequest:
+        return client_pb2.RunRequest(
+            query=query,
+            parameters={k: to_proto(v) for k, v in (parameters or {}).items()},
+            transaction_id=transaction_id,
+        )
+
+    def retry(self, timeout_s: float | None, now: float) -> Retry:
+        return Retry(now + (timeout_s or self.timeout_s), self._rng)
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def failed(
+        self, error: QuiverError, member: Member, to_leader: bool, retry: Retry, now: float
+    ) -> float | None:
+        """Learn from a failed attempt; the pause before the next one, or None to raise."""
+        pause = retry.pause_after(error, now)
+        if pause is None:
+            return None
+        if error.code == errors.NOT_A_LEADER:
+            self.leader_id = self._leader_from(error)
+        elif to_leader:
+            self.leader_id = 0
+        else:
+            self._suspects[member.id] = now + self.suspect_s
+        return pause
+
+    def succeeded(self, member: Member, to_leader: bool, bookmark: str) -> None:
+        self._suspects.pop(member.id, None)
+        if to_leader:
+            self.leader_id = member.id
+        self.observe_bookmark(bookmark)
+
+    def observe_bookmark(self, bookmark: str) -> None:
+        """Carry the newest bookmark: with concurrent requests on one client, an answer that
+        arrives late must not take the session back to an older one."""
+        if not bookmark:
+            return
+        new = bookmark_index(bookmark)
+        held = [index for b in self.bookmarks if (index := bookmark_index(b)) is not None]
+        if new is not None and held and max(held) >= new:
+            return
+        self.bookmarks = {bookmark}
