@@ -465,10 +465,13 @@ class Executor:
         )
 
     def _count(self, label: str | None) -> int:
-        """Committed node count of a label, memoised for the statement (a planning estimate)."""
+        """Committed node count of a label, memoised for the statement (a planning estimate).
+
+        Read from the unfiltered graph: it only orders the work, never shows in a result,
+        and a restricted user's filtered count would cost a scan."""
         count = self._label_counts.get(label)
         if count is None:
-            count = self.tx.view.count_nodes(label)
+            count = self.tx.base_view.count_nodes(label)
             self._label_counts[label] = count
         return count
 
