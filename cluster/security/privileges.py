@@ -191,6 +191,15 @@ class Condition:
         if isinstance(self.value, list):
             object.__setattr__(self, "value", tuple(self.value))
 
+    @classmethod
+    def like(cls, rule: Any) -> Condition:
+        """A condition from any record with ``property``, ``operator`` (or ``op``) and
+        ``value`` attributes, such as the system database's stored ``PropertyRule``."""
+        operator = getattr(rule, "operator", None) or getattr(rule, "op", None)
+        if operator is None or not hasattr(rule, "property"):
+            raise ValueError(f"not a property condition: {rule!r}")
+        return cls(rule.property, str(operator).upper(), getattr(rule, "value", None))
+
     def evaluate(self, properties: Mapping[str, Any]) -> bool | None:
         """Cypher's ternary result over an element's properties (None: null)."""
         actual = properties.get(self.property)
@@ -254,6 +263,8 @@ class Privilege:
     def __post_init__(self) -> None:
         if self.action is Action.MERGE and not self.grant:
             raise ValueError("MERGE can only be granted (DENY MERGE is not supported)")
+        if self.condition is not None and not isinstance(self.condition, Condition):
+            object.__setattr__(self, "condition", Condition.like(self.condition))
         if self.condition is not None and (
             self.action not in _READ_ACTIONS or self.segment != NODES
         ):

@@ -300,3 +300,15 @@ def test_grant_everything_takes_the_unconditional_fast_path() -> None:
     assert restricted.traverses_every_node and not restricted.reads_every_node_property
     assert not restricted.can_read_node_property({"A", "B"}, "secret")
     assert restricted.can_read_node_property({"B"}, "secret")
+
+
+def test_a_stored_property_rule_becomes_a_condition() -> None:
+    from cluster.security.privileges import Condition, Privilege
+    from cluster.security.system import PropertyRule
+
+    rule = PropertyRule("n", "Email", "classification", "=", "secret")
+    privilege = Privilege.of(False, Action.TRAVERSE, NODES, ["Email"], condition=rule)  # type: ignore[arg-type]
+    assert privilege.condition == Condition("classification", "=", "secret")
+    user = _user(grant(Action.MATCH, NODES), privilege)
+    assert not user.can_traverse_node({"Email"}, {"classification": "secret"})
+    assert user.can_traverse_node({"Email"}, {})
