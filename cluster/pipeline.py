@@ -23,12 +23,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cypher import CypherError, Engine, Result, Transaction
-from cypher.txstate import TxState
+from cypher.txstate import TxState, TxStateView
 from store import writeset as ws
 from store.view import GraphView
+
+if TYPE_CHECKING:
+    from cluster.security.privileges import PrivilegeSet
 
 MAX_PIPELINE: Final = 256
 """Writes proposed and not yet applied, at most; a writer beyond waits for room."""
@@ -102,15 +105,21 @@ class Overlay:
             raise OverlayUnavailableError(f"replay failed: {error}") from None
         return tx
 
-    def execute(self, query: str, parameters: Mapping[str, Any]) -> tuple[Result, bool]:
+    def execute(
+        self, query: str, parameters: Mapping[str, Any], privileges: PrivilegeSet | None = None
+    ) -> tuple[Result, bool]:
         """Run `query` over the overlay: the result (its write set: this statement's
-        operations only) and whether any pending write was under it."""
+        operations only) and whether any pending write was under it. With `privileges`, as
+        a user they restrict: the pending writes (anyone's) are replayed unrestricted and
+        the statement reads them through the filtered view like committed data."""
         if not self._writes:
-            result = self._engine.run(self._graph, query, parameters)
+            result = self._engine.run(self._graph, query, parameters, privileges)
             if result.write_set:
                 self._writes.append(result.write_set)
             return result, False
         tx = self._tx if self._tx is not None else self._replayed()
+        if privileges is not None:
+            return self._execute_restricted(tx, query, parameters, privileges), True
         self._tx = None  # until the statement succeeded, the state is not `_writes`
         replayed = len(tx.operations)
         deleted_before = set(tx.deleted_nodes)
@@ -124,6 +133,20 @@ class Overlay:
         self._tx = tx
         return dataclasses.replace(result, write_set=write_set), True
 
+    def _execute_restricted(
+        self, tx: TxState, query: str, parameters: Mapping[str, Any], privileges: PrivilegeSet
+    ) -> Result:
+        self._tx = None  # until the statement succeeded, the state is not `_writes`
+        result = self._engine.run(TxStateView(tx), query, parameters, privileges)
+        if result.write_set:
+            try:
+                _replay(tx, result.write_set)  # ids follow the overlay's: they replay alike
+            except CypherError as error:
+                raise OverlayUnavailableError(f"replay failed: {error}") from None
+            self._writes.append(result.write_set)
+        self._tx = tx
+        return result
+
 
 def execute_over_pending(
     engine: Engine,
@@ -132,8 +155,9 @@ def execute_over_pending(
     pending: Sequence[Pending],
     query: str,
     parameters: Mapping[str, Any],
+    privileges: PrivilegeSet | None = None,
 ) -> tuple[Result, bool]:
     """Run `query` over the graph (applied up to `applied_index`) plus the pending writes
     not applied yet; the result (its write set: this statement's operations only) and
     whether any pending write was under it. Call under the state machine's read lock."""
-    return Overlay(engine, graph, applied_index, pending).execute(query, parameters)
+    return Overlay(engine, graph, applied_index, pending).execute(query, parameters, privileges)

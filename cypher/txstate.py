@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from cypher.errors import CypherError
 from store import writeset as ws
-from store.view import Direction, GraphView
+from store.view import (
+    ConstraintInfo,
+    Direction,
+    GraphView,
+    IndexInfo,
+    IndexNotFoundError,
+    NodeRecord,
+    RelationshipRecord,
+)
 
 if TYPE_CHECKING:
     from cypher.secure import WriteGuard
@@ -465,3 +473,118 @@ class TxState:
         operations = list(self.operations)
         operations.extend(ws.DeleteNode(node_id) for node_id in sorted(self.deleted_nodes))
         return ws.WriteSet(tuple(operations))
+
+
+class TxStateView:
+    """A `GraphView` of a transaction state: the committed graph with the state's writes on
+    top. A statement run over it (for a restricted user, through `cypher.secure`) sees the
+    pending writes as committed; its own writes get the ids that follow the state's. Read
+    only: it never changes the state it shows (beyond loading records into its cache)."""
+
+    def __init__(self, tx: TxState) -> None:
+        self.tx = tx
+
+    def node(self, node_id: int) -> NodeRecord | None:
+        if self.tx.is_deleted_node(node_id):
+            return None
+        data = self.tx._node(node_id)
+        if data is None:
+            return None
+        return NodeRecord(node_id, frozenset(data.labels), dict(data.properties))
+
+    def relationship(self, rel_id: int) -> RelationshipRecord | None:
+        if self.tx.is_deleted_rel(rel_id):
+            return None
+        data = self.tx._rel(rel_id)
+        if data is None:
+            return None
+        return RelationshipRecord(rel_id, data.type, data.start, data.end, dict(data.properties))
+
+    def node_ids(self) -> Iterator[int]:
+        return self.tx.node_ids()
+
+    def node_ids_by_label(self, label: str) -> Iterator[int]:
+        return self.tx.node_ids_by_label(label)
+
+    def has_index(self, label: str, key: str) -> bool:
+        return self.tx.view.has_index(label, key)
+
+    def node_ids_by_property(self, label: str, key: str, value: Any) -> Iterator[int]:
+        from store.memory import values_equal
+
+        seek = self.tx.node_ids_by_property(label, key, value)
+        if seek is None:
+            raise IndexNotFoundError(f"no index on :{label}({key})")
+        for node_id in seek:
+            record = self.node(node_id)
+            if record is None or label not in record.labels:
+                continue
+            stored = record.properties.get(key)
+            if stored is not None and values_equal(stored, value):
+                yield node_id
+
+    def relationship_ids(self) -> Iterator[int]:
+        return self.tx.relationship_ids()
+
+    def relationships(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None = None
+    ) -> Iterator[RelationshipRecord]:
+        for info in self.tx.relationships(node_id, direction, types):
+            record = self.relationship(info.id)
+            if record is not None:
+                yield record
+
+    def count_nodes(self, label: str | None = None) -> int:
+        """The committed count corrected by the nodes this state holds (its writes)."""
+        tx = self.tx
+        count = tx.view.count_nodes(label)
+        for node_id, data in list(tx.nodes.items()):
+            before = tx.view.node(node_id)
+            had = before is not None and (label is None or label in before.labels)
+            has = node_id not in tx.deleted_nodes and (label is None or label in data.labels)
+            count += int(has) - int(had)
+        return count
+
+    def count_relationships(self, type: str | None = None) -> int:
+        tx = self.tx
+        count = tx.view.count_relationships(type)
+        for rel_id, data in list(tx.rels.items()):
+            matches = type is None or data.type == type
+            committed = tx.view.relationship(rel_id) is not None
+            alive = rel_id not in tx.deleted_rels
+            count += int(matches and alive and not committed) - int(
+                matches and committed and not alive
+            )
+        return count
+
+    def labels(self) -> list[str]:
+        found = set(self.tx.view.labels())
+        for node_id, data in self.tx.nodes.items():
+            if node_id not in self.tx.deleted_nodes:
+                found |= data.labels
+        return sorted(found)
+
+    def relationship_types(self) -> list[str]:
+        found = set(self.tx.view.relationship_types())
+        for rel_id in self.tx.created_rels:
+            if rel_id not in self.tx.deleted_rels:
+                found.add(self.tx.rels[rel_id].type)
+        return sorted(found)
+
+    def property_keys(self) -> list[str]:
+        found = set(self.tx.view.property_keys())
+        for data in self.tx.nodes.values():
+            found.update(data.properties)
+        for rel in self.tx.rels.values():
+            found.update(rel.properties)
+        return sorted(found)
+
+    def indexes(self) -> list[IndexInfo]:
+        return self.tx.view.indexes()
+
+    def constraints(self) -> list[ConstraintInfo]:
+        return self.tx.view.constraints()
+
+    def next_ids(self) -> tuple[int, int]:
+        self.tx._allocate_ids()
+        return self.tx.next_node_id, self.tx.next_rel_id

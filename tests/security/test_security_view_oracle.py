@@ -22,6 +22,7 @@ from cluster.security.privileges import (
     resolve,
 )
 from cypher import Engine
+from cypher.txstate import TxState, TxStateView
 from store.memory import MemoryGraph
 from store.writeset import CreateIndex, CreateNode, CreateRelationship, WriteSet
 
@@ -106,6 +107,26 @@ def _props(v: object, w: object) -> dict[str, object]:
     return {k: value for k, value in (("v", v), ("w", w)) if value is not None}
 
 
+def _valid(nodes, rels):
+    return [rel for rel in rels if rel[0] < len(nodes) and rel[1] < len(nodes)]
+
+
+def _overlay(nodes, rels, committed: int) -> TxStateView:
+    """The whole graph as the first `committed` nodes applied and the rest, with every
+    relationship, as a transaction's pending writes on top."""
+    graph = MemoryGraph()
+    operations: list[object] = [CreateIndex("a_v", "A", ("v",))]
+    for node_id, (labels, v, w) in enumerate(nodes[:committed]):
+        operations.append(CreateNode(node_id, labels, tuple(_props(v, w).items())))
+    graph.apply(WriteSet(tuple(operations)))  # type: ignore[arg-type]
+    tx = TxState(graph)
+    for labels, v, w in nodes[committed:]:
+        tx.create_node(labels, _props(v, w))
+    for start, end, rel_type, weight in _valid(nodes, rels):
+        tx.create_relationship(rel_type, start, end, {} if weight is None else {"weight": weight})
+    return TxStateView(tx)
+
+
 def _graph(nodes, rels, rules: Rules | None) -> MemoryGraph:
     """The whole graph (rules None) or the copy without what `rules` hide."""
     operations: list[object] = [CreateIndex("a_v", "A", ("v",))]
@@ -119,9 +140,7 @@ def _graph(nodes, rels, rules: Rules | None) -> MemoryGraph:
                 props.pop("w", None)
         visible.add(node_id)
         operations.append(CreateNode(node_id, labels, tuple(props.items())))
-    for rel_id, (start, end, rel_type, weight) in enumerate(rels):
-        if start >= len(nodes) or end >= len(nodes):
-            continue
+    for rel_id, (start, end, rel_type, weight) in enumerate(_valid(nodes, rels)):
         if rules is not None and (
             rel_type in rules.denied_types or start not in visible or end not in visible
         ):
@@ -158,3 +177,29 @@ def test_restricted_results_equal_results_on_the_graph_without_hidden_elements(
         restricted = engine.run(whole, query, None, privileges).rows
         expected = engine.run(pruned, query).rows
         assert restricted == expected, query
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    nodes=nodes_strategy,
+    rels=st.lists(
+        st.tuples(
+            st.integers(0, 6),
+            st.integers(0, 6),
+            st.sampled_from(TYPES),
+            st.one_of(st.none(), st.integers(0, 2)),
+        ),
+        max_size=10,
+    ),
+    rules=rules_strategy,
+    committed=st.integers(0, 7),
+)
+def test_restricted_results_over_pending_writes_equal_results_without_hidden_elements(
+    nodes, rels, rules: Rules, committed: int
+) -> None:
+    engine = Engine()
+    pruned = _graph(nodes, rels, rules)
+    privileges = rules.privileges()
+    for query in QUERIES:
+        restricted = engine.run(_overlay(nodes, rels, committed), query, None, privileges).rows
+        assert restricted == engine.run(pruned, query).rows, query
