@@ -52,6 +52,7 @@ def run_admin(directory: Path, action: str, node_id: int, catch_up_s: float) -> 
     if action == "add-learner":
         entry = load_cluster(directory).node(node_id)
         request.zone, request.grpc, request.peer = entry.zone, entry.grpc, entry.peer
+        request.bolt = entry.bolt
     client = connect(directory)
     try:
         for attempt in range(MAX_ATTEMPTS):

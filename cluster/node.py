@@ -377,7 +377,7 @@ class Node:
             partial.unlink()
         for node_id, member in self.sm.members().items():
             self.peers[node_id] = NodeEntry(
-                node_id, member["zone"], member["grpc"], member["peer"], ""
+                node_id, member["zone"], member["grpc"], member["peer"], "", member.get("bolt", "")
             )
         if (
             not self.config.join
@@ -809,11 +809,15 @@ class Node:
         added: dict[int, dict[str, str]] = {}
         member = context.get("member")
         if isinstance(member, dict):
-            added[int(member["id"])] = {k: str(member[k]) for k in ("zone", "grpc", "peer")}
+            added[int(member["id"])] = {
+                k: str(member[k]) for k in ("zone", "grpc", "peer", "bolt") if k in member
+            }
         removed = [c.node_id for c in change.changes if c.type is ConfChangeType.REMOVE_NODE]
         outcome = await self._in_storage(lambda: sm.apply_membership(entry.index, added, removed))
         for node_id, doc in added.items():
-            self.peers[node_id] = NodeEntry(node_id, doc["zone"], doc["grpc"], doc["peer"], "")
+            self.peers[node_id] = NodeEntry(
+                node_id, doc["zone"], doc["grpc"], doc["peer"], "", doc.get("bolt", "")
+            )
         for node_id in sorted(conf_state.members()):
             if node_id != self.id and node_id in self.peers:
                 self._start_peer(node_id)
@@ -1448,6 +1452,8 @@ class Node:
                     "grpc": member.grpc,
                     "peer": member.peer,
                 }
+                if member.bolt:
+                    context["member"]["bolt"] = member.bolt
                 change_type = ConfChangeType.ADD_LEARNER
             elif kind is MemberChange.PROMOTE:
                 if node_id not in conf.learners:
@@ -1635,7 +1641,7 @@ class Node:
     async def _start_bolt(self) -> BoltServer | None:
         """The Bolt face (Neo4j drivers) on ``listen_bolt``, TLS with the node's certificate;
         the same session layer as the gRPC face (``cluster.bolt.cluster_backend``)."""
-        from cluster.bolt.cluster_backend import NodeBackend
+        from cluster.bolt.cluster_backend import NodeBackend, PeerBoltAddresses
         from cluster.bolt.server import BoltServer, server_ssl_context
 
         cfg = self.config
@@ -1645,7 +1651,8 @@ class Node:
         if cfg.credentials is not None:
             doc = json.loads(cfg.credentials.read_text())
             users[str(doc["user"])] = str(doc["password"])
-        bolt_addresses = {peer.id: peer.bolt for peer in self.config.peers.values() if peer.bolt}
+        # Live: a member added at run time carries its Bolt address in its conf change.
+        bolt_addresses = PeerBoltAddresses(self.peers)
         host, _, port = cfg.listen_bolt.rpartition(":")
         server = BoltServer(
             NodeBackend(self, bolt_addresses, users),

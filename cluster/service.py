@@ -161,7 +161,9 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     ) -> admin_pb2.MemberChangeResponse:
         member = None
         if kind is MemberChange.ADD_LEARNER:
-            member = NodeEntry(request.node_id, request.zone, request.grpc, request.peer, "")
+            member = NodeEntry(
+                request.node_id, request.zone, request.grpc, request.peer, "", request.bolt
+            )
         catch_up_s = (request.catch_up_timeout_ms or 0) / 1000 or DEFAULT_CATCH_UP_S
         try:
             index, conf = await self.node.change_membership(

@@ -192,6 +192,22 @@ class ReadWriteLock:
                 self._condition.notify_all()
 
     @contextmanager
+    def try_read(self) -> Iterator[bool]:
+        """Like `read`, but never waits: yields False, holding nothing, while a writer holds
+        or waits for the lock (for callers that must not block, as the event loop)."""
+        with self._condition:
+            held = not self._writer
+            if held:
+                self._readers += 1
+        try:
+            yield held
+        finally:
+            if held:
+                with self._condition:
+                    self._readers -= 1
+                    self._condition.notify_all()
+
+    @contextmanager
     def write(self) -> Iterator[None]:
         with self._condition:
             self._condition.wait_for(lambda: not self._writer)
@@ -247,7 +263,7 @@ class StateMachine:
         return int(doc["seq"]), int(doc["index"]), {k: int(v) for k, v in doc["counters"].items()}
 
     def members(self) -> dict[int, dict[str, str]]:
-        """Members added at run time: id -> {"zone", "grpc", "peer"}."""
+        """Members added at run time: id -> {"zone", "grpc", "peer"} and "bolt" when it has one."""
         found = {}
         for key, value in self.graph.app_meta_items():
             if key.startswith(MEMBER_PREFIX):

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/admin.proto\x12\tquiver.v1\"\x0f\n\rStatusRequest\"\xac\x03\n\nNodeStatus\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04zone\x18\x02 \x01(\t\x12\x1d\n\x04role\x18\x03 \x01(\x0e\x32\x0f.quiver.v1.Role\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\x12\x15\n\rapplied_index\x18\x06 \x01(\x04\x12\x11\n\tleader_id\x18\x07 \x01(\x04\x12\x16\n\x0eleader_address\x18\x08 \x01(\t\x12\x0b\n\x03pid\x18\t \x01(\r\x12\x0e\n\x06voters\x18\n \x03(\x04\x12\x10\n\x08learners\x18\x0b \x03(\x04\x12:\n\x0bmatch_index\x18\x0c \x03(\x0b\x32%.quiver.v1.NodeStatus.MatchIndexEntry\x12\x16\n\x0esnapshot_index\x18\r \x01(\x04\x12\x13\n\x0b\x66irst_index\x18\x0e \x01(\x04\x12\x1b\n\x13snapshots_installed\x18\x0f \x01(\x04\x12\x17\n\x0fsnapshots_taken\x18\x10 \x01(\x04\x1a\x31\n\x0fMatchIndexEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"#\n\x15TransferLeaderRequest\x12\n\n\x02to\x18\x01 \x01(\x04\"+\n\x16TransferLeaderResponse\x12\x11\n\tleader_id\x18\x01 \x01(\x04\"!\n\x10PartitionRequest\x12\r\n\x05peers\x18\x01 \x03(\x04\"\x13\n\x11PartitionResponse\"m\n\x13MemberChangeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04zone\x18\x02 \x01(\t\x12\x0c\n\x04grpc\x18\x03 \x01(\t\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\x1b\n\x13\x63\x61tch_up_timeout_ms\x18\x05 \x01(\r\"G\n\x14MemberChangeResponse\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\x12\r\n\x05index\x18\x03 \x01(\x04*f\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_FOLLOWER\x10\x01\x12\x12\n\x0eROLE_CANDIDATE\x10\x02\x12\x0f\n\x0bROLE_LEADER\x10\x03\x12\x10\n\x0cROLE_LEARNER\x10\x04\x32\x98\x04\n\x05\x41\x64min\x12\x39\n\x06Status\x12\x18.quiver.v1.StatusRequest\x1a\x15.quiver.v1.NodeStatus\x12U\n\x0eTransferLeader\x12 .quiver.v1.TransferLeaderRequest\x1a!.quiver.v1.TransferLeaderResponse\x12\x46\n\tPartition\x12\x1b.quiver.v1.PartitionRequest\x1a\x1c.quiver.v1.PartitionResponse\x12M\n\nAddLearner\x12\x1e.quiver.v1.MemberChangeRequest\x1a\x1f.quiver.v1.MemberChangeResponse\x12J\n\x07Promote\x12\x1e.quiver.v1.MemberChangeRequest\x1a\x1f.quiver.v1.MemberChangeResponse\x12I\n\x06\x44\x65mote\x12\x1e.quiver.v1.MemberChangeRequest\x1a\x1f.quiver.v1.MemberChangeResponse\x12O\n\x0cRemoveMember\x12\x1e.quiver.v1.MemberChangeRequest\x1a\x1f.quiver.v1.MemberChangeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/admin.proto\x12\tquiver.v1\"\x0f\n\rStatusRequest\"\xac\x03\n\nNodeStatus\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04zone\x18\x02 \x01(\t\x12\x1d\n\x04role\x18\x03 \x01(\x0e\x32\x0f.quiver.v1.Role\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\x12\x15\n\rapplied_index\x18\x06 \x01(\x04\x12\x11\n\tleader_id\x18\x07 \x01(\x04\x12\x16\n\x0eleader_address\x18\x08 \x01(\t\x12\x0b\n\x03pid\x18\t \x01(\r\x12\x0e\n\x06voters\x18\n \x03(\x04\x12\x10\n\x08learners\x18\x0b \x03(\x04\x12:\n\x0bmatch_index\x18\x0c \x03(\x0b\x32%.quiver.v1.NodeStatus.MatchIndexEntry\x12\x16\n\x0esnapshot_index\x18\r \x01(\x04\x12\x13\n\x0b\x66irst_index\x18\x0e \x01(\x04\x12\x1b\n\x13snapshots_installed\x18\x0f \x01(\x04\x12\x17\n\x0fsnapshots_taken\x18\x10 \x01(\x04\x1a\x31\n\x0fMatchIndexEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"#\n\x15TransferLeaderRequest\x12\n\n\x02to\x18\x01 \x01(\x04\"+\n\x16TransferLeaderResponse\x12\x11\n\tleader_id\x18\x01 \x01(\x04\"!\n\x10PartitionRequest\x12\r\n\x05peers\x18\x01 \x03(\x04\"\x13\n\x11PartitionResponse\"{\n\x13MemberChangeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04zone\x18\x02 \x01(\t\x12\x0c\n\x04grpc\x18\x03 \x01(\t\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\x0c\n\x04\x62olt\x18\x06 \x01(\t\x12\x1b\n\x13\x63\x61tch_up_timeout_ms\x18\x05 \x01(\r\"G\n\x14MemberChangeResponse\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\x12\r\n\x05index\x18\x03 \x01(\x04*f\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_FOLLOWER\x10\x01\x12\x12\n\x0eROLE_CANDIDATE\x10\x02\x12\x0f\n\x0bROLE_LEADER\x10\x03\x12\x10\n\x0cROLE_LEARNER\x10\x04\x32\x98\x04\n\x05\x41\x64min\x12\x39\n\x06Status\x12\x18.quiver.v1.StatusRequest\x1a\x15.quiver.v1.NodeStatus\x12U\n\x0eTransferLeader\x12 .quiver.v1.TransferLeaderRequest\x1a!.quiver.v1.TransferLeaderResponse\x12\x46\n\tPartition\x12\x1b.quiver.v1.PartitionRequest\x1a\x1c.quiver.v1.PartitionResponse\x12M\n\nAddLearner\x12\x1e.quiver.v1.MemberChangeRequest\x1a\x1f.quiver.v1.MemberChangeResponse\x12J\n\x07Promote\x12\x1e.quiver.v1.MemberChangeRequest\x1a\x1f.quiver.v1.MemberChangeResponse\x12I\n\x06\x44\x65mote\x12\x1e.quiver.v1.MemberChangeRequest\x1a\x1f.quiver.v1.MemberChangeResponse\x12O\n\x0cRemoveMember\x12\x1e.quiver.v1.MemberChangeRequest\x1a\x1f.quiver.v1.MemberChangeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_NODESTATUS_MATCHINDEXENTRY']._loaded_options = None
   _globals['_NODESTATUS_MATCHINDEXENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=802
-  _globals['_ROLE']._serialized_end=904
+  _globals['_ROLE']._serialized_start=816
+  _globals['_ROLE']._serialized_end=918
   _globals['_STATUSREQUEST']._serialized_start=32
   _globals['_STATUSREQUEST']._serialized_end=47
   _globals['_NODESTATUS']._serialized_start=50
@@ -50,9 +50,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARTITIONRESPONSE']._serialized_start=597
   _globals['_PARTITIONRESPONSE']._serialized_end=616
   _globals['_MEMBERCHANGEREQUEST']._serialized_start=618
-  _globals['_MEMBERCHANGEREQUEST']._serialized_end=727
-  _globals['_MEMBERCHANGERESPONSE']._serialized_start=729
-  _globals['_MEMBERCHANGERESPONSE']._serialized_end=800
-  _globals['_ADMIN']._serialized_start=907
-  _globals['_ADMIN']._serialized_end=1443
+  _globals['_MEMBERCHANGEREQUEST']._serialized_end=741
+  _globals['_MEMBERCHANGERESPONSE']._serialized_start=743
+  _globals['_MEMBERCHANGERESPONSE']._serialized_end=814
+  _globals['_ADMIN']._serialized_start=921
+  _globals['_ADMIN']._serialized_end=1457
 # @@protoc_insertion_point(module_scope)

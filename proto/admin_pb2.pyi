@@ -90,18 +90,20 @@ class PartitionResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class MemberChangeRequest(_message.Message):
-    __slots__ = ("node_id", "zone", "grpc", "peer", "catch_up_timeout_ms")
+    __slots__ = ("node_id", "zone", "grpc", "peer", "bolt", "catch_up_timeout_ms")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
     GRPC_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
+    BOLT_FIELD_NUMBER: _ClassVar[int]
     CATCH_UP_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     zone: str
     grpc: str
     peer: str
+    bolt: str
     catch_up_timeout_ms: int
-    def __init__(self, node_id: _Optional[int] = ..., zone: _Optional[str] = ..., grpc: _Optional[str] = ..., peer: _Optional[str] = ..., catch_up_timeout_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, node_id: _Optional[int] = ..., zone: _Optional[str] = ..., grpc: _Optional[str] = ..., peer: _Optional[str] = ..., bolt: _Optional[str] = ..., catch_up_timeout_ms: _Optional[int] = ...) -> None: ...
 
 class MemberChangeResponse(_message.Message):
     __slots__ = ("voters", "learners", "index")

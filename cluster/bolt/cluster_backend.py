@@ -17,7 +17,7 @@ Must never: execute Cypher outside the node's paths, or answer a write before it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -106,6 +106,31 @@ def _result(answer: AnswerLike, auto_commit: bool) -> QueryResult:
         _QUERY_TYPE.get(answer.query_type, "r"),
     )
     return QueryResult.of(answer.columns, answer.rows, summary)
+
+
+class _HasBolt(Protocol):
+    bolt: str
+
+
+class PeerBoltAddresses(Mapping[int, str]):
+    """Node id -> Bolt address, read live from the node's member table (``Node.peers``), so
+    that a member added at run time (its conf change carries its address) is routed to as
+    soon as it is applied; members without a Bolt address are left out."""
+
+    def __init__(self, peers: Mapping[int, _HasBolt]) -> None:
+        self._peers = peers
+
+    def __getitem__(self, node_id: int) -> str:
+        peer = self._peers.get(node_id)
+        if peer is None or not peer.bolt:
+            raise KeyError(node_id)
+        return peer.bolt
+
+    def __iter__(self) -> Iterator[int]:
+        return iter([node_id for node_id, peer in self._peers.items() if peer.bolt])
+
+    def __len__(self) -> int:
+        return sum(1 for peer in self._peers.values() if peer.bolt)
 
 
 def _bookmark_index(bookmark: str) -> int:
