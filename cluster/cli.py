@@ -140,6 +140,11 @@ def _bench(args: argparse.Namespace, _extra: list[str]) -> int:
         from cluster.bench import main as cluster_bench
 
         return cluster_bench()
+    if args.target == "bolt":
+        # Imported here: the neo4j driver against a real local cluster (cluster/bolt/bench.py).
+        from cluster.bolt.bench import main as bolt_bench
+
+        return bolt_bench([])
     print(BENCH_NOT_YET)
     return EXIT_OK
 
@@ -435,7 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
             sub.add_argument("--user", default=None, help="the user (default: from the dir)")
         if command.name == "bench":
-            sub.add_argument("target", nargs="?", help="what to benchmark: store, cypher, cluster")
+            sub.add_argument(
+                "target", nargs="?", help="what to benchmark: store, cypher, cluster, bolt"
+            )
             sub.add_argument(
                 "--nodes", type=int, default=100_000, help="store: nodes in the read graph"
             )
