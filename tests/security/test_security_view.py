@@ -571,3 +571,16 @@ def test_no_privileges_means_unrestricted(db: Db) -> None:
     admin = resolve(["admin"])
     assert db.run("MATCH (n) RETURN count(n)", privileges=admin).rows == [[7]]
     assert db.run("CREATE (:Brand)", privileges=admin).counters["nodes_created"] == 1
+
+
+def test_constraint_creation_checks_hidden_data_without_naming_it(db: Db) -> None:
+    db.run("CREATE (:Person:Secret {name: 'Alice'})")
+    hidden_id = db.run("MATCH (n:Secret {name: 'Alice'}) RETURN id(n)").rows[0][0]
+    restricted = user(*HIDE_SECRET, grant(Action.CONSTRAINT_MANAGEMENT))
+    with pytest.raises(CypherError) as caught:
+        db.run(
+            "CREATE CONSTRAINT person_name FOR (n:Person) REQUIRE n.name IS UNIQUE",
+            privileges=restricted,
+        )
+    assert caught.value.status_code == "Neo.ClientError.Schema.ConstraintCreationFailed"
+    assert str(hidden_id) not in str(caught.value)
