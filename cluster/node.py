@@ -138,6 +138,9 @@ READER_THREADS: Final = 4
 WRITE_BATCH: Final = 64
 """Queued writes executed in one trip to a reader thread, at most."""
 MAX_QUEUED_WRITES: Final = 4096
+INLINE_BUDGET_S: Final = 0.0005
+"""A read statement whose text last ran faster than this runs on the event loop."""
+INLINE_QUERIES: Final = 1024
 BOOKMARK_PREFIX: Final = "quiver:"
 FORWARDED_METADATA: Final = "quiver-forwarded"
 SHUTDOWN_GRACE_S: Final = 2.0
@@ -335,6 +338,8 @@ class Node:
         self._senders: dict[int, PeerSender] = {}
         self._proposals: dict[bytes, asyncio.Future[Outcome]] = {}
         self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._quick: dict[str, bool] = {}
+        """Read statement texts by whether their last run took under INLINE_BUDGET_S."""
         self._read_waiters: list[asyncio.Future[int]] = []
         """Linearizable readers waiting for the next read-index round."""
         self._read_round = False
@@ -1570,6 +1575,7 @@ class Node:
         from cluster.service import AdminService, QueryService
 
         await self._in_storage(self._open_store)
+        await self.security.start()
         cfg = self.config
         ca = cfg.ca.read_bytes()
         cert = cfg.cert.read_bytes()
@@ -1637,6 +1643,7 @@ class Node:
             await self._in_storage(self._close_store)
             self._storage.shutdown(wait=True)
             self._readers.shutdown(wait=True)
+            self.security.close()
 
     async def _start_bolt(self) -> BoltServer | None:
         """The Bolt face (Neo4j drivers) on ``listen_bolt``, TLS with the node's certificate;
