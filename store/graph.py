@@ -5,7 +5,9 @@ Owns the RocksDB database under ``<data>/graph/`` and its column families:
     graph       b"n" node id -> node record; b"r" rel id -> relationship record (sealed)
     adjacency   node id | direction | type token | rel id -> b""
     membership  b"L" label token | node id, b"T" type token | rel id -> b""
-    index       label token | key token | HMAC(value) | node id -> b""
+    index       label token | key token | HMAC(value) | node id -> b"" (node indexes);
+                0x80 | type token | key token | HMAC(value) | rel id -> b"" (relationship
+                indexes: tokens are below 2**31, so no node entry starts with 0x80)
     meta        tokens (name -> token keyed by HMAC(name); token -> sealed name), usage
                 counts, schema (indexes, constraints), next ids, the applied index, and
                 the application's own records under b"app/" (written by ``apply`` in the
@@ -156,6 +158,14 @@ def _type_member(type_token: int, rel_id: int) -> bytes:
 
 def _index_prefix(label: int, key: int, mac: bytes) -> bytes:
     return _U32.pack(label) + _U32.pack(key) + mac
+
+
+REL_INDEX: Final = b"\x80"
+"""Leads every relationship index entry (node entries start with a label token < 2**31)."""
+
+
+def _rel_index_prefix(type_token: int, key: int, mac: bytes) -> bytes:
+    return REL_INDEX + _U32.pack(type_token) + _U32.pack(key) + mac
 
 
 def _usage_key(kind: bytes, token: int) -> bytes:
@@ -488,6 +498,36 @@ class GraphStore:
     def relationship_ids(self) -> Iterator[int]:
         for key in self._keys(CF_GRAPH, b"r"):
             yield _U64.unpack_from(key, 1)[0]
+
+    def relationship_ids_by_type(self, type: str) -> Iterator[int]:
+        token = self._token_by_name.get((TYPE, type))
+        if token is None:
+            return
+        prefix = TYPE + _U32.pack(token)
+        for key in self._keys(CF_MEMBERSHIP, prefix):
+            yield _U64.unpack_from(key, len(prefix))[0]
+
+    def has_relationship_index(self, type: str, key: str) -> bool:
+        return _has_relationship_index(self._indexes, type, key)
+
+    def relationship_ids_by_property(self, type: str, key: str, value: Value) -> Iterator[int]:
+        if not self.has_relationship_index(type, key):
+            raise IndexNotFoundError(f"no index on [:{type}]({key})")
+        type_token = self._token_by_name.get((TYPE, type))
+        key_token = self._token_by_name.get((PROPERTY_KEY, key))
+        if type_token is None or key_token is None or value is None:
+            return
+        mac = self.cipher.mac(index_key_bytes(value))
+        prefix = _rel_index_prefix(type_token, key_token, mac)
+        for index_key in self._keys(CF_INDEX, prefix):
+            rel_id = _U64.unpack_from(index_key, len(prefix))[0]
+            rel = self._load_rel(rel_id)
+            # The MAC only narrows the search; equality is decided on the record itself.
+            if rel is None or rel.type != type_token:
+                continue
+            stored = rel.properties.get(key_token)
+            if stored is not None and values_equal(stored, value):
+                yield rel_id
 
     def relationships(
         self, node_id: int, direction: Direction, types: Sequence[str] | None = None
@@ -832,6 +872,13 @@ def _has_index(indexes: dict[str, IndexInfo], label: str, key: str) -> bool:
     )
 
 
+def _has_relationship_index(indexes: dict[str, IndexInfo], type: str, key: str) -> bool:
+    return any(
+        index.on_relationships and index.label == type and index.properties == (key,)
+        for index in indexes.values()
+    )
+
+
 def _prefix_upper_bound(prefix: bytes) -> bytes | None:
     """The smallest key greater than every key with `prefix` (None: no bound)."""
     trimmed = prefix.rstrip(b"\xff")
@@ -1000,6 +1047,27 @@ class _Apply:
                 self.add_count(META_NODE_COUNT, 1)
             self.dirty_nodes.add(node_id)
 
+    def indexed_rel_pairs(self) -> set[tuple[str, str]]:
+        return {
+            (index.label, index.properties[0])
+            for index in self.indexes.values()
+            if index.on_relationships and len(index.properties) == 1
+        }
+
+    def rel_index_entries(self, rel_id: int, rel: _Rel | None) -> set[bytes]:
+        if rel is None:
+            return set()
+        entries = set()
+        for type_name, key_name in self.indexed_rel_pairs():
+            if self.token(TYPE, type_name) != rel.type:
+                continue
+            key = self.token(PROPERTY_KEY, key_name)
+            value = rel.properties.get(key)
+            if value is not None:
+                mac = self.store.cipher.mac(index_key_bytes(value))
+                entries.add(_rel_index_prefix(rel.type, key, mac) + _id(rel_id))
+        return entries
+
     def write_rel(self, rel_id: int, before: _Rel | None, after: _Rel | None) -> None:
         old_keys = set(before.properties) if before else set()
         new_keys = set(after.properties) if after else set()
@@ -1007,6 +1075,12 @@ class _Apply:
             self.add_count(_usage_key(PROPERTY_KEY, key), 1)
         for key in old_keys - new_keys:
             self.add_count(_usage_key(PROPERTY_KEY, key), -1)
+        old_entries = self.rel_index_entries(rel_id, before)
+        new_entries = self.rel_index_entries(rel_id, after)
+        for entry in old_entries - new_entries:
+            self.delete(CF_INDEX, entry)
+        for entry in new_entries - old_entries:
+            self.put(CF_INDEX, entry, b"")
         if after is None:
             assert before is not None
             self.delete(CF_GRAPH, rel_key(rel_id))
@@ -1024,8 +1098,29 @@ class _Apply:
             self.add_count(_usage_key(TYPE, after.type), 1)
             self.add_count(META_REL_COUNT, 1)
 
-    def reindex(self, before_pairs: set[tuple[str, str]]) -> None:
+    def reindex(
+        self, before_pairs: set[tuple[str, str]], before_rel_pairs: set[tuple[str, str]]
+    ) -> None:
         """Bring index entries in line with the schema after an index came or went."""
+        after_rel_pairs = self.indexed_rel_pairs()
+        for type_name, key_name in before_rel_pairs - after_rel_pairs:
+            type_token = self.token(TYPE, type_name)
+            key = self.token(PROPERTY_KEY, key_name)
+            for entry in self.keys(CF_INDEX, REL_INDEX + _U32.pack(type_token) + _U32.pack(key)):
+                self.delete(CF_INDEX, entry)
+        for type_name, key_name in after_rel_pairs - before_rel_pairs:
+            type_token = self.token(TYPE, type_name)
+            key = self.token(PROPERTY_KEY, key_name)
+            prefix = TYPE + _U32.pack(type_token)
+            for member in self.keys(CF_MEMBERSHIP, prefix):
+                rel_id = _U64.unpack_from(member, len(prefix))[0]
+                rel = self.rel(rel_id)
+                assert rel is not None
+                value = rel.properties.get(key)
+                if value is not None:
+                    mac = self.store.cipher.mac(index_key_bytes(value))
+                    entry = _rel_index_prefix(type_token, key, mac) + _id(rel_id)
+                    self.put(CF_INDEX, entry, b"")
         after_pairs = self.indexed_pairs()
         for label_name, key_name in before_pairs - after_pairs:
             label = self.token(LABEL, label_name)
@@ -1061,6 +1156,7 @@ class _Apply:
 
     def change_schema(self, change: Operation) -> None:
         before_pairs = self.indexed_pairs()
+        before_rel_pairs = self.indexed_rel_pairs()
         if isinstance(change, CreateIndex):
             self.indexes[change.name] = IndexInfo(
                 change.name, change.label, change.properties, change.on_relationships
@@ -1081,7 +1177,7 @@ class _Apply:
         elif isinstance(change, DropConstraint):
             self.constraints.pop(change.name, None)
             self.indexes.pop(change.name, None)
-        self.reindex(before_pairs)
+        self.reindex(before_pairs, before_rel_pairs)
         self.save_schema()
 
     # -- operations ---------------------------------------------------------------------------

@@ -118,6 +118,23 @@ class MemoryGraph:
     def relationship_ids(self) -> Iterator[int]:
         yield from sorted(self.rels)
 
+    def relationship_ids_by_type(self, type: str) -> Iterator[int]:
+        yield from sorted(r for r, rel in self.rels.items() if rel.type == type)
+
+    def has_relationship_index(self, type: str, key: str) -> bool:
+        return any(
+            index.on_relationships and index.label == type and index.properties == (key,)
+            for index in self.index_by_name.values()
+        )
+
+    def relationship_ids_by_property(self, type: str, key: str, value: Value) -> Iterator[int]:
+        if not self.has_relationship_index(type, key):
+            raise IndexNotFoundError(f"no index on [:{type}]({key})")
+        for rel_id in self.relationship_ids_by_type(type):
+            stored = self.rels[rel_id].properties.get(key)
+            if stored is not None and values_equal(stored, value):
+                yield rel_id
+
     def relationships(
         self, node_id: int, direction: Direction, types: Sequence[str] | None = None
     ) -> Iterator[RelationshipRecord]:

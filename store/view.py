@@ -84,6 +84,22 @@ class GraphView(Protocol):
 
     def relationship_ids(self) -> Iterator[int]: ...
 
+    def relationship_ids_by_type(self, type: str) -> Iterator[int]:
+        """Every relationship of `type`, ascending id (a type scan: no record is read)."""
+        ...
+
+    def has_relationship_index(self, type: str, key: str) -> bool:
+        """Whether a relationship index covers (`type`, `key`) alone."""
+        ...
+
+    def relationship_ids_by_property(self, type: str, key: str, value: Value) -> Iterator[int]:
+        """Index seek: relationships of `type` whose `key` equals `value` (Cypher
+        equality), ascending id.
+
+        Raises IndexNotFoundError when no relationship index covers (type, key).
+        """
+        ...
+
     def relationships(
         self, node_id: int, direction: Direction, types: Sequence[str] | None = None
     ) -> Iterator[RelationshipRecord]:

@@ -69,7 +69,14 @@ operation: st.SearchStrategy[Operation] = st.one_of(
         st.sampled_from(LABELS),
         st.sampled_from([("k",), ("name",), ("k", "n")]),
     ),
-    st.builds(DropIndex, st.sampled_from(["i1", "i2", "u1"])),
+    st.builds(
+        CreateIndex,
+        st.sampled_from(["i1", "r1"]),
+        st.sampled_from(TYPES),
+        st.sampled_from([("k",), ("name",), ("k", "n")]),
+        st.just(True),
+    ),
+    st.builds(DropIndex, st.sampled_from(["i1", "i2", "r1", "u1"])),
     st.builds(
         CreateUniqueConstraint,
         st.just("u1"),
@@ -137,6 +144,17 @@ def views_agree(left: GraphView, right: GraphView) -> None:
                     )
     for type_name in TYPES:
         assert left.count_relationships(type_name) == right.count_relationships(type_name)
+        assert list(left.relationship_ids_by_type(type_name)) == list(
+            right.relationship_ids_by_type(type_name)
+        )
+        for key in KEYS:
+            indexed = left.has_relationship_index(type_name, key)
+            assert indexed == right.has_relationship_index(type_name, key)
+            if indexed:
+                for probe in (1, 1.0, "x", True, [1, 2], Date(1), 0):
+                    assert list(left.relationship_ids_by_property(type_name, key, probe)) == list(
+                        right.relationship_ids_by_property(type_name, key, probe)
+                    )
     for node_id in range(8):
         assert left.node(node_id) == right.node(node_id)
         for direction in Direction:

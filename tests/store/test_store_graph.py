@@ -3,6 +3,7 @@ equivalence with the reference MemoryGraph."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,10 @@ from store.writeset import (
     CreateUniqueConstraint,
     DeleteNode,
     DeleteRelationship,
+    DropIndex,
     RemoveLabel,
     SetNodeProperty,
+    SetRelationshipProperty,
     WriteSet,
 )
 
@@ -36,6 +39,16 @@ def _store(path: Path) -> GraphStore:
 
 def _ws(*operations: object) -> WriteSet:
     return WriteSet(tuple(operations))  # type: ignore[arg-type]
+
+
+class MemoryGraphAt(MemoryGraph):
+    """The reference model with the store's ``apply(write_set, index)`` signature."""
+
+    def __init__(self, _path: Path) -> None:
+        super().__init__()
+
+    def apply(self, write_set: WriteSet, index: int = 0) -> None:  # type: ignore[override]
+        super().apply(write_set)
 
 
 def test_nodes_relationships_and_adjacency(tmp_path: Path) -> None:
@@ -114,6 +127,76 @@ def test_index_seek_uses_cypher_equality(tmp_path: Path) -> None:
     graph.apply(_ws(SetNodeProperty(1, "k", 2), RemoveLabel(2, "P"), AddLabel(4, "P")), 2)
     assert list(graph.node_ids_by_property("P", "k", 1)) == [4]
     assert list(graph.node_ids_by_property("P", "k", 2.0)) == [1]
+
+
+@pytest.mark.parametrize("make", [_store, lambda path: MemoryGraphAt(path)])
+def test_relationship_seeks_by_type_and_by_indexed_property(
+    tmp_path: Path, make: Callable[[Path], GraphStore]
+) -> None:
+    graph = make(tmp_path)
+    graph.apply(
+        _ws(
+            CreateNode(1, ("P",), ()),
+            CreateNode(2, ("P",), ()),
+            CreateRelationship(10, "KNOWS", 1, 2, (("since", 1999),)),
+            CreateRelationship(11, "KNOWS", 2, 1, (("since", 1999.0),)),
+            CreateRelationship(12, "LIKES", 1, 1, (("since", 1999),)),
+            CreateRelationship(13, "KNOWS", 1, 1, (("since", True),)),
+            CreateRelationship(14, "KNOWS", 2, 2, ()),
+        ),
+        1,
+    )
+    assert list(graph.relationship_ids_by_type("KNOWS")) == [10, 11, 13, 14]
+    assert list(graph.relationship_ids_by_type("LIKES")) == [12]
+    assert list(graph.relationship_ids_by_type("NONE")) == []
+    assert not graph.has_relationship_index("KNOWS", "since")
+    with pytest.raises(IndexNotFoundError):
+        list(graph.relationship_ids_by_property("KNOWS", "since", 1999))
+    # A node index on the same names is not a relationship index, nor the other way round.
+    graph.apply(_ws(CreateIndex("nodes", "KNOWS", ("since",))), 2)
+    assert not graph.has_relationship_index("KNOWS", "since")
+    graph.apply(_ws(CreateIndex("rels", "KNOWS", ("since",), on_relationships=True)), 3)
+    assert graph.has_relationship_index("KNOWS", "since")
+    assert not graph.has_index("P", "since")
+    # Built over the relationships that existed; Cypher equality (1999 = 1999.0, not true).
+    assert list(graph.relationship_ids_by_property("KNOWS", "since", 1999)) == [10, 11]
+    assert list(graph.relationship_ids_by_property("KNOWS", "since", True)) == [13]
+    assert list(graph.relationship_ids_by_property("KNOWS", "since", None)) == []
+    # Kept in step with property changes, creations and deletions.
+    graph.apply(
+        _ws(
+            SetRelationshipProperty(10, "since", 2000),
+            SetRelationshipProperty(14, "since", 1999),
+            CreateRelationship(15, "KNOWS", 1, 2, (("since", 1999),)),
+            DeleteRelationship(11),
+        ),
+        4,
+    )
+    assert list(graph.relationship_ids_by_property("KNOWS", "since", 1999)) == [14, 15]
+    assert list(graph.relationship_ids_by_property("KNOWS", "since", 2000)) == [10]
+    assert list(graph.relationship_ids_by_type("KNOWS")) == [10, 13, 14, 15]
+    graph.apply(_ws(DropIndex("rels")), 5)
+    with pytest.raises(IndexNotFoundError):
+        list(graph.relationship_ids_by_property("KNOWS", "since", 1999))
+
+
+def test_dropping_a_relationship_index_removes_its_entries(tmp_path: Path) -> None:
+    graph = _store(tmp_path)
+    graph.apply(
+        _ws(
+            CreateNode(1, (), ()),
+            CreateRelationship(1, "R", 1, 1, (("k", 1),)),
+            CreateIndex("r", "R", ("k",), on_relationships=True),
+            CreateIndex("n", "A", ("k",)),
+            CreateNode(2, ("A",), (("k", 1),)),
+        ),
+        1,
+    )
+    index_family = graph.db.get_column_family("index")
+    assert len(list(index_family.keys())) == 2
+    graph.apply(_ws(DropIndex("r")), 2)
+    assert len(list(index_family.keys())) == 1, "the relationship entries stayed"
+    assert list(graph.node_ids_by_property("A", "k", 1)) == [2]
 
 
 def test_uniqueness_violation_applies_nothing_but_consumes_the_index(tmp_path: Path) -> None:

@@ -38,7 +38,11 @@ def _graph(path: Path, kek: bytes = KEK) -> GraphStore:
 
 def _populated(path: Path, nodes: int = 300) -> GraphStore:
     graph = _graph(path)
-    ops = [CreateUniqueConstraint("u", "P", ("name",)), CreateIndex("i", "P", ("age",))]
+    ops = [
+        CreateUniqueConstraint("u", "P", ("name",)),
+        CreateIndex("i", "P", ("age",)),
+        CreateIndex("r", "R", ("w",), on_relationships=True),
+    ]
     ops += [CreateNode(i, ("P",), (("name", f"n{i}"), ("age", i % 7))) for i in range(nodes)]
     ops += [CreateRelationship(i, "R", i, (i * 7) % nodes, (("w", i),)) for i in range(nodes)]
     graph.apply(WriteSet(tuple(ops)), 42)
@@ -55,6 +59,8 @@ def test_installed_snapshot_has_the_same_dump_and_working_indexes(tmp_path: Path
     assert target.canonical_dump() == source.canonical_dump()
     assert target.applied_index() == 42
     assert list(target.node_ids_by_property("P", "age", 3)) == [i for i in range(300) if i % 7 == 3]
+    assert list(target.relationship_ids_by_property("R", "w", 17)) == [17]
+    assert list(target.relationship_ids_by_type("R")) == list(range(300))
     with pytest.raises(WriteSetError):
         target.apply(WriteSet((CreateNode(1000, ("P",), (("name", "n5"),)),)), 43)
     assert not list((tmp_path / "a" / "snapshots").iterdir()), "checkpoint left behind"
