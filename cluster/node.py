@@ -995,15 +995,34 @@ class Node:
     # -- queries ------------------------------------------------------------------------------
 
     async def _execute(self, query: str, parameters: dict[str, Any]) -> Result:
+        """Run a read-only statement on the applied graph. One whose text last ran in under
+        ``INLINE_BUDGET_S`` runs right here on the event loop when the graph is not being
+        written (a trip to a reader thread costs more than such a statement); any other in
+        a reader thread. A statement that turns out slow inline is sent to the threads
+        from then on, so the loop is held up by it once at most."""
         sm = self.sm
         assert sm is not None
 
         def run() -> Result:
-            with sm.lock.read():
+            started = time.perf_counter()
+            try:
                 return self.engine.run(sm.graph, query, parameters)
+            finally:
+                if len(self._quick) >= INLINE_QUERIES:
+                    self._quick.clear()
+                self._quick[query] = time.perf_counter() - started < INLINE_BUDGET_S
 
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+            if self._quick.get(query):
+                with sm.lock.try_read() as held:
+                    if held:
+                        return run()
+
+            def locked() -> Result:
+                with sm.lock.read():
+                    return run()
+
+            return await asyncio.get_running_loop().run_in_executor(self._readers, locked)
         except CypherError as error:
             raise QuiverError(error.status_code, str(error.args[0])) from None
 
@@ -1575,7 +1594,6 @@ class Node:
         from cluster.service import AdminService, QueryService
 
         await self._in_storage(self._open_store)
-        await self.security.start()
         cfg = self.config
         ca = cfg.ca.read_bytes()
         cert = cfg.cert.read_bytes()
@@ -1643,7 +1661,6 @@ class Node:
             await self._in_storage(self._close_store)
             self._storage.shutdown(wait=True)
             self._readers.shutdown(wait=True)
-            self.security.close()
 
     async def _start_bolt(self) -> BoltServer | None:
         """The Bolt face (Neo4j drivers) on ``listen_bolt``, TLS with the node's certificate;
