@@ -16,6 +16,7 @@ Must never: retry with a new request id, retry forever, or retry a commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -30,6 +31,7 @@ from cluster.config import ClusterFile, load_cluster
 from cluster.errors import QuiverError
 from cluster.session import (
     DEFAULT_TIMEOUT_S,
+    MAX_WRITE_LANES,
     STATUS_TIMEOUT_S,
     Call,
     ClientError,
@@ -129,12 +131,12 @@ class Client(Session):
                 status = self.node_status(member.id)
             except QuiverError:
                 continue
-            if leader := self.observe_status(status):
+            if leader := self.observe_status(status, time.monotonic()):
                 return leader
         return 0
 
     def _pick(self, to_leader: bool, attempt: int) -> Member:
-        if to_leader and not self.leader_id:
+        if self.needs_discovery(to_leader, time.monotonic()):
             self.find_leader()
         return self.choose(to_leader, attempt, time.monotonic())
 
@@ -167,21 +169,26 @@ class Client(Session):
         return self._call(call, timeout_s)
 
     def _call(self, call: Call, timeout_s: float | None) -> Result:
-        retry = self.retry(timeout_s, time.monotonic())
-        while True:
-            member = self._pick(call.to_leader, retry.attempt)
-            try:
-                result = self._run_once(
-                    member, call.request, retry.call_timeout_s(time.monotonic())
-                )
-            except QuiverError as error:
-                pause = self.failed(error, member, call.to_leader, retry, time.monotonic())
-                if pause is None:
-                    raise
-                time.sleep(pause)
-                continue
-            self.succeeded(member, call.to_leader, result.bookmark)
-            return result
+        """Attempts of one call until an answer, a final error or the deadline; then its
+        write lane is free again."""
+        try:
+            retry = self.retry(timeout_s, time.monotonic())
+            while True:
+                member = self._pick(call.to_leader, retry.attempt)
+                try:
+                    result = self._run_once(
+                        member, call.request, retry.call_timeout_s(time.monotonic())
+                    )
+                except QuiverError as error:
+                    pause = self.failed(error, member, call.to_leader, retry, time.monotonic())
+                    if pause is None:
+                        raise
+                    time.sleep(pause)
+                    continue
+                self.succeeded(member, call.to_leader, result.bookmark)
+                return result
+        finally:
+            self.finish(call)
 
     def _run_once(self, member: Member, request: client_pb2.RunRequest, timeout_s: float) -> Result:
         stub = client_pb2_grpc.QueryStub(self._channel(member))
@@ -307,6 +314,7 @@ class AsyncClient(Session):
         self.credentials = credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._discovery = asyncio.Lock()
+        self._write_lanes = asyncio.Semaphore(MAX_WRITE_LANES)
 
     def _channel(self, member: Member) -> grpc.aio.Channel:
         channel = self._channels.get(member.address)
@@ -349,7 +357,7 @@ class AsyncClient(Session):
             asks = [group.create_task(self._status_or_none(m.id)) for m in order]
         for ask in asks:
             status = ask.result()
-            if status is not None and (leader := self.observe_status(status)):
+            if status is not None and (leader := self.observe_status(status, time.monotonic())):
                 return leader
         return 0
 
@@ -360,10 +368,10 @@ class AsyncClient(Session):
             return None
 
     async def _pick(self, to_leader: bool, attempt: int) -> Member:
-        if to_leader and not self.leader_id:
+        if self.needs_discovery(to_leader, time.monotonic()):
             # One discovery at a time: tasks that queue behind it use what it found.
             async with self._discovery:
-                if not self.leader_id:
+                if self.needs_discovery(to_leader, time.monotonic()):
                     await self.find_leader()
         return self.choose(to_leader, attempt, time.monotonic())
 
@@ -379,8 +387,10 @@ class AsyncClient(Session):
         timeout_s: float | None = None,
     ) -> Result:
         """Run one auto-commit statement; retried on retryable errors with the same id."""
-        call = self.prepare_run(query, parameters, mode, consistency)
-        return await self._call(call, timeout_s)
+        # Past MAX_WRITE_LANES writes in flight, a write waits for a lane rather than fail.
+        async with self._write_lanes if mode == "write" else contextlib.nullcontext():
+            call = self.prepare_run(query, parameters, mode, consistency)
+            return await self._call(call, timeout_s)
 
     async def system(
         self,
@@ -390,26 +400,31 @@ class AsyncClient(Session):
         timeout_s: float | None = None,
     ) -> Result:
         """`Client.system`, for asyncio."""
-        call = self.prepare_run(query, parameters, "write", "causal")
-        call.request.database = "system"
-        return await self._call(call, timeout_s)
+        async with self._write_lanes:
+            call = self.prepare_run(query, parameters, "write", "causal")
+            call.request.database = "system"
+            return await self._call(call, timeout_s)
 
     async def _call(self, call: Call, timeout_s: float | None) -> Result:
-        retry = self.retry(timeout_s, time.monotonic())
-        while True:
-            member = await self._pick(call.to_leader, retry.attempt)
-            try:
-                result = await self._run_once(
-                    member, call.request, retry.call_timeout_s(time.monotonic())
-                )
-            except QuiverError as error:
-                pause = self.failed(error, member, call.to_leader, retry, time.monotonic())
-                if pause is None:
-                    raise
-                await asyncio.sleep(pause)
-                continue
-            self.succeeded(member, call.to_leader, result.bookmark)
-            return result
+        """`Client._call`, awaited."""
+        try:
+            retry = self.retry(timeout_s, time.monotonic())
+            while True:
+                member = await self._pick(call.to_leader, retry.attempt)
+                try:
+                    result = await self._run_once(
+                        member, call.request, retry.call_timeout_s(time.monotonic())
+                    )
+                except QuiverError as error:
+                    pause = self.failed(error, member, call.to_leader, retry, time.monotonic())
+                    if pause is None:
+                        raise
+                    await asyncio.sleep(pause)
+                    continue
+                self.succeeded(member, call.to_leader, result.bookmark)
+                return result
+        finally:
+            self.finish(call)
 
     async def _run_once(
         self, member: Member, request: client_pb2.RunRequest, timeout_s: float

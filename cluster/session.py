@@ -17,7 +17,9 @@ request id, or retry past the deadline.
 from __future__ import annotations
 
 import itertools
+import math
 import random
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +37,13 @@ STATUS_TIMEOUT_S: Final = 2.0
 MIN_CALL_TIMEOUT_S: Final = 0.1
 SUSPECT_S: Final = 3.0
 """How long reads pass over a replica after it failed one with a retryable error."""
+LEADER_TTL_S: Final = 5.0
+"""How long a leader named by a node's status (or a NotALeader error) is trusted before a
+status asks again: a follower forwards writes without a word, so after a graceful transfer a
+client that never re-asked would pay a forwarding hop on every write."""
 MAX_MEMBERS: Final = 64
+MAX_WRITE_LANES: Final = 256
+"""Writes one client may have in flight at once, each under its own dedup id (a lane)."""
 BOOKMARK_PREFIX: Final = "quiver:"
 
 CONSISTENCY: Final = {
@@ -167,6 +175,8 @@ class Call:
 
     request: client_pb2.RunRequest
     to_leader: bool
+    lane: int | None = None
+    """The write lane the request id belongs to, held until the call ends (see Session)."""
 
 
 @dataclass(slots=True)
@@ -200,7 +210,16 @@ def bookmark_index(bookmark: str) -> int | None:
 
 
 class Session:
-    """The pure half of a client: what it believes about the cluster and its session."""
+    """The pure half of a client: what it believes about the cluster and its session.
+
+    Request ids. The cluster remembers, per client id, the last sequence it applied and
+    treats any request with a sequence not above it as a duplicate (answered, not applied):
+    that holds only if one id has one write in flight at a time. So concurrent writes of one
+    client (tasks, threads) each take a *lane* — the client id itself for lane 0, the client
+    id plus ``.N`` for lane N — with its own sequence, held from the first attempt to the
+    last retry and then free for the next write. Lanes are reused, so their number (and the
+    cluster's dedup table) grows only with the client's peak concurrency, at most
+    MAX_WRITE_LANES."""
 
     def __init__(
         self,
@@ -224,8 +243,11 @@ class Session:
         self.suspect_s = suspect_s
         self.bookmarks: set[str] = set()
         self.leader_id = 0
+        self._leader_confirmed_at = -math.inf
         self._suspects: dict[int, float] = {}
-        self._sequence = itertools.count(1)
+        self._lane_sequences: list[itertools.count[int]] = []
+        self._free_lanes: list[int] = []
+        self._lanes_lock = threading.Lock()  # a sync client may be shared by threads
         self._rng = rng or random.Random()
 
     # -- members and the leader ---------------------------------------------------------------
@@ -248,10 +270,18 @@ class Session:
     def _leader_from(self, error: QuiverError) -> int:
         return self._member_id(0, error.leader)
 
-    def discovery_order(self) -> list[Member]:
-        return self._rng.sample(self.members, len(self.members))
+    def needs_discovery(self, to_leader: bool, now: float) -> bool:
+        """Whether a request for the leader should first ask who leads."""
+        return to_leader and (not self.leader_id or now - self._leader_confirmed_at > LEADER_TTL_S)
 
-    def observe_status(self, status: admin_pb2.NodeStatus) -> int:
+    def discovery_order(self) -> list[Member]:
+        """The members to ask who leads: the believed leader first (one question when it
+        still leads), then the others at random."""
+        others = [m for m in self.members if m.id != self.leader_id]
+        believed = [m for m in self.members if m.id == self.leader_id]
+        return believed + self._rng.sample(others, len(others))
+
+    def observe_status(self, status: admin_pb2.NodeStatus, now: float) -> int:
         """Learn the leader a node's status names (0: none that this client can reach)."""
         leader = self._member_id(status.leader_id, status.leader_address)
         if (
@@ -267,6 +297,7 @@ class Session:
             leader = status.leader_id
         if leader:
             self.leader_id = leader
+            self._leader_confirmed_at = now
         return leader
 
     def choose(self, to_leader: bool, attempt: int, now: float) -> Member:
@@ -309,10 +340,35 @@ class Session:
             ),
             consistency=CONSISTENCY[consistency],
             bookmarks=sorted(self.bookmarks),
-            client_id=self.client_id,
-            sequence=next(self._sequence),
         )
-        return Call(request, to_leader=mode == "write" or consistency == "linearizable")
+        if mode == "write":
+            lane = self._take_lane()
+            request.client_id = self.lane_client_id(lane)
+            request.sequence = next(self._lane_sequences[lane])
+            return Call(request, to_leader=True, lane=lane)
+        return Call(request, to_leader=consistency == "linearizable")
+
+    def lane_client_id(self, lane: int) -> str:
+        return self.client_id if lane == 0 else f"{self.client_id}.{lane}"
+
+    def _take_lane(self) -> int:
+        with self._lanes_lock:
+            if self._free_lanes:
+                return self._free_lanes.pop()
+            if len(self._lane_sequences) >= MAX_WRITE_LANES:
+                raise client_error(
+                    errors.SERVICE_UNAVAILABLE,
+                    f"more than {MAX_WRITE_LANES} writes in flight on one client",
+                )
+            self._lane_sequences.append(itertools.count(1))
+            return len(self._lane_sequences) - 1
+
+    def finish(self, call: Call) -> None:
+        """The call is over (answered, or given up): its lane may carry the next write."""
+        if call.lane is not None:
+            with self._lanes_lock:
+                assert call.lane not in self._free_lanes, "a lane finished twice"
+                self._free_lanes.append(call.lane)
 
     def prepare_begin(self, timeout_s: float | None) -> client_pb2.BeginRequest:
         return client_pb2.BeginRequest(
@@ -345,6 +401,7 @@ class Session:
             return None
         if error.code == errors.NOT_A_LEADER:
             self.leader_id = self._leader_from(error)
+            self._leader_confirmed_at = now if self.leader_id else -math.inf
         elif to_leader:
             self.leader_id = 0
         else:
@@ -353,7 +410,8 @@ class Session:
 
     def succeeded(self, member: Member, to_leader: bool, bookmark: str) -> None:
         self._suspects.pop(member.id, None)
-        if to_leader:
+        if to_leader and not self.leader_id:
+            # It answered, perhaps by forwarding: believed, but asked about at the next request.
             self.leader_id = member.id
         self.observe_bookmark(bookmark)
 

@@ -154,6 +154,30 @@ async def test_a_write_retried_after_a_leadership_transfer_is_applied_once(
         assert payments.rows == [[1]]
 
 
+def test_the_client_follows_a_leadership_transfer_that_raised_no_error(
+    cluster: LocalCluster,
+) -> None:
+    old_leader = wait_for("a leader", cluster.leader)
+    client = connect(cluster.directory)
+    try:
+        assert client.run("CREATE (:Hop {n: 0})").served_by == old_leader
+        stub = admin_pb2_grpc.AdminStub(client._channel(client._member(old_leader)))
+        moved = stub.TransferLeader(admin_pb2.TransferLeaderRequest(to=0), timeout=10)
+        new_leader = wait_for(
+            "the new leader", lambda: (lead := cluster.leader()) not in (0, old_leader) and lead
+        )
+        assert moved.leader_id == new_leader
+        # The old leader forwards the writes it gets, so none fails; the client must still
+        # find out, and go to the new leader directly.
+        served = wait_for(
+            "a write served by the new leader",
+            lambda: (r := client.run("CREATE (:Hop {n: 1})")).served_by == new_leader and r,
+        )
+        assert client.leader_id == new_leader and served.counters["nodes_created"] == 1
+    finally:
+        client.close()
+
+
 async def test_concurrent_tasks_share_one_async_client(cluster: LocalCluster) -> None:
     async with connect_async(cluster.directory) as client:
 

@@ -11,6 +11,7 @@ import pytest
 from cluster import errors
 from cluster.errors import QuiverError
 from cluster.session import (
+    LEADER_TTL_S,
     RETRY_MAX_S,
     RETRY_MIN_S,
     ClientError,
@@ -82,7 +83,22 @@ def test_not_a_leader_names_the_next_leader_and_other_errors_forget_it() -> None
     session.failed(lost, session._member(3), True, retry, now=0.2)
     assert session.leader_id == 0
     status = admin_pb2.NodeStatus(id=1, leader_id=2, leader_address="n2:1")
-    assert session.observe_status(status) == 2 and session.leader_id == 2
+    assert session.observe_status(status, now=0.3) == 2 and session.leader_id == 2
+
+
+def test_a_leader_is_asked_about_again_once_its_confirmation_is_old() -> None:
+    session = _session()
+    assert session.needs_discovery(to_leader=True, now=0.0)
+    assert not session.needs_discovery(to_leader=False, now=0.0)
+    session.observe_status(admin_pb2.NodeStatus(id=3, leader_id=3, leader_address="n3:1"), 10.0)
+    assert not session.needs_discovery(to_leader=True, now=10.0 + LEADER_TTL_S)
+    # A follower forwards writes silently, so only a fresh status keeps the belief.
+    assert session.needs_discovery(to_leader=True, now=10.1 + LEADER_TTL_S)
+    assert session.discovery_order()[0].id == 3, "the believed leader is asked first"
+    # An answer through an unconfirmed member is believed but asked about next time.
+    fresh = _session()
+    fresh.succeeded(fresh._member(1), True, "quiver:4")
+    assert fresh.leader_id == 1 and fresh.needs_discovery(to_leader=True, now=0.0)
 
 
 def test_the_retry_budget_backs_off_and_stops_at_the_deadline_or_a_final_error() -> None:
@@ -106,6 +122,7 @@ def test_the_retry_budget_backs_off_and_stops_at_the_deadline_or_a_final_error()
 def test_a_request_id_is_given_once_per_request_and_kept_by_its_retries() -> None:
     session = _session()
     first = session.prepare_run("CREATE ()", {"x": 1}, "write", "causal")
+    session.finish(first)
     second = session.prepare_run("CREATE ()", None, "write", "causal")
     assert first.request.client_id == second.request.client_id == session.client_id
     assert second.request.sequence == first.request.sequence + 1
@@ -116,6 +133,32 @@ def test_a_request_id_is_given_once_per_request_and_kept_by_its_retries() -> Non
         session.prepare_run("RETURN 1", None, "read", "eventual")
     with pytest.raises(ValueError):
         session.prepare_run("RETURN 1", None, "admin", "causal")
+
+
+def test_concurrent_writes_take_separate_lanes_so_none_looks_like_a_retry() -> None:
+    # The cluster drops a write whose sequence is not above its id's last applied one: two
+    # writes in flight under one id could overtake each other and one would be lost.
+    session = _session()
+    in_flight = [session.prepare_run("CREATE ()", None, "write", "causal") for _ in range(3)]
+    ids = [(c.request.client_id, c.request.sequence) for c in in_flight]
+    assert len({client_id for client_id, _ in ids}) == 3
+    assert all(client_id.startswith(session.client_id) for client_id, _ in ids)
+    session.finish(in_flight[1])
+    reused = session.prepare_run("CREATE ()", None, "write", "causal")
+    assert reused.request.client_id == in_flight[1].request.client_id
+    assert reused.request.sequence == in_flight[1].request.sequence + 1
+    for call in (in_flight[0], in_flight[2], reused):
+        session.finish(call)
+    assert session.prepare_run("RETURN 1", None, "read", "causal").lane is None
+
+
+def test_a_client_refuses_more_writes_in_flight_than_it_has_lanes() -> None:
+    session = _session()
+    calls = [session.prepare_run("CREATE ()", None, "write", "causal") for _ in range(256)]
+    with pytest.raises(TransientError):
+        session.prepare_run("CREATE ()", None, "write", "causal")
+    session.finish(calls[0])
+    session.finish(session.prepare_run("CREATE ()", None, "write", "causal"))
 
 
 def test_the_session_carries_its_newest_bookmark_even_when_answers_arrive_out_of_order() -> None:
