@@ -107,6 +107,15 @@ class NodeConfig:
     credentials: Path | None = None
     """The credentials file (``{"user", "password"}``) the Bolt listener authenticates
     against, until the security issue's user store replaces it."""
+    admin_user: str = ""
+    admin_password_hash: str = ""
+    """The initial admin (``quiver init``): the first leader of a cluster with no users
+    proposes this user with this Argon2id hash (never a clear password in a node config)."""
+    auth_max_failures: int = 3
+    auth_lock_seconds: float = 5.0
+    """Failed logins lock a user and a client host out after ``auth_max_failures``."""
+    session_ttl_s: float = 3600.0
+    """How long a session token (issued at login) stays good."""
     join: bool = False
     """A node added at run time (``quiver add-node``): it starts with an empty log and no
     configuration and waits for the leader, instead of bootstrapping with ``peers``."""
@@ -186,5 +195,10 @@ def load_node_config(path: Path) -> NodeConfig:
         compact_keep_entries=int(doc.get("compact_keep_entries", 1_000)),
         listen_bolt=str(doc.get("listen_bolt", "")),
         credentials=resolve(doc["credentials"]) if doc.get("credentials") else None,
+        admin_user=str(doc.get("admin_user", "")),
+        admin_password_hash=str(doc.get("admin_password_hash", "")),
+        auth_max_failures=int(doc.get("auth_max_failures", 3)),
+        auth_lock_seconds=float(doc.get("auth_lock_seconds", 5.0)),
+        session_ttl_s=float(doc.get("session_ttl_s", 3600.0)),
         join=bool(doc.get("join", False)),
     )

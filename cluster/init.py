@@ -6,7 +6,8 @@ Layout of DIR::
     ca.pem, ca.key          the cluster CA (key 0600)
     key                     the key-encryption key for data at rest (0600), shared by the
                             nodes so that one node's snapshot streams open on another
-    credentials.json        {"user", "password"} of the initial admin (0600)
+    credentials.json        {"user", "password"} of the initial admin (0600); the node
+                            configs carry only its Argon2id hash (``admin_password_hash``)
     nodes/<id>/node.json    the node's configuration (``quiver serve --config``)
     nodes/<id>/cert.pem, key.pem   the node's certificate (server and client use; key 0600)
     nodes/<id>/data/        the node's store
@@ -41,6 +42,7 @@ from cluster.config import (
     load_cluster,
     write_json,
 )
+from cluster.security.passwords import hash_password
 from store.crypto import write_key_file
 
 CA_CERT: Final = "ca.pem"
@@ -116,6 +118,8 @@ def init_cluster(
         write_key_file(key_path)
     credentials = {"user": ADMIN_USER, "password": secrets.token_urlsafe(18)}
     write_json(directory / CREDENTIALS, credentials, mode=0o600)
+    # The nodes know the initial admin by its hash only; the first leader creates it.
+    admin_hash = hash_password(credentials["password"])
 
     if hosts is None:
         ports = free_ports(3 * nodes)
@@ -161,6 +165,8 @@ def init_cluster(
             "listen_peer": entry.peer if hosts is None else f"0.0.0.0:{CONTAINER_PEER_PORT}",
             "listen_bolt": entry.bolt if hosts is None else f"0.0.0.0:{CONTAINER_BOLT_PORT}",
             "credentials": f"../../{CREDENTIALS}",
+            "admin_user": ADMIN_USER,
+            "admin_password_hash": admin_hash,
             "data_dir": "data" if hosts is None else CONTAINER_DATA_DIR,
             "key_file": f"../../{KEY_FILE}",
             "ca": f"../../{CA_CERT}",

@@ -362,6 +362,10 @@ class Node:
         self._peer_credentials: grpc.ChannelCredentials | None = None
         self._leader_channels: dict[int, grpc.aio.Channel] = {}
         self.health = HealthServicer()
+        from cluster.security.node_security import NodeSecurity
+
+        self.security = NodeSecurity(self)
+        """Logins, session tokens, the ``system`` database, the initial admin, the audit log."""
 
     # -- storage thread -----------------------------------------------------------------------
 
@@ -911,6 +915,8 @@ class Node:
                 self._fail_proposal(proposal_id, self._not_leader_error())
             for proposal_id in list(self._pipeline):
                 self._unpipeline(proposal_id)
+        if not was_leader and raft.state is StateType.LEADER:
+            self.security.on_leader()
 
     def _fail_proposal(self, proposal_id: bytes, error: QuiverError) -> None:
         future = self._proposals.pop(proposal_id, None)
@@ -1154,7 +1160,8 @@ class Node:
             self._proposals.pop(envelope.proposal_id, None)
             self._unpipeline(envelope.proposal_id)
         if outcome.error:
-            raise QuiverError("Neo.ClientError.Schema.ConstraintValidationFailed", outcome.error)
+            code = outcome.error_code or "Neo.ClientError.Schema.ConstraintValidationFailed"
+            raise QuiverError(code, outcome.error)
         if outcome.decision is Decision.OUTDATED:
             raise QuiverError(errors.OUTDATED, "a concurrent write changed what this one read")
         return outcome
@@ -1594,6 +1601,7 @@ class Node:
         from cluster.service import AdminService, QueryService
 
         await self._in_storage(self._open_store)
+        await self.security.start()
         cfg = self.config
         ca = cfg.ca.read_bytes()
         cert = cfg.cert.read_bytes()
@@ -1661,6 +1669,7 @@ class Node:
             await self._in_storage(self._close_store)
             self._storage.shutdown(wait=True)
             self._readers.shutdown(wait=True)
+            self.security.close()
 
     async def _start_bolt(self) -> BoltServer | None:
         """The Bolt face (Neo4j drivers) on ``listen_bolt``, TLS with the node's certificate;
@@ -1671,15 +1680,11 @@ class Node:
         cfg = self.config
         if not cfg.listen_bolt:
             return None
-        users: dict[str, str] = {}
-        if cfg.credentials is not None:
-            doc = json.loads(cfg.credentials.read_text())
-            users[str(doc["user"])] = str(doc["password"])
         # Live: a member added at run time carries its Bolt address in its conf change.
         bolt_addresses = PeerBoltAddresses(self.peers)
         host, _, port = cfg.listen_bolt.rpartition(":")
         server = BoltServer(
-            NodeBackend(self, bolt_addresses, users),
+            NodeBackend(self, bolt_addresses, security=self.security),
             host,
             int(port),
             ssl_context=server_ssl_context(str(cfg.cert), str(cfg.key)),

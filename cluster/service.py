@@ -26,6 +26,9 @@ from cluster.node import (
     Node,
     stream_answer,
 )
+from cluster.security.node_security import SESSION_METADATA, SYSTEM_DATABASE
+from cluster.security.privileges import DEFAULT_DATABASE
+from cluster.security.sessions import Session
 from cluster.values import ValueConversionError, parameter_from_proto
 from proto import admin_pb2, admin_pb2_grpc, client_pb2, client_pb2_grpc
 
@@ -52,6 +55,23 @@ def _forwarded(context: Context) -> bool:
     return any(key == FORWARDED_METADATA for key, _ in context.invocation_metadata() or ())
 
 
+def client_address(context: Context) -> str:
+    """``host:port`` of the caller (gRPC says ``ipv4:h:p`` / ``ipv6:[h]:p``)."""
+    peer = context.peer() or ""
+    return peer.split(":", 1)[1] if peer.startswith(("ipv4:", "ipv6:")) else peer
+
+
+async def authenticate(node: Node, context: Context) -> Session:
+    """Who the call is (token or Basic credentials); after a password, the session token
+    goes back in the initial metadata so that the client can use it instead."""
+    session, by_password = await node.security.authenticate_metadata(
+        tuple(context.invocation_metadata() or ()), client_address(context)
+    )
+    if by_password:
+        await context.send_initial_metadata(((SESSION_METADATA, session.token),))
+    return session
+
+
 class QueryService(client_pb2_grpc.QueryServicer):
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -60,9 +80,29 @@ class QueryService(client_pb2_grpc.QueryServicer):
         self, request: client_pb2.RunRequest, context: Context
     ) -> AsyncIterator[client_pb2.RunResponse]:
         try:
-            parameters = _parameters(request)
             node = self.node
-            if request.transaction_id:
+            session = await authenticate(node, context)
+            parameters = _parameters(request)
+            address = client_address(context)
+            if request.database not in ("", DEFAULT_DATABASE, SYSTEM_DATABASE):
+                raise QuiverError(
+                    "Neo.ClientError.Database.DatabaseNotFound",
+                    f"Database does not exist. Database name: '{request.database}'.",
+                )
+            if request.database != SYSTEM_DATABASE:
+                await node.security.check_graph_access(session, address)
+            if request.database == SYSTEM_DATABASE and node.is_leader():
+                answer = await node.security.system(
+                    session, request.query, parameters, address,
+                    request.client_id, request.sequence,
+                )  # fmt: skip
+            elif request.database == SYSTEM_DATABASE:
+                if _forwarded(context):
+                    raise node._not_leader_error()
+                async for response in self._forward(request, session):
+                    yield response
+                return
+            elif request.transaction_id:
                 answer = await node.run_in_transaction(
                     request.transaction_id, request.query, parameters
                 )
@@ -77,7 +117,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
             else:
                 if _forwarded(context):
                     raise node._not_leader_error()
-                async for response in self._forward(request):
+                async for response in self._forward(request, session):
                     yield response
                 return
         except QuiverError as error:
@@ -87,13 +127,14 @@ class QueryService(client_pb2_grpc.QueryServicer):
             yield response
 
     async def _forward(
-        self, request: client_pb2.RunRequest
+        self, request: client_pb2.RunRequest, session: Session
     ) -> AsyncIterator[client_pb2.RunResponse]:
         channel = self.node.leader_channel()
         if channel is None:
             raise self.node._no_leader_error()
         stub = client_pb2_grpc.QueryStub(channel)
-        call = stub.Run(request, metadata=((FORWARDED_METADATA, "1"),), timeout=FORWARD_TIMEOUT_S)
+        metadata = ((FORWARDED_METADATA, "1"), (SESSION_METADATA, session.token))
+        call = stub.Run(request, metadata=metadata, timeout=FORWARD_TIMEOUT_S)
         try:
             async for response in call:
                 yield response
@@ -104,6 +145,8 @@ class QueryService(client_pb2_grpc.QueryServicer):
         self, request: client_pb2.BeginRequest, context: Context
     ) -> client_pb2.BeginResponse:
         try:
+            session = await authenticate(self.node, context)
+            await self.node.security.check_graph_access(session, client_address(context))
             tx_id = await self.node.begin(request.client_id, request.timeout_ms)
         except QuiverError as error:
             await _abort(context, error)
@@ -114,6 +157,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
         self, request: client_pb2.CommitRequest, context: Context
     ) -> client_pb2.CommitResponse:
         try:
+            await authenticate(self.node, context)
             committed = await self.node.commit(request.transaction_id)
         except QuiverError as error:
             await _abort(context, error)
@@ -123,6 +167,11 @@ class QueryService(client_pb2_grpc.QueryServicer):
     async def Rollback(
         self, request: client_pb2.RollbackRequest, context: Context
     ) -> client_pb2.RollbackResponse:
+        try:
+            await authenticate(self.node, context)
+        except QuiverError as error:
+            await _abort(context, error)
+            raise AssertionError("unreachable") from error
         self.node.rollback(request.transaction_id)
         return client_pb2.RollbackResponse()
 

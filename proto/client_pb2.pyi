@@ -213,7 +213,7 @@ class Point(_message.Message):
     def __init__(self, srid: _Optional[int] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("query", "parameters", "access_mode", "consistency", "bookmarks", "transaction_id", "client_id", "sequence", "fetch_size", "timeout_ms")
+    __slots__ = ("query", "parameters", "access_mode", "consistency", "bookmarks", "transaction_id", "client_id", "sequence", "fetch_size", "timeout_ms", "database")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +231,7 @@ class RunRequest(_message.Message):
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     FETCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
     query: str
     parameters: _containers.MessageMap[str, Value]
     access_mode: AccessMode
@@ -241,7 +242,8 @@ class RunRequest(_message.Message):
     sequence: int
     fetch_size: int
     timeout_ms: int
-    def __init__(self, query: _Optional[str] = ..., parameters: _Optional[_Mapping[str, Value]] = ..., access_mode: _Optional[_Union[AccessMode, str]] = ..., consistency: _Optional[_Union[Consistency, str]] = ..., bookmarks: _Optional[_Iterable[str]] = ..., transaction_id: _Optional[str] = ..., client_id: _Optional[str] = ..., sequence: _Optional[int] = ..., fetch_size: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    database: str
+    def __init__(self, query: _Optional[str] = ..., parameters: _Optional[_Mapping[str, Value]] = ..., access_mode: _Optional[_Union[AccessMode, str]] = ..., consistency: _Optional[_Union[Consistency, str]] = ..., bookmarks: _Optional[_Iterable[str]] = ..., transaction_id: _Optional[str] = ..., client_id: _Optional[str] = ..., sequence: _Optional[int] = ..., fetch_size: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., database: _Optional[str] = ...) -> None: ...
 
 class RunResponse(_message.Message):
     __slots__ = ("header", "records", "summary")

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import grpc
 
 from cluster import errors
 from cluster.bolt.backend import (
     SYSTEM_DATABASE,
+    UNAUTHORIZED,
     AccessMode,
     ConnectionInfo,
     Principal,
@@ -38,8 +39,13 @@ from cluster.bolt.backend import (
 from cluster.bolt.embedded import system_database_result
 from cluster.errors import QuiverError
 from cluster.node import FORWARDED_METADATA
+from cluster.security.node_security import SESSION_METADATA
 from cluster.values import from_proto, to_proto
 from proto import admin_pb2, client_pb2, client_pb2_grpc
+
+if TYPE_CHECKING:
+    from cluster.security.node_security import NodeSecurity
+    from cluster.security.sessions import Session
 
 ROUTING_TTL_S: Final = 30
 FORWARD_TIMEOUT_S: Final = 30.0
@@ -99,6 +105,17 @@ class _WriteTransaction:
     tx_id: str
 
 
+@dataclass(slots=True)
+class _SystemTransaction:
+    """Administration commands in an explicit transaction (a driver's managed transaction on
+    ``system``): each one commits through Raft as it runs, as in Neo4j."""
+
+    user: Principal
+    options: TransactionOptions
+    connection: ConnectionInfo
+    bookmark: str | None = None
+
+
 def _result(answer: AnswerLike, auto_commit: bool) -> QueryResult:
     summary = Summary(
         dict(answer.counters),
@@ -138,18 +155,42 @@ def _bookmark_index(bookmark: str) -> int:
     return int(tail) if tail.isdigit() else -1
 
 
+@dataclass(slots=True, frozen=True)
+class SessionPrincipal(Principal):
+    """A principal logged on against the replicated users, with its session token: each
+    statement checks the token again, so a suspension, a drop or a password change ends
+    the connection's rights at once."""
+
+    token: str = ""
+
+
 @dataclass
 class NodeBackend:
     node: ClusterNode
     bolt_addresses: Mapping[int, str]
     """Node id -> the host:port its Bolt listener advertises (``"bolt"`` in cluster.json)."""
     users: Mapping[str, str] = field(default_factory=dict)
-    """user -> password, until the security issue's user store replaces it."""
+    """user -> password, for a backend without ``security`` (tests of the Bolt face)."""
+    security: NodeSecurity | None = None
+    """The node's users, sessions and ``system`` database (``cluster.security``)."""
 
     async def authenticate(
         self, scheme: str, principal: str, credentials: str, connection: ConnectionInfo
     ) -> Principal:
-        return check_basic_auth(self.users, scheme, principal, credentials)
+        if self.security is None:
+            return check_basic_auth(self.users, scheme, principal, credentials)
+        if scheme != "basic":
+            raise QuiverError(UNAUTHORIZED, "only the basic scheme is supported")
+        session, _ = await self.security.login(principal, credentials, connection.client_address)
+        record = self.security.state().user(session.user)
+        roles = tuple(sorted(record.roles)) if record is not None else ("admin",)
+        return SessionPrincipal(session.user, roles, session.token)
+
+    async def _session(self, user: Principal, connection: ConnectionInfo) -> Session | None:
+        if self.security is None:
+            return None
+        token = user.token if isinstance(user, SessionPrincipal) else ""
+        return self.security.session(token)
 
     async def run(
         self,
@@ -159,8 +200,19 @@ class NodeBackend:
         options: TransactionOptions,
         connection: ConnectionInfo,
     ) -> QueryResult:
+        session = await self._session(user, connection)
+        security = self.security
         if options.database == SYSTEM_DATABASE:
-            return system_database_result(query)
+            if security is None or session is None:
+                return system_database_result(query)
+            if self.node.is_leader():
+                answer = await security.system(
+                    session, query, parameters, connection.client_address
+                )
+                return _result(answer, True)
+            return await self._forward(query, parameters, options, session)
+        if security is not None and session is not None:
+            await security.check_graph_access(session, connection.client_address)
         node = self.node
         if options.access_mode is AccessMode.READ:
             answer = await node.read(
@@ -169,10 +221,14 @@ class NodeBackend:
             return _result(answer, True)
         if node.is_leader():
             return _result(await node.write(query, parameters, "", 0), True)
-        return await self._forward(query, parameters, options)
+        return await self._forward(query, parameters, options, session)
 
     async def _forward(
-        self, query: str, parameters: dict[str, Any], options: TransactionOptions
+        self,
+        query: str,
+        parameters: dict[str, Any],
+        options: TransactionOptions,
+        session: Session | None = None,
     ) -> QueryResult:
         channel = self.node.leader_channel()
         if channel is None:
@@ -183,12 +239,16 @@ class NodeBackend:
             access_mode=client_pb2.ACCESS_MODE_WRITE,
             bookmarks=list(options.bookmarks),
             timeout_ms=options.timeout_ms or 0,
+            database=options.database if options.database == SYSTEM_DATABASE else "",
         )
+        metadata: tuple[tuple[str, str], ...] = ((FORWARDED_METADATA, "1"),)
+        if session is not None:
+            metadata += ((SESSION_METADATA, session.token),)
         columns: list[str] = []
         rows: list[list[Any]] = []
         summary = Summary()
         call = client_pb2_grpc.QueryStub(channel).Run(
-            request, metadata=((FORWARDED_METADATA, "1"),), timeout=FORWARD_TIMEOUT_S
+            request, metadata=metadata, timeout=FORWARD_TIMEOUT_S
         )
         try:
             async for part in call:
@@ -217,6 +277,11 @@ class NodeBackend:
     async def begin(
         self, user: Principal, options: TransactionOptions, connection: ConnectionInfo
     ) -> object:
+        session = await self._session(user, connection)
+        if session is not None and self.security is not None:
+            if options.database == SYSTEM_DATABASE:
+                return _SystemTransaction(user, options, connection)
+            await self.security.check_graph_access(session, connection.client_address)
         if options.database == SYSTEM_DATABASE or options.access_mode is AccessMode.READ:
             return _ReadTransaction(list(options.bookmarks))
         return _WriteTransaction(await self.node.begin("", options.timeout_ms or 0))
@@ -224,6 +289,12 @@ class NodeBackend:
     async def run_in_transaction(
         self, transaction: object, query: str, parameters: dict[str, Any]
     ) -> QueryResult:
+        if isinstance(transaction, _SystemTransaction):
+            result = await self.run(
+                transaction.user, query, parameters, transaction.options, transaction.connection
+            )
+            transaction.bookmark = result.summary().bookmark or transaction.bookmark
+            return result
         if isinstance(transaction, _ReadTransaction):
             answer = await self.node.read(
                 query, parameters, client_pb2.CONSISTENCY_CAUSAL, transaction.bookmarks
@@ -235,6 +306,8 @@ class NodeBackend:
         )
 
     async def commit(self, transaction: object) -> str | None:
+        if isinstance(transaction, _SystemTransaction):
+            return transaction.bookmark
         if isinstance(transaction, _ReadTransaction):
             return max(transaction.bookmarks, key=_bookmark_index, default=None)
         assert isinstance(transaction, _WriteTransaction)

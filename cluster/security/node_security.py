@@ -1,0 +1,347 @@
+"""Security inside a node: who a request is, the ``system`` database, the initial admin and
+the security audit log.
+
+Owns, for one node:
+
+* authentication of gRPC calls from their metadata — ``quiver-session: <token>`` (a token any
+  node issued, ``cluster.security.sessions``) or ``authorization: Basic <user:password>``; a
+  good basic login answers with a fresh token in the initial metadata (``quiver-session``),
+  and is remembered (keyed by a MAC of the credentials, bounded, expiring, valid only while
+  the user's credentials are unchanged) so that a client that never keeps the token does not
+  cost an Argon2id hash per request;
+* the ``system`` database on the leader: an administration command is executed against the
+  applied security state in a worker thread (passwords hashed there) and its commands are
+  proposed as one SECURITY entry through Raft; the answer comes after apply. Followers
+  forward (``cluster.service``, ``cluster.bolt.cluster_backend``) with the caller's token;
+* the bootstrap: a leader whose applied state has no users proposes the initial admin (the
+  Argon2id hash ``quiver init`` wrote into the node config, or a hash of the credentials
+  file's password), not change-required, so ``quiver up`` then ``quiver query`` works;
+* the security audit log (``<data_dir>/audit/security.*.jsonl``): logins, failures,
+  lockouts, administration commands (literals masked), authorisation failures.
+
+Must never: hash or fsync on the event loop, propose a clear password, or answer an admin
+command before its entry is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from cluster.errors import QuiverError
+from cluster.security.admin import AdminResult, execute_admin
+from cluster.security.audit import AuditLog, mask_query
+from cluster.security.passwords import FailureTracker, hash_password
+from cluster.security.privileges import DEFAULT_DATABASE, Action
+from cluster.security.sessions import (
+    CREDENTIALS_EXPIRED,
+    FORBIDDEN,
+    UNAUTHORIZED,
+    Authenticator,
+    Session,
+    token_key,
+)
+from cluster.security.system import Command, SecurityError, SecurityState
+from cluster.statemachine import Decision, SecurityEnvelope
+from store.crypto import load_kek
+
+if TYPE_CHECKING:
+    from cluster.node import Answer, Node
+
+log = logging.getLogger("quiver.security")
+
+SESSION_METADATA: Final = "quiver-session"
+AUTHORIZATION_METADATA: Final = "authorization"
+SYSTEM_DATABASE: Final = "system"
+MAX_REMEMBERED_LOGINS: Final = 10_000
+HASH_THREADS: Final = 2
+BOOTSTRAP_ATTEMPTS: Final = 3
+
+
+@dataclass(slots=True, frozen=True)
+class _Remembered:
+    user: str
+    credential_index: int
+    session: Session
+
+
+def parse_basic(value: str) -> tuple[str, str]:
+    """(user, password) of an ``authorization: Basic <base64 user:password>`` value."""
+    scheme, _, encoded = value.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise QuiverError(UNAUTHORIZED, "unsupported authorization scheme (use Basic)")
+    try:
+        user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        raise QuiverError(UNAUTHORIZED, "malformed Basic credentials") from None
+    if not sep:
+        raise QuiverError(UNAUTHORIZED, "malformed Basic credentials")
+    return user, password
+
+
+def basic_value(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class NodeSecurity:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        config = node.config
+        self._hashing = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="auth")
+        self._audit_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
+        self._bootstrap_admin: tuple[str, str] | None = None
+        self._remember_key = secrets.token_bytes(32)
+        self._remembered: OrderedDict[bytes, _Remembered] = OrderedDict()
+        self.audit: AuditLog | None = None
+        self.authenticator = Authenticator(
+            self.state,
+            b"",
+            self._hashing,
+            tracker=FailureTracker(config.auth_max_failures, config.auth_lock_seconds),
+            session_ttl_s=config.session_ttl_s,
+            audit_executor=self._audit_thread,
+            bootstrap=lambda: self._bootstrap_admin,
+        )
+        self._bootstrapping = False
+
+    def state(self) -> SecurityState:
+        sm = self.node.sm
+        return SecurityState() if sm is None else sm.security()
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """After the store is open: the token key, the initial admin, the audit log."""
+        loop = asyncio.get_running_loop()
+        config = self.node.config
+        kek = await loop.run_in_executor(self._hashing, load_kek, config.key_file)
+        self.authenticator._key = token_key(kek)
+        self._bootstrap_admin = await loop.run_in_executor(self._hashing, self._initial_admin)
+        audit_dir = config.data_dir / "audit"
+        self.audit = await loop.run_in_executor(
+            self._audit_thread, lambda: AuditLog(audit_dir, "security")
+        )
+        self.authenticator.audit = self.audit
+
+    def _initial_admin(self) -> tuple[str, str] | None:
+        config = self.node.config
+        if config.admin_user and config.admin_password_hash:
+            return config.admin_user, config.admin_password_hash
+        if config.credentials is not None and config.credentials.exists():
+            doc = json.loads(config.credentials.read_text())
+            return str(doc["user"]), hash_password(str(doc["password"]))
+        return None
+
+    def close(self) -> None:
+        self._hashing.shutdown(wait=True)
+        audit = self.audit
+        if audit is not None:
+            self._audit_thread.submit(audit.close).result()
+        self._audit_thread.shutdown(wait=True)
+
+    # -- bootstrap ----------------------------------------------------------------------------
+
+    def on_leader(self) -> None:
+        """Called when this node becomes leader: propose the initial admin if none exists."""
+        group = self.node._task_group
+        if group is None or self._bootstrapping or self._bootstrap_admin is None:
+            return
+        if self.state().users:
+            return
+        self._bootstrapping = True
+        group.create_task(self._bootstrap())
+
+    async def _bootstrap(self) -> None:
+        try:
+            for _ in range(BOOTSTRAP_ATTEMPTS):
+                try:
+                    await self.ensure_bootstrapped()
+                    return
+                except QuiverError as error:
+                    if not self.node.is_leader():
+                        return
+                    log.warning(
+                        "n%d: the initial admin is not created yet: %s", self.node.id, error
+                    )
+        finally:
+            self._bootstrapping = False
+
+    async def ensure_bootstrapped(self) -> None:
+        """On the leader: the initial admin exists in the applied state (proposed if not)."""
+        node = self.node
+        await node._leader_term_ready()
+        admin = self._bootstrap_admin
+        if self.state().users or admin is None:
+            return
+        command = Command("bootstrap_admin", {"name": admin[0], "hash": admin[1]})
+        await self._propose([command], "", 0)
+        log.info("n%d: created the initial admin %r", node.id, admin[0])
+
+    async def _propose(self, commands: list[Command], client_id: str, sequence: int) -> int:
+        node = self.node
+        envelope = SecurityEnvelope(client_id, sequence, secrets.token_bytes(16), tuple(commands))
+        future = await node._submit(envelope)  # type: ignore[arg-type]
+        outcome = await node._outcome(envelope, future)  # type: ignore[arg-type]
+        if outcome.decision is Decision.DUPLICATE:
+            return outcome.original_index
+        return outcome.index
+
+    # -- authentication -----------------------------------------------------------------------
+
+    async def authenticate_metadata(
+        self, metadata: tuple[tuple[str, str | bytes], ...], address: str
+    ) -> tuple[Session, bool]:
+        """The session of a call's metadata, and whether it came from a password (its token
+        is then sent back, for the client to use instead)."""
+        token = ""
+        authorization = ""
+        for key, value in metadata:
+            text = value.decode() if isinstance(value, bytes) else value
+            if key == SESSION_METADATA:
+                token = text
+            elif key == AUTHORIZATION_METADATA:
+                authorization = text
+        if token:
+            try:
+                return self.authenticator.check_token(token), False
+            except QuiverError:
+                if not authorization:
+                    raise
+        if not authorization:
+            raise QuiverError(
+                UNAUTHORIZED, "no credentials: send 'authorization: Basic ...' or a session token"
+            )
+        user, password = parse_basic(authorization)
+        session, _ = await self.login(user, password, address)
+        return session, True
+
+    async def login(self, user: str, password: str, address: str) -> tuple[Session, bool]:
+        """A password login, from memory when these credentials were verified lately and the
+        user's credentials have not changed since."""
+        await self.authenticator.check_locked(user, address)  # locked whatever the password
+        key = hmac.new(self._remember_key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        remembered = self._remembered.get(key)
+        if remembered is not None:
+            record = self.state().user(user)
+            fresh = remembered.session.expires_at - time.time() > 60
+            if (
+                record is not None
+                and not record.suspended
+                and record.credential_index == remembered.credential_index
+                and fresh
+            ):
+                self._remembered.move_to_end(key)
+                return remembered.session, False
+            del self._remembered[key]
+        session = await self.authenticator.login(user, password, address)
+        record = self.state().user(user)
+        if record is not None:
+            self._remembered[key] = _Remembered(user, record.credential_index, session)
+            while len(self._remembered) > MAX_REMEMBERED_LOGINS:
+                self._remembered.popitem(last=False)
+        return session, True
+
+    def session(self, token: str) -> Session:
+        return self.authenticator.check_token(token)
+
+    # -- authorisation ------------------------------------------------------------------------
+
+    async def check_graph_access(self, session: Session, address: str) -> None:
+        """A graph query: the user's password is current and they may access the database."""
+        if session.change_required:
+            await self._refused(session, address, "credentials expired")
+            raise QuiverError(
+                CREDENTIALS_EXPIRED,
+                "Permission denied. The credentials you provided were valid, but must be "
+                "changed before you can use this instance.",
+            )
+        state = self.state()
+        if not state.users:
+            return  # the initial admin, before the bootstrap entry reached this node
+        if not state.privileges_for(session.user, DEFAULT_DATABASE).can(Action.ACCESS):
+            await self._refused(session, address, "database access")
+            record = state.user(session.user)
+            roles = sorted({"PUBLIC", *(record.roles if record else ())})
+            raise QuiverError(
+                FORBIDDEN,
+                f"Database access is not allowed for user '{session.user}' with roles {roles}.",
+            )
+
+    async def _refused(self, session: Session, address: str, what: str) -> None:
+        await self.authenticator.record(
+            "authorization_failed", user=session.user, client=address, reason=what
+        )
+
+    # -- the system database ------------------------------------------------------------------
+
+    async def system(
+        self,
+        session: Session,
+        query: str,
+        parameters: dict[str, Any],
+        address: str,
+        client_id: str = "",
+        sequence: int = 0,
+    ) -> Answer:
+        """One administration command, on the leader (callers checked leadership)."""
+        from cluster.node import Answer, bookmark
+        from proto import client_pb2
+
+        node = self.node
+        await self.ensure_bootstrapped()
+        state = self.state()
+        loop = asyncio.get_running_loop()
+        try:
+            result: AdminResult = await loop.run_in_executor(
+                self._hashing, lambda: execute_admin(state, session.user, query, parameters)
+            )
+        except SecurityError as error:
+            event = "authorization_failed" if "Security" in error.code else "admin_failed"
+            await self.authenticator.record(
+                event, user=session.user, client=address, query=mask_query(query), code=error.code
+            )
+            raise QuiverError(error.code, error.message) from None
+        if not result.writes:
+            if result.kind != "SHOW":
+                await self._admin_record(session, address, query, result, 0)
+            return Answer(
+                result.columns,
+                result.rows,
+                {},
+                bookmark(node.applied_index),
+                node.applied_index,
+                client_pb2.QUERY_TYPE_READ_ONLY,
+            )
+        try:
+            index = await self._propose(result.commands, client_id, sequence)
+        except QuiverError as error:
+            await self.authenticator.record(
+                "admin_failed", user=session.user, client=address, query=mask_query(query),
+                code=error.code,
+            )  # fmt: skip
+            raise
+        await self._admin_record(session, address, query, result, index)
+        return Answer([], [], {}, bookmark(index), index, client_pb2.QUERY_TYPE_WRITE_ONLY)
+
+    async def _admin_record(
+        self, session: Session, address: str, query: str, result: AdminResult, index: int
+    ) -> None:
+        await self.authenticator.record(
+            "admin_command",
+            user=session.user,
+            client=address,
+            command=result.kind,
+            target=result.target,
+            query=mask_query(query),
+            index=index,
+        )

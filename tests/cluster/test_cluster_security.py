@@ -1,0 +1,228 @@
+"""Authentication against the replicated users on a real three-node cluster: a user created
+through Raft logs in on every node, wrong passwords are refused and lock out, a CHANGE
+REQUIRED user must change the password first, suspension and DROP USER revoke session tokens
+everywhere, and the administration commands work over Bolt's ``system`` database too."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import neo4j
+import pytest
+from conftest import LocalCluster, start_cluster, wait_for
+
+from cluster.client import Client, connect
+from cluster.config import load_cluster
+from cluster.errors import QuiverError
+from proto import client_pb2, client_pb2_grpc
+
+UNAUTHORIZED = "Neo.ClientError.Security.Unauthorized"
+LOCKED = "Neo.ClientError.Security.AuthenticationRateLimit"
+EXPIRED = "Neo.ClientError.Security.CredentialsExpired"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    yield from start_cluster(tmp_path_factory.mktemp("security"))
+
+
+def _client(cluster: LocalCluster, node_id: int, user: str, password: str) -> Client:
+    """A client of one node only, logged in as `user`."""
+    address = load_cluster(cluster.directory).node(node_id).grpc
+    return connect(
+        addresses=[address],
+        ca=cluster.directory / "ca.pem",
+        auth=(user, password),
+        timeout_s=5.0,
+    )
+
+
+def _error(client: Client, query: str = "RETURN 1") -> str:
+    with pytest.raises(QuiverError) as raised:
+        client.run(query, mode="read", consistency="stale")
+    return raised.value.code
+
+
+def _can_read(cluster: LocalCluster, node_id: int, user: str, password: str) -> bool:
+    with _client(cluster, node_id, user, password) as client:
+        try:
+            return client.run("RETURN 1 AS one", mode="read", consistency="stale").rows == [[1]]
+        except QuiverError as error:
+            if error.code not in (UNAUTHORIZED, LOCKED):
+                raise
+            return False
+
+
+def _raw_run(
+    cluster: LocalCluster, node_id: int, metadata: tuple[tuple[str, str], ...]
+) -> tuple[dict[str, Any], list[client_pb2.RunResponse]]:
+    """A Run with exactly this metadata (no client library): its initial metadata and parts."""
+    directory = cluster.directory
+    address = load_cluster(directory).node(node_id).grpc
+    credentials = grpc.ssl_channel_credentials((directory / "ca.pem").read_bytes())
+    with grpc.secure_channel(address, credentials) as channel:
+        request = client_pb2.RunRequest(
+            query="RETURN 1",
+            access_mode=client_pb2.ACCESS_MODE_READ,
+            consistency=client_pb2.CONSISTENCY_STALE,
+        )
+        call = client_pb2_grpc.QueryStub(channel).Run(request, metadata=metadata, timeout=10)
+        responses = list(call)
+        return dict(call.initial_metadata() or ()), responses
+
+
+def _raw_code(cluster: LocalCluster, node_id: int, metadata: tuple[tuple[str, str], ...]) -> str:
+    try:
+        _raw_run(cluster, node_id, metadata)
+    except grpc.RpcError as error:
+        from cluster.errors import from_rpc_error
+
+        return from_rpc_error(error).code  # type: ignore[arg-type]
+    return ""
+
+
+def _basic(user: str, password: str) -> tuple[str, str]:
+    return ("authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+
+
+def test_a_user_created_through_raft_logs_in_on_every_node(cluster: LocalCluster) -> None:
+    wait_for("a leader", cluster.leader)
+    admin = cluster.client
+    admin.system("CREATE USER alice SET PASSWORD 'alice-pass-1' CHANGE NOT REQUIRED")
+    rows = admin.system("SHOW USERS").rows
+    assert ["alice", ["PUBLIC"], False, False, None] in rows
+    for node_id in (1, 2, 3):
+        wait_for(
+            f"alice on n{node_id}", lambda n=node_id: _can_read(cluster, n, "alice", "alice-pass-1")
+        )
+    # The log holds hashes only: the password appears in no node's configuration either.
+    for config in cluster.directory.glob("nodes/*/node.json"):
+        assert "alice-pass-1" not in config.read_text()
+    assert (
+        "$argon2id$"
+        in json.loads((cluster.directory / "nodes/1/node.json").read_text())["admin_password_hash"]
+    )
+
+
+def test_wrong_passwords_are_unauthorized_then_locked_out_then_unlocked(
+    cluster: LocalCluster,
+) -> None:
+    wait_for("a leader", cluster.leader)
+    cluster.client.system(
+        "CREATE USER carl IF NOT EXISTS SET PASSWORD 'carl-pass-1' CHANGE NOT REQUIRED"
+    )
+    wait_for("carl on n2", lambda: _can_read(cluster, 2, "carl", "carl-pass-1"))
+    with _client(cluster, 2, "carl", "wrong-password") as wrong:
+        assert [_error(wrong) for _ in range(3)] == [UNAUTHORIZED] * 3
+        assert _error(wrong) == LOCKED
+    with _client(cluster, 2, "carl", "carl-pass-1") as right:
+        assert _error(right) == LOCKED  # locked whatever the password
+    # The lock lasts 5 s (the default), then the right password works again.
+    wait_for("the lock to expire", lambda: _can_read(cluster, 2, "carl", "carl-pass-1"), 20)
+
+
+def test_a_change_required_user_must_change_the_password_first(cluster: LocalCluster) -> None:
+    wait_for("a leader", cluster.leader)
+    cluster.client.system("CREATE USER bob SET PASSWORD $pw", {"pw": "bob-initial"})
+    with connect(cluster.directory, auth=("bob", "bob-initial"), timeout_s=5.0) as bob:
+        wait_for("bob on the leader", lambda: _first_code(bob) == EXPIRED)
+        with pytest.raises(QuiverError) as raised:
+            bob.system("SHOW USERS")
+        assert raised.value.code == EXPIRED
+        bob.system("ALTER CURRENT USER SET PASSWORD FROM 'bob-initial' TO 'bob-changed'")
+        assert _first_code(bob) == UNAUTHORIZED  # the old password is gone
+    with connect(cluster.directory, auth=("bob", "bob-changed"), timeout_s=5.0) as bob:
+        assert bob.run("RETURN 2 AS two", mode="read", consistency="linearizable").rows == [[2]]
+
+
+def _first_code(client: Client) -> str:
+    try:
+        client.run("RETURN 1", mode="read", consistency="linearizable")
+    except QuiverError as error:
+        return error.code
+    return ""
+
+
+def test_suspension_and_drop_revoke_session_tokens_on_every_node(cluster: LocalCluster) -> None:
+    wait_for("a leader", cluster.leader)
+    admin = cluster.client
+    admin.system("CREATE USER dora SET PASSWORD 'dora-pass-1' CHANGE NOT REQUIRED")
+    wait_for("dora on n3", lambda: _can_read(cluster, 3, "dora", "dora-pass-1"))
+    initial, _ = _raw_run(cluster, 3, (_basic("dora", "dora-pass-1"),))
+    token = initial["quiver-session"]
+    for node_id in (1, 2, 3):  # any node takes any node's token
+        assert _raw_code(cluster, node_id, (("quiver-session", token),)) == ""
+    assert _raw_code(cluster, 1, (("quiver-session", token[:-2] + "xx"),)) == UNAUTHORIZED
+    assert _raw_code(cluster, 1, ()) == UNAUTHORIZED
+
+    admin.system("ALTER USER dora SET STATUS SUSPENDED")
+    for node_id in (1, 2, 3):
+        wait_for(
+            f"the suspension on n{node_id}",
+            lambda n=node_id: _raw_code(cluster, n, (("quiver-session", token),)) == UNAUTHORIZED,
+        )
+    assert not _can_read(cluster, 1, "dora", "dora-pass-1")
+    admin.system("ALTER USER dora SET STATUS ACTIVE")
+    wait_for("dora back on n1", lambda: _can_read(cluster, 1, "dora", "dora-pass-1"))
+    # A token from before the suspension stays revoked; a new one works until DROP USER.
+    assert _raw_code(cluster, 1, (("quiver-session", token),)) == UNAUTHORIZED
+    initial, _ = _raw_run(cluster, 1, (_basic("dora", "dora-pass-1"),))
+    token = initial["quiver-session"]
+    admin.system("DROP USER dora")
+    for node_id in (1, 2, 3):
+        wait_for(
+            f"the drop on n{node_id}",
+            lambda n=node_id: _raw_code(cluster, n, (("quiver-session", token),)) == UNAUTHORIZED,
+        )
+
+
+def test_admins_manage_users_over_bolt_and_new_users_log_on(cluster: LocalCluster) -> None:
+    leader = wait_for("a leader", cluster.leader)
+    doc = json.loads((cluster.directory / "cluster.json").read_text())
+    bolt = {int(n["id"]): str(n["bolt"]) for n in doc["nodes"]}
+    creds = json.loads((cluster.directory / "credentials.json").read_text())
+    follower = next(n for n in bolt if n != leader)
+
+    def driver(node_id: int, auth: tuple[str, str]) -> neo4j.Driver:
+        return neo4j.GraphDatabase.driver(
+            f"bolt://{bolt[node_id]}",
+            auth=auth,
+            encrypted=True,
+            trusted_certificates=neo4j.TrustCustomCAs(str(cluster.directory / "ca.pem")),
+            connection_timeout=10,
+        )
+
+    # On a follower: the command is forwarded to the leader with the caller's session.
+    with driver(follower, (creds["user"], creds["password"])) as admin:
+        admin.execute_query(
+            "CREATE USER erin SET PASSWORD 'erin-pass-1' CHANGE NOT REQUIRED", database_="system"
+        )
+        users = admin.execute_query("SHOW USERS", database_="system").records
+        assert "erin" in [record["user"] for record in users]
+    with driver(follower, ("erin", "erin-pass-1")) as erin:
+        wait_for("erin on the follower", lambda: _bolt_ok(erin))
+    with (
+        driver(follower, ("erin", "wrong-password")) as wrong,
+        pytest.raises(neo4j.exceptions.AuthError),
+    ):
+        wrong.verify_connectivity()
+
+
+def _bolt_ok(driver: neo4j.Driver) -> bool:
+    try:
+        driver.verify_connectivity()
+    except neo4j.exceptions.AuthError:
+        return False
+    return True
+
+
+def test_the_initial_admin_comes_from_the_directory(cluster: LocalCluster) -> None:
+    """`connect(DIR)` logs in with the credentials file; a client without it is refused."""
+    wait_for("a leader", cluster.leader)
+    assert cluster.client.run("RETURN 3 AS x", mode="read").rows == [[3]]
+    with _client(cluster, 1, "admin", "not-the-password") as wrong:
+        assert _error(wrong) == UNAUTHORIZED
