@@ -37,8 +37,9 @@ SAMPLES: Final = 500
 CONCURRENT_CLIENTS: Final = 64
 DURATION_S: Final = 3.0
 KILLS: Final = 20
-STEADY_S: Final = float(os.environ.get("QUIVER_BENCH_STEADY_S", "60"))
-"""The full-load run without faults that must see no leader change (the issue asks 300)."""
+STEADY_S: Final = float(os.environ.get("QUIVER_BENCH_STEADY_S", "300"))
+"""The full-load run without faults that must see no leader change: five minutes, as the
+issue asks (shorter with `$QUIVER_BENCH_STEADY_S` for a quick look)."""
 SETTLE_S: Final = 30.0
 ECHO_START_S: Final = 10.0
 JOIN_TIMEOUT_S: Final = 60.0
