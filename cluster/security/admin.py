@@ -80,7 +80,7 @@ _TOKEN = re.compile(
   | (?P<number>-?\d+(?:\.\d+)?)
   | (?P<param>\$[A-Za-z_][A-Za-z_0-9]*)
   | (?P<word>[A-Za-z_][A-Za-z_0-9]*)
-  | (?P<op><>|<=|>=|=|<|>|\(|\)|\{|\}|,|:|\.|\*|;)
+  | (?P<op><>|<=|>=|=|<|>|\(|\)|\{|\}|\[|\]|,|:|\.|\*|;)
     """,
     re.VERBOSE,
 )
@@ -225,6 +225,14 @@ class _Parser:
         raise self.error("a password string or parameter")
 
     def literal(self) -> Any:
+        if self.accept("["):
+            items: list[Any] = []
+            if not self.accept("]"):
+                items.append(self.literal())
+                while self.accept(","):
+                    items.append(self.literal())
+                self.expect("]")
+            return items
         token = self.peek()
         self.position += 1
         if token.kind in ("string", "number"):
@@ -763,6 +771,7 @@ _GRAPH_WITH_PROPERTIES: Final = {
     "MERGE": Action.MERGE,
 }
 _OPERATORS: Final = ("<>", "<=", ">=", "=", "<", ">")
+_CONDITIONAL_ACTIONS: Final = (Action.TRAVERSE, Action.READ, Action.MATCH)
 
 
 @dataclass(slots=True)
@@ -881,7 +890,13 @@ def _property_rule(parser: _Parser) -> _Segment:
         raise SecurityError(SYNTAX_ERROR, f"Variable `{owner}` not defined")
     parser.expect(".")
     prop = parser.name("a property name")
-    if parser.accept("IS", "NOT", "NULL"):
+    if parser.accept("NOT", "IN") or parser.accept("IN"):
+        operator = "NOT IN" if parser.tokens[parser.position - 2].text.upper() == "NOT" else "IN"
+        values = parser.literal()
+        if not isinstance(values, list) or any(isinstance(v, (list, dict)) for v in values):
+            raise SecurityError(INVALID_ARGUMENTS, f"{operator} needs a list of scalars")
+        rule = PropertyRule(variable, label, prop, operator, values)
+    elif parser.accept("IS", "NOT", "NULL"):
         rule = PropertyRule(variable, label, prop, "IS NOT NULL")
     elif parser.accept("IS", "NULL"):
         rule = PropertyRule(variable, label, prop, "IS NULL")
@@ -915,6 +930,11 @@ def _expand(spec: _Spec, grant: bool, graphs: list[str | None], segments: list[_
                 rules.append(Rule(Privilege.of(grant, spec.action, NODES, names, graph=graph)))
             continue
         for segment in segments:
+            if segment.condition is not None and spec.action not in _CONDITIONAL_ACTIONS:
+                raise SecurityError(
+                    INVALID_ARGUMENTS,
+                    "property-based rules apply to TRAVERSE, READ and MATCH only",
+                )
             for name in [None] if segment.names is None else segment.names:
                 names = None if name is None else [name]
                 for prop in [None] if spec.properties is None else spec.properties:

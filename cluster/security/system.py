@@ -17,9 +17,9 @@ status: a session token names it, so a password change, a suspension or a drop (
 user gets a new index) revokes every token issued before.
 
 Property-based rules (``FOR (n:L) WHERE n.p = v``) are stored as :class:`PropertyRule` beside
-their privilege. Until ``privileges.Privilege`` carries a condition, :meth:`privileges_for`
-leaves out a conditional GRANT and applies a conditional DENY unconditionally: never more
-than the rule allows.
+their privilege and handed to ``privileges.Privilege`` as its condition by
+:meth:`privileges_for` (were a Privilege without conditions ever used, a conditional GRANT
+would be left out and a conditional DENY applied everywhere: never more than the rule allows).
 
 Encoding: canonical JSON (sorted keys, no spaces), for the Raft entry and for persistence.
 
@@ -67,8 +67,8 @@ class SecurityError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PropertyRule:
-    """``FOR (n[:label]) WHERE n.property <op> value`` (``op``: =, <>, <, <=, >, >=, IS NULL,
-    IS NOT NULL; ``value`` a JSON scalar)."""
+    """``FOR (n[:label]) WHERE n.property <op> value`` (``op``: =, <>, <, <=, >, >=, IN,
+    NOT IN, IS NULL, IS NOT NULL; ``value`` a JSON scalar, or a list for IN)."""
 
     variable: str
     label: str | None
@@ -506,6 +506,8 @@ def _literal(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_literal(item) for item in value) + "]"
     return repr(value)
 
 

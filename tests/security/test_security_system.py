@@ -351,3 +351,27 @@ def test_privilege_values_are_the_privileges_module_type(cluster: Cluster) -> No
     cluster.run("admin", "CREATE ROLE t")
     cluster.run("admin", "GRANT TRAVERSE ON GRAPH * NODES A TO t")
     assert all(isinstance(r.privilege, Privilege) for r in cluster.state.rules_of("t"))
+
+
+def test_property_rules_reach_the_engine_as_conditions(cluster: Cluster) -> None:
+    cluster.run("admin", "CREATE USER lee SET PASSWORD 'password1' CHANGE NOT REQUIRED")
+    cluster.run("admin", "CREATE ROLE cond")
+    cluster.run("admin", "GRANT TRAVERSE ON GRAPH * NODES * TO cond")
+    cluster.run("admin", "DENY TRAVERSE ON GRAPH * FOR (n:Doc) WHERE n.level > 3 TO cond")
+    cluster.run("admin", "GRANT READ {*} ON GRAPH * FOR (n:Doc) WHERE n.tag IN ['a', 'b'] TO cond")
+    cluster.run("admin", "GRANT ROLE cond TO lee")
+    privileges = cluster.state.privileges_for("lee")
+    conditional = [p for p in privileges._privileges if p.condition is not None]
+    assert len(conditional) == 2
+    assert {(p.condition.property, p.condition.operator) for p in conditional} == {
+        ("level", ">"),
+        ("tag", "IN"),
+    }
+    commands = [
+        row[0] for row in cluster.run("admin", "SHOW ROLE cond PRIVILEGES AS COMMANDS").rows
+    ]
+    assert "GRANT READ {*} ON GRAPH * FOR (n:Doc) WHERE n.tag IN ['a', 'b'] TO cond" in commands
+    # Conditions apply to reads on nodes only, as in Neo4j.
+    assert cluster.error("admin", "GRANT CREATE ON GRAPH * FOR (n:Doc) WHERE n.x = 1 TO cond") == (
+        "Neo.ClientError.General.InvalidArguments"
+    )
