@@ -177,6 +177,28 @@ class SecureView:
             if record is not None and self._rel_visible(record):
                 yield rel_id
 
+    def relationship_ids_by_type(self, type: str) -> Iterator[int]:
+        privileges = self.privileges
+        if not privileges.can_traverse_relationship(type):
+            return
+        if privileges.traverses_every_node:
+            yield from self.base.relationship_ids_by_type(type)
+            return
+        for rel_id in self.base.relationship_ids_by_type(type):
+            record = self.base.relationship(rel_id)
+            if record is not None and self._rel_visible(record):
+                yield rel_id
+
+    def has_relationship_index(self, type: str, key: str) -> bool:
+        return self.base.has_relationship_index(type, key)
+
+    def relationship_ids_by_property(self, type: str, key: str, value: Value) -> Iterator[int]:
+        """The seek's relationships that are visible and whose `key` is readable."""
+        for rel_id in self.base.relationship_ids_by_property(type, key, value):
+            record = self.relationship(rel_id)
+            if record is not None and key in record.properties:
+                yield rel_id
+
     def relationships(
         self, node_id: int, direction: Direction, types: Sequence[str] | None = None
     ) -> Iterator[RelationshipRecord]:

@@ -526,6 +526,39 @@ class TxStateView:
     def relationship_ids(self) -> Iterator[int]:
         return self.tx.relationship_ids()
 
+    def relationship_ids_by_type(self, type: str) -> Iterator[int]:
+        tx = self.tx
+        found = {
+            rel_id
+            for rel_id in tx.view.relationship_ids_by_type(type)
+            if rel_id not in tx.deleted_rels
+        }
+        found.update(
+            rel_id
+            for rel_id in tx.created_rels
+            if rel_id not in tx.deleted_rels and tx.rels[rel_id].type == type
+        )
+        return iter(sorted(found))
+
+    def has_relationship_index(self, type: str, key: str) -> bool:
+        return self.tx.view.has_relationship_index(type, key)
+
+    def relationship_ids_by_property(self, type: str, key: str, value: Any) -> Iterator[int]:
+        """The committed seek corrected by this state's relationships (created, changed or
+        deleted ones), each decided on its current properties."""
+        from store.memory import values_equal
+
+        tx = self.tx
+        candidates = set(tx.view.relationship_ids_by_property(type, key, value))
+        candidates.update(tx.rels)
+        for rel_id in sorted(candidates):
+            record = self.relationship(rel_id)
+            if record is None or record.type != type:
+                continue
+            stored = record.properties.get(key)
+            if stored is not None and values_equal(stored, value):
+                yield rel_id
+
     def relationships(
         self, node_id: int, direction: Direction, types: Sequence[str] | None = None
     ) -> Iterator[RelationshipRecord]:

@@ -584,3 +584,30 @@ def test_constraint_creation_checks_hidden_data_without_naming_it(db: Db) -> Non
         )
     assert caught.value.status_code == "Neo.ClientError.Schema.ConstraintCreationFailed"
     assert str(hidden_id) not in str(caught.value)
+
+
+def test_relationship_type_scans_and_seeks_are_filtered(db: Db) -> None:
+    from cypher.secure import SecureView
+    from cypher.txstate import TxState, TxStateView
+    from store.writeset import CreateIndex, WriteSet
+
+    db._apply(WriteSet((CreateIndex("knows_since", "KNOWS", ("since",), True),)))
+
+    def scan(*privileges: Privilege) -> tuple[int, list[int]]:
+        view = SecureView(db.view, user(*privileges))
+        return (
+            len(list(view.relationship_ids_by_type("KNOWS"))),
+            list(view.relationship_ids_by_property("KNOWS", "since", 2000)),
+        )
+
+    admin_count, admin_seek = scan(grant(Action.ALL_GRAPH))
+    assert admin_count == 5 and len(admin_seek) == 1
+    assert scan(*HIDE_SECRET) == (3, [])
+    assert scan(*MATCH_ALL, deny(Action.READ, RELATIONSHIPS, ["KNOWS"], ["since"])) == (5, [])
+    assert scan(*MATCH_ALL, deny(Action.TRAVERSE, RELATIONSHIPS, ["KNOWS"])) == (0, [])
+    # Over pending writes: a new KNOWS {since: 2000} between visible nodes shows.
+    tx = TxState(db.view)
+    tx.create_relationship("KNOWS", 0, 2, {"since": 2000})
+    view = SecureView(TxStateView(tx), user(*HIDE_SECRET))
+    assert len(list(view.relationship_ids_by_type("KNOWS"))) == 4
+    assert len(list(view.relationship_ids_by_property("KNOWS", "since", 2000))) == 1
