@@ -492,6 +492,12 @@ class TxStateView:
             return None
         return NodeRecord(node_id, frozenset(data.labels), dict(data.properties))
 
+    def node_has_label(self, node_id: int, label: str) -> bool:
+        if self.tx.is_deleted_node(node_id):
+            return False
+        data = self.tx._node(node_id)
+        return data is not None and label in data.labels
+
     def relationship(self, rel_id: int) -> RelationshipRecord | None:
         if self.tx.is_deleted_rel(rel_id):
             return None
