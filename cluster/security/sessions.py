@@ -103,7 +103,7 @@ class Authenticator:
         self._state = state
         self._key = key
         self._executor = executor
-        self.tracker = tracker or FailureTracker()
+        self.tracker = tracker if tracker is not None else FailureTracker()
         self.session_ttl_s = session_ttl_s
         self.audit = audit
         self._audit_executor = audit_executor or executor
