@@ -61,6 +61,9 @@ HANDSHAKE_TIMEOUT_S: Final = 10.0
 IDLE_TIMEOUT_S: Final = 600.0
 KEEPALIVE_INTERVAL_S: Final = 10.0
 RECORDS_PER_DRAIN: Final = 1000
+FLUSH_BYTES: Final = 256 * 1024
+"""Outgoing bytes buffered before a flush even while the client's next message waits."""
+READ_BYTES: Final = 64 * 1024
 SHUTDOWN_GRACE_S: Final = 2.0
 SERVER_AGENT: Final = "Neo4j/5.26.0"
 """Drivers and tools parse the agent as Neo4j's, so Quiver answers as the 5.26 it mimics."""
@@ -214,6 +217,56 @@ async def read_message(reader: asyncio.StreamReader, idle_timeout_s: float) -> b
         if len(message) + size > MAX_MESSAGE_BYTES:
             raise ProtocolViolation(f"message larger than {MAX_MESSAGE_BYTES} bytes")
         message += await asyncio.wait_for(reader.readexactly(size), idle_timeout_s)
+
+
+class MessageReader:
+    """Bolt messages from a stream through one bounded buffer, so that the connection can
+    tell whether the client's next message is already here (a driver pipelines RUN and
+    PULL, BEGIN and RUN...): answers are then flushed together, once the connection is
+    about to wait for its client, instead of one socket write (and TLS record) each."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.buffer = bytearray()
+
+    def _message_end(self) -> int | None:
+        """Where the first complete message (after any NOOPs) ends in the buffer, or None."""
+        position, size_so_far, buffer = 0, 0, self.buffer
+        while position + 2 <= len(buffer):
+            size = (buffer[position] << 8) | buffer[position + 1]
+            if size == 0:
+                position += 2
+                if size_so_far:
+                    return position
+                continue  # NOOP keep-alive
+            size_so_far += size
+            if size_so_far > MAX_MESSAGE_BYTES:
+                raise ProtocolViolation(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+            if position + 2 + size > len(buffer):
+                return None
+            position += 2 + size
+        return None
+
+    def has_message(self) -> bool:
+        return self._message_end() is not None
+
+    async def message(self, idle_timeout_s: float) -> bytes | None:
+        """The next message's bytes, skipping NOOP chunks; None at a clean end of stream."""
+        while (end := self._message_end()) is None:
+            data = await asyncio.wait_for(self.reader.read(READ_BYTES), idle_timeout_s)
+            if not data:
+                if any(self.buffer):  # only NOOPs may trail a clean end
+                    raise ProtocolViolation("connection closed inside a message")
+                return None
+            self.buffer += data
+        message = bytearray()
+        position = 0
+        while position < end:
+            size = (self.buffer[position] << 8) | self.buffer[position + 1]
+            message += self.buffer[position + 2 : position + 2 + size]
+            position += 2 + size
+        del self.buffer[:end]
+        return bytes(message)
 
 
 def frame(message: bytes) -> bytes:
@@ -373,21 +426,35 @@ class Connection:
         peer = writer.get_extra_info("peername") or ("?", 0)
         local = writer.get_extra_info("sockname") or ("?", 0)
         self.info = ConnectionInfo(f"{peer[0]}:{peer[1]}", f"{local[0]}:{local[1]}")
+        self.inbox = MessageReader(reader)
+        self.outbox = bytearray()
 
     # -- output ---------------------------------------------------------------------------
 
     def _send(self, tag: int, *fields: Any) -> None:
+        """Queue a message; it goes out at the next flush (before the connection waits for
+        its client, or once FLUSH_BYTES are queued)."""
         packer = ps.Packer(utc_datetime=True)
         packer.pack(ps.Structure(tag, fields))
-        self.writer.write(frame(bytes(packer.buffer)))
+        self.outbox += frame(bytes(packer.buffer))
+
+    async def _flush(self) -> None:
+        if self.outbox:
+            self.writer.write(bytes(self.outbox))
+            self.outbox.clear()
+        await self.writer.drain()
+
+    async def _flush_if_full(self) -> None:
+        if len(self.outbox) >= FLUSH_BYTES:
+            await self._flush()
 
     async def _success(self, metadata: dict[str, Any] | None = None) -> None:
         self._send(SUCCESS, metadata or {})
-        await self.writer.drain()
+        await self._flush_if_full()
 
     async def _failure(self, error: QuiverError) -> None:
         self._send(FAILURE, failure_metadata(error.code, error.message, self.version))
-        await self.writer.drain()
+        await self._flush_if_full()
 
     async def _keepalive(self, work: Awaitable[T]) -> T:
         """Await `work`, sending NOOP chunks while it takes long (the client's read timeout
@@ -398,8 +465,8 @@ class Connection:
                 done, _ = await asyncio.wait({task}, timeout=self.keepalive_interval_s)
                 if done:
                     return task.result()
-                self.writer.write(b"\x00\x00")
-                await self.writer.drain()
+                self.outbox += b"\x00\x00"
+                await self._flush()
         finally:
             if not task.done():
                 task.cancel()
@@ -414,10 +481,13 @@ class Connection:
                 negotiate(self.reader, self.writer), HANDSHAKE_TIMEOUT_S
             )
             while self.session.state is not State.DEFUNCT:
-                data = await read_message(self.reader, self.idle_timeout_s)
+                if not self.inbox.has_message():
+                    await self._flush()  # the client waits for these answers
+                data = await self.inbox.message(self.idle_timeout_s)
                 if data is None:
                     break
                 await self._handle(data)
+            await self._flush()
         except (
             ProtocolViolation,
             asyncio.IncompleteReadError,
@@ -455,7 +525,7 @@ class Connection:
             return
         if session.state is State.FAILED:
             self._send(IGNORED)
-            await self.writer.drain()
+            await self._flush_if_full()
             return
         handler = _HANDLERS.get(tag)
         if handler is None:
@@ -638,8 +708,8 @@ class Connection:
                 break
             if not discard:
                 self._send(RECORD, list(row))
-                if (sent + 1) % RECORDS_PER_DRAIN == 0:
-                    await self.writer.drain()
+                if (sent + 1) % RECORDS_PER_DRAIN == 0 or len(self.outbox) >= FLUSH_BYTES:
+                    await self._flush()
             sent += 1
         if has_more and discard and n == -1:
             has_more = False
