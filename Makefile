@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint fmt proto sim bench up down clean tck
+.PHONY: venv test lint fmt proto sim bench up down clean tck chaos
 
 venv: $(STAMP)
 
@@ -52,6 +52,15 @@ sim: venv
 
 bench: venv
 	$(BIN)/quiver bench
+
+# The long chaos run: every workload (register, set, bank, graph) in turn, each on a fresh
+# 3-node cluster whose links all go through the fault proxy, under every nemesis, for
+# CHAOS_MINUTES in all; reports (history, verdicts, HTML) and summary.txt under CHAOS_OUT.
+# Fails when any verdict is not valid. `make test` runs the short real-cluster scenarios.
+CHAOS_MINUTES ?= 30
+CHAOS_OUT ?= chaos-out/soak-$(shell date -u +%Y%m%dT%H%M%S)
+chaos: venv
+	$(BIN)/python -m chaos.soak --minutes $(CHAOS_MINUTES) --out $(CHAOS_OUT)
 
 # Starts the supervised local cluster in the background and returns once a leader is
 # elected, printing how to connect; `make down` stops it. (`quiver up` without --detach

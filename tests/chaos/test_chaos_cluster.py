@@ -105,9 +105,9 @@ def test_planted_drop_tail_on_restart_loses_writes_when_the_cluster_crashes(
             out=tmp_path / "run",
             workload="set",
             nemeses=("kill-all",),
-            time_limit_s=14,
-            fault_s=(1.0, 2.0),
-            gap_s=(4.0, 5.0),
+            time_limit_s=9,
+            fault_s=(1.5, 2.0),  # one crash, after some 3.5-4.5 s of adds
+            gap_s=(3.5, 4.5),
             seed=14,
             failpoints={n: "drop-tail=30" for n in (1, 2, 3)},
         ),

@@ -1,0 +1,84 @@
+"""``make chaos``: the long run — every workload under every nemesis, one after another.
+
+Owns the split of a time budget over the scenarios (register, set, bank, graph, then register
+under clock skew and set with torn writes; each a ``quiver chaos run`` of its own: a fresh
+cluster, all nemeses, its own report directory) and
+one summary over them: ``OUT/summary.txt`` (each run's last line) and ``OUT/index.html``
+linking the reports. Exits 0 only when every run's verdicts are valid.
+
+Must never: run past its budget by more than one run's start-up, healing and checking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from chaos.runner import GROUPS, WORKLOADS, RunOptions, run
+
+DEFAULT_MINUTES = 30.0
+MIN_RUN_S = 10.0
+SCENARIOS: tuple[tuple[str, str, dict[int, str]], ...] = (
+    *((workload, workload, {}) for workload in WORKLOADS),
+    # Faults a correct cluster must survive too: one node's clock slow and one's fast
+    # (elections, heartbeats, check-quorum), and one node whose writes tear at a power cut
+    # every 300 log syncs (it dies, restarts and repairs its log, again and again).
+    ("register-clock-skew", "register", {1: "clock-rate=0.5", 2: "clock-rate=2"}),
+    ("set-torn-writes", "set", {3: "torn-write=300"}),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m chaos.soak", description="Every workload under every nemesis."
+    )
+    parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES)
+    parser.add_argument("--out", default=f"chaos-out/soak-{time.strftime('%Y%m%dT%H%M%S')}")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--clients", type=int, default=5)
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    logging.basicConfig(level=logging.WARNING, format="   %(asctime)s %(message)s")
+    logging.getLogger("quiver.chaos").setLevel(logging.INFO)
+    per_run_s = max(MIN_RUN_S, args.minutes * 60 / len(SCENARIOS))
+    lines: list[tuple[str, str, bool]] = []
+    for number, (label, workload, failpoints) in enumerate(SCENARIOS):
+        options = RunOptions(
+            out=out / label,
+            workload=workload,
+            nemeses=GROUPS["all"],
+            time_limit_s=per_run_s,
+            clients=args.clients,
+            seed=args.seed + number,
+            failpoints=dict(failpoints),
+            fault_s=(2.0, 8.0),
+            gap_s=(3.0, 8.0),
+            keys=max(3, int(per_run_s // 30)),
+        )
+        armed = f", failpoints {failpoints}" if failpoints else ""
+        print(
+            f"== {label}: {per_run_s:.0f} s, every nemesis, seed {options.seed}{armed}", flush=True
+        )
+        result = run(options, say=lambda line: print(f"   {line}", flush=True))
+        lines.append((label, result.summary.line(), result.ok))
+    summary = "\n".join(f"{w}: {'ok' if ok else 'FAILED'} — {line}" for w, line, ok in lines)
+    (out / "summary.txt").write_text(summary + "\n")
+    rows = "".join(
+        f'<tr><td><a href="{w}/report.html">{w}</a></td><td>{"ok" if ok else "FAILED"}</td>'
+        f"<td><code>{html.escape(line)}</code></td></tr>"
+        for w, line, ok in lines
+    )
+    (out / "index.html").write_text(
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>quiver chaos'
+        f"</title></head><body><h1>quiver chaos soak</h1><table>{rows}</table></body></html>\n"
+    )
+    print(summary)
+    return 0 if all(ok for _, _, ok in lines) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
