@@ -84,14 +84,19 @@ class QueryResult:
     columns: list[str]
     records: AsyncIterator[Sequence[Any]]
     summary: Callable[[], Summary]
+    rows: Sequence[Sequence[Any]] | None = None
+    """Every record at once when the backend has them (``of``): the server then streams
+    them without a trip through the event loop per record; ``records`` is not used."""
 
     @staticmethod
     def of(columns: list[str], rows: Iterable[Sequence[Any]], summary: Summary) -> QueryResult:
+        materialized = rows if isinstance(rows, Sequence) else list(rows)
+
         async def records() -> AsyncIterator[Sequence[Any]]:
-            for row in rows:
+            for row in materialized:
                 yield row
 
-        return QueryResult(list(columns), records(), lambda: summary)
+        return QueryResult(list(columns), records(), lambda: summary, materialized)
 
 
 @dataclass(slots=True, frozen=True)

@@ -117,6 +117,8 @@ class _Stream:
     auto_commit: bool
     started: float
     done: bool = False
+    position: int = 0
+    """How many of ``result.rows`` were sent or discarded (materialized results only)."""
 
 
 @dataclass(slots=True)
@@ -697,6 +699,9 @@ class Connection:
         if not isinstance(n, int) or n == 0 or n < -1:
             raise QuiverError(INVALID_REQUEST, "n must be a positive integer or -1")
         qid, stream = self._stream_for(extra)
+        if stream.result.rows is not None:
+            await self._consume_rows(qid, stream, n, discard=discard)
+            return
         sent = 0
         records = stream.result.records
         has_more = True
@@ -722,6 +727,22 @@ class Connection:
             else:
                 stream.result.records = _prepend(row, records)
         if has_more:
+            await self._success({"has_more": True})
+            return
+        await self._finish_stream(qid, stream)
+
+    async def _consume_rows(self, qid: int, stream: _Stream, n: int, *, discard: bool) -> None:
+        """PULL/DISCARD of a materialized result: no event-loop trip per record."""
+        rows = stream.result.rows
+        assert rows is not None
+        end = len(rows) if n == -1 else min(len(rows), stream.position + n)
+        if not discard:
+            for row in rows[stream.position : end]:
+                self._send(RECORD, list(row))
+                if len(self.outbox) >= FLUSH_BYTES:
+                    await self._flush()
+        stream.position = end
+        if end < len(rows):
             await self._success({"has_more": True})
             return
         await self._finish_stream(qid, stream)
