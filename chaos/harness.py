@@ -110,6 +110,7 @@ class ChaosCluster:
         nodes: int = 3,
         failpoints: Mapping[int, str] | None = None,
         seed: int = 0,
+        zones: int = 3,
         tick_ms: int = 50,
         election_ticks: int = 10,
     ) -> ChaosCluster:
@@ -122,7 +123,7 @@ class ChaosCluster:
         init_cluster(
             directory,
             nodes=nodes,
-            zones=min(3, nodes),
+            zones=min(zones, nodes),
             tick_ms=tick_ms,
             election_ticks=election_ticks,
         )
@@ -255,6 +256,13 @@ class ChaosCluster:
         if len(self.exits) < MAX_EXITS_RECORDED:
             status = process.returncode if process.returncode is not None else -1
             self.exits.append(NodeExit(node_id, status, time.monotonic_ns(), killed))
+
+    def zones(self) -> dict[str, list[int]]:
+        """The members of each zone, as ``cluster.json`` lists them."""
+        found: dict[str, list[int]] = {}
+        for entry in load_cluster(self.directory).nodes:
+            found.setdefault(entry.zone, []).append(entry.id)
+        return found
 
     def pid(self, node_id: int) -> int | None:
         with self._lock:

@@ -16,10 +16,10 @@ The last line printed is ``linearizable: yes|no|unknown, lost: N, anomalies: N, 
 status is 0 only when every verdict is valid.
 
 Nemeses (``--nemesis``, comma-separated; groups ``kill``, ``pause``, ``partition``, ``all``):
-kill-leader, kill-random, kill-minority, kill-all (SIGKILL, restarted when the window ends),
-pause-leader, pause-random (SIGSTOP/SIGCONT), partition-halves (symmetric), partition-one-way
-(the leader's messages are lost, it hears the others), partition-bridge, isolate-leader,
-isolate-follower, latency (every peer link), transfer-leader (admin API).
+kill-leader, kill-random, kill-minority, kill-all, kill-zone (SIGKILL; restarted when the
+window ends), pause-leader, pause-random (SIGSTOP/SIGCONT), partition-halves (symmetric),
+partition-one-way (the leader's messages are lost, it hears the others), partition-bridge,
+isolate-leader, isolate-follower, latency (every peer link), transfer-leader (admin API).
 
 Must never: run unbounded (the schedule, the clients and every call have limits), or leave a
 process or a fault behind (the harness heals and stops everything, whatever happens).
@@ -57,6 +57,7 @@ NEMESES: Final = (
     "kill-random",
     "kill-minority",
     "kill-all",
+    "kill-zone",
     "pause-leader",
     "pause-random",
     "partition-halves",
@@ -68,7 +69,7 @@ NEMESES: Final = (
     "transfer-leader",
 )
 GROUPS: Final = {
-    "kill": ("kill-leader", "kill-random", "kill-minority"),
+    "kill": ("kill-leader", "kill-random", "kill-minority", "kill-zone"),
     "pause": ("pause-leader", "pause-random"),
     "partition": ("partition-halves", "partition-one-way", "partition-bridge", "isolate-leader"),
     "all": NEMESES,
@@ -97,6 +98,7 @@ class RunOptions:
     clients: int = 5
     seed: int = 0
     nodes: int = 3
+    zones: int = 3
     failpoints: dict[int, str] = field(default_factory=dict)
     fault_s: tuple[float, float] = (2.0, 6.0)
     gap_s: tuple[float, float] = (1.0, 3.0)
@@ -116,6 +118,10 @@ class RunOptions:
             raise ValueError(f"--time-limit must be within 0..{MAX_TIME_LIMIT_S:.0f} s")
         if not 1 <= self.nodes <= 7:
             raise ValueError("--nodes must be within 1..7")
+        if not 1 <= self.zones <= self.nodes:
+            raise ValueError("--zones must be within 1..--nodes")
+        if not 1 <= self.keys <= 1000:
+            raise ValueError("--keys must be within 1..1000")
 
 
 @dataclass(slots=True)
@@ -186,6 +192,9 @@ class Nemesis:
         if which.startswith("kill-"):
             if which == "kill-all":
                 victims = list(nodes)
+            elif which == "kill-zone":
+                zones = cluster.zones()
+                victims = zones[rng.choice(sorted(zones))]
             elif which == "kill-minority":
                 victims = rng.sample(nodes, max(1, (len(nodes) - 1) // 2))
             else:
@@ -408,7 +417,11 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
     windows = fault_windows(options)
     recorder = Recorder()
     cluster = ChaosCluster.create(
-        out, nodes=options.nodes, failpoints=options.failpoints, seed=options.seed
+        out,
+        nodes=options.nodes,
+        zones=options.zones,
+        failpoints=options.failpoints,
+        seed=options.seed,
     )
     nemesis_runner = Nemesis(cluster, options.nemeses)
     try:
@@ -457,6 +470,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
         "clients": options.clients,
         "seed": options.seed,
         "nodes": options.nodes,
+        "zones": options.zones,
         "failpoints": {str(k): v for k, v in options.failpoints.items()},
     }
     (out / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=str) + "\n")
@@ -514,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clients", type=int, default=5)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--zones", type=int, default=3, help="zones the nodes are spread over")
+    parser.add_argument("--keys", type=int, default=3, help="register: how many registers")
     parser.add_argument("--out", default=None, help="report directory (default chaos-out/...)")
     parser.add_argument(
         "--failpoint",
@@ -542,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             clients=args.clients,
             seed=seed,
             nodes=args.nodes,
+            zones=args.zones,
+            keys=args.keys,
             failpoints=parse_failpoints(args.failpoint, args.nodes),
             fault_s=(args.fault_s[0], args.fault_s[1]),
             gap_s=(args.gap_s[0], args.gap_s[1]),
