@@ -460,20 +460,21 @@ class Connection:
 
     async def _keepalive(self, work: Awaitable[T]) -> T:
         """Await `work`, sending NOOP chunks while it takes long (the client's read timeout
-        must not fire on a slow query)."""
-        task = asyncio.ensure_future(work)
+        must not fire on a slow query). A timer, not a task: most work is quick."""
+        loop = asyncio.get_running_loop()
+
+        def noop() -> None:
+            nonlocal timer
+            self.outbox += b"\x00\x00"  # after whatever complete answers are queued
+            self.writer.write(bytes(self.outbox))
+            self.outbox.clear()
+            timer = loop.call_later(self.keepalive_interval_s, noop)
+
+        timer = loop.call_later(self.keepalive_interval_s, noop)
         try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=self.keepalive_interval_s)
-                if done:
-                    return task.result()
-                self.outbox += b"\x00\x00"
-                await self._flush()
+            return await work
         finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            timer.cancel()
 
     # -- the loop -------------------------------------------------------------------------
 
