@@ -177,8 +177,19 @@ class QueryService(client_pb2_grpc.QueryServicer):
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
+    """Status is open (clients find the leader with it); changes need an admin."""
+
     def __init__(self, node: Node) -> None:
         self.node = node
+
+    async def _require_admin(self, context: Context) -> None:
+        session = await authenticate(self.node, context)
+        state = self.node.security.state()
+        if state.users and not state.is_admin(session.user):
+            raise QuiverError(
+                "Neo.ClientError.Security.Forbidden",
+                f"cluster administration needs the admin role (user '{session.user}')",
+            )
 
     async def Status(
         self, request: admin_pb2.StatusRequest, context: Context
@@ -189,6 +200,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self, request: admin_pb2.TransferLeaderRequest, context: Context
     ) -> admin_pb2.TransferLeaderResponse:
         try:
+            await self._require_admin(context)
             leader = await self.node.transfer_leader(request.to)
         except QuiverError as error:
             await _abort(context, error)
@@ -199,6 +211,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self, request: admin_pb2.PartitionRequest, context: Context
     ) -> admin_pb2.PartitionResponse:
         try:
+            await self._require_admin(context)
             self.node.partition(list(request.peers))
         except QuiverError as error:
             await _abort(context, error)
@@ -215,6 +228,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             )
         catch_up_s = (request.catch_up_timeout_ms or 0) / 1000 or DEFAULT_CATCH_UP_S
         try:
+            await self._require_admin(context)
             index, conf = await self.node.change_membership(
                 kind, request.node_id, member, catch_up_s
             )

@@ -226,3 +226,18 @@ def test_the_initial_admin_comes_from_the_directory(cluster: LocalCluster) -> No
     assert cluster.client.run("RETURN 3 AS x", mode="read").rows == [[3]]
     with _client(cluster, 1, "admin", "not-the-password") as wrong:
         assert _error(wrong) == UNAUTHORIZED
+
+
+def test_cluster_administration_needs_an_admin(cluster: LocalCluster) -> None:
+    from proto import admin_pb2, admin_pb2_grpc
+
+    leader = wait_for("a leader", cluster.leader)
+    cluster.client.system("CREATE USER fay SET PASSWORD 'fay-pass-1' CHANGE NOT REQUIRED")
+    wait_for("fay on the leader", lambda: _can_read(cluster, leader, "fay", "fay-pass-1"))
+    with _client(cluster, leader, "fay", "fay-pass-1") as fay:
+        stub = admin_pb2_grpc.AdminStub(fay._channel(fay.members[0]))
+        assert stub.Status(admin_pb2.StatusRequest(), timeout=5).leader_id == leader
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.TransferLeader(admin_pb2.TransferLeaderRequest(), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    assert cluster.leader() == leader
