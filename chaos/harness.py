@@ -111,6 +111,7 @@ class ChaosCluster:
         failpoints: Mapping[int, str] | None = None,
         seed: int = 0,
         zones: int = 3,
+        snapshot_entries: int = 10_000,
         tick_ms: int = 50,
         election_ticks: int = 10,
     ) -> ChaosCluster:
@@ -124,6 +125,7 @@ class ChaosCluster:
             directory,
             nodes=nodes,
             zones=min(zones, nodes),
+            snapshot_entries=snapshot_entries,
             tick_ms=tick_ms,
             election_ticks=election_ticks,
         )

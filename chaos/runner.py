@@ -99,6 +99,9 @@ class RunOptions:
     seed: int = 0
     nodes: int = 3
     zones: int = 3
+    snapshot_entries: int = 10_000
+    """Small values make nodes snapshot and compact often, so that one cut off for a while
+    catches up by snapshot install."""
     failpoints: dict[int, str] = field(default_factory=dict)
     fault_s: tuple[float, float] = (2.0, 6.0)
     gap_s: tuple[float, float] = (1.0, 3.0)
@@ -420,6 +423,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
         out,
         nodes=options.nodes,
         zones=options.zones,
+        snapshot_entries=options.snapshot_entries,
         failpoints=options.failpoints,
         seed=options.seed,
     )
@@ -471,6 +475,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
         "seed": options.seed,
         "nodes": options.nodes,
         "zones": options.zones,
+        "snapshot_entries": options.snapshot_entries,
         "failpoints": {str(k): v for k, v in options.failpoints.items()},
     }
     (out / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=str) + "\n")
@@ -530,6 +535,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--zones", type=int, default=3, help="zones the nodes are spread over")
     parser.add_argument("--keys", type=int, default=3, help="register: how many registers")
+    parser.add_argument(
+        "--snapshot-entries",
+        type=int,
+        default=10_000,
+        help="snapshot every N applied entries (small: isolated nodes catch up by snapshot)",
+    )
     parser.add_argument("--out", default=None, help="report directory (default chaos-out/...)")
     parser.add_argument(
         "--failpoint",
@@ -560,6 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             nodes=args.nodes,
             zones=args.zones,
             keys=args.keys,
+            snapshot_entries=args.snapshot_entries,
             failpoints=parse_failpoints(args.failpoint, args.nodes),
             fault_s=(args.fault_s[0], args.fault_s[1]),
             gap_s=(args.gap_s[0], args.gap_s[1]),

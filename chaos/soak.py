@@ -22,6 +22,9 @@ from chaos.runner import GROUPS, WORKLOADS, RunOptions, run
 
 DEFAULT_MINUTES = 30.0
 MIN_RUN_S = 10.0
+SNAPSHOT_ENTRIES = 300
+"""Snapshots and compaction every few hundred writes, so that a node cut off or down for a
+while catches up by snapshot install, under the same faults."""
 SCENARIOS: tuple[tuple[str, str, dict[int, str]], ...] = (
     *((workload, workload, {}) for workload in WORKLOADS),
     # Faults a correct cluster must survive too: one node's clock slow and one's fast
@@ -58,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fault_s=(2.0, 8.0),
             gap_s=(3.0, 8.0),
             keys=max(3, int(per_run_s // 30)),
+            snapshot_entries=SNAPSHOT_ENTRIES,
         )
         armed = f", failpoints {failpoints}" if failpoints else ""
         print(
