@@ -3,7 +3,9 @@
 Owns the RocksDB database under ``<data>/graph/`` and its column families:
 
     graph       b"n" node id -> node record; b"r" rel id -> relationship record (sealed)
-    adjacency   node id | direction | type token | rel id -> b""
+    adjacency   node id | direction | type token | rel id | other end's id -> b"" (a
+                relationship's type and ends never change, so the key can carry them:
+                an expansion needing only ids reads no record)
     membership  b"L" label token | node id, b"T" type token | rel id -> b""
     index       label token | key token | HMAC(value) | node id -> b"" (node indexes);
                 0x80 | type token | key token | HMAC(value) | rel id -> b"" (relationship
@@ -61,6 +63,7 @@ from store.view import (
     IndexInfo,
     IndexNotFoundError,
     NodeRecord,
+    RelationshipEnds,
     RelationshipRecord,
 )
 from store.writeset import (
@@ -144,8 +147,13 @@ def rel_key(rel_id: int) -> bytes:
     return b"r" + _id(rel_id)
 
 
-def _adjacency_key(node_id: int, direction: int, type_token: int, rel_id: int) -> bytes:
-    return _id(node_id) + bytes((direction,)) + _U32.pack(type_token) + _id(rel_id)
+_ADJACENCY_TAIL = struct.Struct(">BIQQ")
+"""An adjacency key after its node id: direction, type token, rel id, the other end."""
+_ADJACENCY_KEY = struct.Struct(">QBIQQ")
+
+
+def _adjacency_key(node_id: int, direction: int, type_token: int, rel_id: int, other: int) -> bytes:
+    return _ADJACENCY_KEY.pack(node_id, direction, type_token, rel_id, other)
 
 
 def _label_member(label: int, node_id: int) -> bytes:
@@ -529,9 +537,11 @@ class GraphStore:
             if stored is not None and values_equal(stored, value):
                 yield rel_id
 
-    def relationships(
-        self, node_id: int, direction: Direction, types: Sequence[str] | None = None
-    ) -> Iterator[RelationshipRecord]:
+    def _adjacent(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None
+    ) -> dict[int, tuple[int, int, int]]:
+        """rel id -> (type token, start, end) of the relationships at `node_id`, read from
+        the adjacency keys alone."""
         directions = {Direction.OUTGOING: (OUT,), Direction.INCOMING: (IN,)}.get(
             direction, (OUT, IN)
         )
@@ -545,11 +555,29 @@ class GraphStore:
                 token = self._token_by_name.get((TYPE, type_name))
                 if token is not None:
                     prefixes.append(base + _U32.pack(token))
-        rel_ids: set[int] = set()
+        found: dict[int, tuple[int, int, int]] = {}
+        unpack = _ADJACENCY_TAIL.unpack_from
         for prefix in prefixes:
             for key in self._keys(CF_ADJACENCY, prefix):
-                rel_ids.add(_U64.unpack_from(key, 13)[0])
-        for rel_id in sorted(rel_ids):
+                way, type_token, rel_id, other = unpack(key, 8)
+                if way == OUT:
+                    found[rel_id] = (type_token, node_id, other)
+                else:
+                    found[rel_id] = (type_token, other, node_id)
+        return found
+
+    def relationship_ends(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None = None
+    ) -> Iterator[RelationshipEnds]:
+        found = self._adjacent(node_id, direction, types)
+        for rel_id in sorted(found):
+            type_token, start, end = found[rel_id]
+            yield RelationshipEnds(rel_id, self._name(TYPE, type_token), start, end)
+
+    def relationships(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None = None
+    ) -> Iterator[RelationshipRecord]:
+        for rel_id in sorted(self._adjacent(node_id, direction, types)):
             rel = self._load_rel(rel_id)
             if rel is None:
                 continue  # deleted by a write set applied since the adjacency was read
@@ -1084,16 +1112,18 @@ class _Apply:
         if after is None:
             assert before is not None
             self.delete(CF_GRAPH, rel_key(rel_id))
-            self.delete(CF_ADJACENCY, _adjacency_key(before.start, OUT, before.type, rel_id))
-            self.delete(CF_ADJACENCY, _adjacency_key(before.end, IN, before.type, rel_id))
+            start, end = before.start, before.end
+            self.delete(CF_ADJACENCY, _adjacency_key(start, OUT, before.type, rel_id, end))
+            self.delete(CF_ADJACENCY, _adjacency_key(end, IN, before.type, rel_id, start))
             self.delete(CF_MEMBERSHIP, _type_member(before.type, rel_id))
             self.add_count(_usage_key(TYPE, before.type), -1)
             self.add_count(META_REL_COUNT, -1)
             return
         self.put(CF_GRAPH, rel_key(rel_id), _encode_rel(after))
         if before is None:
-            self.put(CF_ADJACENCY, _adjacency_key(after.start, OUT, after.type, rel_id), b"")
-            self.put(CF_ADJACENCY, _adjacency_key(after.end, IN, after.type, rel_id), b"")
+            start, end = after.start, after.end
+            self.put(CF_ADJACENCY, _adjacency_key(start, OUT, after.type, rel_id, end), b"")
+            self.put(CF_ADJACENCY, _adjacency_key(end, IN, after.type, rel_id, start), b"")
             self.put(CF_MEMBERSHIP, _type_member(after.type, rel_id), b"")
             self.add_count(_usage_key(TYPE, after.type), 1)
             self.add_count(META_REL_COUNT, 1)

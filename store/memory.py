@@ -17,6 +17,7 @@ from store.view import (
     IndexInfo,
     IndexNotFoundError,
     NodeRecord,
+    RelationshipEnds,
     RelationshipRecord,
 )
 from store.writeset import (
@@ -150,6 +151,12 @@ class MemoryGraph:
                 or (direction is Direction.BOTH and (outgoing or incoming))
             ):
                 yield RelationshipRecord(rel_id, rel.type, rel.start, rel.end, dict(rel.properties))
+
+    def relationship_ends(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None = None
+    ) -> Iterator[RelationshipEnds]:
+        for rel in self.relationships(node_id, direction, types):
+            yield RelationshipEnds(rel.id, rel.type, rel.start, rel.end)
 
     def count_nodes(self, label: str | None = None) -> int:
         if label is None:

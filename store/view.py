@@ -40,6 +40,16 @@ class RelationshipRecord:
 
 
 @dataclass(slots=True, frozen=True)
+class RelationshipEnds:
+    """A relationship without its properties: all an expansion needs to move on."""
+
+    id: int
+    type: str
+    start: int
+    end: int
+
+
+@dataclass(slots=True, frozen=True)
 class IndexInfo:
     name: str
     label: str
@@ -107,6 +117,13 @@ class GraphView(Protocol):
 
         A self-loop appears once for BOTH.
         """
+        ...
+
+    def relationship_ends(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None = None
+    ) -> Iterator[RelationshipEnds]:
+        """``relationships`` without the properties (same relationships, same order): an
+        expansion that needs only ids and types reads no relationship record."""
         ...
 
     def count_nodes(self, label: str | None = None) -> int: ...

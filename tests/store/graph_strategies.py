@@ -159,8 +159,12 @@ def views_agree(left: GraphView, right: GraphView) -> None:
         assert left.node(node_id) == right.node(node_id)
         for direction in Direction:
             for types in (None, ["R"], ["KNOWS", "R"]):
-                assert list(left.relationships(node_id, direction, types)) == list(
-                    right.relationships(node_id, direction, types)
-                )
+                records = list(left.relationships(node_id, direction, types))
+                assert records == list(right.relationships(node_id, direction, types))
+                ends = list(left.relationship_ends(node_id, direction, types))
+                assert ends == list(right.relationship_ends(node_id, direction, types))
+                assert [(r.id, r.type, r.start, r.end) for r in records] == [
+                    (e.id, e.type, e.start, e.end) for e in ends
+                ]
     for rel_id in range(8):
         assert left.relationship(rel_id) == right.relationship(rel_id)

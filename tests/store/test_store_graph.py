@@ -10,11 +10,11 @@ import pytest
 from graph_strategies import apply_to_model, views_agree, write_sets
 from hypothesis import HealthCheck, given, settings
 
-from store.crypto import Keyring, PlaintextCipher
+from store.crypto import IntegrityError, Keyring, PlaintextCipher
 from store.graph import ConstraintViolationError, GraphStore
 from store.memory import MemoryGraph, WriteSetError
 from store.values import Date, DateTime, Duration, LocalDateTime, LocalTime, Point, Time
-from store.view import Direction, IndexNotFoundError, RelationshipRecord
+from store.view import Direction, IndexNotFoundError, RelationshipEnds, RelationshipRecord
 from store.writeset import (
     AddLabel,
     CreateIndex,
@@ -73,6 +73,50 @@ def test_nodes_relationships_and_adjacency(tmp_path: Path) -> None:
     assert graph.property_keys() == ["age", "name", "since"]
     assert graph.next_ids() == (3, 12)
     assert graph.applied_index() == 1
+
+
+def test_expanding_by_ends_reads_no_relationship_record(tmp_path: Path) -> None:
+    graph = _store(tmp_path)
+    graph.apply(
+        _ws(
+            CreateNode(1, (), ()),
+            CreateNode(2, (), ()),
+            CreateRelationship(10, "KNOWS", 1, 2, (("since", 1999),)),
+            CreateRelationship(11, "LIKES", 2, 1, ()),
+            CreateRelationship(12, "KNOWS", 1, 1, ()),
+        ),
+        1,
+    )
+    expected = {
+        Direction.OUTGOING: [
+            RelationshipEnds(10, "KNOWS", 1, 2),
+            RelationshipEnds(12, "KNOWS", 1, 1),
+        ],
+        Direction.INCOMING: [
+            RelationshipEnds(11, "LIKES", 2, 1),
+            RelationshipEnds(12, "KNOWS", 1, 1),
+        ],
+        Direction.BOTH: [
+            RelationshipEnds(10, "KNOWS", 1, 2),
+            RelationshipEnds(11, "LIKES", 2, 1),
+            RelationshipEnds(12, "KNOWS", 1, 1),
+        ],
+    }
+    for direction, ends in expected.items():
+        assert list(graph.relationship_ends(1, direction)) == ends
+    assert list(graph.relationship_ends(1, Direction.BOTH, ["LIKES"])) == [
+        RelationshipEnds(11, "LIKES", 2, 1)
+    ]
+    # Damage every relationship record: reading one now fails, expanding by ends does not.
+    records = graph.db.get_column_family("graph")
+    for key in [k for k in records.keys(from_key=b"r") if k.startswith(b"r")]:
+        sealed = bytearray(records[key])
+        sealed[-1] ^= 0x01
+        records[key] = bytes(sealed)
+    with pytest.raises(IntegrityError):
+        list(graph.relationships(1, Direction.BOTH))
+    for direction, ends in expected.items():
+        assert list(graph.relationship_ends(1, direction)) == ends
 
 
 def test_every_value_type_round_trips(tmp_path: Path) -> None:
