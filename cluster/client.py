@@ -190,6 +190,45 @@ class Client(Session):
         finally:
             self.finish(call)
 
+    def stream(
+        self,
+        query: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        consistency: str = "causal",
+        fetch_size: int = 0,
+        timeout_s: float | None = None,
+    ) -> Iterator[Record]:
+        """A read's records as their batches (of `fetch_size`; 0: the server's) arrive.
+        Retried as `run` is until the first record is handed out; an error after that ends
+        the iteration with it. Leaving the loop early cancels the call."""
+        call = self.prepare_run(query, parameters, "read", consistency)
+        call.request.fetch_size = fetch_size
+        retry = self.retry(timeout_s, time.monotonic())
+        while True:
+            member = self._pick(call.to_leader, retry.attempt)
+            builder = ResultBuilder(keep_rows=False)
+            delivered = False
+            stub = client_pb2_grpc.QueryStub(self._channel(member))
+            responses = stub.Run(call.request, timeout=retry.call_timeout_s(time.monotonic()))
+            try:
+                for response in responses:
+                    for row in builder.add(response):
+                        delivered = True
+                        yield Record(builder.columns, row)
+            except grpc.RpcError as rpc_error:
+                error = _rpc_error(rpc_error)
+                now = time.monotonic()
+                pause = None if delivered else self.failed(error, member, False, retry, now)
+                if pause is None:
+                    raise error from None
+                time.sleep(pause)
+                continue
+            finally:
+                responses.cancel()
+            self.succeeded(member, call.to_leader, builder.summary.bookmark)
+            return
+
     def _run_once(self, member: Member, request: client_pb2.RunRequest, timeout_s: float) -> Result:
         stub = client_pb2_grpc.QueryStub(self._channel(member))
         builder = ResultBuilder()
@@ -425,6 +464,45 @@ class AsyncClient(Session):
                 return result
         finally:
             self.finish(call)
+
+    async def stream(
+        self,
+        query: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        consistency: str = "causal",
+        fetch_size: int = 0,
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[Record]:
+        """`Client.stream`, for ``async for record in client.stream(...)``. An async
+        generator left early is closed (and its call cancelled) when collected, or at once
+        under ``async with contextlib.aclosing(client.stream(...)) as records:``."""
+        call = self.prepare_run(query, parameters, "read", consistency)
+        call.request.fetch_size = fetch_size
+        retry = self.retry(timeout_s, time.monotonic())
+        while True:
+            member = await self._pick(call.to_leader, retry.attempt)
+            builder = ResultBuilder(keep_rows=False)
+            delivered = False
+            stub = client_pb2_grpc.QueryStub(self._channel(member))
+            responses = stub.Run(call.request, timeout=retry.call_timeout_s(time.monotonic()))
+            try:
+                async for response in responses:
+                    for row in builder.add(response):
+                        delivered = True
+                        yield Record(builder.columns, row)
+            except grpc.RpcError as rpc_error:
+                error = _rpc_error(rpc_error)
+                now = time.monotonic()
+                pause = None if delivered else self.failed(error, member, False, retry, now)
+                if pause is None:
+                    raise error from None
+                await asyncio.sleep(pause)
+                continue
+            finally:
+                responses.cancel()
+            self.succeeded(member, call.to_leader, builder.summary.bookmark)
+            return
 
     async def _run_once(
         self, member: Member, request: client_pb2.RunRequest, timeout_s: float

@@ -125,23 +125,30 @@ class Result:
 
 @dataclass(slots=True)
 class ResultBuilder:
-    """Collects one Run stream (a header, record batches, a summary) into a Result."""
+    """Collects one Run stream (a header, record batches, a summary) into a Result; with
+    `keep_rows` off it only hands each batch's rows on (a streamed read)."""
 
     columns: list[str] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
     summary: client_pb2.Summary = field(default_factory=client_pb2.Summary)
+    keep_rows: bool = True
 
-    def add(self, response: client_pb2.RunResponse) -> None:
+    def add(self, response: client_pb2.RunResponse) -> list[list[Any]]:
+        """Take in one message of the stream; the rows it brought."""
         part = response.WhichOneof("part")
         if part == "header":
             self.columns = list(response.header.columns)
         elif part == "records":
-            self.rows.extend(
+            rows = [
                 [from_proto(value) for value in record.values]
                 for record in response.records.records
-            )
+            ]
+            if self.keep_rows:
+                self.rows.extend(rows)
+            return rows
         elif part == "summary":
             self.summary = response.summary
+        return []
 
     def result(self, served_by: int) -> Result:
         counters = {

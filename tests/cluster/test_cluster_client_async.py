@@ -7,6 +7,7 @@ the client's zone while its replica keeps up and elsewhere when it does not."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -208,6 +209,36 @@ async def test_concurrent_tasks_share_one_async_client(cluster: LocalCluster) ->
             consistency="linearizable",
         )
         assert jobs.rows == [[TASKS * WRITES_PER_TASK, TASKS * WRITES_PER_TASK]]
+
+
+async def test_a_read_streams_its_records_batch_by_batch_sync_and_async(
+    cluster: LocalCluster,
+) -> None:
+    rows = 250
+    query = "MATCH (r:Row) RETURN r.i AS i ORDER BY i"
+    async with connect_async(cluster.directory) as client:
+        await client.run("UNWIND range(1, $n) AS i CREATE (:Row {i: i})", {"n": rows})
+        streamed = [record["i"] async for record in client.stream(query, fetch_size=40)]
+        assert streamed == list(range(1, rows + 1))
+        async with contextlib.aclosing(client.stream(query, fetch_size=10)) as records:
+            async for record in records:
+                assert record["i"] == 1
+                break  # leaving early cancels the call; the client carries on
+        assert (await client.run("RETURN 1 AS one", mode="read")).rows == [[1]]
+        with pytest.raises(ClientError):
+            async for _ in client.stream("MATCH (r:Row RETURN r"):
+                pass
+        bookmarks = set(client.bookmarks)
+
+    def read_sync() -> list[int]:
+        sync = connect(cluster.directory)
+        try:
+            sync.bookmarks = bookmarks
+            return [record["i"] for record in sync.stream(query, fetch_size=64)]
+        finally:
+            sync.close()
+
+    assert await asyncio.to_thread(read_sync) == list(range(1, rows + 1))
 
 
 def test_reads_go_to_the_clients_zone_and_elsewhere_while_its_replica_lags(

@@ -205,3 +205,8 @@ def test_a_run_stream_assembles_into_a_result() -> None:
     assert result.counters == {"nodes_created": 2}
     assert (result.bookmark, result.applied_index, result.served_by) == ("quiver:5", 5, 2)
     assert result.records()[1]["s"] == "b"
+
+    streaming = ResultBuilder(keep_rows=False)
+    record = client_pb2.Record(values=[to_proto(3)])
+    batch = client_pb2.RunResponse(records=client_pb2.RecordBatch(records=[record]))
+    assert streaming.add(batch) == [[3]] and streaming.rows == []
