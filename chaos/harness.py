@@ -284,6 +284,32 @@ class ChaosCluster:
                 process.wait(STOP_GRACE_S)
                 self._record_exit(node_id, process, killed=True)
 
+    def stop_gracefully(self, node_id: int) -> None:
+        """SIGTERM (the node closes its listeners and its store), SIGKILL after a grace;
+        it stays down until :meth:`restart`."""
+        with self._lock:
+            self.held.add(node_id)
+            self._resume(node_id)
+            process = self.processes.get(node_id)
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_GRACE_S)
+
+    def wait_serving(self, node_id: int, deadline_s: float) -> bool:
+        """Until the node answers its status with a leader it knows (bounded)."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            status = self._statuses().get(node_id)
+            if status is not None and status.leader_id:
+                return True
+            time.sleep(0.2)
+        return False
+
     def restart(self, node_ids: list[int]) -> None:
         with self._lock:
             for node_id in node_ids:

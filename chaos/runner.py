@@ -19,7 +19,8 @@ Nemeses (``--nemesis``, comma-separated; groups ``kill``, ``pause``, ``partition
 kill-leader, kill-random, kill-minority, kill-all, kill-zone (SIGKILL; restarted when the
 window ends), pause-leader, pause-random (SIGSTOP/SIGCONT), partition-halves (symmetric),
 partition-one-way (the leader's messages are lost, it hears the others), partition-bridge,
-isolate-leader, isolate-follower, latency (every peer link), transfer-leader (admin API).
+isolate-leader, isolate-follower, latency (every peer link), transfer-leader (admin API),
+rolling-restart (each node in turn: leadership moved off it, SIGTERM, restarted, serving).
 
 Must never: run unbounded (the schedule, the clients and every call have limits), or leave a
 process or a fault behind (the harness heals and stops everything, whatever happens).
@@ -67,6 +68,7 @@ NEMESES: Final = (
     "isolate-follower",
     "latency",
     "transfer-leader",
+    "rolling-restart",
 )
 GROUPS: Final = {
     "kill": ("kill-leader", "kill-random", "kill-minority", "kill-zone"),
@@ -82,6 +84,7 @@ MAX_TIME_LIMIT_S: Final = 24 * 3600.0
 CLIENT_TIMEOUT_S: Final = 5.0
 SETUP_TIMEOUT_S: Final = 30.0
 HEAL_LEADER_S: Final = 30.0
+ROLLING_WAIT_S: Final = 30.0
 CHECK_TIME_LIMIT_S: Final = 120.0
 LATENCY_MS: Final = 100
 LATENCY_JITTER_MS: Final = 50
@@ -211,6 +214,14 @@ class Nemesis:
         if which == "latency":
             cluster.add_latency(LATENCY_MS, LATENCY_JITTER_MS)
             return f"latency {LATENCY_MS}±{LATENCY_JITTER_MS} ms", cluster.remove_latency
+        if which == "rolling-restart":
+            for node_id in nodes:
+                if cluster.leader() == node_id:
+                    cluster.transfer_leader(0)
+                cluster.stop_gracefully(node_id)
+                cluster.restart([node_id])
+                cluster.wait_serving(node_id, ROLLING_WAIT_S)
+            return "rolling-restart", lambda: None
         if which == "transfer-leader":
             moved = cluster.transfer_leader(0)
             return f"transfer-leader to n{moved}", lambda: None
