@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -93,16 +94,21 @@ class Client(Session):
         )
         self.credentials = credentials
         self._channels: dict[str, grpc.Channel] = {}
+        self._channels_lock = threading.Lock()  # threads may share a client
 
     def _channel(self, member: Member) -> grpc.Channel:
-        channel = self._channels.get(member.address)
-        if channel is None:
-            channel = grpc.secure_channel(member.address, self.credentials, options=CHANNEL_OPTIONS)
-            self._channels[member.address] = channel
-        return channel
+        with self._channels_lock:
+            channel = self._channels.get(member.address)
+            if channel is None:
+                channel = grpc.secure_channel(
+                    member.address, self.credentials, options=CHANNEL_OPTIONS
+                )
+                self._channels[member.address] = channel
+            return channel
 
     def close(self) -> None:
-        channels, self._channels = self._channels, {}
+        with self._channels_lock:
+            channels, self._channels = self._channels, {}
         for channel in channels.values():
             channel.close()
 
@@ -390,15 +396,19 @@ class AsyncClient(Session):
         return status
 
     async def find_leader(self) -> int:
-        """Ask every member at once who leads; 0 when none answers with a leader."""
-        order = self.discovery_order()
-        async with asyncio.TaskGroup() as group:
-            asks = [group.create_task(self._status_or_none(m.id)) for m in order]
-        for ask in asks:
-            status = ask.result()
-            if status is not None and (leader := self.observe_status(status, time.monotonic())):
-                return leader
-        return 0
+        """Ask every member at once who leads; the first answer naming a leader wins (a
+        paused node costs nothing while others answer); 0 when none names one."""
+        asks = [asyncio.create_task(self._status_or_none(m.id)) for m in self.discovery_order()]
+        try:
+            for answer in asyncio.as_completed(asks):
+                status = await answer
+                if status is not None and (leader := self.observe_status(status, time.monotonic())):
+                    return leader
+            return 0
+        finally:
+            for ask in asks:
+                ask.cancel()
+            await asyncio.gather(*asks, return_exceptions=True)
 
     async def _status_or_none(self, node_id: int) -> admin_pb2.NodeStatus | None:
         try:

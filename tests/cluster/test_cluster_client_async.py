@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -209,6 +210,35 @@ async def test_concurrent_tasks_share_one_async_client(cluster: LocalCluster) ->
             consistency="linearizable",
         )
         assert jobs.rows == [[TASKS * WRITES_PER_TASK, TASKS * WRITES_PER_TASK]]
+
+
+def test_threads_sharing_one_sync_client_each_write_once(cluster: LocalCluster) -> None:
+    threads, writes = 8, 4
+    client = connect(cluster.directory)
+    failures: list[BaseException] = []
+
+    def worker(thread: int) -> None:
+        try:
+            for i in range(writes):
+                client.run("CREATE (:Shared {thread: $t, i: $i})", {"t": thread, "i": i})
+        except BaseException as error:  # reported by the test below
+            failures.append(error)
+
+    try:
+        workers = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join(WAIT_S)
+        assert not any(thread.is_alive() for thread in workers) and not failures, failures
+        shared = client.run(
+            "MATCH (s:Shared) RETURN count(s) AS n, count(DISTINCT [s.thread, s.i]) AS d",
+            mode="read",
+            consistency="linearizable",
+        )
+        assert shared.rows == [[threads * writes, threads * writes]]
+    finally:
+        client.close()
 
 
 async def test_a_read_streams_its_records_batch_by_batch_sync_and_async(
