@@ -438,7 +438,19 @@ def build_parser() -> argparse.ArgumentParser:
                 default=None,
                 help="run as a read with this consistency (default: a write on the leader)",
             )
-            sub.add_argument("--user", default=None, help="the user (default: from the dir)")
+            sub.add_argument(
+                "--user",
+                default=None,
+                help="log in as this user (password from $QUIVER_PASSWORD, else asked); "
+                "default: the initial admin of the dir's credentials file",
+            )
+            sub.add_argument(
+                "-d",
+                "--database",
+                choices=("neo4j", "system"),
+                default="neo4j",
+                help="'system' runs administration commands (CREATE USER, GRANT ..., SHOW USERS)",
+            )
         if command.name == "bench":
             sub.add_argument(
                 "target", nargs="?", help="what to benchmark: store, cypher, cluster, bolt"

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import getpass
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Final
@@ -19,6 +21,8 @@ from cluster.cli import INVALID_REQUEST, CliError
 from cluster.client import Client, Result, connect
 from cluster.errors import QuiverError
 from cluster.values import to_json
+
+PASSWORD_ENV: Final = "QUIVER_PASSWORD"
 
 HISTORY_FILE: Final = "history"
 MAX_HISTORY_LINES: Final = 1000
@@ -84,8 +88,11 @@ def render(result: Result, output_format: str) -> str:
 
 def _run_one(client: Client, args: argparse.Namespace, query: str) -> None:
     parameters = parse_parameters(args.param)
-    mode = "read" if args.consistency else "write"
-    result = client.run(query, parameters, mode=mode, consistency=args.consistency or "causal")
+    if getattr(args, "database", "neo4j") == "system":
+        result = client.system(query, parameters)
+    else:
+        mode = "read" if args.consistency else "write"
+        result = client.run(query, parameters, mode=mode, consistency=args.consistency or "causal")
     print(render(result, args.format))
 
 
@@ -118,6 +125,19 @@ def _interactive(client: Client, args: argparse.Namespace) -> None:
         readline.write_history_file(history)
 
 
+def _login(args: argparse.Namespace) -> tuple[str, str] | None:
+    """``--user`` with ``$QUIVER_PASSWORD`` (or a prompt); None: the dir's credentials."""
+    user = getattr(args, "user", None)
+    if not user:
+        return None
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        if not sys.stdin.isatty():
+            raise CliError(INVALID_REQUEST, f"--user needs ${PASSWORD_ENV} or a terminal")
+        password = getpass.getpass(f"password for {user}: ")
+    return user, password
+
+
 def run_query(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if not (directory / "cluster.json").exists():
@@ -126,7 +146,7 @@ def run_query(args: argparse.Namespace) -> int:
             f"no cluster in {directory} (run 'quiver up' first)",
         )
     query = args.query or args.statement
-    client = connect(directory)
+    client = connect(directory, auth=_login(args))
     try:
         if query is None and sys.stdin.isatty():
             _interactive(client, args)

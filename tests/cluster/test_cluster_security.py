@@ -241,3 +241,41 @@ def test_cluster_administration_needs_an_admin(cluster: LocalCluster) -> None:
             stub.TransferLeader(admin_pb2.TransferLeaderRequest(), timeout=5)
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
     assert cluster.leader() == leader
+
+
+def test_quiver_query_runs_admin_commands_and_logs_in_as_a_user(cluster: LocalCluster) -> None:
+    import os
+    import subprocess
+    import sys
+
+    wait_for("a leader", cluster.leader)
+
+    def quiver_query(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "QUIVER_PASSWORD"}
+        if password is not None:
+            env["QUIVER_PASSWORD"] = password
+        return subprocess.run(
+            [sys.executable, "-m", "cluster.cli", "query", "--dir", str(cluster.directory), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+
+    created = quiver_query("-d", "system", "CREATE USER gus SET PASSWORD 'gus-pass-1'")
+    assert created.returncode == 0, created.stderr
+    expired = quiver_query("--user", "gus", "RETURN 1", password="gus-pass-1")
+    assert expired.returncode != 0 and EXPIRED in expired.stderr
+    changed = quiver_query(
+        "--user",
+        "gus",
+        "-d",
+        "system",
+        "ALTER CURRENT USER SET PASSWORD FROM 'gus-pass-1' TO 'gus-pass-2'",
+        password="gus-pass-1",
+    )
+    assert changed.returncode == 0, changed.stderr
+    ok = quiver_query("--user", "gus", "--format", "json", "RETURN 1 AS one", password="gus-pass-2")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["rows"] == [[1]], ok.stderr
