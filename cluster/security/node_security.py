@@ -42,7 +42,7 @@ from cluster.errors import QuiverError
 from cluster.security.admin import AdminResult, execute_admin
 from cluster.security.audit import AuditLog, mask_query
 from cluster.security.passwords import FailureTracker, hash_password
-from cluster.security.privileges import DEFAULT_DATABASE, Action
+from cluster.security.privileges import DEFAULT_DATABASE, Action, PrivilegeSet
 from cluster.security.sessions import (
     CREDENTIALS_EXPIRED,
     FORBIDDEN,
@@ -66,6 +66,7 @@ SYSTEM_DATABASE: Final = "system"
 MAX_REMEMBERED_LOGINS: Final = 10_000
 HASH_THREADS: Final = 2
 BOOTSTRAP_ATTEMPTS: Final = 3
+MAX_CACHED_PRIVILEGES: Final = 10_000
 
 
 @dataclass(slots=True, frozen=True)
@@ -113,6 +114,8 @@ class NodeSecurity:
             bootstrap=lambda: self._bootstrap_admin,
         )
         self._bootstrapping = False
+        self._privileges_state: SecurityState | None = None
+        self._privileges: dict[tuple[str, str], PrivilegeSet] = {}
 
     def state(self) -> SecurityState:
         sm = self.node.sm
@@ -256,6 +259,21 @@ class NodeSecurity:
 
     # -- authorisation ------------------------------------------------------------------------
 
+    def privileges(self, user: str, database: str = DEFAULT_DATABASE) -> PrivilegeSet:
+        """``user``'s resolved privileges on ``database``, for the engine: cached until the
+        security state changes (an applied SECURITY entry replaces the state object)."""
+        state = self.state()
+        if state is not self._privileges_state:
+            self._privileges_state = state
+            self._privileges = {}
+        key = (user, database)
+        found = self._privileges.get(key)
+        if found is None:
+            if len(self._privileges) >= MAX_CACHED_PRIVILEGES:
+                self._privileges.clear()
+            found = self._privileges[key] = state.privileges_for(user, database)
+        return found
+
     async def check_graph_access(self, session: Session, address: str) -> None:
         """A graph query: the user's password is current and they may access the database."""
         if session.change_required:
@@ -268,7 +286,7 @@ class NodeSecurity:
         state = self.state()
         if not state.users:
             return  # the initial admin, before the bootstrap entry reached this node
-        if not state.privileges_for(session.user, DEFAULT_DATABASE).can(Action.ACCESS):
+        if not self.privileges(session.user, DEFAULT_DATABASE).can(Action.ACCESS):
             await self._refused(session, address, "database access")
             record = state.user(session.user)
             roles = sorted({"PUBLIC", *(record.roles if record else ())})
