@@ -5,7 +5,9 @@ Owns:
   0600 or stricter; anything looser is refused) or from the ``QUIVER_KEK`` environment
   variable (64 hex digits);
 - the keyring: versioned 256-bit data keys, each wrapped by the KEK (AES-256-GCM) and kept
-  in ``keyring.json`` beside the data, plus one long-lived index key for HMACs;
+  in ``keyring.json`` beside the data, plus versioned index keys for HMACs (the graph says
+  which version its index entries are under; rotating one means rebuilding the indexes,
+  ``GraphStore.rotate_index_key``);
 - sealing a value: AES-256-GCM, a fresh random 96-bit nonce per value, the record's key as
   associated data (so a value moved under another key fails to open), and a header naming
   the data key's version (so keys rotate without rewriting old data at once);
@@ -167,8 +169,23 @@ class Cipher(Protocol):
         authentication fails."""
         ...
 
-    def mac(self, data: bytes) -> bytes:
-        """A keyed, deterministic MAC_BYTES-byte digest for index and token keys."""
+    def mac(self, data: bytes, version: int | None = None) -> bytes:
+        """A keyed, deterministic MAC_BYTES-byte digest for index and token keys, under
+        index key `version` (default: the current one)."""
+        ...
+
+    def index_key_version(self) -> int:
+        """The current index key's version."""
+        ...
+
+    def index_key_versions(self) -> list[int]: ...
+
+    def rotate_index_key(self) -> int:
+        """Make a new index key current; returns its version. Older ones stay usable."""
+        ...
+
+    def retire_index_key(self, version: int) -> None:
+        """Forget index key `version` (never the current one)."""
         ...
 
     def key_version(self, sealed: bytes) -> int:
@@ -194,6 +211,9 @@ class PlaintextCipher:
 
     _MAC_KEY = b"quiver-plaintext-index"
 
+    def __init__(self) -> None:
+        self._index_version = 1
+
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         return bytes((FORMAT_PLAINTEXT,)) + plaintext
 
@@ -204,8 +224,24 @@ class PlaintextCipher:
             )
         return sealed[1:]
 
-    def mac(self, data: bytes) -> bytes:
-        return hmac.digest(self._MAC_KEY, data, hashlib.sha256)[:MAC_BYTES]
+    def mac(self, data: bytes, version: int | None = None) -> bytes:
+        # Every version's key is derived, so any version a store names opens again.
+        key = self._MAC_KEY + _u32(version or self._index_version)
+        return hmac.digest(key, data, hashlib.sha256)[:MAC_BYTES]
+
+    def index_key_version(self) -> int:
+        return self._index_version
+
+    def index_key_versions(self) -> list[int]:
+        return [self._index_version]
+
+    def rotate_index_key(self) -> int:
+        self._index_version += 1
+        return self._index_version
+
+    def retire_index_key(self, version: int) -> None:
+        if version == self._index_version:
+            raise ValueError("the current index key cannot be retired")
 
     def key_version(self, sealed: bytes) -> int:
         return 0
@@ -232,6 +268,14 @@ class _DataKey:
     reserved: int
     """Encryptions the keyring file allows before it must be rewritten."""
     used: int
+
+
+def _u32(value: int) -> bytes:
+    return value.to_bytes(4, "big")
+
+
+def _index_label(version: int) -> bytes:
+    return b"index-key-%d" % version
 
 
 def _wrap(kek: AESGCM, key: bytes, label: bytes) -> bytes:
@@ -276,15 +320,14 @@ class Keyring:
         self._lock = threading.Lock()
         self._keys: dict[int, _DataKey] = {}
         self._current = 0
-        self._mac_key = b""
-        self._wrapped_mac_key = b""
+        self._index_keys: dict[int, tuple[bytes, bytes]] = {}
+        """version -> (index key, the key wrapped by the KEK)."""
+        self._index_current = 0
         if self._path.exists():
             self._load()
         else:
             Path(directory).mkdir(parents=True, exist_ok=True)
-            index_key = os.urandom(KEY_BYTES)
-            self._mac_key = index_key
-            self._wrapped_mac_key = _wrap(self._kek, index_key, b"index-key")
+            self._add_index_key_locked(save=False)
             self._add_key_locked()
 
     # -- persistence --------------------------------------------------------------------------
@@ -294,7 +337,15 @@ class Keyring:
             doc = json.loads(self._path.read_bytes())
             if doc["format"] != KEYRING_FORMAT:
                 raise ValueError("unknown keyring format")
-            self._wrapped_mac_key = bytes.fromhex(doc["index_key"])
+            if "index_keys" in doc:
+                index_entries = [
+                    (int(item["version"]), bytes.fromhex(item["wrapped"]))
+                    for item in doc["index_keys"]
+                ]
+                index_current = int(doc["index_current"])
+            else:  # written before index keys had versions: one key, version 1
+                index_entries = [(1, bytes.fromhex(doc["index_key"]))]
+                index_current = 1
             entries = [
                 (int(item["version"]), bytes.fromhex(item["wrapped"]), int(item["reserved"]))
                 for item in doc["keys"]
@@ -302,7 +353,14 @@ class Keyring:
             current = int(doc["current"])
         except (ValueError, KeyError, TypeError) as error:
             raise IntegrityError(f"keyring {self._path.name}", f"malformed ({error})") from None
-        self._mac_key = _unwrap(self._kek, self._wrapped_mac_key, b"index-key")
+        legacy = "index_keys" not in doc
+        for version, wrapped in index_entries:
+            label = b"index-key" if legacy else _index_label(version)
+            key = _unwrap(self._kek, wrapped, label)
+            self._index_keys[version] = (key, _wrap(self._kek, key, _index_label(version)))
+        if index_current not in self._index_keys:
+            raise IntegrityError(f"keyring {self._path.name}", "current index key missing")
+        self._index_current = index_current
         for version, wrapped, reserved in entries:
             key = _unwrap(self._kek, wrapped, b"data-key-%d" % version)
             # After a restart nothing below `reserved` may be used again: it might have been.
@@ -317,13 +375,26 @@ class Keyring:
         doc = {
             "format": KEYRING_FORMAT,
             "current": self._current,
-            "index_key": self._wrapped_mac_key.hex(),
+            "index_current": self._index_current,
+            "index_keys": [
+                {"version": version, "wrapped": self._index_keys[version][1].hex()}
+                for version in sorted(self._index_keys)
+            ],
             "keys": [
                 {"version": key.version, "wrapped": key.wrapped.hex(), "reserved": key.reserved}
                 for key in sorted(self._keys.values(), key=lambda k: k.version)
             ],
         }
         atomic_write(self._path, json.dumps(doc, sort_keys=True).encode())
+
+    def _add_index_key_locked(self, save: bool = True) -> int:
+        version = max(self._index_keys, default=0) + 1
+        key = os.urandom(KEY_BYTES)
+        self._index_keys[version] = (key, _wrap(self._kek, key, _index_label(version)))
+        self._index_current = version
+        if save:
+            self._save_locked()
+        return version
 
     def _add_key_locked(self) -> int:
         version = max(self._keys, default=0) + 1
@@ -363,7 +434,7 @@ class Keyring:
             self._save_locked()
 
     def rewrap(self, new_kek: bytes) -> None:
-        """Rotate the key-encryption key: every data key and the index key are wrapped
+        """Rotate the key-encryption key: every data key and index key is wrapped
         again under `new_kek` (no data is rewritten). Streams wrapped under the old KEK
         (snapshot files) must be taken again."""
         if len(new_kek) != KEY_BYTES:
@@ -371,9 +442,12 @@ class Keyring:
         old = self._kek
         new = AESGCM(new_kek)
         with self._lock:
-            self._wrapped_mac_key = _wrap(
-                new, _unwrap(old, self._wrapped_mac_key, b"index-key"), b"index-key"
-            )
+            for version, (index_key, wrapped) in list(self._index_keys.items()):
+                _unwrap(old, wrapped, _index_label(version))  # the old KEK must still fit
+                self._index_keys[version] = (
+                    index_key,
+                    _wrap(new, index_key, _index_label(version)),
+                )
             for key in self._keys.values():
                 label = b"data-key-%d" % key.version
                 key.wrapped = _wrap(new, _unwrap(old, key.wrapped, label), label)
@@ -418,8 +492,30 @@ class Keyring:
             return 0
         return int.from_bytes(sealed[1:5], "big")
 
-    def mac(self, data: bytes) -> bytes:
-        return hmac.digest(self._mac_key, data, hashlib.sha256)[:MAC_BYTES]
+    def mac(self, data: bytes, version: int | None = None) -> bytes:
+        entry = self._index_keys.get(self._index_current if version is None else version)
+        if entry is None:
+            raise IntegrityError(f"index key v{version}", "not in the keyring (retired?)")
+        return hmac.digest(entry[0], data, hashlib.sha256)[:MAC_BYTES]
+
+    def index_key_version(self) -> int:
+        return self._index_current
+
+    def index_key_versions(self) -> list[int]:
+        return sorted(self._index_keys)
+
+    def rotate_index_key(self) -> int:
+        with self._lock:
+            return self._add_index_key_locked()
+
+    def retire_index_key(self, version: int) -> None:
+        with self._lock:
+            if version == self._index_current:
+                raise ValueError("the current index key cannot be retired")
+            if version not in self._index_keys:
+                raise KeyError(f"no index key v{version}")
+            del self._index_keys[version]
+            self._save_locked()
 
     def wrap_key(self, key: bytes, label: bytes) -> bytes:
         return _wrap(self._kek, key, b"stream-key/" + label)

@@ -7,9 +7,13 @@ Owns the RocksDB database under ``<data>/graph/`` and its column families:
                 relationship's type and ends never change, so the key can carry them:
                 an expansion needing only ids reads no record)
     membership  b"L" label token | node id, b"T" type token | rel id -> b""
-    index       label token | key token | HMAC(value) | node id -> b"" (node indexes);
-                0x80 | type token | key token | HMAC(value) | rel id -> b"" (relationship
-                indexes: tokens are below 2**31, so no node entry starts with 0x80)
+    index       v | label token | key token | HMAC(value) | node id -> b"" (node indexes);
+                v | 0x80 | type token | key token | HMAC(value) | rel id -> b"" (relationship
+                indexes: tokens are below 2**31, so no node entry has 0x80 there), where
+                v (u32) is the version of the index key that made the HMAC. Lookups use
+                the version in meta; while ``rebuild_indexes`` moves the indexes to a new
+                index key, applies keep entries under both versions, and the switch drops
+                the old version's entries with one range deletion
     meta        tokens (name -> token keyed by HMAC(name); token -> sealed name), usage
                 counts, schema (indexes, constraints), next ids, the applied index, and
                 the application's own records under b"app/" (written by ``apply`` in the
@@ -105,6 +109,10 @@ META_NEXT_IDS: Final = b"next-ids"
 META_NODE_COUNT: Final = b"count/nodes"
 META_REL_COUNT: Final = b"count/rels"
 META_INSTALLING: Final = b"installing"
+META_INDEX_VERSION: Final = b"index/version"
+"""The index key version that property index entries are read under (u32)."""
+META_INDEX_BUILD: Final = b"index/build"
+"""Present while indexes are rebuilt under a new index key: _INDEX_BUILD's fields."""
 _TOKEN_BY_NAME: Final = b"tn/"
 _NAME_BY_TOKEN: Final = b"ti/"
 _TOKEN_COUNTER: Final = b"tc/"
@@ -121,6 +129,8 @@ MAX_ID: Final = (1 << 63) - 1
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _U64X2 = struct.Struct(">QQ")
+_INDEX_BUILD = struct.Struct(">IBQ")
+"""The new index key version, the phase (0: nodes, 1: relationships), the next id to visit."""
 
 
 class ConstraintViolationError(WriteSetError):
@@ -164,16 +174,16 @@ def _type_member(type_token: int, rel_id: int) -> bytes:
     return TYPE + _U32.pack(type_token) + _id(rel_id)
 
 
-def _index_prefix(label: int, key: int, mac: bytes) -> bytes:
-    return _U32.pack(label) + _U32.pack(key) + mac
+def _index_prefix(version: int, label: int, key: int, mac: bytes) -> bytes:
+    return _U32.pack(version) + _U32.pack(label) + _U32.pack(key) + mac
 
 
 REL_INDEX: Final = b"\x80"
 """Leads every relationship index entry (node entries start with a label token < 2**31)."""
 
 
-def _rel_index_prefix(type_token: int, key: int, mac: bytes) -> bytes:
-    return REL_INDEX + _U32.pack(type_token) + _U32.pack(key) + mac
+def _rel_index_prefix(version: int, type_token: int, key: int, mac: bytes) -> bytes:
+    return _U32.pack(version) + REL_INDEX + _U32.pack(type_token) + _U32.pack(key) + mac
 
 
 def _usage_key(kind: bytes, token: int) -> bytes:
@@ -295,6 +305,14 @@ def sorted_properties(properties: dict[str, Value]) -> tuple[tuple[str, str], ..
 
 
 @dataclass(frozen=True, slots=True)
+class IndexRebuildProgress:
+    """One ``rebuild_indexes`` step: records visited, and whether the switch is done."""
+
+    visited: int
+    complete: bool
+
+
+@dataclass(slots=True, frozen=True)
 class ReencryptProgress:
     resealed: int
     complete: bool
@@ -365,6 +383,11 @@ class GraphStore:
         self._closed = False
         self._reencrypt_pass: _ReencryptPass | None = None
         self._load_caches()
+        if META_INDEX_VERSION not in self._meta:
+            with self._write_lock:  # a new store: its indexes start under the current key
+                txn = _Apply(self)
+                txn.put(CF_META, META_INDEX_VERSION, _U32.pack(cipher.index_key_version()))
+                self._commit(txn, _synced())
 
     def _load_caches(self) -> None:
         # The meta family is small (tokens, counts, schema, ids): held decrypted in memory,
@@ -407,16 +430,27 @@ class GraphStore:
             return b""
         return self.cipher.open(sealed, _aad(family, key))
 
-    def _keys(self, family: str, prefix: bytes) -> Iterator[bytes]:
+    def _keys(self, family: str, prefix: bytes, start: bytes | None = None) -> Iterator[bytes]:
+        """Keys with `prefix`, ascending, from `start` (default: the first)."""
         options = ReadOptions()
         upper = _prefix_upper_bound(prefix)
         if upper is not None:
             options.set_iterate_upper_bound(upper)
-        for key in self._families[family].keys(from_key=prefix, read_opt=options):
+        for key in self._families[family].keys(from_key=start or prefix, read_opt=options):
             assert isinstance(key, bytes)
             if not key.startswith(prefix):
                 return
             yield key
+
+    def index_versions(self) -> tuple[int, ...]:
+        """The index key versions property index entries are kept under: the one lookups
+        use, then, during a rebuild, the one being built."""
+        data = self._meta.get(META_INDEX_VERSION)
+        read = self.cipher.index_key_version() if data is None else _U32.unpack(data)[0]
+        building = self._meta.get(META_INDEX_BUILD)
+        if building is None:
+            return (read,)
+        return (read, _INDEX_BUILD.unpack(building)[0])
 
     def _meta_u64(self, key: bytes) -> int:
         data = self._get_plain(CF_META, key)
@@ -492,7 +526,9 @@ class GraphStore:
         key_token = self._token_by_name.get((PROPERTY_KEY, key))
         if label_token is None or key_token is None or value is None:
             return
-        prefix = _index_prefix(label_token, key_token, self.cipher.mac(index_key_bytes(value)))
+        version = self.index_versions()[0]
+        mac = self.cipher.mac(index_key_bytes(value), version)
+        prefix = _index_prefix(version, label_token, key_token, mac)
         for index_key in self._keys(CF_INDEX, prefix):
             node_id = _U64.unpack_from(index_key, len(prefix))[0]
             node = self._load_node(node_id)
@@ -525,8 +561,9 @@ class GraphStore:
         key_token = self._token_by_name.get((PROPERTY_KEY, key))
         if type_token is None or key_token is None or value is None:
             return
-        mac = self.cipher.mac(index_key_bytes(value))
-        prefix = _rel_index_prefix(type_token, key_token, mac)
+        version = self.index_versions()[0]
+        mac = self.cipher.mac(index_key_bytes(value), version)
+        prefix = _rel_index_prefix(version, type_token, key_token, mac)
         for index_key in self._keys(CF_INDEX, prefix):
             rel_id = _U64.unpack_from(index_key, len(prefix))[0]
             rel = self._load_rel(rel_id)
@@ -732,6 +769,12 @@ class GraphStore:
                 self.cipher.seal(b"1", _aad(CF_META, META_INSTALLING)),
                 self._handles[CF_META],
             )
+            version = _U32.pack(self.cipher.index_key_version())
+            batch.put(
+                META_INDEX_VERSION,
+                self.cipher.seal(version, _aad(CF_META, META_INDEX_VERSION)),
+                self._handles[CF_META],
+            )
             self._db.write(batch, _synced())
             self._load_caches()
 
@@ -769,6 +812,8 @@ class GraphStore:
 
     def _commit(self, txn: _Apply, options: WriteOptions | None = None) -> None:
         batch = WriteBatch(raw_mode=True)
+        for family, begin, end in txn.range_deletes:
+            batch.delete_range(begin, end, self._handles[family])
         for family, writes in txn.writes.items():
             handle = self._handles[family]
             sealed = family in SEALED_FAMILIES
@@ -793,6 +838,81 @@ class GraphStore:
         if txn.schema_changed:
             self._indexes = dict(txn.indexes)
             self._constraints = dict(txn.constraints)
+
+    def rotate_index_key(self) -> int:
+        """Start moving every property index (and the name and schema keys) to a new
+        index key; returns its version. Nothing changes for readers until the switch:
+        call ``rebuild_indexes`` until it reports ``complete``. Resumable across restarts;
+        a rotation already under way is continued, not restarted."""
+        with self._write_lock:
+            self._check_open()
+            if self.installing():
+                raise StoreNotReadyError("a snapshot installation did not finish")
+            versions = self.index_versions()
+            if len(versions) > 1:
+                return versions[1]
+            version = self.cipher.rotate_index_key()
+            for _ in range(versions[0]):  # bounded: a plaintext cipher restarts its count
+                if version > versions[0]:
+                    break
+                version = self.cipher.rotate_index_key()
+            txn = _Apply(self)
+            txn.put(CF_META, META_INDEX_BUILD, _INDEX_BUILD.pack(version, 0, 0))
+            self._commit(txn, _synced())
+            return version
+
+    def rebuild_indexes(self, max_records: int = 10_000) -> IndexRebuildProgress:
+        """One bounded step of the rotation ``rotate_index_key`` started: index entries
+        under the new key for up to `max_records` nodes or relationships, in one batch
+        with the position reached. The last step switches lookups to the new key, drops
+        every entry under the old one, writes the name and schema keys again, and then
+        retires the old index key (synced first: no crash leaves the store reading under
+        a key it no longer has). Applies go on between steps, under both keys."""
+        if max_records <= 0:
+            raise ValueError("max_records must be positive")
+        with self._write_lock:
+            self._check_open()
+            if self.installing():
+                raise StoreNotReadyError("a snapshot installation did not finish")
+            building = self._meta.get(META_INDEX_BUILD)
+            if building is None:
+                return IndexRebuildProgress(0, complete=True)
+            version, phase, next_id = _INDEX_BUILD.unpack(building)
+            txn = _Apply(self)
+            visited = 0
+            while phase < 2 and visited < max_records:
+                kind = b"n" if phase == 0 else b"r"
+                exhausted = True
+                for key in self._keys(CF_GRAPH, kind, start=kind + _id(next_id)):
+                    entity_id = _U64.unpack_from(key, 1)[0]
+                    if visited >= max_records:
+                        next_id, exhausted = entity_id, False
+                        break
+                    if phase == 0:
+                        entries = txn.index_entries(entity_id, txn.node(entity_id), (version,))
+                    else:
+                        entries = txn.rel_index_entries(entity_id, txn.rel(entity_id), (version,))
+                    for entry in entries:
+                        txn.put(CF_INDEX, entry, b"")
+                    visited += 1
+                if exhausted:
+                    phase, next_id = phase + 1, 0
+            if phase < 2:
+                txn.put(CF_META, META_INDEX_BUILD, _INDEX_BUILD.pack(version, phase, next_id))
+                self._commit(txn)
+                return IndexRebuildProgress(visited, complete=False)
+            old = self.index_versions()[0]
+            txn.put(CF_META, META_INDEX_VERSION, _U32.pack(version))
+            txn.delete(CF_META, META_INDEX_BUILD)
+            txn.range_deletes.append((CF_INDEX, _U32.pack(old), _U32.pack(old + 1)))
+            txn.rewrite_name_keys(version)
+            txn.save_schema(version)
+            self._commit(txn, _synced())
+            current = self.cipher.index_key_version()
+            for stale in self.cipher.index_key_versions():
+                if stale not in (version, current):
+                    self.cipher.retire_index_key(stale)
+            return IndexRebuildProgress(visited, complete=True)
 
     def reencrypt(self, max_values: int = 10_000) -> ReencryptProgress:
         """Move up to `max_values` values from older data keys to the current one.
@@ -929,10 +1049,14 @@ class _Apply:
     constraints: dict[str, ConstraintInfo] = field(default_factory=dict)
     schema_changed: bool = False
     dirty_nodes: set[int] = field(default_factory=set)
+    range_deletes: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    index_versions: tuple[int, ...] = ()
+    """The index key versions entries are kept under (see GraphStore.index_versions)."""
 
     def __post_init__(self) -> None:
         self.indexes = dict(self.store._indexes)
         self.constraints = dict(self.store._constraints)
+        self.index_versions = self.store.index_versions()
 
     # -- pending reads and writes -------------------------------------------------------------
 
@@ -1031,7 +1155,9 @@ class _Apply:
             if not index.on_relationships and len(index.properties) == 1
         }
 
-    def index_entries(self, node_id: int, node: _Node | None) -> set[bytes]:
+    def index_entries(
+        self, node_id: int, node: _Node | None, versions: tuple[int, ...] | None = None
+    ) -> set[bytes]:
         if node is None:
             return set()
         entries = set()
@@ -1040,8 +1166,10 @@ class _Apply:
             key = self.token(PROPERTY_KEY, key_name)
             value = node.properties.get(key)
             if label in node.labels and value is not None:
-                mac = self.store.cipher.mac(index_key_bytes(value))
-                entries.add(_index_prefix(label, key, mac) + _id(node_id))
+                data = index_key_bytes(value)
+                for version in versions or self.index_versions:
+                    mac = self.store.cipher.mac(data, version)
+                    entries.add(_index_prefix(version, label, key, mac) + _id(node_id))
         return entries
 
     def write_node(self, node_id: int, before: _Node | None, after: _Node | None) -> None:
@@ -1082,7 +1210,9 @@ class _Apply:
             if index.on_relationships and len(index.properties) == 1
         }
 
-    def rel_index_entries(self, rel_id: int, rel: _Rel | None) -> set[bytes]:
+    def rel_index_entries(
+        self, rel_id: int, rel: _Rel | None, versions: tuple[int, ...] | None = None
+    ) -> set[bytes]:
         if rel is None:
             return set()
         entries = set()
@@ -1092,8 +1222,10 @@ class _Apply:
             key = self.token(PROPERTY_KEY, key_name)
             value = rel.properties.get(key)
             if value is not None:
-                mac = self.store.cipher.mac(index_key_bytes(value))
-                entries.add(_rel_index_prefix(rel.type, key, mac) + _id(rel_id))
+                data = index_key_bytes(value)
+                for version in versions or self.index_versions:
+                    mac = self.store.cipher.mac(data, version)
+                    entries.add(_rel_index_prefix(version, rel.type, key, mac) + _id(rel_id))
         return entries
 
     def write_rel(self, rel_id: int, before: _Rel | None, after: _Rel | None) -> None:
@@ -1136,8 +1268,10 @@ class _Apply:
         for type_name, key_name in before_rel_pairs - after_rel_pairs:
             type_token = self.token(TYPE, type_name)
             key = self.token(PROPERTY_KEY, key_name)
-            for entry in self.keys(CF_INDEX, REL_INDEX + _U32.pack(type_token) + _U32.pack(key)):
-                self.delete(CF_INDEX, entry)
+            for version in self.index_versions:
+                pair = _U32.pack(version) + REL_INDEX + _U32.pack(type_token) + _U32.pack(key)
+                for entry in self.keys(CF_INDEX, pair):
+                    self.delete(CF_INDEX, entry)
         for type_name, key_name in after_rel_pairs - before_rel_pairs:
             type_token = self.token(TYPE, type_name)
             key = self.token(PROPERTY_KEY, key_name)
@@ -1148,15 +1282,19 @@ class _Apply:
                 assert rel is not None
                 value = rel.properties.get(key)
                 if value is not None:
-                    mac = self.store.cipher.mac(index_key_bytes(value))
-                    entry = _rel_index_prefix(type_token, key, mac) + _id(rel_id)
-                    self.put(CF_INDEX, entry, b"")
+                    data = index_key_bytes(value)
+                    for version in self.index_versions:
+                        mac = self.store.cipher.mac(data, version)
+                        entry = _rel_index_prefix(version, type_token, key, mac) + _id(rel_id)
+                        self.put(CF_INDEX, entry, b"")
         after_pairs = self.indexed_pairs()
         for label_name, key_name in before_pairs - after_pairs:
             label = self.token(LABEL, label_name)
             key = self.token(PROPERTY_KEY, key_name)
-            for entry in self.keys(CF_INDEX, _U32.pack(label) + _U32.pack(key)):
-                self.delete(CF_INDEX, entry)
+            for version in self.index_versions:
+                pair = _U32.pack(version) + _U32.pack(label) + _U32.pack(key)
+                for entry in self.keys(CF_INDEX, pair):
+                    self.delete(CF_INDEX, entry)
         for label_name, key_name in after_pairs - before_pairs:
             label = self.token(LABEL, label_name)
             key = self.token(PROPERTY_KEY, key_name)
@@ -1167,10 +1305,13 @@ class _Apply:
                 assert node is not None
                 value = node.properties.get(key)
                 if value is not None:
-                    mac = self.store.cipher.mac(index_key_bytes(value))
-                    self.put(CF_INDEX, _index_prefix(label, key, mac) + _id(node_id), b"")
+                    data = index_key_bytes(value)
+                    for version in self.index_versions:
+                        mac = self.store.cipher.mac(data, version)
+                        entry = _index_prefix(version, label, key, mac) + _id(node_id)
+                        self.put(CF_INDEX, entry, b"")
 
-    def save_schema(self) -> None:
+    def save_schema(self, mac_version: int | None = None) -> None:
         self.schema_changed = True
         cipher = self.store.cipher
         for key in self.keys(CF_META, _SCHEMA_INDEX):
@@ -1178,11 +1319,20 @@ class _Apply:
         for key in self.keys(CF_META, _SCHEMA_CONSTRAINT):
             self.delete(CF_META, key)
         for name, index in self.indexes.items():
-            mac = cipher.mac(b"index\x00" + name.encode("utf-8"))
+            mac = cipher.mac(b"index\x00" + name.encode("utf-8"), mac_version)
             self.put(CF_META, _SCHEMA_INDEX + mac, _encode_index(index))
         for name, constraint in self.constraints.items():
-            mac = cipher.mac(b"constraint\x00" + name.encode("utf-8"))
+            mac = cipher.mac(b"constraint\x00" + name.encode("utf-8"), mac_version)
             self.put(CF_META, _SCHEMA_CONSTRAINT + mac, _encode_constraint(constraint))
+
+    def rewrite_name_keys(self, mac_version: int) -> None:
+        """Every name's token key again, its HMAC under index key `mac_version`."""
+        for key in self.keys(CF_META, _TOKEN_BY_NAME):
+            self.delete(CF_META, key)
+        names = {**self.store._token_by_name, **self.new_tokens}
+        for (kind, name), token in names.items():
+            mac = self.store.cipher.mac(kind + b"\x00" + name.encode("utf-8"), mac_version)
+            self.put(CF_META, _TOKEN_BY_NAME + kind + mac, _U32.pack(token))
 
     def change_schema(self, change: Operation) -> None:
         before_pairs = self.indexed_pairs()
@@ -1301,8 +1451,9 @@ class _Apply:
 
     def _candidates(self, label: int, keys: list[int], values: list[Value]) -> list[int]:
         if len(keys) == 1:
-            mac = self.store.cipher.mac(index_key_bytes(values[0]))
-            prefix = _index_prefix(label, keys[0], mac)
+            version = self.index_versions[0]
+            mac = self.store.cipher.mac(index_key_bytes(values[0]), version)
+            prefix = _index_prefix(version, label, keys[0], mac)
             return [_U64.unpack_from(key, len(prefix))[0] for key in self.keys(CF_INDEX, prefix)]
         prefix = LABEL + _U32.pack(label)
         return [_U64.unpack_from(key, len(prefix))[0] for key in self.keys(CF_MEMBERSHIP, prefix)]

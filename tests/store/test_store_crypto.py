@@ -126,3 +126,43 @@ def test_rewrapping_under_a_new_kek_keeps_every_value_readable(tmp_path: Path) -
     reopened = Keyring(tmp_path, new_kek)
     assert reopened.open(sealed, b"k") == b"value"
     assert reopened.mac(b"index") == mac
+
+
+def test_index_keys_rotate_persist_and_retire(tmp_path: Path) -> None:
+    ring = Keyring(tmp_path, KEK)
+    assert ring.index_key_versions() == [1]
+    first = ring.mac(b"value")
+    assert ring.rotate_index_key() == 2 and ring.index_key_version() == 2
+    assert ring.mac(b"value") != first
+    assert ring.mac(b"value", 1) == first
+    ring.rewrap(bytes(reversed(KEK)))
+    reopened = Keyring(tmp_path, bytes(reversed(KEK)))
+    assert reopened.index_key_versions() == [1, 2] and reopened.index_key_version() == 2
+    assert reopened.mac(b"value", 1) == first
+    with pytest.raises(ValueError):
+        reopened.retire_index_key(2)
+    reopened.retire_index_key(1)
+    with pytest.raises(IntegrityError, match="index key v1"):
+        Keyring(tmp_path, bytes(reversed(KEK))).mac(b"value", 1)
+
+
+def test_a_keyring_from_before_index_key_versions_opens_as_version_1(tmp_path: Path) -> None:
+    import json
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    ring = Keyring(tmp_path, KEK)
+    doc = json.loads((tmp_path / "keyring.json").read_bytes())
+    index_key = os.urandom(32)
+    nonce = os.urandom(12)
+    wrapped = nonce + AESGCM(KEK).encrypt(nonce, index_key, b"index-key")
+    del doc["index_keys"], doc["index_current"]
+    doc["index_key"] = wrapped.hex()
+    (tmp_path / "keyring.json").write_text(json.dumps(doc))
+    legacy = Keyring(tmp_path, KEK)
+    assert legacy.index_key_versions() == [1]
+    import hashlib
+    import hmac
+
+    assert legacy.mac(b"v") == hmac.digest(index_key, b"v", hashlib.sha256)[:16]
+    assert ring.current_version() == legacy.current_version()
