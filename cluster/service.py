@@ -28,7 +28,7 @@ from cluster.node import (
 )
 from cluster.security.node_security import SESSION_METADATA, SYSTEM_DATABASE
 from cluster.security.privileges import DEFAULT_DATABASE
-from cluster.security.sessions import Session
+from cluster.security.sessions import FORBIDDEN, Session
 from cluster.values import ValueConversionError, parameter_from_proto
 from proto import admin_pb2, admin_pb2_grpc, client_pb2, client_pb2_grpc
 
@@ -79,6 +79,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
     async def Run(
         self, request: client_pb2.RunRequest, context: Context
     ) -> AsyncIterator[client_pb2.RunResponse]:
+        session: Session | None = None
         try:
             node = self.node
             session = await authenticate(node, context)
@@ -121,6 +122,11 @@ class QueryService(client_pb2_grpc.QueryServicer):
                     yield response
                 return
         except QuiverError as error:
+            if session is not None and error.code == FORBIDDEN:
+                # The engine refused a write (or the database refused access): audited.
+                await self.node.security.authorization_failed(
+                    session, client_address(context), request.query
+                )
             await _abort(context, error)
             return
         async for response in stream_answer(answer, request.fetch_size):

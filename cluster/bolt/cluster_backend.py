@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from cluster.security.sessions import Session
 
 ROUTING_TTL_S: Final = 30
+FORBIDDEN: Final = "Neo.ClientError.Security.Forbidden"
 FORWARD_TIMEOUT_S: Final = 30.0
 
 _QUERY_TYPE: Final[dict[int, str]] = {
@@ -201,6 +202,22 @@ class NodeBackend:
         connection: ConnectionInfo,
     ) -> QueryResult:
         session = await self._session(user, connection)
+        try:
+            return await self._run(session, user, query, parameters, options, connection)
+        except QuiverError as error:
+            if session is not None and self.security is not None and error.code == FORBIDDEN:
+                await self.security.authorization_failed(session, connection.client_address, query)
+            raise
+
+    async def _run(
+        self,
+        session: Session | None,
+        user: Principal,
+        query: str,
+        parameters: dict[str, Any],
+        options: TransactionOptions,
+        connection: ConnectionInfo,
+    ) -> QueryResult:
         security = self.security
         if options.database == SYSTEM_DATABASE:
             if security is None or session is None:

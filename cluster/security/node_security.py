@@ -287,13 +287,19 @@ class NodeSecurity:
         if not state.users:
             return  # the initial admin, before the bootstrap entry reached this node
         if not self.privileges(session.user, DEFAULT_DATABASE).can(Action.ACCESS):
-            await self._refused(session, address, "database access")
             record = state.user(session.user)
             roles = sorted({"PUBLIC", *(record.roles if record else ())})
             raise QuiverError(
                 FORBIDDEN,
                 f"Database access is not allowed for user '{session.user}' with roles {roles}.",
             )
+
+    async def authorization_failed(self, session: Session, address: str, query: str) -> None:
+        """A statement refused with Forbidden (by the engine's write checks): audited with
+        its literals masked; the faces call it for every Forbidden answer."""
+        await self.authenticator.record(
+            "authorization_failed", user=session.user, client=address, query=mask_query(query)
+        )
 
     async def _refused(self, session: Session, address: str, what: str) -> None:
         await self.authenticator.record(

@@ -179,6 +179,12 @@ class Authenticator:
         mac = _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
         return Session(user, f"{body}.{mac}", expires_at, change_required)
 
+    def _initial_token(self, user: str, credential_index: int, password_hash: str) -> bool:
+        """A token issued to the initial admin before the bootstrap entry was applied here
+        stays good while that admin's password is the initial one."""
+        initial = self._bootstrap()
+        return credential_index == 0 and initial is not None and initial == (user, password_hash)
+
     def check_token(self, token: str) -> Session:
         """The session a token stands for; Unauthorized when forged, expired or revoked."""
         if len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
@@ -202,6 +208,10 @@ class Authenticator:
                 if initial is not None and initial[0] == user:
                     return Session(user, token, expires_at, False)
             raise QuiverError(UNAUTHORIZED, "the session token was revoked")
-        if record.suspended or record.credential_index != credential_index:
+        if record.suspended:
+            raise QuiverError(UNAUTHORIZED, "the session token was revoked")
+        if record.credential_index != credential_index and not self._initial_token(
+            user, credential_index, record.password_hash
+        ):
             raise QuiverError(UNAUTHORIZED, "the session token was revoked")
         return Session(user, token, expires_at, record.change_required)

@@ -279,3 +279,37 @@ def test_quiver_query_runs_admin_commands_and_logs_in_as_a_user(cluster: LocalCl
     assert changed.returncode == 0, changed.stderr
     ok = quiver_query("--user", "gus", "--format", "json", "RETURN 1 AS one", password="gus-pass-2")
     assert ok.returncode == 0 and json.loads(ok.stdout)["rows"] == [[1]], ok.stderr
+
+
+def test_denied_access_is_forbidden_and_audited_without_passwords(cluster: LocalCluster) -> None:
+    from cluster.security.audit import verify
+
+    wait_for("a leader", cluster.leader)
+    admin = cluster.client
+    admin.system("CREATE USER hal SET PASSWORD 'hal-secret-1' CHANGE NOT REQUIRED")
+    admin.system("CREATE ROLE shut_out")
+    admin.system("DENY ACCESS ON DATABASE neo4j TO shut_out")
+    admin.system("GRANT ROLE shut_out TO hal")
+    wait_for("hal refused on n1", lambda: _code_as(cluster, 1, "hal", "hal-secret-1") == FORBIDDEN)
+    audit_dir = cluster.directory / "nodes" / "1" / "data" / "audit"
+    text = "".join(path.read_text() for path in sorted(audit_dir.glob("security.*.jsonl")))
+    events = [json.loads(line)["fields"] for line in text.splitlines()]
+    assert any(e["event"] == "authorization_failed" and e["user"] == "hal" for e in events)
+    assert any(e["event"] == "login" and e["user"] == "hal" for e in events)
+    assert "hal-secret-1" not in text and "alice-pass-1" not in text
+    assert verify(audit_dir).ok
+    leader_dir = cluster.directory / "nodes" / str(cluster.leader()) / "data" / "audit"
+    leader_text = "".join(p.read_text() for p in leader_dir.glob("security.*.jsonl"))
+    assert '"command":"CREATE USER"' in leader_text and "hal-secret-1" not in leader_text
+
+
+FORBIDDEN = "Neo.ClientError.Security.Forbidden"
+
+
+def _code_as(cluster: LocalCluster, node_id: int, user: str, password: str) -> str:
+    with _client(cluster, node_id, user, password) as client:
+        try:
+            client.run("RETURN 1", mode="read", consistency="stale")
+        except QuiverError as error:
+            return error.code
+    return ""

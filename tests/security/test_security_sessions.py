@@ -158,3 +158,11 @@ def test_the_initial_admin_logs_in_before_the_bootstrap_entry_is_applied(
     assert auth.check_token(session.token).user == "admin"
     assert _code(auth.login("admin", "wrong-pw-1", "127.0.0.1:1")) == UNAUTHORIZED
     assert _code(auth.login("other", "first-pw-1", "127.0.0.1:1")) == UNAUTHORIZED
+    # Once the bootstrap entry is applied, the early token stays good until the password
+    # changes.
+    early = asyncio.run(auth.login("admin", "first-pw-1", "127.0.0.1:1")).token
+    empty.apply([Command("bootstrap_admin", {"name": "admin", "hash": initial[1]})], 5)
+    assert auth.check_token(early).user == "admin"
+    empty.apply([Command("alter_user", {"name": "admin", "hash": hash_password("new-pw-12")})], 6)
+    with pytest.raises(QuiverError, match="revoked"):
+        auth.check_token(early)
