@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -244,7 +245,10 @@ class NodeSecurity:
                 and fresh
             ):
                 self._remembered.move_to_end(key)
-                return remembered.session, False
+                session = remembered.session
+                if session.change_required != record.change_required:
+                    session = dataclasses.replace(session, change_required=record.change_required)
+                return session, False
             del self._remembered[key]
         session = await self.authenticator.login(user, password, address)
         record = self.state().user(user)

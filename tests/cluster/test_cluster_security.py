@@ -137,6 +137,9 @@ def test_a_change_required_user_must_change_the_password_first(cluster: LocalClu
         assert _first_code(bob) == UNAUTHORIZED  # the old password is gone
     with connect(cluster.directory, auth=("bob", "bob-changed"), timeout_s=5.0) as bob:
         assert bob.run("RETURN 2 AS two", mode="read", consistency="linearizable").rows == [[2]]
+        # An admin can require a change again: the remembered login follows at once.
+        cluster.client.system("ALTER USER bob SET PASSWORD CHANGE REQUIRED")
+        assert _first_code(bob) == EXPIRED
 
 
 def _first_code(client: Client) -> str:
