@@ -327,6 +327,15 @@ class NodeSecurity:
 
         node = self.node
         await self.ensure_bootstrapped()
+        sm = node.sm
+        if client_id and sm is not None:
+            record = sm.client_record(client_id)
+            if record is not None and sequence <= record[0]:
+                # A retry of a command already applied (its answer was lost): not again.
+                return Answer(
+                    [], [], {}, bookmark(record[1]), node.applied_index,
+                    client_pb2.QUERY_TYPE_WRITE_ONLY,
+                )  # fmt: skip
         state = self.state()
         loop = asyncio.get_running_loop()
         try:

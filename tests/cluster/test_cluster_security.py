@@ -316,3 +316,19 @@ def _code_as(cluster: LocalCluster, node_id: int, user: str, password: str) -> s
         except QuiverError as error:
             return error.code
     return ""
+
+
+def test_a_retried_admin_command_applies_once(cluster: LocalCluster) -> None:
+    leader = wait_for("a leader", cluster.leader)
+    client = cluster.client
+    request = client_pb2.RunRequest(
+        query="CREATE USER ivan SET PASSWORD 'ivan-pass-1'",
+        database="system",
+        client_id="security-retry-client",
+        sequence=3,
+    )
+    stub = client_pb2_grpc.QueryStub(client._channel(client._member(leader)))
+    first = list(stub.Run(request, timeout=10))[-1].summary.bookmark
+    again = list(stub.Run(request, timeout=10))[-1].summary.bookmark  # as a lost answer's retry
+    assert first and again == first
+    assert [row[0] for row in client.system("SHOW USERS").rows].count("ivan") == 1
