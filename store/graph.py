@@ -915,12 +915,16 @@ class GraphStore:
             return IndexRebuildProgress(visited, complete=True)
 
     def reencrypt(self, max_values: int = 10_000) -> ReencryptProgress:
-        """Move up to `max_values` values from older data keys to the current one.
+        """Visit up to `max_values` stored values, moving those under older data keys to
+        the current one (so one call reads and writes a bounded amount, however much of
+        the store is already current).
 
         Resumable: each call continues a pass over the sealed column families where the
         previous call stopped. Call until ``complete``: a whole pass (under one current
         key) found nothing left to move; then older keys protect no graph value.
         """
+        if max_values <= 0:
+            raise ValueError("max_values must be positive")
         current = self.cipher.current_version()
         families = sorted(SEALED_FAMILIES)
         with self._write_lock:
@@ -929,18 +933,19 @@ class GraphStore:
             if progress is None or progress.version != current:
                 progress = self._reencrypt_pass = _ReencryptPass(current)
             batch = WriteBatch(raw_mode=True)
-            resealed = 0
-            while resealed < max_values and progress.family < len(families):
+            resealed = visited = 0
+            while visited < max_values and progress.family < len(families):
                 family = families[progress.family]
                 handle = self._handles[family]
                 items = self._families[family].items(from_key=progress.key)
                 exhausted = True
                 for key, sealed in items:
                     assert isinstance(key, bytes) and isinstance(sealed, bytes)
-                    if resealed >= max_values:
+                    if visited >= max_values:
                         progress.key = key
                         exhausted = False
                         break
+                    visited += 1
                     if self.cipher.key_version(sealed) != current:
                         aad = _aad(family, key)
                         plain = self.cipher.open(sealed, aad)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -31,6 +32,24 @@ from store.snapshot import SnapshotSource, install_chunks, read_snapshot_file, w
 
 SNAPSHOTS_KEPT: Final = 2
 """Snapshot files kept on disk; older ones are deleted when a new one is taken."""
+DEFAULT_REENCRYPT_STEP_RECORDS: Final = 1_000
+"""Graph values one ``reencrypt_step`` visits (reads, and reseals if under an old key)."""
+
+
+@dataclass(slots=True, frozen=True)
+class ReencryptStatus:
+    """What one ``NodeStore.reencrypt_step`` did, and what is left."""
+
+    resealed: int
+    """Graph values moved to the current data key by this step."""
+    idle: bool
+    """Only the current data key is left: nothing to do until the next rotation."""
+    retired: tuple[int, ...] = ()
+    """Data key versions retired by this step."""
+    waiting_for: tuple[int, ...] = ()
+    """Older versions still in use after a complete graph pass: by Raft log entries not yet
+    compacted (a snapshot and compaction past the rotation frees them), or by a snapshot
+    checkpoint being streamed."""
 
 
 class NodeStore:
@@ -108,7 +127,7 @@ class NodeStore:
         """
         if self.keyring is None:
             return []
-        if any((self.snapshot_dir / "work").glob("checkpoint-*")):
+        if self._snapshot_streaming():
             raise RuntimeError("a snapshot is being streamed; retire keys afterwards")
         current = self.keyring.current_version()
         self.log.reseal_files()
@@ -117,6 +136,32 @@ class NodeStore:
         for version in retired:
             self.keyring.retire(version)
         return retired
+
+    def reencrypt_step(self, max_records: int = DEFAULT_REENCRYPT_STEP_RECORDS) -> ReencryptStatus:
+        """One bounded step of background re-encryption, for the cluster to call
+        periodically from its storage thread (it blocks on RocksDB).
+
+        Idle (no reads at all) when the keyring holds only the current data key. Otherwise
+        it visits up to `max_records` graph values, resealing those under older keys
+        (``GraphStore.reencrypt``, resumable); when a whole pass found nothing left to
+        move, it reseals the Raft log's files and retires every older key nothing on disk
+        uses. Log entries are never rewritten: keys they use wait for compaction.
+        """
+        if self.keyring is None:
+            return ReencryptStatus(0, idle=True)
+        current = self.keyring.current_version()
+        if self.keyring.versions() == [current]:
+            return ReencryptStatus(0, idle=True)
+        progress = self.graph.reencrypt(max_values=max_records)
+        if not progress.complete:
+            return ReencryptStatus(progress.resealed, idle=False)
+        # While a snapshot checkpoint is streamed it may hold old values: a later step.
+        retired = [] if self._snapshot_streaming() else self.retire_unused_keys()
+        left = tuple(v for v in self.keyring.versions() if v != current)
+        return ReencryptStatus(progress.resealed, not left, tuple(retired), left)
+
+    def _snapshot_streaming(self) -> bool:
+        return any((self.snapshot_dir / "work").glob("checkpoint-*"))
 
     def snapshot_path(self, snapshot: Snapshot) -> Path:
         name = json.loads(snapshot.data)["file"]

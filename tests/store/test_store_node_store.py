@@ -10,7 +10,7 @@ import pytest
 
 from raft.types import Entry, HardState
 from store.crypto import KEK_ENV_VAR, IntegrityError, KeyConfigurationError, write_key_file
-from store.node_store import NodeStore
+from store.node_store import NodeStore, ReencryptStatus
 from store.writeset import CreateNode, WriteSet
 
 
@@ -67,4 +67,44 @@ def test_an_old_key_retires_only_once_nothing_uses_it(tmp_path: Path) -> None:
     store = NodeStore(tmp_path, kek, max_segment_bytes=2048)
     assert store.graph.count_nodes("A") == 45
     assert store.log.hard_state().commit == 45
+    store.close()
+
+
+def test_background_reencryption_steps_are_bounded_and_end_idle(tmp_path: Path) -> None:
+    kek = bytes(range(32))
+    store = NodeStore(tmp_path, kek, max_segment_bytes=2048)
+    assert store.keyring is not None
+    assert store.reencrypt_step() == ReencryptStatus(0, idle=True)
+
+    def write(first: int, count: int) -> None:
+        for index in range(first, first + count):
+            store.log.save(
+                [Entry(term=1, index=index, data=b"e" * 200)], HardState(term=1, commit=index)
+            )
+            store.graph.apply(WriteSet((CreateNode(index, ("A",), (("v", index),)),)), index)
+
+    write(1, 30)
+    store.keyring.rotate()
+    moved, steps = 0, 0
+    while (status := store.reencrypt_step(max_records=8)).resealed or not status.waiting_for:
+        assert status.resealed <= 8 and not status.idle and not status.retired
+        moved += status.resealed
+        steps += 1
+        write(30 + steps, 1)  # applies go on between steps, under the new key
+        assert steps < 100
+    assert moved >= 30 and store.graph.key_versions() == {2}
+    assert status.waiting_for == (1,), "the log's old entries keep v1 until compaction"
+    write(31 + steps, 20)
+    snapshot = store.take_snapshot()
+    store.log.compact(snapshot.metadata.index)
+    for _ in range(100):
+        status = store.reencrypt_step(max_records=8)
+        if status.idle:
+            break
+    assert status == ReencryptStatus(0, idle=True, retired=(1,), waiting_for=())
+    assert store.keyring.versions() == [2]
+    assert store.reencrypt_step() == ReencryptStatus(0, idle=True)
+    store.close()
+    store = NodeStore(tmp_path, kek, max_segment_bytes=2048)
+    assert store.graph.count_nodes("A") == 30 + steps + 20
     store.close()
