@@ -254,7 +254,7 @@ class Session:
         self._suspects: dict[int, float] = {}
         self._lane_sequences: list[itertools.count[int]] = []
         self._free_lanes: list[int] = []
-        self._lanes_lock = threading.Lock()  # a sync client may be shared by threads
+        self._lock = threading.Lock()  # lanes and bookmark: a sync client may be shared by threads
         self._rng = rng or random.Random()
 
     # -- members and the leader ---------------------------------------------------------------
@@ -359,7 +359,7 @@ class Session:
         return self.client_id if lane == 0 else f"{self.client_id}.{lane}"
 
     def _take_lane(self) -> int:
-        with self._lanes_lock:
+        with self._lock:
             if self._free_lanes:
                 return self._free_lanes.pop()
             if len(self._lane_sequences) >= MAX_WRITE_LANES:
@@ -373,7 +373,7 @@ class Session:
     def finish(self, call: Call) -> None:
         """The call is over (answered, or given up): its lane may carry the next write."""
         if call.lane is not None:
-            with self._lanes_lock:
+            with self._lock:
                 assert call.lane not in self._free_lanes, "a lane finished twice"
                 self._free_lanes.append(call.lane)
 
@@ -428,7 +428,8 @@ class Session:
         if not bookmark:
             return
         new = bookmark_index(bookmark)
-        held = [index for b in self.bookmarks if (index := bookmark_index(b)) is not None]
-        if new is not None and held and max(held) >= new:
-            return
-        self.bookmarks = {bookmark}
+        with self._lock:
+            held = [i for b in self.bookmarks if (i := bookmark_index(b)) is not None]
+            if new is not None and held and max(held) >= new:
+                return
+            self.bookmarks = {bookmark}
