@@ -189,7 +189,8 @@ class Call:
 @dataclass(slots=True)
 class Retry:
     """One request's retry budget: a jittered backoff doubling from RETRY_MIN_S up to
-    RETRY_MAX_S, and a deadline (monotonic seconds) that no attempt or pause crosses."""
+    RETRY_MAX_S, and a deadline (monotonic seconds) that no pause crosses; each attempt
+    gets the time left (at least MIN_CALL_TIMEOUT_S)."""
 
     deadline: float
     rng: random.Random
@@ -201,9 +202,11 @@ class Retry:
 
     def pause_after(self, error: QuiverError, now: float) -> float | None:
         """The pause before the next attempt, or None when `error` is to be raised."""
-        if not error.retryable or now + self.backoff_s >= self.deadline:
+        remaining = self.deadline - now
+        if not error.retryable or remaining <= self.backoff_s:
             return None
-        pause = self.backoff_s * (0.5 + self.rng.random())
+        # Half of what is left at most, so that the next attempt has time of its own.
+        pause = min(self.backoff_s * (0.5 + self.rng.random()), remaining / 2)
         self.backoff_s = min(RETRY_MAX_S, self.backoff_s * 2)
         self.attempt += 1
         return pause
