@@ -75,6 +75,10 @@ def _rpc_error(error: grpc.RpcError) -> QuiverError:
 
 
 class Client(Session):
+    """The synchronous client: ``client.run(...)``, ``with client.transaction() as tx:``,
+    ``for record in client.stream(...)``. Threads may share one (each write takes its own
+    request-id lane; see `Session`)."""
+
     def __init__(
         self,
         members: Iterable[Member],
