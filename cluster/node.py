@@ -122,6 +122,7 @@ from store.writeset import WriteSet
 
 if TYPE_CHECKING:
     from cluster.bolt.server import BoltServer
+    from cluster.security.privileges import PrivilegeSet
 
 log = logging.getLogger("quiver.node")
 
@@ -270,6 +271,8 @@ class _QueuedWrite:
     client_id: str
     sequence: int
     ready: asyncio.Future[_Queued]
+    privileges: PrivilegeSet | None = None
+    """The caller's resolved privileges (None: unrestricted)."""
 
 
 def _settle(
@@ -1000,7 +1003,9 @@ class Node:
 
     # -- queries ------------------------------------------------------------------------------
 
-    async def _execute(self, query: str, parameters: dict[str, Any]) -> Result:
+    async def _execute(
+        self, query: str, parameters: dict[str, Any], privileges: PrivilegeSet | None = None
+    ) -> Result:
         """Run a read-only statement on the applied graph. One whose text last ran in under
         ``INLINE_BUDGET_S`` runs right here on the event loop when the graph is not being
         written (a trip to a reader thread costs more than such a statement); any other in
@@ -1012,7 +1017,7 @@ class Node:
         def run() -> Result:
             started = time.perf_counter()
             try:
-                return self.engine.run(sm.graph, query, parameters)
+                return self.engine.run(sm.graph, query, parameters, privileges)
             finally:
                 if len(self._quick) >= INLINE_QUERIES:
                     self._quick.clear()
@@ -1033,8 +1038,14 @@ class Node:
             raise QuiverError(error.status_code, str(error.args[0])) from None
 
     async def read(
-        self, query: str, parameters: dict[str, Any], consistency: int, bookmarks: list[str]
+        self,
+        query: str,
+        parameters: dict[str, Any],
+        consistency: int,
+        bookmarks: list[str],
+        privileges: PrivilegeSet | None = None,
     ) -> Answer:
+        """A read-only statement; with `privileges`, as the user they belong to."""
         if (
             failpoints.ACTIVE
             and "follower-local-read" in failpoints.ACTIVE
@@ -1048,7 +1059,7 @@ class Node:
             index = parse_bookmarks(bookmarks)
             await self.wait_applied(index, CAUSAL_WAIT_S, errors.BOOKMARK_TIMEOUT)
         applied = self.applied_index
-        result = await self._execute(query, parameters)
+        result = await self._execute(query, parameters, privileges)
         if result.write_set:
             raise QuiverError(
                 "Neo.ClientError.Statement.AccessMode", "a write query in a read-only request"
@@ -1211,7 +1222,9 @@ class Node:
             overlay = Overlay(self.engine, sm.graph, applied, pending)
             for queued in batch:
                 try:
-                    result, overlaid = overlay.execute(queued.query, queued.parameters)
+                    result, overlaid = overlay.execute(
+                        queued.query, queued.parameters, queued.privileges
+                    )
                 except (CypherError, OverlayUnavailableError) as error:
                     executed.append(error)
                     continue
@@ -1293,7 +1306,12 @@ class Node:
             self._write_queue.clear()
 
     async def write(
-        self, query: str, parameters: dict[str, Any], client_id: str, sequence: int
+        self,
+        query: str,
+        parameters: dict[str, Any],
+        client_id: str,
+        sequence: int,
+        privileges: PrivilegeSet | None = None,
     ) -> Answer:
         """Execute on the leader over the applied graph plus the pending writes, propose,
         answer after apply. Pipelined and batched: one task executes the queued writes a
@@ -1317,7 +1335,12 @@ class Node:
         if len(self._write_queue) >= MAX_QUEUED_WRITES:
             raise QuiverError(errors.UNAVAILABLE, "too many writes are queued; retry it")
         queued = _QueuedWrite(
-            query, parameters, client_id, sequence, asyncio.get_running_loop().create_future()
+            query,
+            parameters,
+            client_id,
+            sequence,
+            asyncio.get_running_loop().create_future(),
+            privileges,
         )
         self._write_queue.append(queued)
         if self._writer is None or self._writer.done():
@@ -1368,7 +1391,9 @@ class Node:
         for tx_id in [t for t, tx in self._transactions.items() if tx.deadline < now]:
             del self._transactions[tx_id]
 
-    async def begin(self, client_id: str, timeout_ms: int) -> str:
+    async def begin(
+        self, client_id: str, timeout_ms: int, privileges: PrivilegeSet | None = None
+    ) -> str:
         if not self.is_leader():
             raise self._not_leader_error()
         sm = self.sm
@@ -1380,7 +1405,7 @@ class Node:
         timeout_s = timeout_ms / 1000 if timeout_ms else DEFAULT_TRANSACTION_TIMEOUT_S
         tx_id = secrets.token_hex(16)
         self._transactions[tx_id] = _OpenTransaction(
-            self.engine.begin(sm.graph),
+            self.engine.begin(sm.graph, privileges),
             self.applied_index,
             time.monotonic() + min(timeout_s, MAX_TRANSACTION_TIMEOUT_S),
             client_id,

@@ -109,11 +109,19 @@ class QueryService(client_pb2_grpc.QueryServicer):
                 )
             elif request.access_mode == client_pb2.ACCESS_MODE_READ:
                 answer = await node.read(
-                    request.query, parameters, request.consistency, list(request.bookmarks)
+                    request.query,
+                    parameters,
+                    request.consistency,
+                    list(request.bookmarks),
+                    node.security.graph_privileges(session),
                 )
             elif node.is_leader():
                 answer = await node.write(
-                    request.query, parameters, request.client_id, request.sequence
+                    request.query,
+                    parameters,
+                    request.client_id,
+                    request.sequence,
+                    node.security.graph_privileges(session),
                 )
             else:
                 if _forwarded(context):
@@ -152,8 +160,11 @@ class QueryService(client_pb2_grpc.QueryServicer):
     ) -> client_pb2.BeginResponse:
         try:
             session = await authenticate(self.node, context)
-            await self.node.security.check_graph_access(session, client_address(context))
-            tx_id = await self.node.begin(request.client_id, request.timeout_ms)
+            security = self.node.security
+            await security.check_graph_access(session, client_address(context))
+            tx_id = await self.node.begin(
+                request.client_id, request.timeout_ms, security.graph_privileges(session)
+            )
         except QuiverError as error:
             await _abort(context, error)
             raise AssertionError("unreachable") from error

@@ -76,14 +76,24 @@ class ClusterNode(Protocol):
     def status(self) -> admin_pb2.NodeStatus: ...
 
     async def read(
-        self, query: str, parameters: dict[str, Any], consistency: int, bookmarks: list[str]
+        self,
+        query: str,
+        parameters: dict[str, Any],
+        consistency: int,
+        bookmarks: list[str],
+        privileges: Any = None,
     ) -> AnswerLike: ...
 
     async def write(
-        self, query: str, parameters: dict[str, Any], client_id: str, sequence: int
+        self,
+        query: str,
+        parameters: dict[str, Any],
+        client_id: str,
+        sequence: int,
+        privileges: Any = None,
     ) -> AnswerLike: ...
 
-    async def begin(self, client_id: str, timeout_ms: int) -> str: ...
+    async def begin(self, client_id: str, timeout_ms: int, privileges: Any = None) -> str: ...
 
     async def run_in_transaction(
         self, tx_id: str, query: str, parameters: dict[str, Any]
@@ -99,6 +109,8 @@ class ClusterNode(Protocol):
 @dataclass(slots=True)
 class _ReadTransaction:
     bookmarks: list[str]
+    restrict: dict[str, Any] = field(default_factory=dict)
+    """``{"privileges": ...}`` for the node's read path when the user is restricted."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -187,6 +199,16 @@ class NodeBackend:
         roles = tuple(sorted(record.roles)) if record is not None else ("admin",)
         return SessionPrincipal(session.user, roles, session.token)
 
+    async def _restrict(
+        self, session: Session | None, connection: ConnectionInfo
+    ) -> dict[str, Any]:
+        """Check the user may use the graph; the keyword that restricts the node's read,
+        write and begin to their privileges (none without a security layer)."""
+        if self.security is None or session is None:
+            return {}
+        await self.security.check_graph_access(session, connection.client_address)
+        return {"privileges": self.security.graph_privileges(session)}
+
     async def _session(self, user: Principal, connection: ConnectionInfo) -> Session | None:
         if self.security is None:
             return None
@@ -228,16 +250,19 @@ class NodeBackend:
                 )
                 return _result(answer, True)
             return await self._forward(query, parameters, options, session)
-        if security is not None and session is not None:
-            await security.check_graph_access(session, connection.client_address)
+        restrict = await self._restrict(session, connection)
         node = self.node
         if options.access_mode is AccessMode.READ:
             answer = await node.read(
-                query, parameters, client_pb2.CONSISTENCY_CAUSAL, list(options.bookmarks)
+                query,
+                parameters,
+                client_pb2.CONSISTENCY_CAUSAL,
+                list(options.bookmarks),
+                **restrict,
             )
             return _result(answer, True)
         if node.is_leader():
-            return _result(await node.write(query, parameters, "", 0), True)
+            return _result(await node.write(query, parameters, "", 0, **restrict), True)
         return await self._forward(query, parameters, options, session)
 
     async def _forward(
@@ -295,13 +320,12 @@ class NodeBackend:
         self, user: Principal, options: TransactionOptions, connection: ConnectionInfo
     ) -> object:
         session = await self._session(user, connection)
-        if session is not None and self.security is not None:
-            if options.database == SYSTEM_DATABASE:
-                return _SystemTransaction(user, options, connection)
-            await self.security.check_graph_access(session, connection.client_address)
+        if session is not None and options.database == SYSTEM_DATABASE:
+            return _SystemTransaction(user, options, connection)
+        restrict = await self._restrict(session, connection)
         if options.database == SYSTEM_DATABASE or options.access_mode is AccessMode.READ:
-            return _ReadTransaction(list(options.bookmarks))
-        return _WriteTransaction(await self.node.begin("", options.timeout_ms or 0))
+            return _ReadTransaction(list(options.bookmarks), restrict)
+        return _WriteTransaction(await self.node.begin("", options.timeout_ms or 0, **restrict))
 
     async def run_in_transaction(
         self, transaction: object, query: str, parameters: dict[str, Any]
@@ -314,7 +338,11 @@ class NodeBackend:
             return result
         if isinstance(transaction, _ReadTransaction):
             answer = await self.node.read(
-                query, parameters, client_pb2.CONSISTENCY_CAUSAL, transaction.bookmarks
+                query,
+                parameters,
+                client_pb2.CONSISTENCY_CAUSAL,
+                transaction.bookmarks,
+                **transaction.restrict,
             )
             return _result(answer, False)
         assert isinstance(transaction, _WriteTransaction)

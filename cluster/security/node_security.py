@@ -278,6 +278,13 @@ class NodeSecurity:
             found = self._privileges[key] = state.privileges_for(user, database)
         return found
 
+    def graph_privileges(self, session: Session) -> PrivilegeSet | None:
+        """What the engine restricts ``session``'s statements on the graph to (None, no
+        restriction, only for the initial admin before the bootstrap entry reached here)."""
+        if not self.state().users:
+            return None
+        return self.privileges(session.user, DEFAULT_DATABASE)
+
     async def check_graph_access(self, session: Session, address: str) -> None:
         """A graph query: the user's password is current and they may access the database."""
         if session.change_required:

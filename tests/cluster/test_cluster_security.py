@@ -332,3 +332,25 @@ def test_a_retried_admin_command_applies_once(cluster: LocalCluster) -> None:
     again = list(stub.Run(request, timeout=10))[-1].summary.bookmark  # as a lost answer's retry
     assert first and again == first
     assert [row[0] for row in client.system("SHOW USERS").rows].count("ivan") == 1
+
+
+def test_privileges_restrict_what_a_user_sees_and_writes(cluster: LocalCluster) -> None:
+    wait_for("a leader", cluster.leader)
+    admin = cluster.client
+    admin.run("CREATE (:Vault {code: 7}), (:Note {text: 'hi'})")
+    admin.system("CREATE USER nora SET PASSWORD 'nora-pass-1' CHANGE NOT REQUIRED")
+    with connect(cluster.directory, auth=("nora", "nora-pass-1"), timeout_s=5.0) as nora:
+        count = "MATCH (n) RETURN count(n) AS n"
+        # No role but PUBLIC: access to the database, nothing visible, nothing writable.
+        assert nora.run(count, mode="read", consistency="linearizable").rows == [[0]]
+        with pytest.raises(QuiverError) as refused:
+            nora.run("CREATE (:Note {text: 'mine'})")
+        assert refused.value.code == FORBIDDEN
+        admin.system("GRANT ROLE reader TO nora")
+        admin.system("CREATE ROLE no_vault")
+        admin.system("DENY TRAVERSE ON GRAPH * NODES Vault TO no_vault")
+        admin.system("GRANT ROLE no_vault TO nora")
+        seen = nora.run("MATCH (n) RETURN labels(n) AS l", mode="read", consistency="linearizable")
+        assert ["Note"] in [row[0] for row in seen.rows]
+        assert ["Vault"] not in [row[0] for row in seen.rows]
+        assert admin.run(count, mode="read", consistency="linearizable").rows[0][0] >= 2
