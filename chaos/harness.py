@@ -27,12 +27,14 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -40,7 +42,10 @@ from typing import Any, Final
 import grpc
 
 from chaos import nemesis
-from chaos.nemesis import ProcessGone, ProcessTarget, ProxyNetwork, ToxiproxyClient
+from chaos.nemesis import Link, ProcessGone, ProcessTarget, ProxyNetwork, ToxiproxyClient
+from chaos.netns import NetnsLab
+from chaos.netns import available as netns_available
+from cluster import pki
 from cluster.client import Client, connect
 from cluster.config import CLUSTER_FILE, LOOPBACK, NODE_FILE, load_cluster, write_json
 from cluster.errors import QuiverError
@@ -83,15 +88,55 @@ class NodeExit:
     """True when a nemesis killed it; False when it stopped by itself (a crash, a failpoint)."""
 
 
+class NetnsNetwork:
+    """Partitions as nftables drops inside the nodes' network namespaces (``chaos.netns``):
+    "b no longer hears a" drops, inside b's namespace, every packet from a's address on
+    their link. The same shape as :class:`chaos.nemesis.ProxyNetwork`."""
+
+    def __init__(self, lab: NetnsLab, namespaces: dict[str, str], sources: dict[Link, str]):
+        self.lab = lab
+        self.namespaces = namespaces
+        self.sources = sources
+        """(sender, receiver) -> the sender's address on their link."""
+        self.cut: set[Link] = set()
+        self.lossy = False
+
+    def partition(self, links: Collection[Link]) -> None:
+        for sender, receiver in links:
+            self.lab.nft_drop(self.namespaces[receiver], source=self.sources[(sender, receiver)])
+            self.cut.add((sender, receiver))
+
+    def heal(self) -> None:
+        for namespace in self.namespaces.values():
+            self.lab.nft_heal(namespace)
+        self.cut.clear()
+
+    def add_loss(self, probability: float) -> None:
+        for namespace in self.namespaces.values():
+            self.lab.iptables_loss(namespace, probability)
+        self.lossy = True
+
+    def remove_loss(self) -> None:
+        for namespace in self.namespaces.values():
+            self.lab.iptables_heal(namespace)
+        self.lossy = False
+
+
 @dataclass
 class ChaosCluster:
     directory: Path
     """The cluster directory (``cluster.json``, certificates, node configs and data)."""
     nodes: list[int]
-    api: ToxiproxyClient
-    network: ProxyNetwork
     failpoints: Mapping[int, str]
-    proxy_process: subprocess.Popen[bytes]
+    api: ToxiproxyClient | None = None
+    """The fault proxy's API (None in netns mode)."""
+    network: ProxyNetwork | NetnsNetwork | None = None
+    proxy_process: subprocess.Popen[bytes] | None = None
+    lab: NetnsLab | None = None
+    """In netns mode: the nodes' namespaces, their links, the relays to their client ports."""
+    sockets: Path | None = None
+    relays: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    """netns mode: the relays in the host's namespace (127.0.0.1 to a Unix socket)."""
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     held: set[int] = field(default_factory=set)
     paused: dict[int, ProcessTarget] = field(default_factory=dict)
@@ -114,12 +159,16 @@ class ChaosCluster:
         snapshot_entries: int = 10_000,
         tick_ms: int = 50,
         election_ticks: int = 10,
+        netns: bool = False,
     ) -> ChaosCluster:
-        """Initialise a fresh cluster under ``out/cluster``, start the proxy and the nodes
-        and wait for a leader. The caller closes it (or uses ``with``)."""
+        """Initialise a fresh cluster under ``out/cluster``, wire it (through the fault
+        proxy, or in netns mode through veth links between namespaces), start the nodes and
+        wait for a leader. The caller closes it (or uses ``with``)."""
         failpoints = dict(failpoints or {})
         for spec in failpoints.values():
             parse_failpoints(spec)  # a bad spec fails here, not inside a node
+        if netns and not netns_available():
+            raise RuntimeError("netns mode needs root, iproute2 and nftables")
         directory = out / "cluster"
         init_cluster(
             directory,
@@ -129,9 +178,31 @@ class ChaosCluster:
             tick_ms=tick_ms,
             election_ticks=election_ticks,
         )
+        ids = list(range(1, nodes + 1))
+        cluster = ChaosCluster(directory, ids, failpoints)
+        try:
+            if netns:
+                cluster._wire_namespaces()
+            else:
+                cluster._start_proxy(out, seed)
+                cluster._rewire()
+            for node_id in ids:
+                cluster._start(node_id)
+            cluster._watcher = threading.Thread(
+                target=cluster._watch, name="chaos-watch", daemon=True
+            )
+            cluster._watcher.start()
+            if not cluster.wait_for_leader(LEADER_WAIT_S):
+                raise RuntimeError(f"no leader within {LEADER_WAIT_S:.0f} s; see {directory}")
+        except BaseException:
+            cluster.close()
+            raise
+        return cluster
+
+    def _start_proxy(self, out: Path, seed: int) -> None:
         api_port = free_ports(1)[0]
         with open(out / "proxy.log", "ab") as proxy_log:
-            proxy_process = subprocess.Popen(
+            self.proxy_process = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
@@ -149,27 +220,81 @@ class ChaosCluster:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        api = ToxiproxyClient(f"{LOOPBACK}:{api_port}")
-        ids = list(range(1, nodes + 1))
-        network = ProxyNetwork(api, [name(n) for n in ids], proxy_name=proxy_name)
-        cluster = ChaosCluster(directory, ids, api, network, failpoints, proxy_process)
-        try:
-            cluster._wait_for_proxy()
-            cluster._rewire()
-            for node_id in ids:
-                cluster._start(node_id)
-            cluster._watcher = threading.Thread(
-                target=cluster._watch, name="chaos-watch", daemon=True
+        self.api = ToxiproxyClient(f"{LOOPBACK}:{api_port}")
+        self.network = ProxyNetwork(self.api, [name(n) for n in self.nodes], proxy_name=proxy_name)
+        self._wait_for_proxy()
+
+    def _wire_namespaces(self) -> None:
+        """Each node in its own namespace, a veth link per pair of nodes (Raft traffic and
+        forwarded writes; partitions as nftables drops on it, loss with iptables), clients
+        through two relays per node: 127.0.0.1:P in the host's namespace to a Unix socket,
+        and that socket inside the node's namespace to its client port."""
+        lab = NetnsLab()
+        lab.__enter__()
+        self.lab = lab
+        self.sockets = Path(tempfile.mkdtemp(prefix="qvc-"))
+        namespaces = {name(n): lab.namespace(name(n)) for n in self.nodes}
+        reach: dict[tuple[int, int], str] = {}  # (a, b) -> b's address as a reaches it
+        for position, a in enumerate(self.nodes):
+            for b in self.nodes[position + 1 :]:
+                link = lab.link(namespaces[name(a)], namespaces[name(b)])
+                reach[(a, b)], reach[(b, a)] = link.b, link.a
+        self.network = NetnsNetwork(
+            lab,
+            namespaces,
+            {(name(a), name(b)): reach[(b, a)] for (a, b) in reach},
+        )
+        cluster = load_cluster(self.directory)
+        authority = pki.load(self.directory / "ca.pem", self.directory / "ca.key")
+        paths = {n: f"unix:{self.sockets / f'{name(n)}.sock'}" for n in self.nodes}
+        relay_ports = dict(zip(self.nodes, free_ports(len(self.nodes)), strict=True))
+        clients = {n: f"{LOOPBACK}:{relay_ports[n]}" for n in self.nodes}
+        grpc_ports: dict[int, int] = {}
+        for entry in cluster.nodes:
+            grpc_ports[entry.id] = int(entry.grpc.rpartition(":")[2])
+        for node_id in self.nodes:
+            node_dir = self.directory / "nodes" / str(node_id)
+            own = tuple(reach[(a, node_id)] for a in self.nodes if a != node_id)
+            pki.save(
+                pki.issue_node(authority, node_id, ip_addresses=own),
+                node_dir / "cert.pem",
+                node_dir / "key.pem",
             )
-            cluster._watcher.start()
-            if not cluster.wait_for_leader(LEADER_WAIT_S):
-                raise RuntimeError(f"no leader within {LEADER_WAIT_S:.0f} s; see {directory}")
-        except BaseException:
-            cluster.close()
-            raise
-        return cluster
+            path = node_dir / NODE_FILE
+            doc: dict[str, Any] = json.loads(path.read_text())
+            ports = {int(p["id"]): int(str(p["peer"]).rpartition(":")[2]) for p in doc["peers"]}
+            doc["listen_peer"] = f"0.0.0.0:{ports[node_id]}"
+            doc["listen_grpc"] = f"0.0.0.0:{grpc_ports[node_id]}"
+            for peer in doc["peers"]:
+                peer_id = int(peer["id"])
+                if peer_id == node_id:
+                    peer["grpc"] = clients[node_id]
+                else:
+                    # Forwarded writes go over the veth link too: partitions cut them.
+                    peer["grpc"] = f"{reach[(node_id, peer_id)]}:{grpc_ports[peer_id]}"
+                    peer["peer"] = f"{reach[(node_id, peer_id)]}:{ports[peer_id]}"
+            write_json(path, doc)
+            relay = [sys.executable, "-m", "chaos.relay"]
+            lab.popen(
+                namespaces[name(node_id)],
+                [*relay, paths[node_id], f"{LOOPBACK}:{grpc_ports[node_id]}"],
+            )
+            self.relays.append(
+                subprocess.Popen(
+                    [*relay, clients[node_id], paths[node_id]],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+        rewired = dataclasses.replace(
+            cluster,
+            nodes=tuple(dataclasses.replace(e, grpc=clients[e.id]) for e in cluster.nodes),
+        )
+        write_json(self.directory / CLUSTER_FILE, rewired.to_json())
 
     def _wait_for_proxy(self) -> None:
+        assert self.api is not None and self.proxy_process is not None
         deadline = time.monotonic() + PROXY_START_S
         while True:
             if self.proxy_process.poll() is not None:
@@ -184,6 +309,7 @@ class ChaosCluster:
 
     def _rewire(self) -> None:
         """One proxy per directed peer link and per client link; configs point at them."""
+        assert self.api is not None
         cluster = load_cluster(self.directory)
         real = {entry.id: entry for entry in cluster.nodes}
         links = [(a, b) for a in self.nodes for b in self.nodes if a != b]
@@ -220,16 +346,13 @@ class ChaosCluster:
     def _start(self, node_id: int) -> None:
         node_dir = self.directory / "nodes" / str(node_id)
         env = {**os.environ, FAILPOINTS_ENV: self.failpoints.get(node_id) or "1"}
+        argv = [sys.executable, "-m", "cluster.cli", "serve", "--config", str(node_dir / NODE_FILE)]
+        if self.lab is not None:
+            # `ip netns exec` enters the namespace and execs: the pid is the node's.
+            argv = self.lab.exec_args(self.lab.prefix + name(node_id), argv)
         with open(node_dir / "node.log", "ab") as node_log:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "cluster.cli",
-                    "serve",
-                    "--config",
-                    str(node_dir / NODE_FILE),
-                ],
+                argv,
                 stdout=node_log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -341,9 +464,18 @@ class ChaosCluster:
     # -- network ---------------------------------------------------------------------------
 
     def partition(self, links: frozenset[tuple[str, str]]) -> None:
+        assert self.network is not None
         self.network.partition(links)
 
+    def add_loss(self, probability: float) -> None:
+        """Each packet into every node dropped with ``probability`` (netns mode only)."""
+        if not isinstance(self.network, NetnsNetwork):
+            raise RuntimeError("packet loss needs netns mode (the proxies cut whole links)")
+        self.network.add_loss(probability)
+
     def add_latency(self, latency_ms: int, jitter_ms: int) -> None:
+        if self.api is None:
+            raise RuntimeError("latency needs the fault proxy (this kernel has no netem)")
         for a in self.nodes:
             for b in self.nodes:
                 if a != b:
@@ -358,6 +490,8 @@ class ChaosCluster:
         self.latency_on = True
 
     def remove_latency(self) -> None:
+        if self.api is None:
+            return
         for a in self.nodes:
             for b in self.nodes:
                 if a != b:
@@ -371,7 +505,12 @@ class ChaosCluster:
 
     def client(self, timeout_s: float = 5.0) -> Client:
         """A client of the whole cluster, as a user makes one: the dir's CA and addresses."""
-        return connect(self.directory, timeout_s=timeout_s)
+        client = connect(self.directory, timeout_s=timeout_s)
+        if self.lab is not None:
+            # Followers name the leader by its address on their veth link, which the host's
+            # namespace cannot reach: follow only the members of cluster.json.
+            client.discover_members = False
+        return client
 
     def pinned_client(self, node_id: int, timeout_s: float = 5.0) -> Client:
         """A client of one node only (reads are served there; writes are forwarded)."""
@@ -430,7 +569,10 @@ class ChaosCluster:
     def heal(self) -> None:
         """Undo every fault: resume, restart, reconnect, remove latency."""
         self.resume_all()
-        self.network.heal()
+        if self.network is not None:
+            self.network.heal()
+            if isinstance(self.network, NetnsNetwork) and self.network.lossy:
+                self.network.remove_loss()
         if self.latency_on:
             self.remove_latency()
         self.restart(sorted(self.held))
@@ -458,13 +600,24 @@ class ChaosCluster:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait(STOP_GRACE_S)
-        if self.proxy_process.poll() is None:
+        if self.proxy_process is not None and self.proxy_process.poll() is None:
             self.proxy_process.terminate()
             try:
                 self.proxy_process.wait(STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 self.proxy_process.kill()
                 self.proxy_process.wait(STOP_GRACE_S)
+        for relay in self.relays:
+            relay.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                relay.wait(STOP_GRACE_S)
+            if relay.poll() is None:
+                relay.kill()
+                relay.wait(STOP_GRACE_S)
+        if self.lab is not None:
+            self.lab.teardown()  # the relays inside, the links, the rules, the namespaces
+        if self.sockets is not None:
+            shutil.rmtree(self.sockets, ignore_errors=True)
 
     def __enter__(self) -> ChaosCluster:
         return self

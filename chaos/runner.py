@@ -20,7 +20,12 @@ kill-leader, kill-random, kill-minority, kill-all, kill-zone (SIGKILL; restarted
 window ends), pause-leader, pause-random (SIGSTOP/SIGCONT), partition-halves (symmetric),
 partition-one-way (the leader's messages are lost, it hears the others), partition-bridge,
 isolate-leader, isolate-follower, latency (every peer link), transfer-leader (admin API),
-rolling-restart (each node in turn: leadership moved off it, SIGTERM, restarted, serving).
+rolling-restart (each node in turn: leadership moved off it, SIGTERM, restarted, serving),
+loss (with ``--netns``: 20% of the packets into every node dropped; not in ``all``).
+
+``--netns`` (root): each node in its own network namespace, a veth link per pair, partitions
+as nftables drops, loss with iptables' statistic match; there is no proxy then (and no
+latency: this kernel has no netem), clients reach the nodes through Unix-socket relays.
 
 Must never: run unbounded (the schedule, the clients and every call have limits), or leave a
 process or a fault behind (the harness heals and stops everything, whatever happens).
@@ -69,12 +74,13 @@ NEMESES: Final = (
     "latency",
     "transfer-leader",
     "rolling-restart",
+    "loss",
 )
 GROUPS: Final = {
     "kill": ("kill-leader", "kill-random", "kill-minority", "kill-zone"),
     "pause": ("pause-leader", "pause-random"),
     "partition": ("partition-halves", "partition-one-way", "partition-bridge", "isolate-leader"),
-    "all": NEMESES,
+    "all": tuple(n for n in NEMESES if n != "loss"),
     "none": (),
 }
 FAULT_FAILPOINTS: Final = ("fsync-error", "torn-write")
@@ -88,6 +94,7 @@ ROLLING_WAIT_S: Final = 30.0
 CHECK_TIME_LIMIT_S: Final = 120.0
 LATENCY_MS: Final = 100
 LATENCY_JITTER_MS: Final = 50
+LOSS_PROBABILITY: Final = 0.2
 INITIAL_BALANCE: Final = 100
 REPORTED_ITEMS: Final = 100
 
@@ -102,6 +109,9 @@ class RunOptions:
     seed: int = 0
     nodes: int = 3
     zones: int = 3
+    netns: bool = False
+    """Nodes in network namespaces, linked by veth pairs; partitions with nftables, loss with
+    iptables (root only); clients still reach them from the host's namespace, by relays."""
     snapshot_entries: int = 10_000
     """Small values make nodes snapshot and compact often, so that one cut off for a while
     catches up by snapshot install."""
@@ -211,6 +221,9 @@ class Nemesis:
             victim = self._target(rng, which == "pause-leader")
             cluster.pause(victim)
             return f"{which} n{victim}", cluster.resume_all
+        if which == "loss":
+            cluster.add_loss(LOSS_PROBABILITY)
+            return f"loss {LOSS_PROBABILITY:.0%} into every node", cluster.heal
         if which == "latency":
             cluster.add_latency(LATENCY_MS, LATENCY_JITTER_MS)
             return f"latency {LATENCY_MS}±{LATENCY_JITTER_MS} ms", cluster.remove_latency
@@ -435,6 +448,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
         nodes=options.nodes,
         zones=options.zones,
         snapshot_entries=options.snapshot_entries,
+        netns=options.netns,
         failpoints=options.failpoints,
         seed=options.seed,
     )
@@ -487,6 +501,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
         "nodes": options.nodes,
         "zones": options.zones,
         "snapshot_entries": options.snapshot_entries,
+        "netns": options.netns,
         "failpoints": {str(k): v for k, v in options.failpoints.items()},
     }
     (out / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=str) + "\n")
@@ -547,6 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zones", type=int, default=3, help="zones the nodes are spread over")
     parser.add_argument("--keys", type=int, default=3, help="register: how many registers")
     parser.add_argument(
+        "--netns",
+        action="store_true",
+        help="root: nodes in network namespaces, partitions by nftables, 'loss' by iptables",
+    )
+    parser.add_argument(
         "--snapshot-entries",
         type=int,
         default=10_000,
@@ -583,6 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             zones=args.zones,
             keys=args.keys,
             snapshot_entries=args.snapshot_entries,
+            netns=args.netns,
             failpoints=parse_failpoints(args.failpoint, args.nodes),
             fault_s=(args.fault_s[0], args.fault_s[1]),
             gap_s=(args.gap_s[0], args.gap_s[1]),

@@ -1,8 +1,8 @@
 """``make chaos``: the long run — every workload under every nemesis, one after another.
 
 Owns the split of a time budget over the scenarios (register, set, bank, graph, then register
-under clock skew and set with torn writes; each a ``quiver chaos run`` of its own: a fresh
-cluster, all nemeses, its own report directory) and
+under clock skew, set with torn writes and, as root, set in network namespaces; each a
+``quiver chaos run`` of its own: a fresh cluster, all nemeses, its own report directory) and
 one summary over them: ``OUT/summary.txt`` (each run's last line) and ``OUT/index.html``
 linking the reports. Exits 0 only when every run's verdicts are valid.
 
@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from chaos import netns
 from chaos.runner import GROUPS, WORKLOADS, RunOptions, run
 
 DEFAULT_MINUTES = 30.0
@@ -33,6 +34,9 @@ SCENARIOS: tuple[tuple[str, str, dict[int, str]], ...] = (
     ("register-clock-skew", "register", {1: "clock-rate=0.5", 2: "clock-rate=2"}),
     ("set-torn-writes", "set", {3: "torn-write=300"}),
 )
+NETNS_SCENARIO = "set-netns"
+"""As root: a set run with the nodes in network namespaces (nftables partitions, iptables
+loss) instead of behind the proxy."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,13 +51,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     logging.basicConfig(level=logging.WARNING, format="   %(asctime)s %(message)s")
     logging.getLogger("quiver.chaos").setLevel(logging.INFO)
-    per_run_s = max(MIN_RUN_S, args.minutes * 60 / len(SCENARIOS))
+    scenarios = list(SCENARIOS)
+    with_netns = netns.available() and netns.have("nft") and netns.have("iptables")
+    if with_netns:
+        scenarios.append((NETNS_SCENARIO, "set", {}))
+    else:
+        print(f"(no {NETNS_SCENARIO}: network namespaces need root, nftables and iptables)")
+    per_run_s = max(MIN_RUN_S, args.minutes * 60 / len(scenarios))
     lines: list[tuple[str, str, bool]] = []
-    for number, (label, workload, failpoints) in enumerate(SCENARIOS):
+    for number, (label, workload, failpoints) in enumerate(scenarios):
+        in_netns = label == NETNS_SCENARIO
         options = RunOptions(
             out=out / label,
             workload=workload,
-            nemeses=GROUPS["all"],
+            nemeses=(*GROUPS["all"], "loss") if in_netns else GROUPS["all"],
+            netns=in_netns,
             time_limit_s=per_run_s,
             clients=args.clients,
             seed=args.seed + number,

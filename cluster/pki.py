@@ -100,7 +100,12 @@ def make_ca(common_name: str = "Quiver cluster CA") -> Authority:
     return Authority(key, cert)
 
 
-def issue(authority: Authority, common_name: str, dns_names: tuple[str, ...] = ()) -> Authority:
+def issue(
+    authority: Authority,
+    common_name: str,
+    dns_names: tuple[str, ...] = (),
+    ip_addresses: tuple[str, ...] = (),
+) -> Authority:
     """A certificate for server and client use, signed by `authority`."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
@@ -109,6 +114,7 @@ def issue(authority: Authority, common_name: str, dns_names: tuple[str, ...] = (
             *(x509.DNSName(name) for name in dns_names),
             x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            *(x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses),
         ]
     )
     cert = (
@@ -136,10 +142,16 @@ def issue(authority: Authority, common_name: str, dns_names: tuple[str, ...] = (
     return Authority(key, cert)
 
 
-def issue_node(authority: Authority, node_id: int, hosts: tuple[str, ...] = ()) -> Authority:
-    """A node's certificate; `hosts` are extra DNS names it is reached by (containers)."""
+def issue_node(
+    authority: Authority,
+    node_id: int,
+    hosts: tuple[str, ...] = (),
+    ip_addresses: tuple[str, ...] = (),
+) -> Authority:
+    """A node's certificate; `hosts` are extra DNS names it is reached by (containers),
+    `ip_addresses` extra addresses (a chaos run's network namespaces)."""
     name = node_name(node_id)
-    return issue(authority, name, (f"{name}.quiver", *hosts))
+    return issue(authority, name, (f"{name}.quiver", *hosts), ip_addresses)
 
 
 def save(authority: Authority, cert_path: Path, key_path: Path) -> None:

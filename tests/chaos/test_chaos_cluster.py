@@ -5,7 +5,8 @@ A correct cluster passes a short run under leader kills and partitions, and each
 (``store.failpoints``) is caught by the checker meant for it, under the nemesis that triggers
 it: stale follower reads (linearizability, an isolated follower), a leader acknowledging
 before commit (lost adds, an isolated leader), a node forgetting acknowledged entries on
-restart (lost adds, the whole cluster crashing). An fsync error stops the node.
+restart (lost adds, the whole cluster crashing). An fsync error stops the node. As root, the
+same cluster in network namespaces passes nftables partitions and iptables packet loss.
 
 Each run is short (about 12-15 s of workload, plus start-up); ``make chaos`` runs long ones.
 """
@@ -18,6 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from chaos import netns
 from chaos.harness import chaos_cluster
 from chaos.linearizability import Verdict
 from chaos.runner import RunOptions, run
@@ -38,7 +42,7 @@ def test_a_correct_cluster_passes_leader_kills_and_partitions(tmp_path: Path) ->
             sys.executable, "-m", "cluster.cli", "chaos", "run",
             "--workload", "register",
             "--nemesis", "kill-leader,isolate-leader",
-            "--time-limit", "15",
+            "--time-limit", "12",
             "--fault-s", "3", "5",
             "--gap-s", "1", "3",
             "--seed", "11",
@@ -136,3 +140,28 @@ def test_a_node_whose_fsync_fails_stops_and_the_others_carry_on(tmp_path: Path) 
         client.close()
     node_log = (tmp_path / "cluster" / "nodes" / "2" / "node.log").read_text()
     assert "fsync-error" in node_log
+
+
+@pytest.mark.skipif(
+    not (netns.available() and netns.have("nft") and netns.have("iptables")),
+    reason="needs root, iproute2, nftables and iptables",
+)
+def test_a_correct_cluster_in_network_namespaces_passes_nft_partitions_and_loss(
+    tmp_path: Path,
+) -> None:
+    result = run(
+        RunOptions(
+            out=tmp_path / "run",
+            workload="register",
+            nemeses=("isolate-leader", "loss"),
+            time_limit_s=10,
+            fault_s=(3.0, 4.0),
+            gap_s=(1.0, 2.0),
+            seed=15,
+            netns=True,
+        ),
+        say=lambda _line: None,
+    )
+    assert result.ok, result.verdicts
+    assert result.verdicts["faults"]
+    assert not [n for n in netns.list_namespaces() if "qv" in n and n.startswith("quiver-chaos")]
