@@ -11,13 +11,19 @@ file) and watched: a node that exits when nobody killed it is recorded (with its
 and restarted after ``RESTART_HOLD_S``; a node a nemesis killed stays down until the
 nemesis restarts it.
 
-Faults: SIGKILL (one node, a minority, every node), SIGSTOP with a guaranteed SIGCONT,
-partitions as toxics on the link proxies (``chaos.nemesis.ProxyNetwork``), latency on every
-peer link, leadership transfer through the admin API. :meth:`ChaosCluster.heal` undoes all of
-them; :meth:`ChaosCluster.close` stops everything, whatever happened.
+Faults: SIGKILL (one node, a minority, a zone, every node), SIGSTOP with a guaranteed SIGCONT,
+graceful restarts, partitions as toxics on the link proxies (``chaos.nemesis.ProxyNetwork``),
+latency on every peer link, leadership transfer through the admin API.
+:meth:`ChaosCluster.heal` undoes all of them; :meth:`ChaosCluster.close` stops everything,
+whatever happened.
 
-Must never: signal a process it did not start, listen or connect anywhere but 127.0.0.1, or
-leave a process running or stopped after ``close``.
+In netns mode (root) there is no proxy: each node runs in its own network namespace
+(``chaos.netns``), a veth link per pair of nodes carries Raft traffic and forwarded writes,
+partitions are nftables drops (:class:`NetnsNetwork`) and packet loss iptables rules inside
+the namespaces, and clients reach each node through relays (``chaos.relay``).
+
+Must never: signal a process it did not start, listen or connect anywhere but 127.0.0.1 and
+its own namespaces, or leave a process running or stopped, or a namespace, after ``close``.
 """
 
 from __future__ import annotations
