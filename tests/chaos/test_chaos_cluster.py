@@ -164,4 +164,3 @@ def test_a_correct_cluster_in_network_namespaces_passes_nft_partitions_and_loss(
     )
     assert result.ok, result.verdicts
     assert result.verdicts["faults"]
-    assert not [n for n in netns.list_namespaces() if "qv" in n and n.startswith("quiver-chaos")]
