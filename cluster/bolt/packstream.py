@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cypher.temporal import zone_info
 from cypher.values import Node, Path, Relationship
 from store import values as sv
 
@@ -484,9 +485,10 @@ def hydrate(tag: int, fields: list[Any], utc_datetime: bool = True) -> Any:
 
 
 def _zone(zone: str) -> ZoneInfo:
+    # The engine's zone rules (the pinned tzdata), so both faces agree on every offset.
     try:
-        return ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+        return zone_info(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise PackStreamError(f"unknown time zone {zone!r}") from None
 
 
