@@ -91,6 +91,7 @@ CLIENT_TIMEOUT_S: Final = 5.0
 SETUP_TIMEOUT_S: Final = 30.0
 HEAL_LEADER_S: Final = 30.0
 ROLLING_WAIT_S: Final = 30.0
+LEADER_TARGET_WAIT_S: Final = 3.0
 CHECK_TIME_LIMIT_S: Final = 120.0
 LATENCY_MS: Final = 100
 LATENCY_JITTER_MS: Final = 50
@@ -195,8 +196,9 @@ class Nemesis:
         return healed
 
     def _target(self, rng: random.Random, leader: bool) -> int:
+        """The leader (waited for, briefly: an election may be running) or a random node."""
         if leader:
-            found = self.cluster.leader()
+            found = self.cluster.wait_for_leader(LEADER_TARGET_WAIT_S)
             if found:
                 return found
         return rng.choice(self.cluster.nodes)
@@ -250,7 +252,7 @@ class Nemesis:
         elif which == "isolate-leader":
             links = nemesis.isolate(name(self._target(rng, True)), names)
         elif which == "isolate-follower":
-            leader = cluster.leader()
+            leader = cluster.wait_for_leader(LEADER_TARGET_WAIT_S)
             followers = [n for n in nodes if n != leader] or list(nodes)
             links = nemesis.isolate(name(rng.choice(followers)), names)
         else:
