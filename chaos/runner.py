@@ -15,7 +15,8 @@ The last line printed is ``linearizable: yes|no|unknown, lost: N, anomalies: N, 
 (for a set, bank or graph run the first field carries that workload's verdict); the exit
 status is 0 only when every verdict is valid.
 
-Nemeses (``--nemesis``, comma-separated; groups ``kill``, ``pause``, ``partition``, ``all``):
+Nemeses (``--nemesis``, comma-separated; groups ``kill``, ``pause``, ``partition``, ``zone``,
+``all``):
 kill-leader, kill-random, kill-minority, kill-all, kill-zone (SIGKILL; restarted when the
 window ends), pause-leader, pause-random (SIGSTOP/SIGCONT), partition-halves (symmetric),
 partition-one-way (the leader's messages are lost, it hears the others), partition-bridge,
@@ -79,6 +80,7 @@ NEMESES: Final = (
 GROUPS: Final = {
     "kill": ("kill-leader", "kill-random", "kill-minority", "kill-zone"),
     "pause": ("pause-leader", "pause-random"),
+    "zone": ("kill-zone",),
     "partition": ("partition-halves", "partition-one-way", "partition-bridge", "isolate-leader"),
     "all": tuple(n for n in NEMESES if n != "loss"),
     "none": (),
