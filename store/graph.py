@@ -384,6 +384,13 @@ class GraphStore:
         self._reencrypt_pass: _ReencryptPass | None = None
         self._load_caches()
         if META_INDEX_VERSION not in self._meta:
+            if META_APPLIED in self._meta or META_NEXT_IDS in self._meta:
+                self.close()
+                raise IntegrityError(
+                    f"graph store {self._path.name}",
+                    "written with an older key layout (index entries without an index key "
+                    "version, adjacency without the other end): re-create it from a snapshot",
+                )
             with self._write_lock:  # a new store: its indexes start under the current key
                 txn = _Apply(self)
                 txn.put(CF_META, META_INDEX_VERSION, _U32.pack(cipher.index_key_version()))

@@ -382,3 +382,12 @@ def test_refused_meta_replaces_meta_when_the_write_set_is_refused(tmp_path: Path
     assert graph.app_meta(b"last") is None and graph.app_meta(b"no") == b"2"
     graph.apply(_ws(CreateNode(3, (), ())), 3, {b"last": b"3"}, refused_meta={b"no": b"3"})
     assert graph.app_meta(b"last") == b"3" and graph.app_meta(b"no") == b"2"
+
+
+def test_a_store_in_the_older_key_layout_is_refused_not_misread(tmp_path: Path) -> None:
+    graph = _store(tmp_path)
+    graph.apply(_ws(CreateIndex("i", "A", ("k",)), CreateNode(1, ("A",), (("k", 1),))), 1)
+    graph.db.get_column_family("meta").delete(b"index/version")  # as the old layout had it
+    graph.close()
+    with pytest.raises(IntegrityError, match="older key layout"):
+        _store(tmp_path)
