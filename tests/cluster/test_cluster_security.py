@@ -346,6 +346,16 @@ def test_privileges_restrict_what_a_user_sees_and_writes(cluster: LocalCluster) 
         with pytest.raises(QuiverError) as refused:
             nora.run("CREATE (:Note {text: 'mine'})")
         assert refused.value.code == FORBIDDEN
+        # Forwarded by a follower, the write is still hers: the leader refuses it too.
+        follower = next(n for n in (1, 2, 3) if n != cluster.leader())
+        with _client(cluster, follower, "nora", "nora-pass-1") as via_follower:
+            stub = client_pb2_grpc.QueryStub(via_follower._channel(via_follower.members[0]))
+            request = client_pb2.RunRequest(query="CREATE (:Note {text: 'mine'})")
+            with pytest.raises(grpc.RpcError) as failed:
+                list(stub.Run(request, timeout=10))
+        from cluster.errors import from_rpc_error
+
+        assert from_rpc_error(failed.value).code == FORBIDDEN  # type: ignore[arg-type]
         admin.system("GRANT ROLE reader TO nora")
         admin.system("CREATE ROLE no_vault")
         admin.system("DENY TRAVERSE ON GRAPH * NODES Vault TO no_vault")
