@@ -236,27 +236,43 @@ class NodeSecurity:
         key = hmac.new(self._remember_key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
         remembered = self._remembered.get(key)
         if remembered is not None:
-            record = self.state().user(user)
+            state = self.state()
+            record = state.user(user)
             fresh = remembered.session.expires_at - time.time() > 60
             if (
-                record is not None
-                and not record.suspended
-                and record.credential_index == remembered.credential_index
-                and fresh
+                fresh
+                and self._credential_index(state, user) == remembered.credential_index
+                and (record is None or not record.suspended)
             ):
                 self._remembered.move_to_end(key)
                 session = remembered.session
-                if session.change_required != record.change_required:
-                    session = dataclasses.replace(session, change_required=record.change_required)
+                change_required = record is not None and record.change_required
+                if session.change_required != change_required:
+                    session = dataclasses.replace(session, change_required=change_required)
                 return session, False
             del self._remembered[key]
         session = await self.authenticator.login(user, password, address)
-        record = self.state().user(user)
-        if record is not None:
-            self._remembered[key] = _Remembered(user, record.credential_index, session)
+        state = self.state()
+        index = self._credential_index(state, user)
+        if index is not None:
+            self._remembered[key] = _Remembered(user, index, session)
             while len(self._remembered) > MAX_REMEMBERED_LOGINS:
                 self._remembered.popitem(last=False)
+        if not state.users and self.node.is_leader():
+            self.on_leader()  # the initial admin logged in before its bootstrap entry applied
         return session, True
+
+    def _credential_index(self, state: SecurityState, user: str) -> int | None:
+        """Which password of `user` a login checked: the record's credential index; 0 for
+        the initial admin while no user exists yet (its password is the configured hash);
+        None for nobody."""
+        record = state.user(user)
+        if record is not None:
+            return record.credential_index
+        admin = self._bootstrap_admin
+        if not state.users and admin is not None and admin[0] == user:
+            return 0
+        return None
 
     def session(self, token: str) -> Session:
         return self.authenticator.check_token(token)
