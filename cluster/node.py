@@ -117,6 +117,7 @@ from store import failpoints
 from store.codec import encode_write_set
 from store.crypto import fsync_dir, load_kek
 from store.node_store import NodeStore
+from store.raftlog import LogSyncError
 from store.snapshot import MAX_CHUNK_BYTES, SnapshotSource, read_snapshot_file
 from store.writeset import WriteSet
 
@@ -1742,8 +1743,40 @@ def serve(config: NodeConfig) -> int:
             loop.add_signal_handler(signum, node.stop)
         await node.run()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except BaseException as error:
+        failed = _log_sync_failure(error)
+        if failed is None:
+            raise
+        # One line for the operator, not a traceback: the node stops without acknowledging
+        # anything more, and a supervisor sees the non-zero status.
+        log.critical("%s", failed)
+        return EXIT_STORAGE_FAILURE
     return 0
+
+
+EXIT_STORAGE_FAILURE: Final = 3
+"""``quiver serve``'s status when its log could not be made durable (an fsync failed)."""
+MAX_ERROR_DEPTH: Final = 100
+"""Exceptions looked at when searching a node's stopping error for a failed fsync."""
+
+
+def _log_sync_failure(error: BaseException) -> LogSyncError | None:
+    """The failed log fdatasync behind ``error`` (inside the task group's exception groups,
+    or as a cause), if that is what stopped the node."""
+    pending: list[BaseException] = [error]
+    for _ in range(MAX_ERROR_DEPTH):
+        if not pending:
+            return None
+        current = pending.pop()
+        if isinstance(current, LogSyncError):
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        if current.__cause__ is not None:
+            pending.append(current.__cause__)
+    return None
 
 
 async def stream_answer(answer: Answer, fetch_size: int) -> AsyncIterator[client_pb2.RunResponse]:

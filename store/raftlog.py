@@ -163,6 +163,29 @@ def _frame(body: bytes) -> bytes:
     return _FRAME.pack(len(body), zlib.crc32(body)) + body
 
 
+class LogSyncError(OSError):
+    """An fdatasync of the log failed: what was written may not be on disk.
+
+    Carries Neo4j's ``Neo.DatabaseError.General.StorageDamageDetected``. The node must stop
+    rather than acknowledge anything more; its message names the file and the cause, in one
+    line, for the operator.
+    """
+
+    status_code = "Neo.DatabaseError.General.StorageDamageDetected"
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        super().__init__(
+            cause.errno,
+            f"{self.status_code}: fdatasync of {path} failed ({reason}); "
+            "stopping: the data might not be on disk",
+        )
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[1])
+
+
 @dataclass(slots=True, eq=False)
 class _Record:
     """An ENTRIES record on disk, shared by the in-memory index of all its entries (the
@@ -216,6 +239,8 @@ class DurableLog:
         self._durable_to = (0, 0)
         """(segment, offset) up to which the log is known to be synced: concurrent
         callers whose writes an earlier fdatasync already covered skip their own."""
+        self._sync_failed: LogSyncError | None = None
+        """Set by the first fdatasync that failed: every later sync raises it again."""
         self._segments: list[_Segment] = []
         self._terms: list[int] = []
         """The term of each entry after the dummy (entry ``dummy + 1 + i`` at ``i``)."""
@@ -596,9 +621,18 @@ class DurableLog:
                 end = (segment.seq, segment.size)
             if self._before_sync is not None:
                 self._before_sync()
-            if failpoints.ACTIVE:
-                failpoints.before_log_sync(segment.fd, end[1])
-            os.fdatasync(segment.fd)
+            if self._sync_failed is not None:
+                raise self._sync_failed
+            try:
+                if failpoints.ACTIVE:
+                    failpoints.before_log_sync(segment.fd, end[1])
+                os.fdatasync(segment.fd)
+            except OSError as error:
+                # After a failed fdatasync the kernel may have dropped the dirty pages and
+                # cleared the error: a retry could "succeed" over lost data (PostgreSQL's
+                # fsyncgate). So this log never syncs, nor acknowledges, again.
+                self._sync_failed = LogSyncError(segment.path, error)
+                raise self._sync_failed from error
             self._durable_to = end
 
     def append(self, entries: list[Entry], sync: bool = True) -> None:

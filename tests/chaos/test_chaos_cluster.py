@@ -5,8 +5,9 @@ A correct cluster passes a short run under leader kills and partitions, and each
 (``store.failpoints``) is caught by the checker meant for it, under the nemesis that triggers
 it: stale follower reads (linearizability, an isolated follower), a leader acknowledging
 before commit (lost adds, an isolated leader), a node forgetting acknowledged entries on
-restart (lost adds, the whole cluster crashing). An fsync error stops the node. As root, the
-same cluster in network namespaces passes nftables partitions and iptables packet loss.
+restart (lost adds, the whole cluster crashing). An fsync error stops the node with one
+clear log line and a non-zero status. As root, the same cluster in network namespaces passes
+nftables partitions and iptables packet loss.
 
 Each run is short (about 12-15 s of workload, plus start-up); ``make chaos`` runs long ones.
 """
@@ -25,6 +26,7 @@ from chaos import netns
 from chaos.harness import chaos_cluster
 from chaos.linearizability import Verdict
 from chaos.runner import RunOptions, run
+from cluster.node import EXIT_STORAGE_FAILURE
 
 MIN_OK_OPS = 20
 
@@ -130,7 +132,7 @@ def test_a_node_whose_fsync_fails_stops_and_the_others_carry_on(tmp_path: Path) 
             client.run("CREATE (:Durable {i: $i})", {"i": written})
             written += 1
         (exit_,) = cluster.unexpected_exits()[:1]
-        assert exit_.node == 2 and exit_.status != 0
+        assert exit_.node == 2 and exit_.status == EXIT_STORAGE_FAILURE
         # The majority still acknowledges writes, durably.
         client.run("CREATE (:Durable {i: -1})")
         count = client.run(
@@ -138,8 +140,14 @@ def test_a_node_whose_fsync_fails_stops_and_the_others_carry_on(tmp_path: Path) 
         ).rows[0][0]
         assert count == written + 1
         client.close()
-    node_log = (tmp_path / "cluster" / "nodes" / "2" / "node.log").read_text()
-    assert "fsync-error" in node_log
+    node_dir = tmp_path / "cluster" / "nodes" / "2"
+    node_log = (node_dir / "node.log").read_text()
+    # One clear line says why it stopped, and where; no traceback.
+    (line,) = [line for line in node_log.splitlines() if "fdatasync" in line][:1]
+    assert " CRITICAL Neo.DatabaseError.General.StorageDamageDetected: fdatasync of " in line
+    assert str(node_dir.resolve()) in line and "(failpoint fsync-error)" in line
+    assert line.endswith("stopping: the data might not be on disk")
+    assert "Traceback" not in node_log
 
 
 @pytest.mark.skipif(
