@@ -123,6 +123,26 @@ def _audit(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_OK
 
 
+def _certs(args: argparse.Namespace, _extra: list[str]) -> int:
+    """``quiver certs rotate [--new-ca] [--retire-old-ca]``: new node certificates into the
+    cluster directory; running nodes present them to new connections within seconds."""
+    if args.action != "rotate":
+        raise CliError(INVALID_REQUEST, "quiver certs: the action is 'rotate'", EXIT_USAGE)
+    from cluster.certs import CERT_POLL_S, RotationError, rotate
+
+    try:
+        rotated = rotate(Path(args.dir), new_ca=args.new_ca, retire_old_ca=args.retire_old_ca)
+    except (RotationError, FileNotFoundError) as error:
+        raise CliError(INVALID_REQUEST, f"quiver certs rotate: {error}") from None
+    for node_id, serial in sorted(rotated.serials.items()):
+        print(f"n{node_id}: new certificate serial {serial:x}")
+    print(
+        f"trusted CAs: {rotated.trusted_cas}; running nodes take the new certificates up "
+        f"within {CERT_POLL_S:.0f} s (or at once on SIGHUP)"
+    )
+    return EXIT_OK
+
+
 def _bench(args: argparse.Namespace, _extra: list[str]) -> int:
     if args.target == "store":
         # Imported here: only this target needs the store (and RocksDB).
@@ -288,6 +308,7 @@ _COMMANDS: tuple[_Command, ...] = (
     _Command("backup", "take, list and verify encrypted backups", _not_yet),
     _Command("restore", "seed a new cluster from a backup", _not_yet),
     _Command("audit", "inspect and verify the tamper-evident audit log", _audit),
+    _Command("certs", "rotate the cluster's TLS certificates without a restart", _certs),
 )
 
 _SIM_EPILOG = (
@@ -419,6 +440,22 @@ def build_parser() -> argparse.ArgumentParser:
                 ),
             )
             sub.add_argument("file", nargs="?", help="verify: one audit log file")
+        if command.name == "certs":
+            sub.add_argument(
+                "action",
+                choices=("rotate",),
+                help="rotate: issue every node a new certificate (running nodes reload it)",
+            )
+            sub.add_argument(
+                "--new-ca",
+                action="store_true",
+                help="also make a new CA; the old one stays trusted until --retire-old-ca",
+            )
+            sub.add_argument(
+                "--retire-old-ca",
+                action="store_true",
+                help="trust only the current CA (once every node presents its certificate)",
+            )
         if command.name == "serve":
             sub.add_argument("--config", help="the node's configuration file (JSON)")
         if command.name == "query":

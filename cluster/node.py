@@ -64,6 +64,7 @@ import os
 import random
 import secrets
 import signal
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -75,6 +76,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from cluster import errors
+from cluster.certs import CERT_POLL_S, CertificateReloader
 from cluster.config import NodeConfig, NodeEntry
 from cluster.errors import QuiverError
 from cluster.pipeline import MAX_PIPELINE, Overlay, OverlayUnavailableError, Pending
@@ -146,6 +148,8 @@ INLINE_QUERIES: Final = 1024
 BOOKMARK_PREFIX: Final = "quiver:"
 FORWARDED_METADATA: Final = "quiver-forwarded"
 SHUTDOWN_GRACE_S: Final = 2.0
+CERT_CHANNEL_GRACE_S: Final = 30.0
+"""A forwarding channel replaced by a CA rotation closes after its calls, at most this long."""
 FAILPOINTS_ENV: Final = "QUIVER_FAILPOINTS"
 MAX_TRANSACTIONS: Final = 1000
 DEFAULT_TRANSACTION_TIMEOUT_S: Final = 30.0
@@ -365,6 +369,11 @@ class Node:
         self._client_credentials: grpc.ChannelCredentials | None = None
         self._peer_credentials: grpc.ChannelCredentials | None = None
         self._leader_channels: dict[int, grpc.aio.Channel] = {}
+        self._certificates: CertificateReloader | None = None
+        self._certificates_changed = asyncio.Event()
+        self._bolt_ssl: ssl.SSLContext | None = None
+        self._bolt_stale = False
+        """Whether the Bolt context's last reload failed (it is tried again each poll)."""
         self.health = HealthServicer()
         from cluster.security.node_security import NodeSecurity
 
@@ -1629,18 +1638,12 @@ class Node:
         await self._in_storage(self._open_store)
         await self.security.start()
         cfg = self.config
-        ca = cfg.ca.read_bytes()
-        cert = cfg.cert.read_bytes()
-        key = cfg.key.read_bytes()
-        peer_server_credentials = grpc.ssl_server_credentials(
-            [(key, cert)], root_certificates=ca, require_client_auth=True
-        )
-        client_server_credentials = grpc.ssl_server_credentials([(key, cert)])
-        peer_channel_credentials = grpc.ssl_channel_credentials(
-            root_certificates=ca, private_key=key, certificate_chain=cert
-        )
-        self._client_credentials = grpc.ssl_channel_credentials(root_certificates=ca)
-        self._peer_credentials = peer_channel_credentials
+        # Rotated certificates are picked up while running (quiver certs rotate).
+        self._certificates = CertificateReloader(cfg.ca, cfg.cert, cfg.key)
+        peer_server_credentials = self._certificates.server_credentials(require_client_auth=True)
+        client_server_credentials = self._certificates.server_credentials(require_client_auth=False)
+        self._client_credentials = self._certificates.client_channel_credentials()
+        self._peer_credentials = self._certificates.peer_channel_credentials()
         peer_server = grpc.aio.server(options=CHANNEL_OPTIONS)
         raft_pb2_grpc.add_RaftTransportServicer_to_server(
             RaftTransportService(
@@ -1678,6 +1681,7 @@ class Node:
                 tasks.create_task(self._raft_loop())
                 tasks.create_task(self._ticker())
                 tasks.create_task(self._snapshotter())
+                tasks.create_task(self._watch_certificates())
                 tasks.create_task(self._stop_when_asked())
         except* _Stopping:
             log.info("n%d stopping", self.id)
@@ -1709,11 +1713,12 @@ class Node:
         # Live: a member added at run time carries its Bolt address in its conf change.
         bolt_addresses = PeerBoltAddresses(self.peers)
         host, _, port = cfg.listen_bolt.rpartition(":")
+        self._bolt_ssl = server_ssl_context(str(cfg.cert), str(cfg.key))
         server = BoltServer(
             NodeBackend(self, bolt_addresses, security=self.security),
             host,
             int(port),
-            ssl_context=server_ssl_context(str(cfg.cert), str(cfg.key)),
+            ssl_context=self._bolt_ssl,
         )
         await server.start()
         return server
@@ -1721,6 +1726,53 @@ class Node:
     async def _stop_when_asked(self) -> None:
         await self._stop.wait()
         raise _Stopping
+
+    def reload_certificates(self) -> None:
+        """Look at the certificate files now (SIGHUP) rather than at the next poll."""
+        self._certificates_changed.set()
+
+    async def _watch_certificates(self) -> None:
+        """Every ``CERT_POLL_S`` (or on SIGHUP), take up rotated certificate files: the gRPC
+        servers' fetchers hand them to new handshakes by themselves; here the peer streams
+        reconnect with the new client certificate, forwarding channels trust the new CA
+        bundle and the Bolt listener's context loads the new chain. Open connections keep the
+        certificate they negotiated."""
+        assert self._certificates is not None and self._task_group is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._certificates_changed.wait(), CERT_POLL_S)
+            self._certificates_changed.clear()
+            before = self._certificates.current
+            material = await asyncio.to_thread(self._certificates.check)
+            if material is None:
+                if self._bolt_stale:
+                    self._reload_bolt_certificate()
+                continue
+            self._peer_credentials = self._certificates.peer_channel_credentials()
+            for sender in self._senders.values():
+                sender.use_credentials(self._peer_credentials)
+            for snapshot_sender in self._snapshot_senders.values():
+                snapshot_sender.use_credentials(self._peer_credentials)
+            if material.ca != before.ca:
+                self._client_credentials = self._certificates.client_channel_credentials()
+                old_channels = list(self._leader_channels.values())
+                self._leader_channels.clear()
+                for channel in old_channels:  # in-flight forwards finish first
+                    self._task_group.create_task(channel.close(CERT_CHANNEL_GRACE_S))
+            self._reload_bolt_certificate()
+            log.info("n%d now presents certificate serial %x", self.id, material.serial)
+
+    def _reload_bolt_certificate(self) -> None:
+        """New Bolt handshakes present the files' certificate (a pair that does not match,
+        rotated again meanwhile, is tried again at the next poll)."""
+        if self._bolt_ssl is None:
+            return
+        try:
+            self._bolt_ssl.load_cert_chain(str(self.config.cert), str(self.config.key))
+            self._bolt_stale = False
+        except (ssl.SSLError, OSError) as error:
+            log.warning("n%d Bolt certificate not reloaded yet: %s", self.id, error)
+            self._bolt_stale = True
 
     def stop(self) -> None:
         self._stop.set()
@@ -1741,6 +1793,7 @@ def serve(config: NodeConfig) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, node.stop)
+        loop.add_signal_handler(signal.SIGHUP, node.reload_certificates)
         await node.run()
 
     try:

@@ -191,6 +191,13 @@ class PeerSender:
         self._stream = 0
         self.dropped = 0
 
+    def use_credentials(self, credentials: grpc.ChannelCredentials) -> None:
+        """Reconnect with these credentials (a rotated certificate): the current stream ends
+        once its batch is written and the next one opens a new channel."""
+        self._credentials = credentials
+        self._stream += 1
+        self._wakeup.set()
+
     def send(self, message: Message) -> None:
         if len(self._pending) >= PEER_QUEUE_MESSAGES:
             self.dropped += 1
@@ -265,6 +272,10 @@ class SnapshotSender:
         self._on_status = on_status
         self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=1)
         self.sent = 0
+
+    def use_credentials(self, credentials: grpc.ChannelCredentials) -> None:
+        """The next snapshot goes over a channel with these credentials."""
+        self._credentials = credentials
 
     def send(self, message: Message) -> None:
         assert message.type is MessageType.SNAPSHOT and message.snapshot is not None
