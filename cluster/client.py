@@ -88,6 +88,7 @@ class Client(Session):
         *,
         client_id: str | None = None,
         discover_members: bool = False,
+        impersonate: str = "",
     ) -> None:
         super().__init__(
             members,
@@ -95,6 +96,7 @@ class Client(Session):
             timeout_s=timeout_s,
             client_id=client_id,
             discover_members=discover_members,
+            impersonate=impersonate,
         )
         self.credentials = credentials
         self._channels: dict[str, grpc.Channel] = {}
@@ -352,6 +354,7 @@ class AsyncClient(Session):
         *,
         client_id: str | None = None,
         discover_members: bool = False,
+        impersonate: str = "",
     ) -> None:
         super().__init__(
             members,
@@ -359,6 +362,7 @@ class AsyncClient(Session):
             timeout_s=timeout_s,
             client_id=client_id,
             discover_members=discover_members,
+            impersonate=impersonate,
         )
         self.credentials = credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -650,12 +654,22 @@ def connect(
     zone: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     auth: tuple[str, str] | None = None,
+    impersonate: str = "",
 ) -> Client:
     """A client of the cluster described by ``DIR/cluster.json`` (or by `addresses`/`ca`).
     With `zone`, causal and stale reads go to that zone's replicas while they answer.
-    `auth` is ``(user, password)``; by default the directory's credentials file."""
+    `auth` is ``(user, password)``; by default the directory's credentials file. With
+    `impersonate`, every statement runs as that user (`auth`'s user needs the
+    ``IMPERSONATE`` privilege for them; ``Neo.ClientError.Security.Forbidden`` otherwise)."""
     members, credentials = _members_and_credentials(directory, addresses, ca, auth)
-    return Client(members, credentials, zone=zone, timeout_s=timeout_s, discover_members=True)
+    return Client(
+        members,
+        credentials,
+        zone=zone,
+        timeout_s=timeout_s,
+        discover_members=True,
+        impersonate=impersonate,
+    )
 
 
 def connect_async(
@@ -666,8 +680,16 @@ def connect_async(
     zone: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     auth: tuple[str, str] | None = None,
+    impersonate: str = "",
 ) -> AsyncClient:
     """`connect`, for asyncio: ``async with connect_async(...) as client: await
     client.run(...)``. Nothing is dialled until the first request."""
     members, credentials = _members_and_credentials(directory, addresses, ca, auth)
-    return AsyncClient(members, credentials, zone=zone, timeout_s=timeout_s, discover_members=True)
+    return AsyncClient(
+        members,
+        credentials,
+        zone=zone,
+        timeout_s=timeout_s,
+        discover_members=True,
+        impersonate=impersonate,
+    )

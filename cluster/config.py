@@ -116,6 +116,10 @@ class NodeConfig:
     """Failed logins lock a user and a client host out after ``auth_max_failures``."""
     session_ttl_s: float = 3600.0
     """How long a session token (issued at login) stays good."""
+    query_log: bool = True
+    query_log_literals: bool = False
+    """The query log (``data/audit/query.*.jsonl``) records every statement, its literals
+    masked unless ``query_log_literals``."""
     join: bool = False
     """A node added at run time (``quiver add-node``): it starts with an empty log and no
     configuration and waits for the leader, instead of bootstrapping with ``peers``."""
@@ -200,5 +204,7 @@ def load_node_config(path: Path) -> NodeConfig:
         auth_max_failures=int(doc.get("auth_max_failures", 3)),
         auth_lock_seconds=float(doc.get("auth_lock_seconds", 5.0)),
         session_ttl_s=float(doc.get("session_ttl_s", 3600.0)),
+        query_log=bool(doc.get("query_log", True)),
+        query_log_literals=bool(doc.get("query_log_literals", False)),
         join=bool(doc.get("join", False)),
     )

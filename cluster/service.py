@@ -11,6 +11,7 @@ Must never: answer a write before it is applied, or forward a request twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -79,29 +80,56 @@ class QueryService(client_pb2_grpc.QueryServicer):
     async def Run(
         self, request: client_pb2.RunRequest, context: Context
     ) -> AsyncIterator[client_pb2.RunResponse]:
+        """One statement; recorded in the query log here unless forwarded to this node (the
+        node the client talked to records it)."""
+        started = time.monotonic()
+        node = self.node
+        security = node.security
         session: Session | None = None
+        impersonated = request.impersonated_user
+        if request.transaction_id:
+            impersonated = security.transaction_user(request.transaction_id) or impersonated
+        address = client_address(context)
+        logged = not _forwarded(context)
+
+        async def record(rows: int, outcome: str) -> None:
+            if logged and session is not None:
+                await security.log_query(
+                    user=session.user,
+                    impersonated=impersonated,
+                    client=address,
+                    database=request.database or DEFAULT_DATABASE,
+                    query=request.query,
+                    parameters=dict(request.parameters),
+                    started=started,
+                    rows=rows,
+                    outcome=outcome,
+                )
+
         try:
-            node = self.node
             session = await authenticate(node, context)
             parameters = _parameters(request)
-            address = client_address(context)
             if request.database not in ("", DEFAULT_DATABASE, SYSTEM_DATABASE):
                 raise QuiverError(
                     "Neo.ClientError.Database.DatabaseNotFound",
                     f"Database does not exist. Database name: '{request.database}'.",
                 )
+            acting = await security.acting(session, impersonated, address)
             if request.database != SYSTEM_DATABASE:
-                await node.security.check_graph_access(session, address)
+                await security.check_graph_access(acting, address)
             if request.database == SYSTEM_DATABASE and node.is_leader():
-                answer = await node.security.system(
-                    session, request.query, parameters, address,
+                answer = await security.system(
+                    acting, request.query, parameters, address,
                     request.client_id, request.sequence,
                 )  # fmt: skip
             elif request.database == SYSTEM_DATABASE:
                 if _forwarded(context):
                     raise node._not_leader_error()
+                rows = 0
                 async for response in self._forward(request, session):
+                    rows += len(response.records.records)
                     yield response
+                await record(rows, "ok")
                 return
             elif request.transaction_id:
                 answer = await node.run_in_transaction(
@@ -113,7 +141,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
                     parameters,
                     request.consistency,
                     list(request.bookmarks),
-                    node.security.graph_privileges(session),
+                    security.graph_privileges(acting),
                 )
             elif node.is_leader():
                 answer = await node.write(
@@ -121,22 +149,25 @@ class QueryService(client_pb2_grpc.QueryServicer):
                     parameters,
                     request.client_id,
                     request.sequence,
-                    node.security.graph_privileges(session),
+                    security.graph_privileges(acting),
                 )
             else:
                 if _forwarded(context):
                     raise node._not_leader_error()
+                rows = 0
                 async for response in self._forward(request, session):
+                    rows += len(response.records.records)
                     yield response
+                await record(rows, "ok")
                 return
         except QuiverError as error:
             if session is not None and error.code == FORBIDDEN:
                 # The engine refused a write (or the database refused access): audited.
-                await self.node.security.authorization_failed(
-                    session, client_address(context), request.query
-                )
+                await security.authorization_failed(session, address, request.query)
+            await record(0, error.code)
             await _abort(context, error)
             return
+        await record(len(answer.rows), "ok")
         async for response in stream_answer(answer, request.fetch_size):
             yield response
 
@@ -161,13 +192,16 @@ class QueryService(client_pb2_grpc.QueryServicer):
         try:
             session = await authenticate(self.node, context)
             security = self.node.security
-            await security.check_graph_access(session, client_address(context))
+            address = client_address(context)
+            acting = await security.acting(session, request.impersonated_user, address)
+            await security.check_graph_access(acting, address)
             tx_id = await self.node.begin(
-                request.client_id, request.timeout_ms, security.graph_privileges(session)
+                request.client_id, request.timeout_ms, security.graph_privileges(acting)
             )
         except QuiverError as error:
             await _abort(context, error)
             raise AssertionError("unreachable") from error
+        security.remember_transaction(tx_id, acting.user if acting is not session else "")
         return client_pb2.BeginResponse(transaction_id=tx_id)
 
     async def Commit(
@@ -175,6 +209,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
     ) -> client_pb2.CommitResponse:
         try:
             await authenticate(self.node, context)
+            self.node.security.forget_transaction(request.transaction_id)
             committed = await self.node.commit(request.transaction_id)
         except QuiverError as error:
             await _abort(context, error)
@@ -189,6 +224,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
         except QuiverError as error:
             await _abort(context, error)
             raise AssertionError("unreachable") from error
+        self.node.security.forget_transaction(request.transaction_id)
         self.node.rollback(request.transaction_id)
         return client_pb2.RollbackResponse()
 

@@ -241,6 +241,7 @@ class Session:
         discover_members: bool = False,
         suspect_s: float = SUSPECT_S,
         rng: random.Random | None = None,
+        impersonate: str = "",
     ) -> None:
         self.members = list(members)
         if not self.members or len(self.members) > MAX_MEMBERS:
@@ -251,6 +252,9 @@ class Session:
         self.discover_members = discover_members
         """Follow a leader that is not among `members` (one added since the client started)."""
         self.suspect_s = suspect_s
+        self.impersonate = impersonate
+        """Run every statement as this user (Neo4j's impersonation; the logged-in user needs
+        ``IMPERSONATE`` for them); "" runs as the logged-in user."""
         self.bookmarks: set[str] = set()
         self.leader_id = 0
         self._leader_confirmed_at = -math.inf
@@ -350,6 +354,7 @@ class Session:
             ),
             consistency=CONSISTENCY[consistency],
             bookmarks=sorted(self.bookmarks),
+            impersonated_user=self.impersonate,
         )
         if mode == "write":
             lane = self._take_lane()
@@ -385,6 +390,7 @@ class Session:
             bookmarks=sorted(self.bookmarks),
             client_id=self.client_id,
             timeout_ms=int((timeout_s or self.timeout_s) * 1000),
+            impersonated_user=self.impersonate,
         )
 
     @staticmethod

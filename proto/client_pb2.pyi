@@ -213,7 +213,7 @@ class Point(_message.Message):
     def __init__(self, srid: _Optional[int] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("query", "parameters", "access_mode", "consistency", "bookmarks", "transaction_id", "client_id", "sequence", "fetch_size", "timeout_ms", "database")
+    __slots__ = ("query", "parameters", "access_mode", "consistency", "bookmarks", "transaction_id", "client_id", "sequence", "fetch_size", "timeout_ms", "database", "impersonated_user")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +232,7 @@ class RunRequest(_message.Message):
     FETCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     DATABASE_FIELD_NUMBER: _ClassVar[int]
+    IMPERSONATED_USER_FIELD_NUMBER: _ClassVar[int]
     query: str
     parameters: _containers.MessageMap[str, Value]
     access_mode: AccessMode
@@ -243,7 +244,8 @@ class RunRequest(_message.Message):
     fetch_size: int
     timeout_ms: int
     database: str
-    def __init__(self, query: _Optional[str] = ..., parameters: _Optional[_Mapping[str, Value]] = ..., access_mode: _Optional[_Union[AccessMode, str]] = ..., consistency: _Optional[_Union[Consistency, str]] = ..., bookmarks: _Optional[_Iterable[str]] = ..., transaction_id: _Optional[str] = ..., client_id: _Optional[str] = ..., sequence: _Optional[int] = ..., fetch_size: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., database: _Optional[str] = ...) -> None: ...
+    impersonated_user: str
+    def __init__(self, query: _Optional[str] = ..., parameters: _Optional[_Mapping[str, Value]] = ..., access_mode: _Optional[_Union[AccessMode, str]] = ..., consistency: _Optional[_Union[Consistency, str]] = ..., bookmarks: _Optional[_Iterable[str]] = ..., transaction_id: _Optional[str] = ..., client_id: _Optional[str] = ..., sequence: _Optional[int] = ..., fetch_size: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., database: _Optional[str] = ..., impersonated_user: _Optional[str] = ...) -> None: ...
 
 class RunResponse(_message.Message):
     __slots__ = ("header", "records", "summary")
@@ -328,7 +330,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BeginRequest(_message.Message):
-    __slots__ = ("access_mode", "bookmarks", "timeout_ms", "metadata", "client_id", "consistency")
+    __slots__ = ("access_mode", "bookmarks", "timeout_ms", "metadata", "client_id", "consistency", "impersonated_user")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -342,13 +344,15 @@ class BeginRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    IMPERSONATED_USER_FIELD_NUMBER: _ClassVar[int]
     access_mode: AccessMode
     bookmarks: _containers.RepeatedScalarFieldContainer[str]
     timeout_ms: int
     metadata: _containers.ScalarMap[str, str]
     client_id: str
     consistency: Consistency
-    def __init__(self, access_mode: _Optional[_Union[AccessMode, str]] = ..., bookmarks: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., client_id: _Optional[str] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+    impersonated_user: str
+    def __init__(self, access_mode: _Optional[_Union[AccessMode, str]] = ..., bookmarks: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., client_id: _Optional[str] = ..., consistency: _Optional[_Union[Consistency, str]] = ..., impersonated_user: _Optional[str] = ...) -> None: ...
 
 class BeginResponse(_message.Message):
     __slots__ = ("transaction_id",)

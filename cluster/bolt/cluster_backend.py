@@ -12,11 +12,16 @@ retry); a read transaction runs each statement as a causal read, bookmarks first
 Routing: the leader as writer, every other member (learners included) as reader, every
 member as router, from the node's live Raft status and the members' Bolt addresses.
 
+Every statement (auto-commit or in a transaction) goes to the node's query log, with the
+logged-on user and the impersonated one (BEGIN/RUN ``imp_user``, checked by
+``NodeSecurity.acting``); a write forwarded to the leader is recorded here, not there.
+
 Must never: execute Cypher outside the node's paths, or answer a write before it is applied.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -111,11 +116,23 @@ class _ReadTransaction:
     bookmarks: list[str]
     restrict: dict[str, Any] = field(default_factory=dict)
     """``{"privileges": ...}`` for the node's read path when the user is restricted."""
+    audit: _Audit | None = None
 
 
 @dataclass(slots=True, frozen=True)
 class _WriteTransaction:
     tx_id: str
+    audit: _Audit | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class _Audit:
+    """Who a transaction's statements are logged as."""
+
+    session: Session
+    impersonated: str
+    connection: ConnectionInfo
+    database: str
 
 
 @dataclass(slots=True)
@@ -223,34 +240,72 @@ class NodeBackend:
         options: TransactionOptions,
         connection: ConnectionInfo,
     ) -> QueryResult:
+        started = time.monotonic()
         session = await self._session(user, connection)
+        audit = None
+        if session is not None:
+            audit = _Audit(session, options.imp_user or "", connection, options.database)
         try:
-            return await self._run(session, user, query, parameters, options, connection)
+            result = await self._run(session, query, parameters, options, connection)
         except QuiverError as error:
             if session is not None and self.security is not None and error.code == FORBIDDEN:
                 await self.security.authorization_failed(session, connection.client_address, query)
+            await self._log(audit, query, parameters, started, 0, error.code)
             raise
+        await self._log(audit, query, parameters, started, len(result.rows or ()), "ok")
+        return result
+
+    async def _log(
+        self,
+        audit: _Audit | None,
+        query: str,
+        parameters: dict[str, Any],
+        started: float,
+        rows: int,
+        outcome: str,
+    ) -> None:
+        if self.security is None or audit is None:
+            return
+        await self.security.log_query(
+            user=audit.session.user,
+            impersonated=audit.impersonated,
+            client=audit.connection.client_address,
+            database=audit.database,
+            query=query,
+            parameters=parameters,
+            started=started,
+            rows=rows,
+            outcome=outcome,
+        )
+
+    async def _acting(
+        self, session: Session | None, options: TransactionOptions, connection: ConnectionInfo
+    ) -> Session | None:
+        """Who the statements run as: the session's user or the impersonated one."""
+        if not options.imp_user:
+            return session
+        if self.security is None or session is None:
+            raise QuiverError(FORBIDDEN, "Impersonation needs the security layer's users.")
+        return await self.security.acting(session, options.imp_user, connection.client_address)
 
     async def _run(
         self,
         session: Session | None,
-        user: Principal,
         query: str,
         parameters: dict[str, Any],
         options: TransactionOptions,
         connection: ConnectionInfo,
     ) -> QueryResult:
         security = self.security
+        acting = await self._acting(session, options, connection)
         if options.database == SYSTEM_DATABASE:
-            if security is None or session is None:
+            if security is None or acting is None:
                 return system_database_result(query)
             if self.node.is_leader():
-                answer = await security.system(
-                    session, query, parameters, connection.client_address
-                )
+                answer = await security.system(acting, query, parameters, connection.client_address)
                 return _result(answer, True)
             return await self._forward(query, parameters, options, session)
-        restrict = await self._restrict(session, connection)
+        restrict = await self._restrict(acting, connection)
         node = self.node
         if options.access_mode is AccessMode.READ:
             answer = await node.read(
@@ -272,6 +327,8 @@ class NodeBackend:
         options: TransactionOptions,
         session: Session | None = None,
     ) -> QueryResult:
+        """To the leader, with the caller's own token and the impersonated user's name (the
+        leader checks the impersonation again)."""
         channel = self.node.leader_channel()
         if channel is None:
             raise QuiverError(errors.UNAVAILABLE, f"n{self.node.id} knows no leader")
@@ -282,6 +339,7 @@ class NodeBackend:
             bookmarks=list(options.bookmarks),
             timeout_ms=options.timeout_ms or 0,
             database=options.database if options.database == SYSTEM_DATABASE else "",
+            impersonated_user=options.imp_user or "",
         )
         metadata: tuple[tuple[str, str], ...] = ((FORWARDED_METADATA, "1"),)
         if session is not None:
@@ -322,10 +380,15 @@ class NodeBackend:
         session = await self._session(user, connection)
         if session is not None and options.database == SYSTEM_DATABASE:
             return _SystemTransaction(user, options, connection)
-        restrict = await self._restrict(session, connection)
+        acting = await self._acting(session, options, connection)
+        restrict = await self._restrict(acting, connection)
+        audit = None
+        if session is not None:
+            audit = _Audit(session, options.imp_user or "", connection, options.database)
         if options.database == SYSTEM_DATABASE or options.access_mode is AccessMode.READ:
-            return _ReadTransaction(list(options.bookmarks), restrict)
-        return _WriteTransaction(await self.node.begin("", options.timeout_ms or 0, **restrict))
+            return _ReadTransaction(list(options.bookmarks), restrict, audit)
+        tx_id = await self.node.begin("", options.timeout_ms or 0, **restrict)
+        return _WriteTransaction(tx_id, audit)
 
     async def run_in_transaction(
         self, transaction: object, query: str, parameters: dict[str, Any]
@@ -336,19 +399,24 @@ class NodeBackend:
             )
             transaction.bookmark = result.summary().bookmark or transaction.bookmark
             return result
-        if isinstance(transaction, _ReadTransaction):
-            answer = await self.node.read(
-                query,
-                parameters,
-                client_pb2.CONSISTENCY_CAUSAL,
-                transaction.bookmarks,
-                **transaction.restrict,
-            )
-            return _result(answer, False)
-        assert isinstance(transaction, _WriteTransaction)
-        return _result(
-            await self.node.run_in_transaction(transaction.tx_id, query, parameters), False
-        )
+        assert isinstance(transaction, (_ReadTransaction, _WriteTransaction))
+        started = time.monotonic()
+        try:
+            if isinstance(transaction, _ReadTransaction):
+                answer = await self.node.read(
+                    query,
+                    parameters,
+                    client_pb2.CONSISTENCY_CAUSAL,
+                    transaction.bookmarks,
+                    **transaction.restrict,
+                )
+            else:
+                answer = await self.node.run_in_transaction(transaction.tx_id, query, parameters)
+        except QuiverError as error:
+            await self._log(transaction.audit, query, parameters, started, 0, error.code)
+            raise
+        await self._log(transaction.audit, query, parameters, started, len(answer.rows), "ok")
+        return _result(answer, False)
 
     async def commit(self, transaction: object) -> str | None:
         if isinstance(transaction, _SystemTransaction):

@@ -71,6 +71,14 @@ class EmbeddedBackend:
     ) -> Principal:
         return check_basic_auth(self.users, scheme, principal, credentials)
 
+    @staticmethod
+    def _refuse_impersonation(options: TransactionOptions) -> None:
+        if options.imp_user:
+            raise QuiverError(
+                "Neo.ClientError.Security.Forbidden",
+                "Impersonation needs users: this embedded graph has none.",
+            )
+
     def _check_bookmarks(self, bookmarks: tuple[str, ...]) -> None:
         for text in bookmarks:
             number = text[len(BOOKMARK_PREFIX) :]
@@ -95,6 +103,7 @@ class EmbeddedBackend:
         options: TransactionOptions,
         connection: ConnectionInfo,
     ) -> QueryResult:
+        self._refuse_impersonation(options)
         self._check_bookmarks(options.bookmarks)
         if options.database == SYSTEM_DATABASE:
             return system_database_result(query)
@@ -110,6 +119,7 @@ class EmbeddedBackend:
     async def begin(
         self, user: Principal, options: TransactionOptions, connection: ConnectionInfo
     ) -> object:
+        self._refuse_impersonation(options)
         self._check_bookmarks(options.bookmarks)
         if len(self._transactions) >= MAX_TRANSACTIONS:
             raise QuiverError(errors.UNAVAILABLE, "too many open transactions")

@@ -376,10 +376,8 @@ def _options(extra: dict[str, Any], session_db: str | None = None) -> Transactio
     if timeout is not None and (not isinstance(timeout, int) or timeout < 0):
         raise QuiverError(INVALID_REQUEST, "tx_timeout must be a non-negative integer")
     imp_user = extra.get("imp_user")
-    if imp_user is not None:
-        raise QuiverError(
-            "Neo.ClientError.Security.Forbidden", "impersonation is not supported yet"
-        )
+    if imp_user is not None and not isinstance(imp_user, str):
+        raise QuiverError(INVALID_REQUEST, "imp_user must be a string")
     mode = extra.get("mode", "w")
     return TransactionOptions(
         database=session_db if session_db is not None else _resolve_database(extra.get("db")),
@@ -387,6 +385,7 @@ def _options(extra: dict[str, Any], session_db: str | None = None) -> Transactio
         bookmarks=tuple(bookmarks),
         metadata=_map(extra.get("tx_metadata"), "tx_metadata"),
         timeout_ms=timeout or None,
+        imp_user=imp_user or None,
     )
 
 

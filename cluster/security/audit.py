@@ -62,8 +62,10 @@ class AuditLog:
     ``max_bytes``.
 
     At most ``sync_every`` records are written but not yet fsynced (1: every append is
-    durable before it returns). Thread-safe. On open the chain is picked up from the newest
-    segment; a torn last line (a crash mid-write) is cut off and the repair itself recorded.
+    durable before it returns); every record is handed to the kernel before ``append``
+    returns, so only a machine crash can lose the unsynced ones. Thread-safe. On open the
+    chain is picked up from the newest segment; a torn last line (a crash mid-write) is cut
+    off and the repair itself recorded.
     """
 
     def __init__(
@@ -157,6 +159,8 @@ class AuditLog:
             self._unsynced += 1
             if self._unsynced >= self._sync_every:
                 self._sync()
+            else:
+                self._file.flush()  # in the kernel at once: a killed process loses nothing
             return record
 
     def security(self, event: str, **fields: Any) -> dict[str, Any]:
@@ -173,21 +177,27 @@ class AuditLog:
         rows: int,
         outcome: str,
         parameters: Mapping[str, Any] | None = None,
+        database: str = "",
+        impersonated: str = "",
+        literals: bool = False,
     ) -> dict[str, Any]:
-        """A query-log record: the query with its literals masked; parameter values withheld
-        (only their names are kept)."""
-        return self.append(
-            "query",
-            {
-                "user": user,
-                "client": client,
-                "query": mask_query(query),
-                "parameters": sorted(parameters or {}),
-                "duration_ms": duration_ms,
-                "rows": rows,
-                "outcome": outcome,
-            },
-        )
+        """A query-log record: the query with its literals masked (kept only with
+        ``literals``); parameter values withheld (only their names are kept). ``user`` is
+        who logged in, ``impersonated`` who the statement ran as when that is someone else."""
+        fields: dict[str, Any] = {
+            "user": user,
+            "client": client,
+            "query": query if literals else mask_query(query),
+            "parameters": sorted(parameters or {}),
+            "duration_ms": duration_ms,
+            "rows": rows,
+            "outcome": outcome,
+        }
+        if database:
+            fields["database"] = database
+        if impersonated:
+            fields["impersonated"] = impersonated
+        return self.append("query", fields)
 
     def _sync(self) -> None:
         self._file.flush()

@@ -17,7 +17,15 @@ Owns, for one node:
   Argon2id hash ``quiver init`` wrote into the node config, or a hash of the credentials
   file's password), not change-required, so ``quiver up`` then ``quiver query`` works;
 * the security audit log (``<data_dir>/audit/security.*.jsonl``): logins, failures,
-  lockouts, administration commands (literals masked), authorisation failures.
+  lockouts, administration commands (literals masked), authorisation failures;
+* the query log (``<data_dir>/audit/query.*.jsonl``, the same hash chain): one record per
+  statement a client sent to this node, on either face (a forwarded write is recorded by
+  the node the client talked to, not by the leader), handed to the audit thread without
+  waiting for it; at most ``MAX_QUERY_LOG_PENDING`` records wait there, beyond that a
+  statement waits for the oldest (back-pressure, never an unbounded queue or a lost record);
+* impersonation (Neo4j's ``IMPERSONATE (user)``): a statement runs as another user, with
+  their privileges, when the logged-in user holds that privilege for them
+  (:func:`check_impersonation`).
 
 Must never: hash or fsync on the event loop, propose a clear password, or answer an admin
 command before its entry is applied.
@@ -34,8 +42,8 @@ import json
 import logging
 import secrets
 import time
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -68,6 +76,12 @@ MAX_REMEMBERED_LOGINS: Final = 10_000
 HASH_THREADS: Final = 2
 BOOTSTRAP_ATTEMPTS: Final = 3
 MAX_CACHED_PRIVILEGES: Final = 10_000
+MAX_QUERY_LOG_PENDING: Final = 1024
+"""Query-log records handed to the audit thread and not yet written."""
+QUERY_LOG_SYNC_EVERY: Final = 64
+"""Query-log records between fsyncs (each is in the kernel at once; see AuditLog)."""
+MAX_TRANSACTION_USERS: Final = 10_000
+"""Open gRPC transactions whose impersonated user is remembered (oldest forgotten first)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -95,6 +109,23 @@ def basic_value(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+def check_impersonation(state: SecurityState, user: str, target: str) -> None:
+    """``user`` may run statements as ``target``: they hold ``IMPERSONATE (target)`` and
+    ``target`` exists and is active. Forbidden otherwise, as in Neo4j; the privilege is
+    checked first, so that a user without it learns nothing about who exists."""
+    if not state.users:
+        raise QuiverError(FORBIDDEN, "Impersonation needs users: the initial admin is not set up")
+    if not state.privileges_for(user, DEFAULT_DATABASE).can(Action.IMPERSONATE, target):
+        raise QuiverError(
+            FORBIDDEN, f"Impersonation failed: user '{user}' may not impersonate '{target}'."
+        )
+    record = state.user(target)
+    if record is None:
+        raise QuiverError(FORBIDDEN, f"Impersonation failed: the user '{target}' does not exist.")
+    if record.suspended:
+        raise QuiverError(FORBIDDEN, f"Impersonation failed: the user '{target}' is suspended.")
+
+
 class NodeSecurity:
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -117,6 +148,10 @@ class NodeSecurity:
         self._bootstrapping = False
         self._privileges_state: SecurityState | None = None
         self._privileges: dict[tuple[str, str], PrivilegeSet] = {}
+        self.query_audit: AuditLog | None = None
+        self.query_literals = config.query_log_literals
+        self._query_pending: deque[Future[Any]] = deque()
+        self._transaction_users: OrderedDict[str, str] = OrderedDict()
 
     def state(self) -> SecurityState:
         sm = self.node.sm
@@ -136,6 +171,11 @@ class NodeSecurity:
             self._audit_thread, lambda: AuditLog(audit_dir, "security")
         )
         self.authenticator.audit = self.audit
+        if config.query_log:
+            self.query_audit = await loop.run_in_executor(
+                self._audit_thread,
+                lambda: AuditLog(audit_dir, "query", sync_every=QUERY_LOG_SYNC_EVERY),
+            )
 
     def _initial_admin(self) -> tuple[str, str] | None:
         config = self.node.config
@@ -148,9 +188,9 @@ class NodeSecurity:
 
     def close(self) -> None:
         self._hashing.shutdown(wait=True)
-        audit = self.audit
-        if audit is not None:
-            self._audit_thread.submit(audit.close).result()
+        for audit in (self.audit, self.query_audit):
+            if audit is not None:
+                self._audit_thread.submit(audit.close).result()
         self._audit_thread.shutdown(wait=True)
 
     # -- bootstrap ----------------------------------------------------------------------------
@@ -332,6 +372,103 @@ class NodeSecurity:
         await self.authenticator.record(
             "authorization_failed", user=session.user, client=address, reason=what
         )
+
+    # -- impersonation ------------------------------------------------------------------------
+
+    async def acting(self, session: Session, target: str, address: str) -> Session:
+        """Who a statement runs as: ``session`` itself, or (``target`` named) the impersonated
+        user, checked by :func:`check_impersonation` after the caller's own password state.
+        The returned session keeps the caller's token (a forwarded request carries the
+        caller's token and the target's name, and the leader checks again)."""
+        if not target or target == session.user:
+            return session
+        if session.change_required:
+            await self._refused(session, address, "credentials expired")
+            raise QuiverError(
+                CREDENTIALS_EXPIRED,
+                "Permission denied. The credentials you provided were valid, but must be "
+                "changed before you can use this instance.",
+            )
+        try:
+            check_impersonation(self.state(), session.user, target)
+        except QuiverError as error:
+            await self.authenticator.record(
+                "impersonation_failed",
+                user=session.user,
+                client=address,
+                impersonated=target,
+                reason=error.message,
+            )
+            raise
+        return dataclasses.replace(session, user=target, change_required=False)
+
+    def remember_transaction(self, tx_id: str, impersonated: str) -> None:
+        """A gRPC transaction begun as ``impersonated``: its statements run (and are logged)
+        as that user whatever their requests say."""
+        if not impersonated:
+            return
+        self._transaction_users[tx_id] = impersonated
+        while len(self._transaction_users) > MAX_TRANSACTION_USERS:
+            self._transaction_users.popitem(last=False)
+
+    def transaction_user(self, tx_id: str) -> str:
+        return self._transaction_users.get(tx_id, "")
+
+    def forget_transaction(self, tx_id: str) -> None:
+        self._transaction_users.pop(tx_id, None)
+
+    # -- the query log ------------------------------------------------------------------------
+
+    async def log_query(
+        self,
+        *,
+        user: str,
+        impersonated: str,
+        client: str,
+        database: str,
+        query: str,
+        parameters: dict[str, Any],
+        started: float,
+        rows: int,
+        outcome: str,
+    ) -> None:
+        """One statement's query-log record (``started``: its ``time.monotonic()``). Masking
+        and the write happen on the audit thread; this waits only when
+        ``MAX_QUERY_LOG_PENDING`` records are already queued there."""
+        audit = self.query_audit
+        if audit is None:
+            return
+        duration_ms = round((time.monotonic() - started) * 1000, 3)
+        names = list(parameters)
+        literals = self.query_literals
+        pending = self._query_pending
+        while pending and pending[0].done():
+            self._reap(pending.popleft())
+        if len(pending) >= MAX_QUERY_LOG_PENDING:
+            oldest = pending.popleft()
+            await asyncio.wrap_future(oldest)
+            self._reap(oldest)
+        pending.append(
+            self._audit_thread.submit(
+                lambda: audit.query(
+                    user=user,
+                    client=client,
+                    query=query,
+                    duration_ms=duration_ms,
+                    rows=rows,
+                    outcome=outcome,
+                    parameters=dict.fromkeys(names),
+                    database=database,
+                    impersonated=impersonated if impersonated != user else "",
+                    literals=literals,
+                )
+            )
+        )
+
+    def _reap(self, written: Future[Any]) -> None:
+        error = written.exception()
+        if error is not None:
+            log.error("n%d: a query-log record was not written: %s", self.node.id, error)
 
     # -- the system database ------------------------------------------------------------------
 

@@ -364,3 +364,164 @@ def test_privileges_restrict_what_a_user_sees_and_writes(cluster: LocalCluster) 
         assert ["Note"] in [row[0] for row in seen.rows]
         assert ["Vault"] not in [row[0] for row in seen.rows]
         assert admin.run(count, mode="read", consistency="linearizable").rows[0][0] >= 2
+
+
+# -- the query log and impersonation ---------------------------------------------------------
+
+
+def _query_log(cluster: LocalCluster, node_id: int) -> list[dict[str, Any]]:
+    """The `fields` of every query-log record node `node_id` has written so far."""
+    audit_dir = cluster.directory / "nodes" / str(node_id) / "data" / "audit"
+    text = "".join(p.read_text() for p in sorted(audit_dir.glob("query.*.jsonl")))
+    return [json.loads(line)["fields"] for line in text.splitlines() if line.endswith("}")]
+
+
+def _grpc_code(call: Any) -> str:
+    from cluster.errors import from_rpc_error
+
+    try:
+        call()
+    except grpc.RpcError as error:
+        return from_rpc_error(error).code  # type: ignore[arg-type]
+    return ""
+
+
+def test_impersonation_over_grpc_runs_as_the_other_user_and_the_query_log_names_both(
+    cluster: LocalCluster,
+) -> None:
+    import subprocess
+    import sys
+
+    leader = wait_for("a leader", cluster.leader)
+    admin = cluster.client
+    admin.system("CREATE USER imp_ivy SET PASSWORD 'ivy-pass-1' CHANGE NOT REQUIRED")
+    admin.system("CREATE USER imp_jay SET PASSWORD 'jay-pass-1' CHANGE NOT REQUIRED")
+    admin.system("GRANT ROLE publisher TO imp_jay")
+    admin.system("CREATE ROLE may_be_jay")
+    admin.system("GRANT IMPERSONATE (imp_jay) ON DBMS TO may_be_jay")
+    admin.system("GRANT ROLE may_be_jay TO imp_ivy")
+    follower = next(n for n in (1, 2, 3) if n != leader)
+    with _client(cluster, follower, "imp_ivy", "ivy-pass-1") as ivy:
+        stub = client_pb2_grpc.QueryStub(ivy._channel(ivy.members[0]))
+
+        def create(impersonated: str) -> None:
+            request = client_pb2.RunRequest(
+                query="CREATE (:Impersonated {by: 'ivy as jay'})", impersonated_user=impersonated
+            )
+            list(stub.Run(request, timeout=10))
+
+        # On her own (PUBLIC only) she may not write; as jay (publisher) she may, through the
+        # follower, which forwards the write to the leader (which checks again).
+        assert _grpc_code(lambda: create("")) == FORBIDDEN
+        wait_for("the grant on the follower", lambda: _grpc_code(lambda: create("imp_jay")) == "")
+        assert _grpc_code(lambda: create("admin")) == FORBIDDEN  # not granted
+        assert _grpc_code(lambda: create("imp_nobody")) == FORBIDDEN
+    # The client library: every statement, transactions included, as the impersonated user.
+    with connect(
+        cluster.directory, auth=("imp_ivy", "ivy-pass-1"), impersonate="imp_jay", timeout_s=5.0
+    ) as as_jay:
+        with as_jay.transaction() as tx:
+            tx.run("CREATE (:Impersonated {by: 'a transaction', n: 2})")
+        count = "MATCH (n:Impersonated) RETURN count(n) AS n"
+        assert as_jay.run(count, mode="read", consistency="linearizable").rows == [[2]]
+    with connect(cluster.directory, auth=("imp_ivy", "ivy-pass-1"), timeout_s=5.0) as ivy_self:
+        assert ivy_self.run(count, mode="read", consistency="linearizable").rows == [[0]]
+
+    forwarded = "CREATE (:Impersonated {by: '***'})"
+
+    def follower_records() -> list[dict[str, Any]]:
+        return [r for r in _query_log(cluster, follower) if r["user"] == "imp_ivy"]
+
+    wait_for("the follower's query log", lambda: len(follower_records()) >= 4)
+    records = follower_records()
+    done = [r for r in records if r["query"] == forwarded and r["outcome"] == "ok"]
+    assert done and done[0]["impersonated"] == "imp_jay" and done[0]["database"] == "neo4j"
+    refused = [r for r in records if r["outcome"] == FORBIDDEN]
+    assert {r.get("impersonated", "") for r in refused} >= {"", "admin", "imp_nobody"}
+    assert all("ivy as jay" not in json.dumps(r) for r in records)
+    # Recorded once, where the client talked: not again by the leader it was forwarded to.
+    leader_records = [r for r in _query_log(cluster, leader) if r["user"] == "imp_ivy"]
+    assert not [r for r in leader_records if r["query"] == forwarded]
+    wait_for(
+        "the transaction's statement on the leader",
+        lambda: any(
+            r["query"] == "CREATE (:Impersonated {by: '***', n: ?})"
+            and r.get("impersonated") == "imp_jay"
+            for r in _query_log(cluster, leader)
+        ),
+    )
+    verified = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "audit", "verify", "--dir", str(cluster.directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stderr
+    audit_dirs = list(cluster.directory.glob("nodes/*/data/audit"))
+    assert all(list(d.glob("query.*.jsonl")) for d in audit_dirs)
+
+
+def test_impersonation_over_bolt_with_the_official_driver(cluster: LocalCluster) -> None:
+    leader = wait_for("a leader", cluster.leader)
+    doc = json.loads((cluster.directory / "cluster.json").read_text())
+    bolt = {int(n["id"]): str(n["bolt"]) for n in doc["nodes"]}
+    follower = next(n for n in bolt if n != leader)
+    admin = cluster.client
+    admin.run("CREATE (:BoltImpersonated {n: 1})")
+    admin.system("CREATE USER imp_kit SET PASSWORD 'kit-pass-1' CHANGE NOT REQUIRED")
+    admin.system("CREATE USER imp_lee SET PASSWORD 'lee-pass-1' CHANGE NOT REQUIRED")
+    admin.system("GRANT ROLE reader TO imp_lee")
+    admin.system("CREATE ROLE may_be_lee")
+    admin.system("GRANT IMPERSONATE (imp_lee) ON DBMS TO may_be_lee")
+    admin.system("GRANT ROLE may_be_lee TO imp_kit")
+    count = "MATCH (n:BoltImpersonated) RETURN count(n) AS c"
+    with neo4j.GraphDatabase.driver(
+        f"bolt://{bolt[follower]}",
+        auth=("imp_kit", "kit-pass-1"),
+        encrypted=True,
+        trusted_certificates=neo4j.TrustCustomCAs(str(cluster.directory / "ca.pem")),
+        connection_timeout=10,
+    ) as driver:
+
+        def seen(impersonated: str | None) -> int:
+            with driver.session(database="neo4j", impersonated_user=impersonated) as session:
+                return int(session.run(count).single(strict=True)["c"])
+
+        # As lee (reader) the node is there; as kit herself (PUBLIC only) it is not.
+        wait_for("lee's view on the follower", lambda: _bolt_seen(seen, "imp_lee") == 1)
+        assert seen(None) == 0
+        with driver.session(
+            database="neo4j", impersonated_user="imp_lee", default_access_mode=neo4j.READ_ACCESS
+        ) as session:
+            with session.begin_transaction() as tx:
+                assert tx.run(count).single(strict=True)["c"] == 1
+        with driver.session(database="neo4j", impersonated_user="imp_lee") as session:
+            # Forwarded to the leader, which checks the impersonation again: lee only reads.
+            with pytest.raises(neo4j.exceptions.ClientError) as no_write:
+                session.run("CREATE (:BoltImpersonated {n: 2})").consume()
+            assert no_write.value.code == FORBIDDEN
+        for other in ("admin", "imp_nobody"):
+            with pytest.raises(neo4j.exceptions.ClientError) as refused:
+                seen(other)
+            assert refused.value.code == FORBIDDEN
+
+    def kit_records() -> list[dict[str, Any]]:
+        return [r for r in _query_log(cluster, follower) if r["user"] == "imp_kit"]
+
+    wait_for("the follower's query log", lambda: len(kit_records()) >= 5)
+    as_lee = [r for r in kit_records() if r.get("impersonated") == "imp_lee"]
+    assert any(r["query"] == count and r["outcome"] == "ok" and r["rows"] == 1 for r in as_lee)
+    assert any(r["outcome"] == FORBIDDEN for r in as_lee)  # the write lee may not make
+    assert any(
+        r.get("impersonated") == "admin" and r["outcome"] == FORBIDDEN for r in kit_records()
+    )
+
+
+def _bolt_seen(seen: Any, impersonated: str) -> int:
+    try:
+        return int(seen(impersonated))
+    except neo4j.exceptions.ClientError as error:
+        if error.code != FORBIDDEN:  # the grant not applied on this node yet
+            raise
+        return -1
