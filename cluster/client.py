@@ -30,6 +30,13 @@ import grpc.aio
 from cluster import errors
 from cluster.config import ClusterFile, load_cluster
 from cluster.errors import QuiverError
+from cluster.security.client_auth import (
+    AuthInterceptor,
+    Metadata,
+    async_interceptors,
+    auth_metadata,
+    credentials_file,
+)
 from cluster.session import (
     DEFAULT_TIMEOUT_S,
     MAX_WRITE_LANES,
@@ -88,7 +95,7 @@ class Client(Session):
         *,
         client_id: str | None = None,
         discover_members: bool = False,
-        impersonate: str = "",
+        metadata: Metadata = (),
     ) -> None:
         super().__init__(
             members,
@@ -96,9 +103,10 @@ class Client(Session):
             timeout_s=timeout_s,
             client_id=client_id,
             discover_members=discover_members,
-            impersonate=impersonate,
         )
         self.credentials = credentials
+        self.metadata = metadata
+        """Sent with every call (the user's credentials: `client_auth.auth_metadata`)."""
         self._channels: dict[str, grpc.Channel] = {}
         self._channels_lock = threading.Lock()  # threads may share a client
 
@@ -109,6 +117,8 @@ class Client(Session):
                 channel = grpc.secure_channel(
                     member.address, self.credentials, options=CHANNEL_OPTIONS
                 )
+                if self.metadata:
+                    channel = grpc.intercept_channel(channel, AuthInterceptor(self.metadata))
                 self._channels[member.address] = channel
             return channel
 
@@ -354,7 +364,7 @@ class AsyncClient(Session):
         *,
         client_id: str | None = None,
         discover_members: bool = False,
-        impersonate: str = "",
+        metadata: Metadata = (),
     ) -> None:
         super().__init__(
             members,
@@ -362,9 +372,10 @@ class AsyncClient(Session):
             timeout_s=timeout_s,
             client_id=client_id,
             discover_members=discover_members,
-            impersonate=impersonate,
         )
         self.credentials = credentials
+        self.metadata = metadata
+        """Sent with every call (the user's credentials: `client_auth.auth_metadata`)."""
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._discovery = asyncio.Lock()
         self._write_lanes = asyncio.Semaphore(MAX_WRITE_LANES)
@@ -373,7 +384,10 @@ class AsyncClient(Session):
         channel = self._channels.get(member.address)
         if channel is None:
             channel = grpc.aio.secure_channel(
-                member.address, self.credentials, options=CHANNEL_OPTIONS
+                member.address,
+                self.credentials,
+                options=CHANNEL_OPTIONS,
+                interceptors=async_interceptors(self.metadata),
             )
             self._channels[member.address] = channel
         return channel
@@ -626,10 +640,10 @@ def _members_and_credentials(
     addresses: Iterable[str] | None,
     ca: str | Path | None,
     auth: tuple[str, str] | None = None,
-) -> tuple[list[Member], grpc.ChannelCredentials]:
-    """Members and channel credentials: TLS with the CA, every call authenticated as
-    `auth` (default: the cluster directory's credentials file, when it can be read)."""
-    from cluster.security.client_auth import credentials_file, with_auth
+) -> tuple[list[Member], grpc.ChannelCredentials, Metadata]:
+    """Members, channel credentials (TLS with the CA) and the call metadata that
+    authenticates as `auth` (default: the cluster directory's credentials file, when it
+    can be read)."""
 
     if addresses is not None:
         if ca is None:
@@ -643,7 +657,7 @@ def _members_and_credentials(
         if auth is None:
             auth = credentials_file(cluster.credentials_path)
     tls = grpc.ssl_channel_credentials(root_certificates=ca_bytes)
-    return members, with_auth(tls, auth)
+    return members, tls, auth_metadata(auth)
 
 
 def connect(
@@ -654,21 +668,18 @@ def connect(
     zone: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     auth: tuple[str, str] | None = None,
-    impersonate: str = "",
 ) -> Client:
     """A client of the cluster described by ``DIR/cluster.json`` (or by `addresses`/`ca`).
     With `zone`, causal and stale reads go to that zone's replicas while they answer.
-    `auth` is ``(user, password)``; by default the directory's credentials file. With
-    `impersonate`, every statement runs as that user (`auth`'s user needs the
-    ``IMPERSONATE`` privilege for them; ``Neo.ClientError.Security.Forbidden`` otherwise)."""
-    members, credentials = _members_and_credentials(directory, addresses, ca, auth)
+    `auth` is ``(user, password)``; by default the directory's credentials file."""
+    members, credentials, metadata = _members_and_credentials(directory, addresses, ca, auth)
     return Client(
         members,
         credentials,
         zone=zone,
         timeout_s=timeout_s,
         discover_members=True,
-        impersonate=impersonate,
+        metadata=metadata,
     )
 
 
@@ -680,16 +691,15 @@ def connect_async(
     zone: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     auth: tuple[str, str] | None = None,
-    impersonate: str = "",
 ) -> AsyncClient:
     """`connect`, for asyncio: ``async with connect_async(...) as client: await
     client.run(...)``. Nothing is dialled until the first request."""
-    members, credentials = _members_and_credentials(directory, addresses, ca, auth)
+    members, credentials, metadata = _members_and_credentials(directory, addresses, ca, auth)
     return AsyncClient(
         members,
         credentials,
         zone=zone,
         timeout_s=timeout_s,
         discover_members=True,
-        impersonate=impersonate,
+        metadata=metadata,
     )

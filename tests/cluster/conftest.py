@@ -80,6 +80,7 @@ class LocalCluster:
             [type(member)(member.id, member.zone, member.address)],
             self.client.credentials,
             timeout_s=timeout_s,
+            metadata=self.client.metadata,
         )
 
     def partition(self, groups: list[list[int]]) -> None:

@@ -113,7 +113,12 @@ class _LosesTheFirstAnswer(AsyncClient):
 
     def __init__(self, cluster: LocalCluster) -> None:
         members = [Member(m.id, m.zone, m.address) for m in cluster.client.members]
-        super().__init__(members, cluster.client.credentials, timeout_s=WAIT_S)
+        super().__init__(
+            members,
+            cluster.client.credentials,
+            timeout_s=WAIT_S,
+            metadata=cluster.client.metadata,
+        )
         self.cluster = cluster
         self.lost: list[Any] = []
         self.requests: list[client_pb2.RunRequest] = []
