@@ -13,7 +13,13 @@ nemesis restarts it.
 
 Faults: SIGKILL (one node, a minority, a zone, every node), SIGSTOP with a guaranteed SIGCONT,
 graceful restarts, partitions as toxics on the link proxies (``chaos.nemesis.ProxyNetwork``),
-latency on every peer link, leadership transfer through the admin API.
+latency on every peer link, leadership transfer through the admin API, membership churn
+(:meth:`ChaosCluster.replace_member`: a fresh node joins as a learner through ``quiver
+admin``, is promoted, and a member is removed; the ids a cluster may ever hold, spares
+included, get their proxies and every node its ``peer_routes`` when the cluster is made, so
+a member added at run time is reached through its own proxies too), and the wait for a
+node cut off until the others compacted their logs past it (:meth:`wait_compacted_past`),
+so that healing makes it catch up by snapshot install.
 :meth:`ChaosCluster.heal` undoes all of them; :meth:`ChaosCluster.close` stops everything,
 whatever happened.
 
@@ -52,10 +58,11 @@ from chaos.nemesis import Link, ProcessGone, ProcessTarget, ProxyNetwork, Toxipr
 from chaos.netns import NetnsLab
 from chaos.netns import available as netns_available
 from cluster import pki
+from cluster.admin import run_admin
 from cluster.client import Client, connect
-from cluster.config import CLUSTER_FILE, LOOPBACK, NODE_FILE, load_cluster, write_json
+from cluster.config import CLUSTER_FILE, LOOPBACK, NODE_FILE, NodeEntry, load_cluster, write_json
 from cluster.errors import QuiverError
-from cluster.init import free_ports, init_cluster
+from cluster.init import add_node, free_ports, init_cluster
 from proto import admin_pb2, admin_pb2_grpc
 from store.failpoints import ENV as FAILPOINTS_ENV
 from store.failpoints import parse as parse_failpoints
@@ -71,6 +78,9 @@ STATUS_TIMEOUT_S: Final = 1.0
 TRANSFER_TIMEOUT_S: Final = 5.0
 LATENCY_TOXIC: Final = "quiver-latency"
 MAX_EXITS_RECORDED: Final = 1000
+MAX_SPARE_MEMBERS: Final = 4
+STATUS_POLL_S: Final = 0.2
+LEADER_MOVE_ATTEMPTS: Final = 3
 
 
 def name(node_id: int) -> str:
@@ -148,10 +158,18 @@ class ChaosCluster:
     paused: dict[int, ProcessTarget] = field(default_factory=dict)
     exits: list[NodeExit] = field(default_factory=list)
     latency_on: bool = False
+    all_ids: list[int] = field(default_factory=list)
+    """Every id this cluster may hold: the initial members and the spares that membership
+    churn adds (each with its proxies, made at start)."""
+    entries: dict[int, NodeEntry] = field(default_factory=dict)
+    """Every id's cluster.json entry (client address through its proxy, real peer address)."""
+    churned: list[str] = field(default_factory=list)
+    """The membership changes made, as they were made."""
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _watcher: threading.Thread | None = None
     _status_client: Client | None = None
+    _retired_clients: list[Client] = field(default_factory=list)
 
     # -- building --------------------------------------------------------------------------
 
@@ -166,10 +184,13 @@ class ChaosCluster:
         tick_ms: int = 50,
         election_ticks: int = 10,
         netns: bool = False,
+        spare_members: int = 0,
     ) -> ChaosCluster:
         """Initialise a fresh cluster under ``out/cluster``, wire it (through the fault
         proxy, or in netns mode through veth links between namespaces), start the nodes and
-        wait for a leader. The caller closes it (or uses ``with``)."""
+        wait for a leader. ``spare_members`` more ids are prepared (``quiver add-node``) and
+        wired for :meth:`replace_member`, not started. The caller closes it (or uses
+        ``with``)."""
         failpoints = dict(failpoints or {})
         for spec in failpoints.values():
             parse_failpoints(spec)  # a bad spec fails here, not inside a node
@@ -184,8 +205,15 @@ class ChaosCluster:
             tick_ms=tick_ms,
             election_ticks=election_ticks,
         )
+        if not 0 <= spare_members <= MAX_SPARE_MEMBERS:
+            raise ValueError(f"spare_members must be within 0..{MAX_SPARE_MEMBERS}")
+        if netns and spare_members:
+            raise ValueError("membership churn needs the fault proxy (not netns mode)")
+        for _ in range(spare_members):
+            add_node(directory)  # certificate, config (join), ports; a member once added
         ids = list(range(1, nodes + 1))
         cluster = ChaosCluster(directory, ids, failpoints)
+        cluster.all_ids = list(range(1, nodes + spare_members + 1))
         try:
             if netns:
                 cluster._wire_namespaces()
@@ -227,7 +255,9 @@ class ChaosCluster:
                 stdin=subprocess.DEVNULL,
             )
         self.api = ToxiproxyClient(f"{LOOPBACK}:{api_port}")
-        self.network = ProxyNetwork(self.api, [name(n) for n in self.nodes], proxy_name=proxy_name)
+        self.network = ProxyNetwork(
+            self.api, [name(n) for n in self.all_ids], proxy_name=proxy_name
+        )
         self._wait_for_proxy()
 
     def _wire_namespaces(self) -> None:
@@ -314,23 +344,26 @@ class ChaosCluster:
                 time.sleep(0.1)
 
     def _rewire(self) -> None:
-        """One proxy per directed peer link and per client link; configs point at them."""
+        """One proxy per directed peer link and per client link, for every id the cluster
+        may hold (spares too); configs point at them (``peers`` and ``peer_routes``), and
+        ``cluster.json`` lists the members, each at its client proxy."""
         assert self.api is not None
         cluster = load_cluster(self.directory)
         real = {entry.id: entry for entry in cluster.nodes}
-        links = [(a, b) for a in self.nodes for b in self.nodes if a != b]
-        ports = free_ports(len(links) + len(self.nodes))
+        ids = self.all_ids
+        links = [(a, b) for a in ids for b in ids if a != b]
+        ports = free_ports(len(links) + len(ids))
         peer_listen: dict[tuple[int, int], str] = {}
         for (a, b), port in zip(links, ports, strict=False):
             listen = f"{LOOPBACK}:{port}"
             self.api.create_proxy(proxy_name(name(a), name(b)), listen, real[b].peer)
             peer_listen[(a, b)] = listen
         client_listen: dict[int, str] = {}
-        for node_id, port in zip(self.nodes, ports[len(links) :], strict=True):
+        for node_id, port in zip(ids, ports[len(links) :], strict=True):
             listen = f"{LOOPBACK}:{port}"
             self.api.create_proxy(client_proxy(name(node_id)), listen, real[node_id].grpc)
             client_listen[node_id] = listen
-        for node_id in self.nodes:
+        for node_id in ids:
             path = self.directory / "nodes" / str(node_id) / NODE_FILE
             doc: dict[str, Any] = json.loads(path.read_text())
             for peer in doc["peers"]:
@@ -338,12 +371,21 @@ class ChaosCluster:
                 peer["grpc"] = client_listen[peer_id]
                 if peer_id != node_id:
                     peer["peer"] = peer_listen[(node_id, peer_id)]
+            # A member added at run time announces its real peer address in its conf
+            # change; the routes keep every link to it on its proxy all the same.
+            doc["peer_routes"] = {str(b): peer_listen[(node_id, b)] for b in ids if b != node_id}
             write_json(path, doc)
+        self.entries = {
+            node_id: dataclasses.replace(real[node_id], grpc=client_listen[node_id])
+            for node_id in ids
+        }
+        self._write_members(self.nodes)
+
+    def _write_members(self, members: Collection[int]) -> None:
+        """``cluster.json`` lists ``members`` (as clients and ``quiver admin`` see them)."""
+        cluster = load_cluster(self.directory)
         rewired = dataclasses.replace(
-            cluster,
-            nodes=tuple(
-                dataclasses.replace(entry, grpc=client_listen[entry.id]) for entry in cluster.nodes
-            ),
+            cluster, nodes=tuple(self.entries[node_id] for node_id in sorted(members))
         )
         write_json(self.directory / CLUSTER_FILE, rewired.to_json())
 
@@ -498,8 +540,9 @@ class ChaosCluster:
     def remove_latency(self) -> None:
         if self.api is None:
             return
-        for a in self.nodes:
-            for b in self.nodes:
+        ids = self.all_ids or self.nodes
+        for a in ids:
+            for b in ids:
                 if a != b:
                     for stream in ("upstream", "downstream"):
                         self.api.remove_toxic(
@@ -572,6 +615,122 @@ class ChaosCluster:
             return 0
         return int(moved.leader_id)
 
+    # -- membership churn -----------------------------------------------------------------
+
+    def replace_member(self, leaving: int, catch_up_s: float) -> int:
+        """Membership churn through the admin API (``cluster.admin``, as ``quiver admin``
+        does it): a fresh node — a spare id never used, or a removed one with its data
+        wiped — is started, added as a learner, caught up (by snapshot install: it starts
+        empty) and promoted; then ``leaving`` is removed (leadership moved off it first) and
+        stopped. Every link of the new member goes through its own proxies, made at start.
+        Returns the new member's id. Raises when a step fails; a learner that could not be
+        promoted is removed again, so the voters stay as they were."""
+        with self._lock:
+            free = [n for n in self.all_ids if n not in self.nodes and n not in self.processes]
+        if not free:
+            raise RuntimeError("no spare id to add (ChaosCluster.create(spare_members=...))")
+        if leaving not in self.nodes:
+            raise ValueError(f"n{leaving} is not a member")
+        joining = free[0]
+        self._prepare_joiner(joining)
+        self._write_members([*self.nodes, joining])
+        self._start(joining)
+        try:
+            self.churned.append(run_admin(self.directory, "add-learner", joining, 0.0))
+        except BaseException:
+            self._retire(joining)
+            self._write_members(self.nodes)
+            raise
+        with self._lock:
+            self.nodes.append(joining)
+        self._refresh_status_client()
+        try:
+            self.churned.append(run_admin(self.directory, "promote", joining, catch_up_s))
+        except BaseException:
+            self._remove(joining)
+            raise
+        self._remove(leaving)
+        return joining
+
+    def _prepare_joiner(self, node_id: int) -> None:
+        """A node that joins from nothing: its data wiped (a removed member's), ``join`` on."""
+        node_dir = self.directory / "nodes" / str(node_id)
+        shutil.rmtree(node_dir / "data", ignore_errors=True)
+        path = node_dir / NODE_FILE
+        doc: dict[str, Any] = json.loads(path.read_text())
+        doc["join"] = True
+        write_json(path, doc)
+
+    def _remove(self, node_id: int) -> None:
+        """``quiver admin remove`` (after moving leadership off the node), then stop it."""
+        for _ in range(LEADER_MOVE_ATTEMPTS):
+            if self.wait_for_leader(LEADER_WAIT_S) != node_id:
+                break
+            self.transfer_leader(0)
+        self.churned.append(run_admin(self.directory, "remove", node_id, 0.0))
+        self._retire(node_id)
+        self._refresh_status_client()
+
+    def _retire(self, node_id: int) -> None:
+        """Stop a node that is no member (SIGTERM, SIGKILL after a grace); never restarted."""
+        self.stop_gracefully(node_id)
+        with self._lock:
+            self.processes.pop(node_id, None)
+            self.held.discard(node_id)
+            if node_id in self.nodes:
+                self.nodes.remove(node_id)
+        self._write_members(self.nodes)
+
+    def _refresh_status_client(self) -> None:
+        """The status client reads the members from cluster.json when made: make a new one.
+        The old one is closed with the cluster (another thread may be using it)."""
+        with self._lock:
+            if self._status_client is not None:
+                self._retired_clients.append(self._status_client)
+            self._status_client = None
+
+    # -- snapshot install -----------------------------------------------------------------
+
+    def snapshots_installed(self, node_id: int) -> int | None:
+        """How many snapshots the node's process received and installed (None: no answer)."""
+        status = self._statuses().get(node_id)
+        return None if status is None else int(status.snapshots_installed)
+
+    def wait_compacted_past(self, node_id: int, deadline_s: float) -> bool:
+        """Until the leader's log starts past what ``node_id`` applied (it was cut off while
+        the others wrote and compacted), so that it can only catch up by snapshot install.
+        Bounded; False when that did not happen in time."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            statuses = self._statuses()
+            leader = next(
+                (
+                    s
+                    for s in statuses.values()
+                    if s.role == admin_pb2.ROLE_LEADER and s.id != node_id
+                ),
+                None,
+            )
+            behind = statuses.get(node_id)
+            if (
+                leader is not None
+                and behind is not None
+                and leader.first_index > behind.applied_index + 1
+            ):
+                return True
+            time.sleep(STATUS_POLL_S)
+        return False
+
+    def wait_snapshot_installed(self, node_id: int, before: int, deadline_s: float) -> bool:
+        """Until ``node_id`` installed more snapshots than ``before`` (bounded)."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            installed = self.snapshots_installed(node_id)
+            if installed is not None and installed > before:
+                return True
+            time.sleep(STATUS_POLL_S)
+        return False
+
     def heal(self) -> None:
         """Undo every fault: resume, restart, reconnect, remove latency."""
         self.resume_all()
@@ -593,6 +752,8 @@ class ChaosCluster:
             self._watcher.join(5.0)
         if self._status_client is not None:
             self._status_client.close()
+        for retired in self._retired_clients:
+            retired.close()
         with self._lock:
             for node_id in list(self.paused):
                 self._resume(node_id)

@@ -22,7 +22,12 @@ window ends), pause-leader, pause-random (SIGSTOP/SIGCONT), partition-halves (sy
 partition-one-way (the leader's messages are lost, it hears the others), partition-bridge,
 isolate-leader, isolate-follower, latency (every peer link), transfer-leader (admin API),
 rolling-restart (each node in turn: leadership moved off it, SIGTERM, restarted, serving),
-loss (with ``--netns``: 20% of the packets into every node dropped; not in ``all``).
+member-churn (``quiver admin``: a fresh node — a spare id, or a removed one wiped — joins as a
+learner through its own proxies and is promoted, then a follower is removed and stopped),
+snapshot-install (a follower cut off until the leader compacted its log past it, then healed:
+it must catch up by snapshot install; ``verdicts.json`` says whether it did), loss (with
+``--netns``: 20% of the packets into every node dropped; not in ``all``). Groups:
+``membership`` (member-churn), ``snapshot`` (snapshot-install).
 
 ``--netns`` (root): each node in its own network namespace, a veth link per pair, partitions
 as nftables drops, loss with iptables' statistic match; there is no proxy then (and no
@@ -75,6 +80,8 @@ NEMESES: Final = (
     "latency",
     "transfer-leader",
     "rolling-restart",
+    "member-churn",
+    "snapshot-install",
     "loss",
 )
 GROUPS: Final = {
@@ -82,6 +89,8 @@ GROUPS: Final = {
     "pause": ("pause-leader", "pause-random"),
     "zone": ("kill-zone",),
     "partition": ("partition-halves", "partition-one-way", "partition-bridge", "isolate-leader"),
+    "membership": ("member-churn",),
+    "snapshot": ("snapshot-install",),
     "all": tuple(n for n in NEMESES if n != "loss"),
     "none": (),
 }
@@ -100,6 +109,13 @@ LATENCY_JITTER_MS: Final = 50
 LOSS_PROBABILITY: Final = 0.2
 INITIAL_BALANCE: Final = 100
 REPORTED_ITEMS: Final = 100
+CHURN_CATCH_UP_S: Final = 30.0
+SNAPSHOT_WAIT_S: Final = 60.0
+"""How long snapshot-install keeps a follower cut off waiting for the leader to compact past
+it, and then waits for it to install a snapshot once healed."""
+SPARE_MEMBERS: Final = 1
+LEADER_MOVE_S: Final = 10.0
+"""Ids prepared for member-churn beyond the initial members (a removed id is reused)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -119,6 +135,10 @@ class RunOptions:
     """Small values make nodes snapshot and compact often, so that one cut off for a while
     catches up by snapshot install."""
     failpoints: dict[int, str] = field(default_factory=dict)
+    leader: int = 0
+    """Keep leadership on this node (0: wherever elections put it): moved there before the
+    workload and after each fault window (best effort), so that its failpoints (a skewed
+    clock) act on the leader."""
     fault_s: tuple[float, float] = (2.0, 6.0)
     gap_s: tuple[float, float] = (1.0, 3.0)
     keys: int = 3
@@ -139,6 +159,8 @@ class RunOptions:
             raise ValueError("--nodes must be within 1..7")
         if not 1 <= self.zones <= self.nodes:
             raise ValueError("--zones must be within 1..--nodes")
+        if not 0 <= self.leader <= self.nodes:
+            raise ValueError("--leader must be within 0..--nodes")
         if not 1 <= self.keys <= 1000:
             raise ValueError("--keys must be within 1..1000")
 
@@ -171,10 +193,15 @@ def expand_nemeses(spec: str) -> tuple[str, ...]:
 class Nemesis:
     """Applies one fault per window on a :class:`ChaosCluster`; records its span."""
 
-    def __init__(self, cluster: ChaosCluster, names: Sequence[str]) -> None:
+    def __init__(self, cluster: ChaosCluster, names: Sequence[str], leader: int = 0) -> None:
         self.cluster = cluster
         self.names = list(names)
+        self.leader = leader
+        """Leadership goes back to this node after each window (0: wherever it lands)."""
         self.spans: list[FaultSpan] = []
+        self.snapshot_installs: list[dict[str, Any]] = []
+        """Each snapshot-install window: the node, whether the leader compacted past it
+        while it was cut off, and whether it then installed a snapshot."""
         self._lock = threading.Lock()
 
     def apply(self, window: FaultWindow) -> Callable[[], None]:
@@ -191,6 +218,8 @@ class Nemesis:
         def healed() -> None:
             try:
                 heal()
+                if self.leader:
+                    move_leadership(self.cluster, self.leader)
             finally:
                 with self._lock:
                     self.spans.append(FaultSpan(started, time.monotonic_ns(), label))
@@ -242,6 +271,13 @@ class Nemesis:
         if which == "transfer-leader":
             moved = cluster.transfer_leader(0)
             return f"transfer-leader to n{moved}", lambda: None
+        if which == "member-churn":
+            leader = cluster.wait_for_leader(LEADER_TARGET_WAIT_S)
+            leaving = rng.choice([n for n in nodes if n != leader] or list(nodes))
+            joined = cluster.replace_member(leaving, CHURN_CATCH_UP_S)
+            return f"member-churn n{leaving} out, n{joined} in", lambda: None
+        if which == "snapshot-install":
+            return self._force_snapshot_install(rng)
         if which == "partition-halves":
             links = nemesis.halves(names, rng)
         elif which == "partition-one-way":
@@ -262,6 +298,47 @@ class Nemesis:
         cluster.partition(links)
         cut = sorted(f"{a}-x->{b}" for a, b in links)
         return f"{which} {' '.join(cut)}", cluster.network.heal
+
+    def _force_snapshot_install(self, rng: random.Random) -> tuple[str, Callable[[], None]]:
+        """Cut a follower off until the leader's log starts past what it applied (the
+        workload writes meanwhile; bounded), then heal and wait until it installed a
+        snapshot. Both facts are recorded."""
+        cluster = self.cluster
+        leader = cluster.wait_for_leader(LEADER_TARGET_WAIT_S)
+        victim = rng.choice([n for n in cluster.nodes if n != leader] or list(cluster.nodes))
+        before = cluster.snapshots_installed(victim) or 0
+        cluster.partition(nemesis.isolate(name(victim), [name(n) for n in cluster.nodes]))
+        compacted = cluster.wait_compacted_past(victim, SNAPSHOT_WAIT_S)
+        record: dict[str, Any] = {"node": victim, "compacted_past": compacted}
+
+        def heal() -> None:
+            assert cluster.network is not None
+            cluster.network.heal()
+            record["installed"] = compacted and cluster.wait_snapshot_installed(
+                victim, before, SNAPSHOT_WAIT_S
+            )
+            with self._lock:
+                self.snapshot_installs.append(record)
+            log.info("snapshot-install: %s", record)
+
+        state = "log compacted past it" if compacted else "log NOT compacted past it in time"
+        return f"snapshot-install n{victim} cut off ({state})", heal
+
+
+def move_leadership(cluster: ChaosCluster, to: int) -> bool:
+    """Best effort, bounded: leadership to node ``to`` (it may be down, or no member)."""
+    if to not in cluster.nodes:
+        return False
+    deadline = time.monotonic() + LEADER_MOVE_S
+    while time.monotonic() < deadline:
+        leader = cluster.wait_for_leader(LEADER_TARGET_WAIT_S)
+        if leader == to:
+            return True
+        if leader:
+            cluster.transfer_leader(to)
+        time.sleep(0.2)
+    log.info("leadership did not move to n%d within %.0f s", to, LEADER_MOVE_S)
+    return False
 
 
 def fault_windows(options: RunOptions) -> tuple[FaultWindow, ...]:
@@ -455,8 +532,12 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
         netns=options.netns,
         failpoints=options.failpoints,
         seed=options.seed,
+        # Members added at run time need their proxies made at start (none in netns mode).
+        spare_members=SPARE_MEMBERS
+        if "member-churn" in options.nemeses and not options.netns
+        else 0,
     )
-    nemesis_runner = Nemesis(cluster, options.nemeses)
+    nemesis_runner = Nemesis(cluster, options.nemeses, options.leader)
     try:
         say(
             f"cluster of {options.nodes} nodes up in {cluster.directory} (leader "
@@ -467,6 +548,9 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
             _set_up(options, setup)
         finally:
             setup.close()
+        if options.leader:
+            moved = move_leadership(cluster, options.leader)
+            say(f"leadership {'moved' if moved else 'NOT moved'} to n{options.leader}")
         say(
             f"{options.workload}: {options.clients} clients for {options.time_limit_s:.0f} s, "
             f"{len(windows)} fault windows from {', '.join(options.nemeses) or 'none'}"
@@ -496,6 +580,8 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
     ops = operations(events)
     summary, verdicts = judge(options, ops, exits)
     verdicts["faults"] = [span.label for span in nemesis_runner.spans]
+    verdicts["membership_changes"] = list(cluster.churned)
+    verdicts["snapshot_installs"] = list(nemesis_runner.snapshot_installs)
     verdicts["options"] = {
         "workload": options.workload,
         "nemeses": list(options.nemeses),
@@ -507,6 +593,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
         "snapshot_entries": options.snapshot_entries,
         "netns": options.netns,
         "failpoints": {str(k): v for k, v in options.failpoints.items()},
+        "leader": options.leader,
     }
     (out / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=str) + "\n")
     table = {
@@ -585,6 +672,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="test-only: arm a failpoint (store.failpoints) on node N or on every node",
     )
     parser.add_argument(
+        "--leader",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep leadership on node N (moved back after each fault window); 0: anywhere",
+    )
+    parser.add_argument(
         "--fault-s", type=float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX")
     )
     parser.add_argument("--gap-s", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"))
@@ -609,6 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             snapshot_entries=args.snapshot_entries,
             netns=args.netns,
             failpoints=parse_failpoints(args.failpoint, args.nodes),
+            leader=args.leader,
             fault_s=(args.fault_s[0], args.fault_s[1]),
             gap_s=(args.gap_s[0], args.gap_s[1]),
         )

@@ -1,9 +1,10 @@
 """``make chaos``: the long run — every workload under every nemesis, one after another.
 
 Owns the split of a time budget over the scenarios (register, set, bank, graph, then register
-under clock skew, set with torn writes and, as root, set in network namespaces; each a
-``quiver chaos run`` of its own: a fresh cluster, all nemeses, its own report directory) and
-one summary over them: ``OUT/summary.txt`` (each run's last line) and ``OUT/index.html``
+with the leader's clock slow and a follower's fast, set with torn writes and, as root, set in
+network namespaces; each a ``quiver chaos run`` of its own: a fresh cluster, all nemeses —
+membership churn and forced snapshot installs among them — its own report directory) and one
+summary over them: ``OUT/summary.txt`` (each run's last line) and ``OUT/index.html``
 linking the reports. Exits 0 only when every run's verdicts are valid.
 
 Must never: run past its budget by more than one run's start-up, healing and checking.
@@ -28,12 +29,19 @@ SNAPSHOT_ENTRIES = 300
 while catches up by snapshot install, under the same faults."""
 SCENARIOS: tuple[tuple[str, str, dict[int, str]], ...] = (
     *((workload, workload, {}) for workload in WORKLOADS),
-    # Faults a correct cluster must survive too: one node's clock slow and one's fast
-    # (elections, heartbeats, check-quorum), and one node whose writes tear at a power cut
-    # every 300 log syncs (it dies, restarts and repairs its log, again and again).
+    # Faults a correct cluster must survive too: the leader's clock slow and a follower's
+    # fast (see LEADERS), and one node whose writes tear at a power cut every 300 log syncs
+    # (it dies, restarts and repairs its log, again and again).
     ("register-clock-skew", "register", {1: "clock-rate=0.5", 2: "clock-rate=2"}),
     ("set-torn-writes", "set", {3: "torn-write=300"}),
 )
+LEADERS: dict[str, int] = {"register-clock-skew": 1}
+"""Scenarios whose leadership is kept on one node (moved back after every fault window).
+With the leader's clock at half speed and a follower's at double, a leader trusting a
+time lease would serve reads after the follower, its election timer running out twice as
+fast, was elected in its place: stale reads. Quiver confirms every linearizable read with
+a ReadIndex round instead (no lease reads), so the history must stay linearizable; the
+clocks only disturb timers (elections, heartbeats, check-quorum)."""
 NETNS_SCENARIO = "set-netns"
 """As root: a set run with the nodes in network namespaces (nftables partitions, iptables
 loss) instead of behind the proxy."""
@@ -70,12 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             clients=args.clients,
             seed=args.seed + number,
             failpoints=dict(failpoints),
+            leader=LEADERS.get(label, 0),
             fault_s=(2.0, 8.0),
             gap_s=(3.0, 8.0),
             keys=max(3, int(per_run_s // 30)),
             snapshot_entries=SNAPSHOT_ENTRIES,
         )
         armed = f", failpoints {failpoints}" if failpoints else ""
+        if options.leader:
+            armed += f", leadership kept on n{options.leader}"
         print(
             f"== {label}: {per_run_s:.0f} s, every nemesis, seed {options.seed}{armed}", flush=True
         )

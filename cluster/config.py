@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -123,6 +123,11 @@ class NodeConfig:
     join: bool = False
     """A node added at run time (``quiver add-node``): it starts with an empty log and no
     configuration and waits for the leader, instead of bootstrapping with ``peers``."""
+    peer_routes: dict[int, str] = field(default_factory=dict)
+    """Where this node connects to reach a peer's Raft port, by id, when that is not the
+    address the peer advertises (its ``peers`` entry or the conf change that added it): a
+    proxy or a NAT in between. Empty unless a config says so (the chaos harness routes every
+    peer link, members added later included, through its own fault proxy)."""
 
 
 def load_cluster(directory: Path) -> ClusterFile:
@@ -207,4 +212,5 @@ def load_node_config(path: Path) -> NodeConfig:
         query_log=bool(doc.get("query_log", True)),
         query_log_literals=bool(doc.get("query_log_literals", False)),
         join=bool(doc.get("join", False)),
+        peer_routes={int(k): str(v) for k, v in dict(doc.get("peer_routes", {})).items()},
     )

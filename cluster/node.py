@@ -867,10 +867,11 @@ class Node:
             return
         peer = self.peers[peer_id]
         assert self._peer_credentials is not None
+        address = self.config.peer_routes.get(peer_id, peer.peer)
         sender = PeerSender(
             self.id,
             peer_id,
-            peer.peer,
+            address,
             self._peer_credentials,
             self.config.cluster_id,
             self._report_unreachable,
@@ -878,7 +879,7 @@ class Node:
         snapshot_sender = SnapshotSender(
             self.id,
             peer_id,
-            peer.peer,
+            address,
             self._peer_credentials,
             self._open_snapshot_chunks,
             self._files,

@@ -1,7 +1,9 @@
 """Chaos against a real cluster: three ``quiver serve`` processes whose every peer and client
 link goes through the fault proxy, real faults, checked histories.
 
-A correct cluster passes a short run under leader kills and partitions, and each planted bug
+A correct cluster passes a short run under leader kills, partitions, membership churn (a
+fresh node joins through its own proxies, a follower leaves) and a snapshot install forced
+on a follower cut off until the others compacted their logs, and each planted bug
 (``store.failpoints``) is caught by the checker meant for it, under the nemesis that triggers
 it: stale follower reads (linearizability, an isolated follower), a leader acknowledging
 before commit (lost adds, an isolated leader), a node forgetting acknowledged entries on
@@ -37,17 +39,21 @@ def _ok_ops(out: Path) -> int:
     )
 
 
-def test_a_correct_cluster_passes_leader_kills_and_partitions(tmp_path: Path) -> None:
+def test_a_correct_cluster_passes_leader_kills_partitions_churn_and_snapshot_installs(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "run"
     done = subprocess.run(
         [
             sys.executable, "-m", "cluster.cli", "chaos", "run",
             "--workload", "register",
-            "--nemesis", "kill-leader,isolate-leader",
-            "--time-limit", "12",
-            "--fault-s", "3", "5",
-            "--gap-s", "1", "3",
-            "--seed", "11",
+            "--nemesis", "kill-leader,isolate-leader,member-churn,snapshot-install",
+            "--snapshot-entries", "20",
+            "--time-limit", "14",
+            "--fault-s", "2", "3",
+            "--gap-s", "1", "2",
+            # isolate-leader, member-churn, snapshot-install, kill-leader (as time allows)
+            "--seed", "623",
             "--out", str(out),
         ],
         capture_output=True,
@@ -61,6 +67,14 @@ def test_a_correct_cluster_passes_leader_kills_and_partitions(tmp_path: Path) ->
     verdicts = json.loads((out / "verdicts.json").read_text())
     assert verdicts["valid"] is True
     assert verdicts["faults"], "no fault was applied: the run proved nothing"
+    # A fresh node (n4, reached through proxies made for it at start) joined through the
+    # admin API and was promoted, and a follower was removed.
+    changes = verdicts["membership_changes"]
+    for step in ("add-learner n4 ", "promote n4 ", "remove "):
+        assert any(change.startswith(step) for change in changes), changes
+    # A follower cut off until the leader compacted past it caught up by snapshot install.
+    installs = verdicts["snapshot_installs"]
+    assert installs and all(i["compacted_past"] and i["installed"] for i in installs), installs
     assert _ok_ops(out) >= MIN_OK_OPS
     assert (out / "report.html").read_text().count("<rect") > MIN_OK_OPS
 
