@@ -49,6 +49,11 @@ class SecureView:
         self._label_visible: dict[int, bool] = {}
         self._has_label: Callable[[int, str], bool] | None = getattr(base, "node_has_label", None)
         self._counts: dict[tuple[str, str | None], int] = {}
+        self._relationships_unfiltered = (
+            privileges.traverses_every_node
+            and privileges.traverses_every_relationship
+            and privileges.reads_every_relationship_property
+        )
 
     # -- elements -----------------------------------------------------------------------------
 
@@ -57,19 +62,20 @@ class SecureView:
 
     def _visible_id(self, node_id: int) -> bool:
         """Whether an existing node (a relationship's end) may be traversed."""
+        found = self._label_visible.get(node_id)
+        if found is not None:
+            return found
         privileges = self.privileges
         if privileges.traverses_every_node:
             return True
         denied = privileges.traversal_denied_labels
         if denied is not None and self._has_label is not None:
             # Label denies only: membership reads instead of decrypting the record.
-            found = self._label_visible.get(node_id)
-            if found is None:
-                has_label = self._has_label
-                found = not any(has_label(node_id, label) for label in denied)
-                if len(self._label_visible) >= MAX_CACHED_NODES:
-                    self._label_visible.clear()
-                self._label_visible[node_id] = found
+            has_label = self._has_label
+            found = not any(has_label(node_id, label) for label in denied)
+            if len(self._label_visible) >= MAX_CACHED_NODES:
+                self._label_visible.clear()
+            self._label_visible[node_id] = found
             return found
         return self.node(node_id) is not None
 
@@ -202,21 +208,31 @@ class SecureView:
     def relationships(
         self, node_id: int, direction: Direction, types: Sequence[str] | None = None
     ) -> Iterator[RelationshipRecord]:
-        privileges = self.privileges
-        everything = (
-            privileges.traverses_every_node
-            and privileges.traverses_every_relationship
-            and privileges.reads_every_relationship_property
-        )
+        if self._relationships_unfiltered:
+            return self.base.relationships(node_id, direction, types)
+        return self._filtered_relationships(node_id, direction, types)
+
+    def _filtered_relationships(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None
+    ) -> Iterator[RelationshipRecord]:
         # The caller reached `node_id` through this view (or created it): only the other end
-        # needs a check. A hidden `node_id` has no visible relationships at all.
-        if not everything and not self._visible_id(node_id):
+        # needs a check. A hidden `node_id` has no visible relationships at all. The hot loop
+        # of every expansion, so the checks are spelled out rather than calling _rel_visible.
+        visible_id = self._visible_id
+        if not visible_id(node_id):
             return
+        privileges = self.privileges
+        every_type = privileges.traverses_every_relationship
+        every_node = privileges.traverses_every_node
+        every_property = privileges.reads_every_relationship_property
         for record in self.base.relationships(node_id, direction, types):
-            if everything:
-                yield record
-            elif self._rel_visible(record, node_id):
-                yield self._filtered_rel(record)
+            if not every_type and not privileges.can_traverse_relationship(record.type):
+                continue
+            if not every_node:
+                other = record.end if record.start == node_id else record.start
+                if other != node_id and not visible_id(other):
+                    continue
+            yield record if every_property else self._filtered_rel(record)
 
     # -- counts and names ---------------------------------------------------------------------
 
