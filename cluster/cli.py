@@ -160,6 +160,11 @@ def _bench(args: argparse.Namespace, _extra: list[str]) -> int:
         from cluster.bench import main as cluster_bench
 
         return cluster_bench()
+    if args.target == "privileges":
+        # Imported here: the restricted-read workload against a real local cluster (#7).
+        from cluster.bench_privileges import main as privileges_bench
+
+        return privileges_bench()
     if args.target == "bolt":
         # Imported here: the neo4j driver against a real local cluster (cluster/bolt/bench.py).
         from cluster.bolt.bench import main as bolt_bench
@@ -490,7 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if command.name == "bench":
             sub.add_argument(
-                "target", nargs="?", help="what to benchmark: store, cypher, cluster, bolt"
+                "target",
+                nargs="?",
+                help="what to benchmark: store, cypher, cluster, bolt, privileges",
             )
             sub.add_argument(
                 "--nodes", type=int, default=100_000, help="store: nodes in the read graph"

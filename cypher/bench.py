@@ -185,7 +185,8 @@ def _time_privileges(
         f"{label} {statistics.median(s):.3f} ms ({base / statistics.median(s):.2f})  "
         for label, s in samples.items()
     )
-    out(f"  {name:<22}{cells}")
+    ratio = statistics.median(samples["admin"]) / statistics.median(samples["restricted"])
+    out(f"  {name:<22}{cells}restricted/admin {ratio:.2f} (target >= 0.85)")
 
 
 def run(config: CypherBenchConfig, out: Callable[[str], None] = print) -> None:
