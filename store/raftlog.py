@@ -621,19 +621,28 @@ class DurableLog:
                 end = (segment.seq, segment.size)
             if self._before_sync is not None:
                 self._before_sync()
-            if self._sync_failed is not None:
-                raise self._sync_failed
-            try:
-                if failpoints.ACTIVE:
-                    failpoints.before_log_sync(segment.fd, end[1])
-                os.fdatasync(segment.fd)
-            except OSError as error:
-                # After a failed fdatasync the kernel may have dropped the dirty pages and
-                # cleared the error: a retry could "succeed" over lost data (PostgreSQL's
-                # fsyncgate). So this log never syncs, nor acknowledges, again.
-                self._sync_failed = LogSyncError(segment.path, error)
-                raise self._sync_failed from error
+            self._durable_sync(segment, hook=bool(failpoints.ACTIVE), size=end[1])
             self._durable_to = end
+
+    def _durable_sync(
+        self, segment: _Segment, *, hook: bool = False, size: int = 0, metadata: bool = False
+    ) -> None:
+        """fdatasync (fsync with ``metadata``) of a segment; a failure is final."""
+        if self._sync_failed is not None:
+            raise self._sync_failed
+        try:
+            if hook:
+                failpoints.before_log_sync(segment.fd, size)
+            if metadata:
+                os.fsync(segment.fd)
+            else:
+                os.fdatasync(segment.fd)
+        except OSError as error:
+            # After a failed fdatasync the kernel may have dropped the dirty pages and
+            # cleared the error: a retry could "succeed" over lost data (PostgreSQL's
+            # fsyncgate). So this log never syncs, nor acknowledges, again.
+            self._sync_failed = LogSyncError(segment.path, error)
+            raise self._sync_failed from error
 
     def append(self, entries: list[Entry], sync: bool = True) -> None:
         self.save(entries, None, sync)
@@ -691,9 +700,9 @@ class DurableLog:
         if old.allocated > old.size:
             os.ftruncate(old.fd, old.size)
             old.allocated = old.size
-            os.fsync(old.fd)  # the new size, not only the data
+            self._durable_sync(old, metadata=True)  # the new size, not only the data
         else:
-            os.fdatasync(old.fd)
+            self._durable_sync(old)
         return self._open_segment(old.seq + 1)
 
     def _open_segment(self, seq: int) -> _Segment:
@@ -710,7 +719,7 @@ class DurableLog:
         frame = _frame(head)
         os.pwrite(fd, frame, 0)
         segment.size = segment.allocated = len(frame)
-        os.fdatasync(fd)
+        self._durable_sync(segment)
         fsync_dir(self._dir)
         return segment
 
@@ -720,7 +729,7 @@ class DurableLog:
 
     def _write_marker(self, kind: int, index: int, term: int) -> None:
         segment, _ = self._write([_frame(bytes((kind,)) + _INDEX_TERM.pack(index, term))])
-        os.fdatasync(segment.fd)
+        self._durable_sync(segment)
 
     def create_snapshot(self, index: int, conf_state: ConfState | None, data: bytes) -> Snapshot:
         """Record, durably, a snapshot of the state machine as of `index` (applied)."""
