@@ -21,6 +21,7 @@ anchor of the last hash kept elsewhere, close those gaps.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -99,6 +100,7 @@ class AuditLog:
         self._file = open(  # noqa: SIM115 - held open for the log's lifetime
             segment_path(self.directory, name, self._index), "ab"
         )
+        self._size = self._file.tell()
         if repaired:
             self.append("security", {"event": "audit_tail_repaired", "dropped_bytes": repaired})
 
@@ -149,11 +151,26 @@ class AuditLog:
                 "fields": dict(fields),
                 "prev": self._prev,
             }
-            record["hash"] = record_hash(record, self._key)
-            line = canonical(record) + b"\n"
-            if self._file.tell() > 0 and self._file.tell() + len(line) > self._max_bytes:
+            # canonical(record) without and then with "hash", the fields encoded once: the
+            # other members are a known kind, a hex hash, an int and a float (whose JSON is
+            # their repr), in sorted order.
+            head = b'{"fields":' + canonical(record["fields"])
+            tail = (
+                f',"kind":"{kind}","prev":"{self._prev}","seq":{record["seq"]!r},'
+                f'"ts":{record["ts"]!r}}}'
+            ).encode()
+            body = head + tail
+            if self._key is None:
+                digest = hashlib.sha256(body).hexdigest()
+            else:
+                digest = hmac.new(self._key, body, hashlib.sha256).hexdigest()
+            record["hash"] = digest
+            line = head + b',"hash":"' + digest.encode() + b'"' + tail + b"\n"
+            assert self._seq > 0 or line == canonical(record) + b"\n", "not canonical JSON"
+            if self._size > 0 and self._size + len(line) > self._max_bytes:
                 self._rotate()
             self._file.write(line)
+            self._size += len(line)
             self._seq += 1
             self._prev = record["hash"]
             self._unsynced += 1
@@ -187,7 +204,7 @@ class AuditLog:
         fields: dict[str, Any] = {
             "user": user,
             "client": client,
-            "query": query if literals else mask_query(query),
+            "query": query if literals else masked(query),
             "parameters": sorted(parameters or {}),
             "duration_ms": duration_ms,
             "rows": rows,
@@ -209,6 +226,7 @@ class AuditLog:
         self._file.close()
         self._index += 1
         self._file = open(self.path, "ab")  # noqa: SIM115
+        self._size = 0
         _fsync_dir(self.directory)
 
     def flush(self) -> None:
@@ -369,6 +387,22 @@ def _check_line(
 
 
 # --- query masking -----------------------------------------------------------------------
+
+MASK_CACHE_ENTRIES = 1024
+MASK_CACHE_MAX_CHARS = 4096
+"""Queries up to this long keep their masked form in a cache: a statement sent again (the
+usual case, with parameters) costs a lookup instead of a tokenizer pass per record."""
+
+
+@functools.lru_cache(maxsize=MASK_CACHE_ENTRIES)
+def _masked_cached(query: str) -> str:
+    return mask_query(query)
+
+
+def masked(query: str) -> str:
+    """:func:`mask_query`, remembered for short queries."""
+    return _masked_cached(query) if len(query) <= MASK_CACHE_MAX_CHARS else mask_query(query)
+
 
 MASKED_STRING = "'***'"
 MASKED_NUMBER = "?"
