@@ -17,10 +17,13 @@ whose errors must then not name what is hidden.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from cypher.errors import CypherError
+from store.graph import GraphStore
 from store.values import Value
 from store.view import (
     ConstraintInfo,
@@ -37,6 +40,33 @@ if TYPE_CHECKING:
 MAX_CACHED_NODES = 65_536
 """Filtered node records (None: hidden) kept for one statement or transaction, so a node
 read to decide visibility is not read again (cleared when full)."""
+MAX_SHARED_LABEL_SETS = 8
+"""Denied-label sets whose node visibility is shared between statements (see
+``_shared_label_visibility``); the least recently made is dropped first."""
+
+_shared_lock = threading.Lock()
+_shared: dict[frozenset[str], tuple[weakref.ref[GraphStore], int, dict[int, bool]]] = {}
+
+
+def _shared_label_visibility(base: GraphView, denied: frozenset[str]) -> dict[int, bool]:
+    """Whether each node carries none of `denied`, shared by every statement that reads the
+    same store at the same applied index (a friend-of-friend read checks each relationship's
+    far end, mostly different nodes per statement, so only sharing saves the reads). Any
+    write applied moves the index and starts a new map; a view over anything but the applied
+    store itself (pending writes, an in-memory graph) gets a map of its own."""
+    if not isinstance(base, GraphStore):
+        return {}
+    applied = base.applied_index()
+    with _shared_lock:
+        entry = _shared.get(denied)
+        if entry is not None and entry[0]() is base and entry[1] == applied:
+            return entry[2]
+        visibility: dict[int, bool] = {}
+        _shared.pop(denied, None)
+        if len(_shared) >= MAX_SHARED_LABEL_SETS:
+            del _shared[next(iter(_shared))]
+        _shared[denied] = (weakref.ref(base), applied, visibility)
+        return visibility
 
 
 class SecureView:
@@ -46,8 +76,14 @@ class SecureView:
         self.base = base
         self.privileges = privileges
         self._records: dict[int, NodeRecord | None] = {}
-        self._label_visible: dict[int, bool] = {}
         self._has_label: Callable[[int, str], bool] | None = getattr(base, "node_has_label", None)
+        denied = privileges.traversal_denied_labels
+        self._label_visible: dict[int, bool] = (
+            _shared_label_visibility(base, denied)
+            if denied is not None and not privileges.traverses_every_node and self._has_label
+            else {}
+        )
+        """Node id -> whether it carries none of the denied labels (label denies only)."""
         self._counts: dict[tuple[str, str | None], int] = {}
         self._relationships_unfiltered = (
             privileges.traverses_every_node
