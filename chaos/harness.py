@@ -170,6 +170,8 @@ class ChaosCluster:
     _watcher: threading.Thread | None = None
     _status_client: Client | None = None
     _retired_clients: list[Client] = field(default_factory=list)
+    _peer_listen: dict[tuple[int, int], str] = field(default_factory=dict)
+    """(sender, receiver) -> the listen address of the proxy of that peer link."""
 
     # -- building --------------------------------------------------------------------------
 
@@ -379,6 +381,7 @@ class ChaosCluster:
             node_id: dataclasses.replace(real[node_id], grpc=client_listen[node_id])
             for node_id in ids
         }
+        self._peer_listen = peer_listen
         self._write_members(self.nodes)
 
     def _write_members(self, members: Collection[int]) -> None:
@@ -653,12 +656,28 @@ class ChaosCluster:
         return joining
 
     def _prepare_joiner(self, node_id: int) -> None:
-        """A node that joins from nothing: its data wiped (a removed member's), ``join`` on."""
+        """A node that joins from nothing: its data wiped (a removed member's), ``join`` on,
+        and, as ``quiver add-node`` writes them, the current members and itself as its peers
+        (through its proxies): a joining node takes Raft messages only from nodes it knows,
+        and the leader may be a member added after this node's config was first written."""
         node_dir = self.directory / "nodes" / str(node_id)
         shutil.rmtree(node_dir / "data", ignore_errors=True)
         path = node_dir / NODE_FILE
         doc: dict[str, Any] = json.loads(path.read_text())
         doc["join"] = True
+        peers = []
+        for member in sorted({*self.nodes, node_id}):
+            entry = self.entries[member]
+            peer: dict[str, Any] = {
+                "id": member,
+                "zone": entry.zone,
+                "grpc": entry.grpc,
+                "peer": entry.peer if member == node_id else self._peer_listen[(node_id, member)],
+            }
+            if entry.bolt:
+                peer["bolt"] = entry.bolt
+            peers.append(peer)
+        doc["peers"] = peers
         write_json(path, doc)
 
     def _remove(self, node_id: int) -> None:

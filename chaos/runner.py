@@ -440,9 +440,14 @@ def _verdict_of(valid: bool | None) -> Verdict:
 
 
 def judge(
-    options: RunOptions, ops: list[Operation], unexpected_exits: list[dict[str, int]]
+    options: RunOptions,
+    ops: list[Operation],
+    unexpected_exits: list[dict[str, int]],
+    snapshot_installs: Sequence[dict[str, Any]] = (),
 ) -> tuple[RunSummary, dict[str, Any]]:
-    """The checkers' verdicts on a history, and the summary line's numbers."""
+    """The checkers' verdicts on a history, and the summary line's numbers. A node that
+    stopped by itself (no fault armed on it) is an anomaly, and so is one that the leader
+    compacted past while it was cut off and that did not install a snapshot once healed."""
     verdicts: dict[str, Any] = {"workload": options.workload}
     lost = 0
     anomalies = 0
@@ -511,6 +516,10 @@ def judge(
     }
     crashes = [e for e in unexpected_exits if e["node"] not in fault_nodes]
     anomalies += len(crashes)
+    verdicts["snapshot_installs"] = list(snapshot_installs)
+    stuck = [r for r in snapshot_installs if r["compacted_past"] and not r.get("installed")]
+    verdicts["snapshot_not_installed"] = stuck
+    anomalies += len(stuck)
     summary = RunSummary(verdict, lost, anomalies, len(ops))
     verdicts["summary"] = summary.line()
     verdicts["valid"] = summary.ok
@@ -578,10 +587,9 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
     events = recorder.events()
     dump_jsonl(events, out / "history.jsonl")
     ops = operations(events)
-    summary, verdicts = judge(options, ops, exits)
+    summary, verdicts = judge(options, ops, exits, nemesis_runner.snapshot_installs)
     verdicts["faults"] = [span.label for span in nemesis_runner.spans]
     verdicts["membership_changes"] = list(cluster.churned)
-    verdicts["snapshot_installs"] = list(nemesis_runner.snapshot_installs)
     verdicts["options"] = {
         "workload": options.workload,
         "nemeses": list(options.nemeses),

@@ -72,3 +72,16 @@ def test_a_node_that_stops_by_itself_is_an_anomaly_unless_a_fault_was_armed() ->
     armed = RunOptions(out=Path("unused"), workload="set", failpoints={2: "fsync-error=3"})
     summary, _ = judge(armed, ops, exits)
     assert summary.ok and summary.linearizable is Verdict.LINEARIZABLE
+
+
+def test_a_node_compacted_past_that_installs_no_snapshot_is_an_anomaly() -> None:
+    ops = [_add(0, 1), _read(1, [1])]
+    options = RunOptions(out=Path("unused"), workload="set")
+    caught_up = [{"node": 2, "compacted_past": True, "installed": True}]
+    never_behind = [{"node": 3, "compacted_past": False, "installed": False}]
+    summary, _ = judge(options, ops, [], caught_up + never_behind)
+    assert summary.ok
+    stuck = [{"node": 2, "compacted_past": True, "installed": False}]
+    summary, verdicts = judge(options, ops, [], stuck)
+    assert summary.anomalies == 1 and not summary.ok
+    assert verdicts["snapshot_not_installed"] == stuck
