@@ -126,6 +126,11 @@ def check_impersonation(state: SecurityState, user: str, target: str) -> None:
         raise QuiverError(FORBIDDEN, f"Impersonation failed: the user '{target}' is suspended.")
 
 
+def _impersonator(session: Session) -> dict[str, str]:
+    """The security-log member naming who impersonates ``session``'s user, if anyone."""
+    return {"impersonated_by": session.impersonator} if session.impersonator else {}
+
+
 class NodeSecurity:
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -370,7 +375,11 @@ class NodeSecurity:
 
     async def _refused(self, session: Session, address: str, what: str) -> None:
         await self.authenticator.record(
-            "authorization_failed", user=session.user, client=address, reason=what
+            "authorization_failed",
+            user=session.user,
+            client=address,
+            reason=what,
+            **_impersonator(session),
         )
 
     # -- impersonation ------------------------------------------------------------------------
@@ -400,7 +409,9 @@ class NodeSecurity:
                 reason=error.message,
             )
             raise
-        return dataclasses.replace(session, user=target, change_required=False)
+        return dataclasses.replace(
+            session, user=target, change_required=False, impersonator=session.user
+        )
 
     def remember_transaction(self, tx_id: str, impersonated: str) -> None:
         """A gRPC transaction begun as ``impersonated``: its statements run (and are logged)
@@ -496,6 +507,11 @@ class NodeSecurity:
                     [], [], {}, bookmark(record[1]), node.applied_index,
                     client_pb2.QUERY_TYPE_WRITE_ONLY,
                 )  # fmt: skip
+        if session.impersonator and mask_query(query).upper().split()[:3] == [
+            "ALTER", "CURRENT", "USER",
+        ]:  # fmt: skip
+            # Before the old password is checked: no guessing another user's password.
+            await self._impersonated_password_change(session, address)
         state = self.state()
         loop = asyncio.get_running_loop()
         try:
@@ -505,9 +521,12 @@ class NodeSecurity:
         except SecurityError as error:
             event = "authorization_failed" if "Security" in error.code else "admin_failed"
             await self.authenticator.record(
-                event, user=session.user, client=address, query=mask_query(query), code=error.code
-            )
+                event, user=session.user, client=address, query=mask_query(query),
+                code=error.code, **_impersonator(session),
+            )  # fmt: skip
             raise QuiverError(error.code, error.message) from None
+        if session.impersonator and result.kind == "ALTER CURRENT USER":
+            await self._impersonated_password_change(session, address)
         if not result.writes:
             if result.kind != "SHOW":
                 await self._admin_record(session, address, query, result, 0)
@@ -530,6 +549,12 @@ class NodeSecurity:
         await self._admin_record(session, address, query, result, index)
         return Answer([], [], {}, bookmark(index), index, client_pb2.QUERY_TYPE_WRITE_ONLY)
 
+    async def _impersonated_password_change(self, session: Session, address: str) -> None:
+        await self._refused(session, address, "password change while impersonating")
+        raise QuiverError(
+            FORBIDDEN, "Changing the password of an impersonated user is not allowed."
+        )
+
     async def _admin_record(
         self, session: Session, address: str, query: str, result: AdminResult, index: int
     ) -> None:
@@ -541,4 +566,5 @@ class NodeSecurity:
             target=result.target,
             query=mask_query(query),
             index=index,
+            **_impersonator(session),
         )

@@ -73,6 +73,9 @@ class Session:
     token: str
     expires_at: float
     change_required: bool
+    impersonator: str = ""
+    """Who logged in, when this session runs as ``user`` by impersonation (the token is
+    theirs)."""
 
 
 def _b64(data: bytes) -> str:

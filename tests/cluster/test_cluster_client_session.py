@@ -210,3 +210,14 @@ def test_a_run_stream_assembles_into_a_result() -> None:
     record = client_pb2.Record(values=[to_proto(3)])
     batch = client_pb2.RunResponse(records=client_pb2.RecordBatch(records=[record]))
     assert streaming.add(batch) == [[3]] and streaming.rows == []
+
+
+def test_impersonation_is_named_in_every_run_and_begin_request() -> None:
+    plain = _session()
+    assert plain.prepare_run("RETURN 1", None, "read", "stale").request.impersonated_user == ""
+    session = _session(impersonate="bob")
+    for mode in ("read", "write"):
+        call = session.prepare_run("RETURN 1", None, mode, "causal")
+        assert call.request.impersonated_user == "bob"
+        session.finish(call)
+    assert session.prepare_begin(None).impersonated_user == "bob"

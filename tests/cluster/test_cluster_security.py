@@ -424,6 +424,12 @@ def test_impersonation_over_grpc_runs_as_the_other_user_and_the_query_log_names_
             tx.run("CREATE (:Impersonated {by: 'a transaction', n: 2})")
         count = "MATCH (n:Impersonated) RETURN count(n) AS n"
         assert as_jay.run(count, mode="read", consistency="linearizable").rows == [[2]]
+        # On the system database too, except that jay's password is not hers to change
+        # (refused before the old one is checked: no guessing it this way).
+        assert as_jay.system("SHOW CURRENT USER").rows[0][0] == "imp_jay"
+        with pytest.raises(QuiverError) as no_password_change:
+            as_jay.system("ALTER CURRENT USER SET PASSWORD FROM 'jay-pass-1' TO 'jay-pass-2'")
+        assert no_password_change.value.code == FORBIDDEN
     with connect(cluster.directory, auth=("imp_ivy", "ivy-pass-1"), timeout_s=5.0) as ivy_self:
         assert ivy_self.run(count, mode="read", consistency="linearizable").rows == [[0]]
 
@@ -491,11 +497,13 @@ def test_impersonation_over_bolt_with_the_official_driver(cluster: LocalCluster)
         # As lee (reader) the node is there; as kit herself (PUBLIC only) it is not.
         wait_for("lee's view on the follower", lambda: _bolt_seen(seen, "imp_lee") == 1)
         assert seen(None) == 0
-        with driver.session(
-            database="neo4j", impersonated_user="imp_lee", default_access_mode=neo4j.READ_ACCESS
-        ) as session:
-            with session.begin_transaction() as tx:
-                assert tx.run(count).single(strict=True)["c"] == 1
+        with (
+            driver.session(
+                database="neo4j", impersonated_user="imp_lee", default_access_mode=neo4j.READ_ACCESS
+            ) as session,
+            session.begin_transaction() as tx,
+        ):
+            assert tx.run(count).single(strict=True)["c"] == 1
         with driver.session(database="neo4j", impersonated_user="imp_lee") as session:
             # Forwarded to the leader, which checks the impersonation again: lee only reads.
             with pytest.raises(neo4j.exceptions.ClientError) as no_write:

@@ -126,6 +126,7 @@ def _security(tmp_path: Path, state: SecurityState) -> NodeSecurity:
     node = SimpleNamespace(id=1, config=config, sm=SimpleNamespace(security=lambda: state))
     security = NodeSecurity(node)  # type: ignore[arg-type]
     security.query_audit = AuditLog(tmp_path / "audit", "query", sync_every=8)
+    security.audit = security.authenticator.audit = AuditLog(tmp_path / "audit", "security")
     return security
 
 
@@ -138,12 +139,19 @@ def test_acting_runs_as_the_impersonated_user_with_the_callers_token(tmp_path: P
     try:
         alice = _session("alice")
         acting = asyncio.run(security.acting(alice, "bob", "127.0.0.1:5"))
-        assert (acting.user, acting.token) == ("bob", alice.token)
+        assert (acting.user, acting.token, acting.impersonator) == ("bob", alice.token, "alice")
         assert asyncio.run(security.acting(alice, "", "127.0.0.1:5")) is alice
         assert asyncio.run(security.acting(alice, "alice", "127.0.0.1:5")) is alice
         with pytest.raises(QuiverError) as refused:
             asyncio.run(security.acting(alice, "carol", "127.0.0.1:5"))
         assert refused.value.code == FORBIDDEN
+        text = (tmp_path / "audit" / "security.000001.jsonl").read_text()
+        failed = [json.loads(line)["fields"] for line in text.splitlines()]
+        assert {
+            "event": "impersonation_failed",
+            "user": "alice",
+            "impersonated": "carol",
+        }.items() <= failed[-1].items()
         # Bob's privileges, not alice's: alice reads (reader), bob has only PUBLIC.
         bob_privileges = security.graph_privileges(acting)
         alice_privileges = security.graph_privileges(alice)
