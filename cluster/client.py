@@ -95,6 +95,7 @@ class Client(Session):
         *,
         client_id: str | None = None,
         discover_members: bool = False,
+        impersonate: str = "",
         metadata: Metadata = (),
     ) -> None:
         super().__init__(
@@ -103,6 +104,7 @@ class Client(Session):
             timeout_s=timeout_s,
             client_id=client_id,
             discover_members=discover_members,
+            impersonate=impersonate,
         )
         self.credentials = credentials
         self.metadata = metadata
@@ -364,6 +366,7 @@ class AsyncClient(Session):
         *,
         client_id: str | None = None,
         discover_members: bool = False,
+        impersonate: str = "",
         metadata: Metadata = (),
     ) -> None:
         super().__init__(
@@ -372,6 +375,7 @@ class AsyncClient(Session):
             timeout_s=timeout_s,
             client_id=client_id,
             discover_members=discover_members,
+            impersonate=impersonate,
         )
         self.credentials = credentials
         self.metadata = metadata
@@ -668,18 +672,22 @@ def connect(
     zone: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     auth: tuple[str, str] | None = None,
+    impersonate: str = "",
 ) -> Client:
     """A client of the cluster described by ``DIR/cluster.json`` (or by `addresses`/`ca`).
     With `zone`, causal and stale reads go to that zone's replicas while they answer.
-    `auth` is ``(user, password)``; by default the directory's credentials file."""
+    `auth` is ``(user, password)``; by default the directory's credentials file. With
+    `impersonate`, every statement runs as that user (`auth`'s user needs the
+    ``IMPERSONATE`` privilege for them; ``Neo.ClientError.Security.Forbidden`` otherwise)."""
     members, credentials, metadata = _members_and_credentials(directory, addresses, ca, auth)
     return Client(
         members,
         credentials,
+        metadata=metadata,
         zone=zone,
         timeout_s=timeout_s,
         discover_members=True,
-        metadata=metadata,
+        impersonate=impersonate,
     )
 
 
@@ -691,6 +699,7 @@ def connect_async(
     zone: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     auth: tuple[str, str] | None = None,
+    impersonate: str = "",
 ) -> AsyncClient:
     """`connect`, for asyncio: ``async with connect_async(...) as client: await
     client.run(...)``. Nothing is dialled until the first request."""
@@ -698,8 +707,9 @@ def connect_async(
     return AsyncClient(
         members,
         credentials,
+        metadata=metadata,
         zone=zone,
         timeout_s=timeout_s,
         discover_members=True,
-        metadata=metadata,
+        impersonate=impersonate,
     )
