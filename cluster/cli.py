@@ -487,6 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "default: the initial admin of the dir's credentials file",
             )
             sub.add_argument(
+                "--impersonate",
+                default="",
+                metavar="USER",
+                help="run as USER (the logged-in user needs the IMPERSONATE privilege for them)",
+            )
+            sub.add_argument(
                 "-d",
                 "--database",
                 choices=("neo4j", "system"),

@@ -146,7 +146,9 @@ def run_query(args: argparse.Namespace) -> int:
             f"no cluster in {directory} (run 'quiver up' first)",
         )
     query = args.query or args.statement
-    client = connect(directory, auth=_login(args))
+    client = connect(
+        directory, auth=_login(args), impersonate=getattr(args, "impersonate", "") or ""
+    )
     try:
         if query is None and sys.stdin.isatty():
             _interactive(client, args)

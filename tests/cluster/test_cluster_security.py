@@ -389,6 +389,7 @@ def _grpc_code(call: Any) -> str:
 def test_impersonation_over_grpc_runs_as_the_other_user_and_the_query_log_names_both(
     cluster: LocalCluster,
 ) -> None:
+    import os
     import subprocess
     import sys
 
@@ -432,6 +433,19 @@ def test_impersonation_over_grpc_runs_as_the_other_user_and_the_query_log_names_
         assert no_password_change.value.code == FORBIDDEN
     with connect(cluster.directory, auth=("imp_ivy", "ivy-pass-1"), timeout_s=5.0) as ivy_self:
         assert ivy_self.run(count, mode="read", consistency="linearizable").rows == [[0]]
+    from_cli = subprocess.run(
+        [
+            *(sys.executable, "-m", "cluster.cli", "query", "--dir", str(cluster.directory)),
+            *("--user", "imp_ivy", "--impersonate", "imp_jay", "--format", "json", count),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "QUIVER_PASSWORD": "ivy-pass-1"},
+        stdin=subprocess.DEVNULL,
+    )
+    assert from_cli.returncode == 0 and json.loads(from_cli.stdout)["rows"] == [[2]], from_cli
 
     forwarded = "CREATE (:Impersonated {by: '***'})"
 
