@@ -7,9 +7,9 @@ bundle ``ca.pem`` while the old CA stays in it, so peers and clients on either g
 trust each other during the change; ``retire_old_ca`` later drops every CA but the current one
 from the bundle. Every file is written to a temporary name and renamed over the old one.
 
-``CertificateReloader`` is the node's view of its TLS files: ``check`` re-reads them when
-their modification stamp changed and returns the new material only when the key matches the
-certificate (a rotation caught between its two renames is read again at the next check).
+``CertificateReloader`` is the node's view of its TLS files: ``check`` re-reads them and
+returns new material when they changed and the key matches the certificate (a rotation caught
+between its two renames is read again at the next check).
 ``server_credentials`` are gRPC server credentials whose certificate fetcher hands the current
 material to every new handshake; connections already open keep the certificate they
 negotiated.
@@ -35,7 +35,7 @@ from cluster import pki
 from cluster.config import load_cluster, load_node_config
 
 CERT_POLL_S: Final = 1.0
-"""How often a running node looks at its certificate files' modification stamps."""
+"""How often a running node reads its certificate files to see whether they changed."""
 MAX_TRUSTED_CAS: Final = 4
 """A trust bundle holds at most this many CA certificates (rotations not yet retired)."""
 
@@ -148,14 +148,6 @@ class TlsMaterial:
     generation: int
 
 
-def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int], ...]:
-    stamps = []
-    for path in paths:
-        status = path.stat()
-        stamps.append((status.st_mtime_ns, status.st_size, status.st_ino))
-    return tuple(stamps)
-
-
 def _matches(cert_pem: bytes, key_pem: bytes) -> int | None:
     """The certificate's serial when the key is the certificate's key, else None."""
     try:
@@ -176,7 +168,6 @@ class CertificateReloader:
     def __init__(self, ca: Path, cert: Path, key: Path) -> None:
         self._paths = (ca, cert, key)
         self._lock = threading.Lock()
-        self._stamp = _stamp(self._paths)
         material = self._read(1)
         if material is None:
             raise ValueError(f"{key} is not the key of {cert}")
@@ -196,20 +187,22 @@ class CertificateReloader:
 
     def check(self) -> TlsMaterial | None:
         """New material when the files changed and hold a matching pair, else None.
-        Blocking (file reads): call it off the event loop."""
+        The files are compared by content (a few kilobytes), not by modification time, which
+        the kernel keeps only to a few milliseconds. Blocking: call it off the event loop."""
+        current = self.current
         try:
-            stamp = _stamp(self._paths)
+            ca, cert, key = (path.read_bytes() for path in self._paths)
         except OSError as error:  # a file renamed over right now: look again next time
             log.warning("certificate files not readable: %s", error)
             return None
-        if stamp == self._stamp:
+        if (ca, cert, key) == (current.ca, current.cert, current.key):
             return None
-        material = self._read(self.current.generation + 1)
-        if material is None:
+        serial = _matches(cert, key)
+        if serial is None:
             log.info("certificate and key do not match (yet): retrying at the next check")
             return None
+        material = TlsMaterial(ca, cert, key, serial, current.generation + 1)
         with self._lock:
-            self._stamp = stamp
             self._material = material
         log.info("TLS certificate reloaded (serial %x)", material.serial)
         return material

@@ -17,6 +17,8 @@ import pytest
 from conftest import LocalCluster, quiver, start_cluster, wait_for
 from cryptography import x509
 
+from cluster import pki
+from cluster.certs import CertificateReloader
 from cluster.client import connect
 from cluster.config import load_cluster
 from cluster.errors import QuiverError
@@ -181,3 +183,22 @@ def test_rotate_refuses_a_directory_without_a_cluster(tmp_path: Path) -> None:
     result = quiver("certs", "rotate", "--dir", str(tmp_path))
     assert result.returncode != 0
     assert "Neo.ClientError" in result.stderr
+
+
+def test_a_half_written_rotation_is_not_taken_up_until_the_pair_matches(tmp_path: Path) -> None:
+    authority = pki.make_ca()
+    pki.save(authority, tmp_path / "ca.pem", tmp_path / "ca.key")
+    first = pki.issue_node(authority, 1)
+    pki.save(first, tmp_path / "cert.pem", tmp_path / "key.pem")
+    reloader = CertificateReloader(tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem")
+    assert reloader.current.serial == first.cert.serial_number
+    assert reloader.check() is None  # nothing changed
+    second = pki.issue_node(authority, 1)
+    # The rotation renamed the new key in, not yet the certificate: keep the old pair.
+    pki.save(second, tmp_path / "unused.pem", tmp_path / "key.pem")
+    assert reloader.check() is None
+    assert reloader.current.serial == first.cert.serial_number
+    pki.save(second, tmp_path / "cert.pem", tmp_path / "key.pem")
+    taken = reloader.check()
+    assert taken is not None and taken.serial == second.cert.serial_number
+    assert reloader.current.generation == taken.generation == 2
