@@ -250,3 +250,22 @@ def test_query_log_waits_for_the_audit_thread_beyond_its_bound(
         "RETURN ?",
         "RETURN ?",
     ]
+
+
+def test_audit_verify_names_an_edited_query_record_beside_a_good_security_log(
+    tmp_path: Path,
+) -> None:
+    with AuditLog(tmp_path, "security") as security_log:
+        security_log.security("login", user="alice", client="127.0.0.1:1")
+    with AuditLog(tmp_path, "query") as query_log:
+        for rows in (1, 2, 3):
+            query_log.query(
+                user="alice", client="127.0.0.1:1", query="RETURN 1", duration_ms=0.1,
+                rows=rows, outcome="ok",
+            )  # fmt: skip
+    assert verify(tmp_path).ok and verify(tmp_path).records == 4
+    path = tmp_path / "query.000001.jsonl"
+    path.write_text(path.read_text().replace('"rows":2', '"rows":0'))
+    report = verify(tmp_path)
+    assert report.problem is not None
+    assert (report.problem.path, report.problem.line) == (path, 2)
