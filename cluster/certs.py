@@ -29,6 +29,7 @@ from typing import Final
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from cluster import pki
@@ -153,7 +154,7 @@ def _matches(cert_pem: bytes, key_pem: bytes) -> int | None:
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
         key = serialization.load_pem_private_key(key_pem, password=None)
-    except ValueError:
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # half written, encrypted, unknown
         return None
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     der = serialization.Encoding.DER

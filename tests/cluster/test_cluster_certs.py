@@ -198,6 +198,8 @@ def test_a_half_written_rotation_is_not_taken_up_until_the_pair_matches(tmp_path
     pki.save(second, tmp_path / "unused.pem", tmp_path / "key.pem")
     assert reloader.check() is None
     assert reloader.current.serial == first.cert.serial_number
+    (tmp_path / "key.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\ntorn")  # a torn write
+    assert reloader.check() is None
     pki.save(second, tmp_path / "cert.pem", tmp_path / "key.pem")
     taken = reloader.check()
     assert taken is not None and taken.serial == second.cert.serial_number
