@@ -80,6 +80,8 @@ LATENCY_TOXIC: Final = "quiver-latency"
 MAX_EXITS_RECORDED: Final = 1000
 MAX_SPARE_MEMBERS: Final = 4
 STATUS_POLL_S: Final = 0.2
+CUT_SETTLE_S: Final = 1.0
+"""After a node is cut off, the time within which what the leader had sent it commits."""
 LEADER_MOVE_ATTEMPTS: Final = 3
 
 
@@ -716,39 +718,60 @@ class ChaosCluster:
         return None if status is None else int(status.snapshots_installed)
 
     def wait_compacted_past(self, node_id: int, deadline_s: float) -> bool:
-        """Until the leader's log starts past what ``node_id`` applied (it was cut off while
-        the others wrote and compacted), so that it can only catch up by snapshot install.
-        Bounded; False when that did not happen in time."""
+        """Until the leader's log starts past anything ``node_id`` may hold, so that it can
+        only catch up by snapshot install. Call it right after cutting the node off: what it
+        holds was sent before the cut, so it is at most what the leader had then, which
+        commits within moments; the mark is the leader's commit index ``CUT_SETTLE_S``
+        after the cut (and at least the node's own commit index and the leader's match index
+        for it — its applied index alone is not enough: a follower may apply behind what its
+        log holds). Bounded; False when the leader did not compact that far in time."""
         deadline = time.monotonic() + deadline_s
+        settled = time.monotonic() + CUT_SETTLE_S
+        mark = 0
         while time.monotonic() < deadline:
             statuses = self._statuses()
-            leader = next(
-                (
-                    s
-                    for s in statuses.values()
-                    if s.role == admin_pb2.ROLE_LEADER and s.id != node_id
-                ),
-                None,
-            )
+            leader = self._leader_status(statuses, besides=node_id)
             behind = statuses.get(node_id)
-            if (
-                leader is not None
-                and behind is not None
-                and leader.first_index > behind.applied_index + 1
-            ):
-                return True
+            if leader is not None and time.monotonic() >= settled:
+                if not mark:
+                    mark = max(1, leader.commit_index)
+                floor = max(
+                    mark,
+                    leader.match_index.get(node_id, 0),
+                    0 if behind is None else behind.commit_index,
+                )
+                if leader.first_index > floor + 1:
+                    return True
             time.sleep(STATUS_POLL_S)
         return False
 
-    def wait_snapshot_installed(self, node_id: int, before: int, deadline_s: float) -> bool:
-        """Until ``node_id`` installed more snapshots than ``before`` (bounded)."""
+    def wait_caught_up(self, node_id: int, before: int, deadline_s: float) -> str | None:
+        """Until ``node_id`` caught up with the leader's commit index as it is when called:
+        "snapshot" when it installed more snapshots than ``before`` (meanwhile), "log" when
+        it got there without one; None when neither happened in time (bounded)."""
         deadline = time.monotonic() + deadline_s
+        target = 0
         while time.monotonic() < deadline:
-            installed = self.snapshots_installed(node_id)
-            if installed is not None and installed > before:
-                return True
+            statuses = self._statuses()
+            status = statuses.get(node_id)
+            if not target:
+                leader = self._leader_status(statuses, besides=node_id)
+                target = 0 if leader is None else leader.commit_index
+            if status is not None and status.snapshots_installed > before:
+                return "snapshot"
+            if status is not None and target and status.applied_index >= target:
+                return "log"
             time.sleep(STATUS_POLL_S)
-        return False
+        return None
+
+    @staticmethod
+    def _leader_status(
+        statuses: Mapping[int, admin_pb2.NodeStatus], besides: int
+    ) -> admin_pb2.NodeStatus | None:
+        return next(
+            (s for s in statuses.values() if s.role == admin_pb2.ROLE_LEADER and s.id != besides),
+            None,
+        )
 
     def heal(self) -> None:
         """Undo every fault: resume, restart, reconnect, remove latency."""
