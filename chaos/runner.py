@@ -31,7 +31,14 @@ it must catch up by snapshot install; ``verdicts.json`` says whether it did), lo
 
 ``--netns`` (root): each node in its own network namespace, a veth link per pair, partitions
 as nftables drops, loss with iptables' statistic match; there is no proxy then (and no
-latency: this kernel has no netem), clients reach the nodes through Unix-socket relays.
+latency or member-churn: this kernel has no netem, and added members need proxies), clients
+reach the nodes through Unix-socket relays.
+
+``--leader N`` keeps leadership on node N (moved back after every window), so that a
+failpoint armed on it acts on the leader: ``--failpoint 1:clock-rate=0.5 --failpoint
+2:clock-rate=2 --leader 1`` runs a slow-clock leader beside a fast-clock follower, the case
+that breaks lease reads (Quiver's linearizable reads use ReadIndex, so the history must stay
+linearizable).
 
 Must never: run unbounded (the schedule, the clients and every call have limits), or leave a
 process or a fault behind (the harness heals and stops everything, whatever happens).
