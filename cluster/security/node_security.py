@@ -20,9 +20,10 @@ Owns, for one node:
   lockouts, administration commands (literals masked), authorisation failures;
 * the query log (``<data_dir>/audit/query.*.jsonl``, the same hash chain): one record per
   statement a client sent to this node, on either face (a forwarded write is recorded by
-  the node the client talked to, not by the leader), handed to the audit thread without
-  waiting for it; at most ``MAX_QUERY_LOG_PENDING`` records wait there, beyond that a
-  statement waits for the oldest (back-pressure, never an unbounded queue or a lost record);
+  the node the client talked to, not by the leader), gathered on the loop and handed to the
+  audit thread in batches without waiting for it; with ``MAX_QUERY_LOG_BATCHES`` batches
+  queued there, a statement waits for the oldest (back-pressure, never an unbounded queue
+  or a dropped record);
 * impersonation (Neo4j's ``IMPERSONATE (user)``): a statement runs as another user, with
   their privileges, when the logged-in user holds that privilege for them
   (:func:`check_impersonation`).
@@ -76,8 +77,13 @@ MAX_REMEMBERED_LOGINS: Final = 10_000
 HASH_THREADS: Final = 2
 BOOTSTRAP_ATTEMPTS: Final = 3
 MAX_CACHED_PRIVILEGES: Final = 10_000
-MAX_QUERY_LOG_PENDING: Final = 1024
-"""Query-log records handed to the audit thread and not yet written."""
+QUERY_LOG_BATCH: Final = 64
+QUERY_LOG_FLUSH_S: Final = 0.05
+"""Query-log records reach the audit thread in batches of ``QUERY_LOG_BATCH``, a partial
+batch after at most this long (a statement costs the loop a list append, not a thread
+hand-off; a killed node loses at most this much of its query log)."""
+MAX_QUERY_LOG_BATCHES: Final = 16
+"""Batches handed to the audit thread and not yet written; then a statement waits."""
 QUERY_LOG_SYNC_EVERY: Final = 64
 """Query-log records between fsyncs (each is in the kernel at once; see AuditLog)."""
 MAX_TRANSACTION_USERS: Final = 10_000
@@ -156,6 +162,8 @@ class NodeSecurity:
         self.query_audit: AuditLog | None = None
         self.query_literals = config.query_log_literals
         self._query_pending: deque[Future[Any]] = deque()
+        self._query_buffer: list[dict[str, Any]] = []
+        self._query_timer: asyncio.TimerHandle | None = None
         self._transaction_users: OrderedDict[str, str] = OrderedDict()
 
     def state(self) -> SecurityState:
@@ -193,6 +201,7 @@ class NodeSecurity:
 
     def close(self) -> None:
         self._hashing.shutdown(wait=True)
+        self._hand_over()  # the records still gathering on the loop
         for audit in (self.audit, self.query_audit):
             if audit is not None:
                 self._audit_thread.submit(audit.close).result()
@@ -443,43 +452,77 @@ class NodeSecurity:
         rows: int,
         outcome: str,
     ) -> None:
-        """One statement's query-log record (``started``: its ``time.monotonic()``). Masking
-        and the write happen on the audit thread; this waits only when
-        ``MAX_QUERY_LOG_PENDING`` records are already queued there."""
+        """One statement's query-log record (``started``: its ``time.monotonic()``).
+
+        Records gather on the loop and go to the audit thread in batches (masking and the
+        write happen there): a full batch at once, else after ``QUERY_LOG_FLUSH_S``. A
+        statement waits only when ``MAX_QUERY_LOG_BATCHES`` batches are already queued."""
         audit = self.query_audit
         if audit is None:
             return
-        duration_ms = round((time.monotonic() - started) * 1000, 3)
-        names = list(parameters)
+        self._query_buffer.append(
+            {
+                "user": user,
+                "client": client,
+                "query": query,
+                "duration_ms": round((time.monotonic() - started) * 1000, 3),
+                "rows": rows,
+                "outcome": outcome,
+                "parameters": dict.fromkeys(parameters),
+                "database": database,
+                "impersonated": impersonated if impersonated != user else "",
+            }
+        )
+        if len(self._query_buffer) >= QUERY_LOG_BATCH:
+            pending = self._query_pending
+            self._reap_written()
+            while len(pending) >= MAX_QUERY_LOG_BATCHES:
+                oldest = pending.popleft()
+                await asyncio.wrap_future(oldest)
+                self._reap(oldest)
+            self._hand_over()
+        elif self._query_timer is None:
+            loop = asyncio.get_running_loop()
+            self._query_timer = loop.call_later(QUERY_LOG_FLUSH_S, self._flush_query_log)
+
+    def _flush_query_log(self) -> None:
+        """The timer's hand-over of a partial batch (never waits: with the queue full it
+        tries again later, and a full batch makes its statement wait)."""
+        self._query_timer = None
+        self._reap_written()
+        if len(self._query_pending) >= MAX_QUERY_LOG_BATCHES:
+            loop = asyncio.get_running_loop()
+            self._query_timer = loop.call_later(QUERY_LOG_FLUSH_S, self._flush_query_log)
+            return
+        self._hand_over()
+
+    def _hand_over(self) -> Future[Any] | None:
+        if self._query_timer is not None:
+            self._query_timer.cancel()
+            self._query_timer = None
+        batch, self._query_buffer = self._query_buffer, []
+        audit = self.query_audit
+        if not batch or audit is None:
+            return None
         literals = self.query_literals
+
+        def write() -> None:
+            for fields in batch:
+                audit.query(**fields, literals=literals)
+
+        written = self._audit_thread.submit(write)
+        self._query_pending.append(written)
+        return written
+
+    def _reap_written(self) -> None:
         pending = self._query_pending
         while pending and pending[0].done():
             self._reap(pending.popleft())
-        if len(pending) >= MAX_QUERY_LOG_PENDING:
-            oldest = pending.popleft()
-            await asyncio.wrap_future(oldest)
-            self._reap(oldest)
-        pending.append(
-            self._audit_thread.submit(
-                lambda: audit.query(
-                    user=user,
-                    client=client,
-                    query=query,
-                    duration_ms=duration_ms,
-                    rows=rows,
-                    outcome=outcome,
-                    parameters=dict.fromkeys(names),
-                    database=database,
-                    impersonated=impersonated if impersonated != user else "",
-                    literals=literals,
-                )
-            )
-        )
 
     def _reap(self, written: Future[Any]) -> None:
         error = written.exception()
         if error is not None:
-            log.error("n%d: a query-log record was not written: %s", self.node.id, error)
+            log.error("n%d: query-log records were not written: %s", self.node.id, error)
 
     # -- the system database ------------------------------------------------------------------
 

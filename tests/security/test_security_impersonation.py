@@ -223,19 +223,19 @@ def test_query_log_masks_literals_withholds_parameters_and_names_both_users(
 def test_query_log_waits_for_the_audit_thread_beyond_its_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(node_security, "MAX_QUERY_LOG_PENDING", 2)
+    monkeypatch.setattr(node_security, "QUERY_LOG_BATCH", 1)
+    monkeypatch.setattr(node_security, "MAX_QUERY_LOG_BATCHES", 2)
     security = _security(tmp_path, _state())
     release = threading.Event()
 
     async def scenario() -> None:
         blocked = security._audit_thread.submit(release.wait, 30)
         await _log(security, "RETURN 1")
-        await _log(security, "RETURN 2")  # two queued: the bound
+        await _log(security, "RETURN 2")  # two batches queued: the bound
         third = asyncio.create_task(_log(security, "RETURN 3"))
         for _ in range(20):
             await asyncio.sleep(0)
         assert not third.done()  # it waits while the thread is held
-        assert len(security._query_pending) <= 2
         release.set()
         await asyncio.wait_for(third, 30)
         blocked.result(timeout=30)
@@ -250,6 +250,24 @@ def test_query_log_waits_for_the_audit_thread_beyond_its_bound(
         "RETURN ?",
         "RETURN ?",
     ]
+
+
+def test_query_log_hands_a_partial_batch_over_after_its_delay(tmp_path: Path) -> None:
+    security = _security(tmp_path, _state())
+
+    async def scenario() -> None:
+        await _log(security, "RETURN 'one'")
+        assert _records(tmp_path / "audit") == []  # gathering on the loop
+        deadline = asyncio.get_running_loop().time() + 30
+        while not _records(tmp_path / "audit"):
+            assert asyncio.get_running_loop().time() < deadline, "never handed over"
+            await asyncio.sleep(0.01)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        security.close()
+    assert [r["query"] for r in _records(tmp_path / "audit")] == ["RETURN '***'"]
 
 
 def test_audit_verify_names_an_edited_query_record_beside_a_good_security_log(
