@@ -252,6 +252,8 @@ class _OpenTransaction:
     client_id: str
     lock: asyncio.Lock
     """Statements of one transaction run one at a time."""
+    owner: str = ""
+    """The user who began it: only they may use it (its id alone is not enough)."""
 
 
 @dataclass(slots=True)
@@ -1403,7 +1405,11 @@ class Node:
             del self._transactions[tx_id]
 
     async def begin(
-        self, client_id: str, timeout_ms: int, privileges: PrivilegeSet | None = None
+        self,
+        client_id: str,
+        timeout_ms: int,
+        privileges: PrivilegeSet | None = None,
+        owner: str = "",
     ) -> str:
         if not self.is_leader():
             raise self._not_leader_error()
@@ -1421,13 +1427,16 @@ class Node:
             time.monotonic() + min(timeout_s, MAX_TRANSACTION_TIMEOUT_S),
             client_id,
             asyncio.Lock(),
+            owner,
         )
         return tx_id
 
-    def _transaction(self, tx_id: str) -> _OpenTransaction:
+    def _transaction(self, tx_id: str, owner: str | None) -> _OpenTransaction:
+        """An open transaction; one begun by another user than `owner` (None: any, for a
+        face that binds transactions to its connection) does not exist for the caller."""
         self._purge_transactions()
         tx = self._transactions.get(tx_id)
-        if tx is None:
+        if tx is None or (owner is not None and owner != tx.owner):
             raise QuiverError(
                 errors.TRANSACTION_NOT_FOUND,
                 f"no open transaction {tx_id!r} on n{self.id} (ended, timed out, or the "
@@ -1436,9 +1445,9 @@ class Node:
         return tx
 
     async def run_in_transaction(
-        self, tx_id: str, query: str, parameters: dict[str, Any]
+        self, tx_id: str, query: str, parameters: dict[str, Any], owner: str | None = None
     ) -> Answer:
-        tx = self._transaction(tx_id)
+        tx = self._transaction(tx_id, owner)
         sm = self.sm
         assert sm is not None
 
@@ -1461,8 +1470,8 @@ class Node:
             client_pb2.QUERY_TYPE_READ_WRITE,
         )
 
-    async def commit(self, tx_id: str) -> str:
-        tx = self._transaction(tx_id)
+    async def commit(self, tx_id: str, owner: str | None = None) -> str:
+        tx = self._transaction(tx_id, owner)
         async with tx.lock:
             self._transactions.pop(tx_id, None)
             sm = self.sm
@@ -1594,8 +1603,16 @@ class Node:
         self.blocked = frozenset(peers)
         log.warning("n%d failpoint: cut off from %s", self.id, sorted(self.blocked) or "nobody")
 
-    def rollback(self, tx_id: str) -> None:
-        self._transactions.pop(tx_id, None)
+    def has_transaction(self, tx_id: str, owner: str | None = None) -> bool:
+        tx = self._transactions.get(tx_id)
+        return tx is not None and (owner is None or owner == tx.owner)
+
+    def rollback(self, tx_id: str, owner: str | None = None) -> bool:
+        """End a transaction without committing it; whether there was one (of `owner`)."""
+        if not self.has_transaction(tx_id, owner):
+            return False
+        del self._transactions[tx_id]
+        return True
 
     def leader_channel(self) -> grpc.aio.Channel | None:
         """A channel to the leader's client port, for forwarding writes."""

@@ -133,7 +133,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
                 return
             elif request.transaction_id:
                 answer = await node.run_in_transaction(
-                    request.transaction_id, request.query, parameters
+                    request.transaction_id, request.query, parameters, session.user
                 )
             elif request.access_mode == client_pb2.ACCESS_MODE_READ:
                 answer = await node.read(
@@ -196,7 +196,10 @@ class QueryService(client_pb2_grpc.QueryServicer):
             acting = await security.acting(session, request.impersonated_user, address)
             await security.check_graph_access(acting, address)
             tx_id = await self.node.begin(
-                request.client_id, request.timeout_ms, security.graph_privileges(acting)
+                request.client_id,
+                request.timeout_ms,
+                security.graph_privileges(acting),
+                owner=session.user,
             )
         except QuiverError as error:
             await _abort(context, error)
@@ -208,9 +211,13 @@ class QueryService(client_pb2_grpc.QueryServicer):
         self, request: client_pb2.CommitRequest, context: Context
     ) -> client_pb2.CommitResponse:
         try:
-            await authenticate(self.node, context)
-            self.node.security.forget_transaction(request.transaction_id)
-            committed = await self.node.commit(request.transaction_id)
+            session = await authenticate(self.node, context)
+            owned = self.node.has_transaction(request.transaction_id, session.user)
+            try:
+                committed = await self.node.commit(request.transaction_id, session.user)
+            finally:
+                if owned:  # ended either way
+                    self.node.security.forget_transaction(request.transaction_id)
         except QuiverError as error:
             await _abort(context, error)
             raise AssertionError("unreachable") from error
@@ -220,12 +227,12 @@ class QueryService(client_pb2_grpc.QueryServicer):
         self, request: client_pb2.RollbackRequest, context: Context
     ) -> client_pb2.RollbackResponse:
         try:
-            await authenticate(self.node, context)
+            session = await authenticate(self.node, context)
         except QuiverError as error:
             await _abort(context, error)
             raise AssertionError("unreachable") from error
-        self.node.security.forget_transaction(request.transaction_id)
-        self.node.rollback(request.transaction_id)
+        if self.node.rollback(request.transaction_id, session.user):
+            self.node.security.forget_transaction(request.transaction_id)
         return client_pb2.RollbackResponse()
 
 

@@ -23,6 +23,7 @@ from proto import client_pb2, client_pb2_grpc
 UNAUTHORIZED = "Neo.ClientError.Security.Unauthorized"
 LOCKED = "Neo.ClientError.Security.AuthenticationRateLimit"
 EXPIRED = "Neo.ClientError.Security.CredentialsExpired"
+TRANSACTION_NOT_FOUND = "Neo.ClientError.Transaction.TransactionNotFound"
 
 
 @pytest.fixture(scope="module")
@@ -547,3 +548,48 @@ def _bolt_seen(seen: Any, impersonated: str) -> int:
         if error.code != FORBIDDEN:  # the grant not applied on this node yet
             raise
         return -1
+
+
+def test_a_transaction_belongs_to_the_user_who_began_it(cluster: LocalCluster) -> None:
+    """Another user who learns a transaction's id can neither run in it, commit it nor
+    roll it back: for them it does not exist; its owner carries on undisturbed."""
+    leader = wait_for("a leader", cluster.leader)
+    cluster.client.system(
+        "CREATE USER mallory IF NOT EXISTS SET PASSWORD 'mallory-pass-1' CHANGE NOT REQUIRED"
+    )
+    cluster.client.system("GRANT ROLE editor TO mallory")
+    wait_for(
+        "mallory on the leader", lambda: _can_read(cluster, leader, "mallory", "mallory-pass-1")
+    )
+    admin = json.loads((cluster.directory / "credentials.json").read_text())
+    owner = _client(cluster, leader, admin["user"], admin["password"])
+    intruder = _client(cluster, leader, "mallory", "mallory-pass-1")
+    with owner, intruder:
+        tx = owner.begin()
+        tx.run("CREATE (:Owned {who: 'owner'})")
+        stub = client_pb2_grpc.QueryStub(intruder._channel(intruder.members[0]))
+        attempts = {
+            "run": lambda: list(
+                stub.Run(
+                    client_pb2.RunRequest(
+                        query="CREATE (:Owned {who: 'mallory'})",
+                        transaction_id=tx.transaction_id,
+                    ),
+                    timeout=10,
+                )
+            ),
+            "commit": lambda: stub.Commit(
+                client_pb2.CommitRequest(transaction_id=tx.transaction_id), timeout=10
+            ),
+        }
+        for what, attempt in attempts.items():
+            assert _grpc_code(attempt) == TRANSACTION_NOT_FOUND, what
+        stub.Rollback(client_pb2.RollbackRequest(transaction_id=tx.transaction_id), timeout=10)
+        tx.run("CREATE (:Owned {who: 'owner, again'})")
+        tx.commit()
+        rows = owner.run(
+            "MATCH (n:Owned) RETURN n.who AS who ORDER BY who",
+            mode="read",
+            consistency="linearizable",
+        ).rows
+    assert rows == [["owner"], ["owner, again"]]
