@@ -226,10 +226,10 @@ def _restricted(view: GraphView, privileges: PrivilegeSet) -> TxState:
 _SCHEMA_PRIVILEGE = {
     "show_indexes": "SHOW INDEX",
     "show_constraints": "SHOW CONSTRAINT",
-    "create_index": "INDEX MANAGEMENT",
-    "drop_index": "INDEX MANAGEMENT",
-    "create_constraint": "CONSTRAINT MANAGEMENT",
-    "drop_constraint": "CONSTRAINT MANAGEMENT",
+    "create_index": "CREATE INDEX",
+    "drop_index": "DROP INDEX",
+    "create_constraint": "CREATE CONSTRAINT",
+    "drop_constraint": "DROP CONSTRAINT",
 }
 
 
