@@ -349,11 +349,14 @@ class NodeSecurity:
         return found
 
     def graph_privileges(self, session: Session) -> PrivilegeSet | None:
-        """What the engine restricts ``session``'s statements on the graph to (None, no
-        restriction, only for the initial admin before the bootstrap entry reached here)."""
+        """What the engine restricts ``session``'s statements on the graph to; None (the
+        unfiltered path) for a user whose roles deny nothing and grant everything, as the
+        built-in admin's do, and for the initial admin before the bootstrap entry reached
+        here."""
         if not self.state().users:
             return None
-        return self.privileges(session.user, DEFAULT_DATABASE)
+        privileges = self.privileges(session.user, DEFAULT_DATABASE)
+        return None if privileges.unrestricted else privileges
 
     async def check_graph_access(self, session: Session, address: str) -> None:
         """A graph query: the user's password is current and they may access the database."""

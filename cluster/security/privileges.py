@@ -385,6 +385,40 @@ class PrivilegeSet:
         self.reads_every_relationship_property = self.traverses_every_relationship and (
             self._unconditionally_all(Action.READ, RELATIONSHIPS)
         )
+        self.unrestricted = self._unrestricted()
+        """Nothing is denied and every graph and schema capability is granted on every
+        element: the engine may run unfiltered (an admin's statements pay nothing)."""
+
+    def _unrestricted(self) -> bool:
+        if any(not p.grant for p in self._privileges):
+            return False
+        if not (self.reads_every_node_property and self.reads_every_relationship_property):
+            return False
+        writes = (
+            Action.CREATE,
+            Action.DELETE,
+            Action.SET_LABEL,
+            Action.REMOVE_LABEL,
+            Action.SET_PROPERTY,
+        )
+        for action in writes:
+            for segment in (NODES, RELATIONSHIPS):
+                if segment == RELATIONSHIPS and action in (Action.SET_LABEL, Action.REMOVE_LABEL):
+                    continue
+                if not self._unconditionally_all(action, segment):
+                    return False
+        schema = (
+            Action.CREATE_NEW_LABEL,
+            Action.CREATE_NEW_TYPE,
+            Action.CREATE_NEW_PROPERTY_NAME,
+            Action.SHOW_INDEX,
+            Action.CREATE_INDEX,
+            Action.DROP_INDEX,
+            Action.SHOW_CONSTRAINT,
+            Action.CREATE_CONSTRAINT,
+            Action.DROP_CONSTRAINT,
+        )
+        return all(self.can(action) for action in schema)
 
     def _unconditionally_all(self, capability: Action, segment: str) -> bool:
         """A grant of ``capability`` on every element of ``segment`` and every property, and

@@ -312,3 +312,15 @@ def test_a_stored_property_rule_becomes_a_condition() -> None:
     user = _user(grant(Action.MATCH, NODES), privilege)
     assert not user.can_traverse_node({"Email"}, {"classification": "secret"})
     assert user.can_traverse_node({"Email"}, {})
+
+
+def test_only_a_set_that_denies_nothing_and_grants_everything_runs_unfiltered() -> None:
+    assert resolve(["admin"]).unrestricted and resolve(["architect"]).unrestricted
+    assert not resolve(["publisher"]).unrestricted  # no index or constraint management
+    assert not resolve(["reader"]).unrestricted and not resolve([]).unrestricted
+    everything = [grant(Action.ALL_GRAPH), grant(Action.ALL_DATABASE)]
+    assert resolve(["all"], {"all": everything}).unrestricted
+    one_deny = [*everything, deny(Action.READ, NODES, ["Person"], ["salary"])]
+    assert not resolve(["all"], {"all": one_deny}).unrestricted
+    some_properties = [grant(Action.ALL_DATABASE), grant(Action.MATCH, NODES, None, ["name"])]
+    assert not resolve(["some"], {"some": some_properties}).unrestricted
