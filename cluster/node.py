@@ -474,12 +474,20 @@ class Node:
     # -- the Raft loop ------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
+        """One tick per interval. Ticks missed while the loop was held up are dropped, not
+        made up in a burst (Go's time.Ticker drops them for etcd alike): a burst would run a
+        follower's election timer, or a leader's check-quorum, through a stall in one go,
+        before the heartbeats and answers that arrived meanwhile are stepped, and so depose
+        a healthy leader under load (seen: one leader change in a 5-minute full-load run).
+        Dropping ticks only slows this node's clock: reads never rely on it (ReadIndex), and
+        a slow voter refuses votes for longer, which costs liveness at worst."""
         interval = self.config.tick_ms / 1000 / failpoints.clock_rate()
         next_at = time.monotonic()
         while True:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             await self._inbox.put(_Tick())
+            next_at = max(next_at, time.monotonic() - interval)  # at most one tick owed
 
     def _handle_input(self, item: _Input) -> None:
         raw = self.raw
