@@ -64,12 +64,14 @@ def client_address(context: Context) -> str:
 
 async def authenticate(node: Node, context: Context) -> Session:
     """Who the call is (token or Basic credentials); after a password, the session token
-    goes back in the initial metadata so that the client can use it instead."""
+    goes back in the trailing metadata so that the client can use it instead. Trailing:
+    it rides on the call's status, where initial metadata would be a send of its own on
+    every call."""
     session, by_password = await node.security.authenticate_metadata(
         tuple(context.invocation_metadata() or ()), client_address(context)
     )
     if by_password:
-        await context.send_initial_metadata(((SESSION_METADATA, session.token),))
+        context.set_trailing_metadata(((SESSION_METADATA, session.token),))
     return session
 
 

@@ -5,7 +5,7 @@ Owns, for one node:
 
 * authentication of gRPC calls from their metadata — ``quiver-session: <token>`` (a token any
   node issued, ``cluster.security.sessions``) or ``authorization: Basic <user:password>``; a
-  good basic login answers with a fresh token in the initial metadata (``quiver-session``),
+  good basic login answers with its token in the trailing metadata (``quiver-session``),
   and is remembered (keyed by a MAC of the credentials, bounded, expiring, valid only while
   the user's credentials are unchanged) so that a client that never keeps the token does not
   cost an Argon2id hash per request;

@@ -61,7 +61,7 @@ def _can_read(cluster: LocalCluster, node_id: int, user: str, password: str) -> 
 def _raw_run(
     cluster: LocalCluster, node_id: int, metadata: tuple[tuple[str, str], ...]
 ) -> tuple[dict[str, Any], list[client_pb2.RunResponse]]:
-    """A Run with exactly this metadata (no client library): its initial metadata and parts."""
+    """A Run with exactly this metadata (no client library): its trailing metadata and parts."""
     directory = cluster.directory
     address = load_cluster(directory).node(node_id).grpc
     credentials = grpc.ssl_channel_credentials((directory / "ca.pem").read_bytes())
@@ -73,7 +73,7 @@ def _raw_run(
         )
         call = client_pb2_grpc.QueryStub(channel).Run(request, metadata=metadata, timeout=10)
         responses = list(call)
-        return dict(call.initial_metadata() or ()), responses
+        return dict(call.trailing_metadata() or ()), responses
 
 
 def _raw_code(cluster: LocalCluster, node_id: int, metadata: tuple[tuple[str, str], ...]) -> str:
@@ -156,8 +156,8 @@ def test_suspension_and_drop_revoke_session_tokens_on_every_node(cluster: LocalC
     admin = cluster.client
     admin.system("CREATE USER dora SET PASSWORD 'dora-pass-1' CHANGE NOT REQUIRED")
     wait_for("dora on n3", lambda: _can_read(cluster, 3, "dora", "dora-pass-1"))
-    initial, _ = _raw_run(cluster, 3, (_basic("dora", "dora-pass-1"),))
-    token = initial["quiver-session"]
+    trailing, _ = _raw_run(cluster, 3, (_basic("dora", "dora-pass-1"),))
+    token = trailing["quiver-session"]
     for node_id in (1, 2, 3):  # any node takes any node's token
         assert _raw_code(cluster, node_id, (("quiver-session", token),)) == ""
     assert _raw_code(cluster, 1, (("quiver-session", token[:-2] + "xx"),)) == UNAUTHORIZED
@@ -174,8 +174,8 @@ def test_suspension_and_drop_revoke_session_tokens_on_every_node(cluster: LocalC
     wait_for("dora back on n1", lambda: _can_read(cluster, 1, "dora", "dora-pass-1"))
     # A token from before the suspension stays revoked; a new one works until DROP USER.
     assert _raw_code(cluster, 1, (("quiver-session", token),)) == UNAUTHORIZED
-    initial, _ = _raw_run(cluster, 1, (_basic("dora", "dora-pass-1"),))
-    token = initial["quiver-session"]
+    trailing, _ = _raw_run(cluster, 1, (_basic("dora", "dora-pass-1"),))
+    token = trailing["quiver-session"]
     admin.system("DROP USER dora")
     for node_id in (1, 2, 3):
         wait_for(

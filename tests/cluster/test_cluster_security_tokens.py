@@ -53,7 +53,7 @@ def _basic(user: str, password: str) -> tuple[str, str]:
 
 
 def _run(directory: Path, node_id: int, metadata: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    """One Run with exactly this metadata on one node; its initial metadata."""
+    """One Run with exactly this metadata on one node; its trailing metadata."""
     address = load_cluster(directory).node(node_id).grpc
     credentials = grpc.ssl_channel_credentials((directory / "ca.pem").read_bytes())
     with grpc.secure_channel(address, credentials) as channel:
@@ -64,7 +64,7 @@ def _run(directory: Path, node_id: int, metadata: tuple[tuple[str, str], ...]) -
         )
         call = client_pb2_grpc.QueryStub(channel).Run(request, metadata=metadata, timeout=10)
         list(call)
-        return dict(call.initial_metadata() or ())
+        return dict(call.trailing_metadata() or ())
 
 
 def _refusal(directory: Path, node_id: int, token: str) -> str:
