@@ -215,7 +215,8 @@ def test_query_log_masks_literals_withholds_parameters_and_names_both_users(
     assert (first["client"], first["database"], first["outcome"]) == ("127.0.0.1:9", "neo4j", "ok")
     assert first["duration_ms"] >= 0
     assert "impersonated" not in second and second["outcome"] == FORBIDDEN
-    text = json.dumps([first, second])
+    # Every field but the duration, whose digits may contain "42" by chance.
+    text = json.dumps([{k: v for k, v in r.items() if k != "duration_ms"} for r in (first, second)])
     assert "Secret Name" not in text and "1234" not in text and "42" not in text
     assert verify(tmp_path / "audit").ok
 
