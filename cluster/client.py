@@ -78,13 +78,9 @@ def _rpc_error(error: grpc.RpcError) -> QuiverError:
     return typed(errors.from_rpc_error(error))
 
 
-# -- synchronous -------------------------------------------------------------------------------
-
-
-class Client(Session):
-    """The synchronous client: ``client.run(...)``, ``with client.transaction() as tx:``,
-    ``for record in client.stream(...)``. Threads may share one (each write takes its own
-    request-id lane; see `Session`)."""
+class _Connected(Session):
+    """What both clients are made of: the session, the channels' TLS credentials and the
+    metadata that authenticates every call."""
 
     def __init__(
         self,
@@ -109,6 +105,18 @@ class Client(Session):
         self.credentials = credentials
         self.metadata = metadata
         """Sent with every call (the user's credentials: `client_auth.auth_metadata`)."""
+
+
+# -- synchronous -------------------------------------------------------------------------------
+
+
+class Client(_Connected):
+    """The synchronous client: ``client.run(...)``, ``with client.transaction() as tx:``,
+    ``for record in client.stream(...)``. Threads may share one (each write takes its own
+    request-id lane; see `Session`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._channels: dict[str, grpc.Channel] = {}
         self._channels_lock = threading.Lock()  # threads may share a client
 
@@ -352,34 +360,13 @@ class Transaction:
 # -- asynchronous ------------------------------------------------------------------------------
 
 
-class AsyncClient(Session):
+class AsyncClient(_Connected):
     """The asyncio client: the same session and decisions as `Client`, on ``grpc.aio``.
     Channels are opened on first use, on the running loop; many tasks may share one client
     (requests interleave; each keeps its own request id and retry budget)."""
 
-    def __init__(
-        self,
-        members: Iterable[Member],
-        credentials: grpc.ChannelCredentials,
-        zone: str | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        *,
-        client_id: str | None = None,
-        discover_members: bool = False,
-        impersonate: str = "",
-        metadata: Metadata = (),
-    ) -> None:
-        super().__init__(
-            members,
-            zone=zone,
-            timeout_s=timeout_s,
-            client_id=client_id,
-            discover_members=discover_members,
-            impersonate=impersonate,
-        )
-        self.credentials = credentials
-        self.metadata = metadata
-        """Sent with every call (the user's credentials: `client_auth.auth_metadata`)."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._discovery = asyncio.Lock()
         self._write_lanes = asyncio.Semaphore(MAX_WRITE_LANES)
