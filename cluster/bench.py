@@ -29,7 +29,7 @@ from typing import Final
 import grpc
 
 from cluster import echo
-from cluster.client import Client, connect
+from cluster.client import SYNC_CHANNEL_OPTIONS, Client, connect
 from cluster.errors import QuiverError
 
 WARMUP: Final = 50
@@ -157,9 +157,8 @@ def _start_echo(
 
     def factory_for(payload: bytes) -> _Factory:
         def factory() -> tuple[_Action, Callable[[], None]]:
-            from cluster.transport import CHANNEL_OPTIONS
-
-            channel = grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
+            # The same channel options as the client's: the echo is read as Quiver's is.
+            channel = grpc.secure_channel(address, credentials, options=SYNC_CHANNEL_OPTIONS)
             call = channel.unary_stream(echo.METHOD)
 
             def action() -> object:

@@ -269,7 +269,13 @@ async def test_a_read_streams_its_records_batch_by_batch_sync_and_async(
         sync = connect(cluster.directory)
         try:
             sync.bookmarks = bookmarks
-            return [record["i"] for record in sync.stream(query, fetch_size=64)]
+            streamed = [record["i"] for record in sync.stream(query, fetch_size=64)]
+            with contextlib.closing(sync.stream(query, fetch_size=10)) as records:
+                for record in records:
+                    assert record["i"] == 1
+                    break  # leaving early cancels the call on the caller's thread
+            assert sync.run("RETURN 1 AS one", mode="read").rows == [[1]]
+            return streamed
         finally:
             sync.close()
 
