@@ -1859,21 +1859,29 @@ def _log_sync_failure(error: BaseException) -> LogSyncError | None:
 
 
 async def stream_answer(answer: Answer, fetch_size: int) -> AsyncIterator[client_pb2.RunResponse]:
+    """The answer as a Run stream: one message per batch of `fetch_size` rows (at least one),
+    the first carrying the header and the last the summary."""
     from cluster.values import to_proto
 
-    yield client_pb2.RunResponse(header=client_pb2.Header(columns=answer.columns))
     size = fetch_size or FETCH_SIZE
-    for start in range(0, len(answer.rows), size):
-        records = [
-            client_pb2.Record(values=[to_proto(value) for value in row])
-            for row in answer.rows[start : start + size]
-        ]
-        yield client_pb2.RunResponse(records=client_pb2.RecordBatch(records=records))
-    yield client_pb2.RunResponse(
-        summary=client_pb2.Summary(
-            counters=_counters_pb(answer.counters),
-            bookmark=answer.bookmark,
-            applied_index=answer.applied_index,
-            query_type=answer.query_type,  # type: ignore[arg-type]
-        )
-    )
+    rows = answer.rows
+    starts = range(0, len(rows), size) if rows else range(1)
+    last = starts[-1]
+    for start in starts:
+        response = client_pb2.RunResponse()
+        if start == 0:
+            response.header.SetInParent()
+            response.header.columns.extend(answer.columns)
+        if rows:
+            response.records.records.extend(
+                client_pb2.Record(values=[to_proto(value) for value in row])
+                for row in rows[start : start + size]
+            )
+        if start == last:
+            summary = response.summary
+            summary.SetInParent()
+            summary.counters.CopyFrom(_counters_pb(answer.counters))
+            summary.bookmark = answer.bookmark
+            summary.applied_index = answer.applied_index
+            summary.query_type = answer.query_type  # type: ignore[assignment]
+        yield response

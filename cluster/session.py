@@ -134,21 +134,18 @@ class ResultBuilder:
     keep_rows: bool = True
 
     def add(self, response: client_pb2.RunResponse) -> list[list[Any]]:
-        """Take in one message of the stream; the rows it brought."""
-        part = response.WhichOneof("part")
-        if part == "header":
+        """Take in one message of the stream (a header, records, a summary: any of them);
+        the rows it brought."""
+        if response.HasField("header"):
             self.columns = list(response.header.columns)
-        elif part == "records":
-            rows = [
-                [from_proto(value) for value in record.values]
-                for record in response.records.records
-            ]
-            if self.keep_rows:
-                self.rows.extend(rows)
-            return rows
-        elif part == "summary":
+        if response.HasField("summary"):
             self.summary = response.summary
-        return []
+        rows = [
+            [from_proto(value) for value in record.values] for record in response.records.records
+        ]
+        if self.keep_rows:
+            self.rows.extend(rows)
+        return rows
 
     def result(self, served_by: int) -> Result:
         counters = {

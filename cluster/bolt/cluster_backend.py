@@ -45,7 +45,8 @@ from cluster.bolt.embedded import system_database_result
 from cluster.errors import QuiverError
 from cluster.node import FORWARDED_METADATA
 from cluster.security.node_security import SESSION_METADATA
-from cluster.values import from_proto, to_proto
+from cluster.session import ResultBuilder
+from cluster.values import to_proto
 from proto import admin_pb2, client_pb2, client_pb2_grpc
 
 if TYPE_CHECKING:
@@ -344,35 +345,22 @@ class NodeBackend:
         metadata: tuple[tuple[str, str], ...] = ((FORWARDED_METADATA, "1"),)
         if session is not None:
             metadata += ((SESSION_METADATA, session.token),)
-        columns: list[str] = []
-        rows: list[list[Any]] = []
-        summary = Summary()
+        builder = ResultBuilder()
         call = client_pb2_grpc.QueryStub(channel).Run(
             request, metadata=metadata, timeout=FORWARD_TIMEOUT_S
         )
         try:
             async for part in call:
-                kind = part.WhichOneof("part")
-                if kind == "header":
-                    columns = list(part.header.columns)
-                elif kind == "records":
-                    rows.extend(
-                        [from_proto(v) for v in record.values] for record in part.records.records
-                    )
-                elif kind == "summary":
-                    counters = {
-                        f.name: value
-                        for f, value in part.summary.counters.ListFields()
-                        if isinstance(value, int) and not isinstance(value, bool)
-                    }
-                    summary = Summary(
-                        counters,
-                        part.summary.bookmark or None,
-                        _QUERY_TYPE.get(part.summary.query_type, "w"),
-                    )
+                builder.add(part)
         except grpc.aio.AioRpcError as error:
             raise errors.from_rpc_error(error) from None
-        return QueryResult.of(columns, rows, summary)
+        result = builder.result(0)
+        summary = Summary(
+            result.counters,
+            result.bookmark or None,
+            _QUERY_TYPE.get(builder.summary.query_type, "w"),
+        )
+        return QueryResult.of(result.columns, result.rows, summary)
 
     async def begin(
         self, user: Principal, options: TransactionOptions, connection: ConnectionInfo
