@@ -143,7 +143,10 @@ WRITE_BATCH: Final = 64
 """Queued writes executed in one trip to a reader thread, at most."""
 MAX_QUEUED_WRITES: Final = 4096
 INLINE_BUDGET_S: Final = 0.0005
-"""A read statement whose text last ran faster than this runs on the event loop."""
+"""A statement whose text last ran faster than this runs on the event loop."""
+INLINE_WRITES: Final = 4
+"""Queued writes executed on the event loop together, at most (each of them quick); a bigger
+batch goes to a reader thread."""
 INLINE_QUERIES: Final = 1024
 BOOKMARK_PREFIX: Final = "quiver:"
 FORWARDED_METADATA: Final = "quiver-forwarded"
@@ -349,7 +352,7 @@ class Node:
         self._proposals: dict[bytes, asyncio.Future[Outcome]] = {}
         self._reads: dict[bytes, asyncio.Future[int]] = {}
         self._quick: dict[str, bool] = {}
-        """Read statement texts by whether their last run took under INLINE_BUDGET_S."""
+        """Statement texts by whether their last run took under INLINE_BUDGET_S."""
         self._read_waiters: list[asyncio.Future[int]] = []
         """Linearizable readers waiting for the next read-index round."""
         self._read_round = False
@@ -1040,9 +1043,7 @@ class Node:
             try:
                 return self.engine.run(sm.graph, query, parameters, privileges)
             finally:
-                if len(self._quick) >= INLINE_QUERIES:
-                    self._quick.clear()
-                self._quick[query] = time.perf_counter() - started < INLINE_BUDGET_S
+                self._timed(query, started)
 
         try:
             if self._quick.get(query):
@@ -1154,6 +1155,12 @@ class Node:
         assert self.raw is not None
         return self.raw.raft.state is StateType.LEADER
 
+    def _timed(self, query: str, started: float) -> None:
+        """Remember whether a statement's run since `started` was quick (any thread)."""
+        if len(self._quick) >= INLINE_QUERIES:
+            self._quick.clear()
+        self._quick[query] = time.perf_counter() - started < INLINE_BUDGET_S
+
     async def _leader_ready(self) -> None:
         """Wait (bounded) until this leader applied an entry of its own term and everything
         committed, so the applied state holds every acknowledged write."""
@@ -1232,31 +1239,53 @@ class Node:
     def _execute_batch(
         self, pending: list[Pending], batch: list[_QueuedWrite]
     ) -> tuple[int, list[_Executed | CypherError | OverlayUnavailableError]]:
-        """In a reader thread: each queued statement over the applied graph, the pending
-        writes and the batch's earlier writes, in order; the applied index they ran at and,
-        per statement, what came of it (a write's `Pending` is new, not in the pipeline)."""
+        """Each queued statement over the applied graph, the pending writes and the batch's
+        earlier writes, in order; the applied index they ran at and, per statement, what came
+        of it (a write's `Pending` is new, not in the pipeline). The caller holds the graph's
+        read lock."""
         sm = self.sm
         assert sm is not None
         executed: list[_Executed | CypherError | OverlayUnavailableError] = []
-        with sm.lock.read():
-            applied = sm.graph.applied_index()
-            overlay = Overlay(self.engine, sm.graph, applied, pending)
-            for queued in batch:
-                try:
-                    result, overlaid = overlay.execute(
-                        queued.query, queued.parameters, queued.privileges
-                    )
-                except (CypherError, OverlayUnavailableError) as error:
-                    executed.append(error)
-                    continue
-                written = None
-                if result.write_set:
-                    written = Pending(self._proposal_id(), result.write_set)
-                executed.append(_Executed(result, overlaid, written))
+        applied = sm.graph.applied_index()
+        overlay = Overlay(self.engine, sm.graph, applied, pending)
+        for queued in batch:
+            started = time.perf_counter()
+            try:
+                result, overlaid = overlay.execute(
+                    queued.query, queued.parameters, queued.privileges
+                )
+            except (CypherError, OverlayUnavailableError) as error:
+                executed.append(error)
+                continue
+            finally:
+                self._timed(queued.query, started)
+            written = None
+            if result.write_set:
+                written = Pending(self._proposal_id(), result.write_set)
+            executed.append(_Executed(result, overlaid, written))
         return applied, executed
 
+    async def _execute_writes(
+        self, pending: list[Pending], batch: list[_QueuedWrite]
+    ) -> tuple[int, list[_Executed | CypherError | OverlayUnavailableError]]:
+        """`_execute_batch` right here on the event loop when the batch is small, each of
+        its statements last ran quick and the graph is not being written (a trip to a
+        reader thread costs more than such a batch); else in a reader thread."""
+        sm = self.sm
+        assert sm is not None
+        if len(batch) <= INLINE_WRITES and all(self._quick.get(q.query) for q in batch):
+            with sm.lock.try_read() as held:
+                if held:
+                    return self._execute_batch(pending, batch)
+
+        def locked() -> tuple[int, list[_Executed | CypherError | OverlayUnavailableError]]:
+            with sm.lock.read():
+                return self._execute_batch(pending, batch)
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, locked)
+
     async def _execute_and_propose(self, batch: list[_QueuedWrite]) -> list[_QueuedWrite]:
-        """Execute a batch in one trip to a reader thread and propose its writes in order,
+        """Execute a batch (`_execute_writes`) and propose its writes in order,
         each chained to the one before; the statements that must run again once the
         pipeline is empty (a read-only one that read pending writes: it may answer only
         from applied state; one the overlay cannot carry). Under the write lock."""
@@ -1265,9 +1294,7 @@ class Node:
             self._pipeline_room.clear()
             await self._wait_pipeline(self._pipeline_room)
         pending = list(self._pipeline.values())
-        base, executed = await asyncio.get_running_loop().run_in_executor(
-            self._readers, self._execute_batch, pending, batch
-        )
+        base, executed = await self._execute_writes(pending, batch)
         if not self.is_leader():
             raise self._not_leader_error()
         after = pending[-1].proposal_id if pending else b""
