@@ -9,7 +9,9 @@ certificates name ``127.0.0.1``. The node processes (``quiver serve``) are this 
 children, started with the failpoints the caller arms (``QUIVER_FAILPOINTS``, never a
 file) and watched: a node that exits when nobody killed it is recorded (with its status)
 and restarted after ``RESTART_HOLD_S``; a node a nemesis killed stays down until the
-nemesis restarts it.
+nemesis restarts it. An id taken out of the cluster is forgotten before it is signalled, so
+it is never restarted nor its exit counted, and it rejoins only once its last process is
+gone, on fresh ports.
 
 Faults: SIGKILL (one node, a minority, a zone, every node), SIGSTOP with a guaranteed SIGCONT,
 graceful restarts, partitions as toxics on the link proxies (``chaos.nemesis.ProxyNetwork``),
@@ -159,6 +161,9 @@ class ChaosCluster:
     held: set[int] = field(default_factory=set)
     paused: dict[int, ProcessTarget] = field(default_factory=dict)
     exits: list[NodeExit] = field(default_factory=list)
+    leaving: set[int] = field(default_factory=set)
+    """Members being removed: the watcher never restarts them, and one that stops by itself
+    with status 0 (a node may stop once it learns it is out) is not an unexpected exit."""
     latency_on: bool = False
     all_ids: list[int] = field(default_factory=list)
     """Every id this cluster may hold: the initial members and the spares that membership
@@ -172,6 +177,9 @@ class ChaosCluster:
     _watcher: threading.Thread | None = None
     _status_client: Client | None = None
     _retired_clients: list[Client] = field(default_factory=list)
+    _retiring: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    """Processes of ids taken out of the cluster, until they are seen gone: nobody watches
+    or restarts them, a joiner of the same id waits for them, ``close`` reaps them."""
     _peer_listen: dict[tuple[int, int], str] = field(default_factory=dict)
     """(sender, receiver) -> the listen address of the proxy of that peer link."""
 
@@ -396,7 +404,16 @@ class ChaosCluster:
 
     # -- processes -------------------------------------------------------------------------
 
+    def _check_not_running(self, node_id: int) -> None:
+        """Never two processes of one id: the one running holds the node's ports and data,
+        and a second would fail to bind (status 1), be restarted, fail again, ..."""
+        with self._lock:
+            for running in (self.processes.get(node_id), self._retiring.get(node_id)):
+                if running is not None and running.poll() is None:
+                    raise RuntimeError(f"n{node_id} is running (pid {running.pid})")
+
     def _start(self, node_id: int) -> None:
+        self._check_not_running(node_id)
         node_dir = self.directory / "nodes" / str(node_id)
         env = {**os.environ, FAILPOINTS_ENV: self.failpoints.get(node_id) or "1"}
         argv = [sys.executable, "-m", "cluster.cli", "serve", "--config", str(node_dir / NODE_FILE)]
@@ -416,19 +433,30 @@ class ChaosCluster:
         log.info("started n%d (pid %d)", node_id, process.pid)
 
     def _watch(self) -> None:
-        """Restart a node that stopped by itself, after a hold; record why it stopped."""
         due: dict[int, float] = {}
         while not self._stop.wait(WATCH_POLL_S):
-            with self._lock:
-                for node_id, process in list(self.processes.items()):
-                    if node_id in self.held or process.poll() is None:
-                        due.pop(node_id, None)
-                        continue
-                    if node_id not in due:
+            self._watch_once(due, time.monotonic())
+
+    def _watch_once(self, due: dict[int, float], now: float) -> None:
+        """Record why a watched node stopped by itself and restart it after a hold (``due``:
+        id -> when, for exits already recorded). Only the ids in ``processes`` are watched:
+        an id taken out of the cluster (:meth:`_retire`) leaves it before it is signalled,
+        so its exit is neither recorded nor followed by a restart; a member being removed
+        (``leaving``) is not restarted either, and a clean stop of it is no anomaly."""
+        with self._lock:
+            for node_id in [n for n in due if n not in self.processes]:
+                del due[node_id]
+            for node_id, process in list(self.processes.items()):
+                if node_id in self.held or process.poll() is None:
+                    due.pop(node_id, None)
+                    continue
+                if node_id not in due:
+                    if not (node_id in self.leaving and process.returncode == 0):
                         self._record_exit(node_id, process, killed=False)
-                        due[node_id] = time.monotonic() + RESTART_HOLD_S
-                    elif time.monotonic() >= due.pop(node_id):
-                        self._start(node_id)
+                    due[node_id] = now + RESTART_HOLD_S
+                elif now >= due[node_id] and node_id not in self.leaving:
+                    del due[node_id]
+                    self._start(node_id)
 
     def _record_exit(self, node_id: int, process: subprocess.Popen[bytes], killed: bool) -> None:
         if len(self.exits) < MAX_EXITS_RECORDED:
@@ -467,14 +495,8 @@ class ChaosCluster:
             self.held.add(node_id)
             self._resume(node_id)
             process = self.processes.get(node_id)
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_GRACE_S)
+        if process is not None:
+            _stop_process(process)
 
     def wait_serving(self, node_id: int, deadline_s: float) -> bool:
         """Until the node answers its status with a leader it knows (bounded)."""
@@ -487,12 +509,22 @@ class ChaosCluster:
         return False
 
     def restart(self, node_ids: list[int]) -> None:
+        """Start again the nodes a nemesis took down. Only members, and not one being
+        removed (it may be another thread's churn); one still stopping (a graceful stop
+        running on another thread) stays held, and whoever stops it restarts it."""
         with self._lock:
             for node_id in node_ids:
+                if node_id not in self.nodes:
+                    self.held.discard(node_id)
+                    continue
+                if node_id in self.leaving:
+                    continue
                 process = self.processes.get(node_id)
-                if node_id in self.held and (process is None or process.poll() is not None):
+                if process is not None and process.poll() is None:
+                    continue  # up, or held while it stops: left as it is
+                if node_id in self.held:
                     self._start(node_id)
-                self.held.discard(node_id)
+                    self.held.discard(node_id)
 
     def pause(self, node_id: int) -> None:
         with self._lock:
@@ -637,6 +669,7 @@ class ChaosCluster:
         if leaving not in self.nodes:
             raise ValueError(f"n{leaving} is not a member")
         joining = free[0]
+        self._wait_gone(joining)
         self._prepare_joiner(joining)
         self._write_members([*self.nodes, joining])
         self._start(joining)
@@ -667,6 +700,26 @@ class ChaosCluster:
         path = node_dir / NODE_FILE
         doc: dict[str, Any] = json.loads(path.read_text())
         doc["join"] = True
+        # Fresh ports, taken now: the ones it had stood unused since it was made or removed,
+        # and on a busy machine anything may have taken them meanwhile (a port another
+        # process listens on, or a connection's local port, even one in TIME_WAIT, fails
+        # the bind: the node would exit with status 1 on every restart). Its proxies follow.
+        grpc_port, peer_port, bolt_port = free_ports(3)
+        entry = dataclasses.replace(
+            self.entries[node_id],
+            peer=f"{LOOPBACK}:{peer_port}",
+            bolt=f"{LOOPBACK}:{bolt_port}" if self.entries[node_id].bolt else "",
+        )
+        self.entries[node_id] = entry
+        doc["listen_grpc"] = f"{LOOPBACK}:{grpc_port}"
+        doc["listen_peer"] = entry.peer
+        if entry.bolt:
+            doc["listen_bolt"] = entry.bolt
+        assert self.api is not None, "membership churn needs the fault proxy"
+        self.api.set_upstream(client_proxy(name(node_id)), doc["listen_grpc"])
+        for other in self.all_ids:
+            if other != node_id:
+                self.api.set_upstream(proxy_name(name(other), name(node_id)), entry.peer)
         peers = []
         for member in sorted({*self.nodes, node_id}):
             entry = self.entries[member]
@@ -683,24 +736,55 @@ class ChaosCluster:
         write_json(path, doc)
 
     def _remove(self, node_id: int) -> None:
-        """``quiver admin remove`` (after moving leadership off the node), then stop it."""
+        """``quiver admin remove`` (after moving leadership off the node), then stop it.
+        From the moment the removal is asked for the node is ``leaving``: it may stop by
+        itself once it applies its removal, and nobody restarts it."""
         for _ in range(LEADER_MOVE_ATTEMPTS):
             if self.wait_for_leader(LEADER_WAIT_S) != node_id:
                 break
             self.transfer_leader(0)
-        self.churned.append(run_admin(self.directory, "remove", node_id, 0.0))
+        with self._lock:
+            self.leaving.add(node_id)
+        try:
+            self.churned.append(run_admin(self.directory, "remove", node_id, 0.0))
+        except BaseException:
+            with self._lock:
+                self.leaving.discard(node_id)  # still a member: watched and restarted again
+            raise
         self._retire(node_id)
         self._refresh_status_client()
 
     def _retire(self, node_id: int) -> None:
-        """Stop a node that is no member (SIGTERM, SIGKILL after a grace); never restarted."""
-        self.stop_gracefully(node_id)
+        """Take a node out of the cluster and stop it (SIGTERM, SIGKILL after a grace). It
+        leaves ``processes``, ``held`` and ``nodes`` at once, under the lock and before it
+        is signalled, so that neither the watcher nor a heal on another thread restarts it
+        (or counts its exit) while it stops; ``_retiring`` keeps it until it is gone."""
         with self._lock:
-            self.processes.pop(node_id, None)
+            self._resume(node_id)
+            process = self.processes.pop(node_id, None)
             self.held.discard(node_id)
+            self.leaving.discard(node_id)
             if node_id in self.nodes:
                 self.nodes.remove(node_id)
+            if process is not None:
+                self._retiring[node_id] = process
         self._write_members(self.nodes)
+        if process is not None:
+            _stop_process(process)
+            with self._lock:
+                if process.poll() is not None and self._retiring.get(node_id) is process:
+                    del self._retiring[node_id]
+
+    def _wait_gone(self, node_id: int) -> None:
+        """Until the last process of a retired id is gone (bounded: SIGKILL after a grace),
+        so that a new one never meets it on the id's data or ports."""
+        with self._lock:
+            process = self._retiring.get(node_id)
+        if process is not None:
+            _stop_process(process)
+            with self._lock:
+                if process.poll() is not None and self._retiring.get(node_id) is process:
+                    del self._retiring[node_id]
 
     def _refresh_status_client(self) -> None:
         """The status client reads the members from cluster.json when made: make a new one.
@@ -799,7 +883,9 @@ class ChaosCluster:
         with self._lock:
             for node_id in list(self.paused):
                 self._resume(node_id)
-            live = [p for p in self.processes.values() if p.poll() is None]
+            live = [
+                p for p in (*self.processes.values(), *self._retiring.values()) if p.poll() is None
+            ]
             for process in live:
                 process.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + STOP_GRACE_S
@@ -833,6 +919,18 @@ class ChaosCluster:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL when it has not stopped within ``STOP_GRACE_S`` (bounded)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(STOP_GRACE_S)
 
 
 @contextlib.contextmanager

@@ -215,6 +215,10 @@ class ToxiproxyClient:
     def set_enabled(self, name: str, enabled: bool) -> None:
         self.request("POST", f"/proxies/{name}", {"enabled": enabled})
 
+    def set_upstream(self, name: str, upstream: str) -> None:
+        """Point a proxy at another upstream (Toxiproxy restarts it; its toxics stay)."""
+        self.request("POST", f"/proxies/{name}", {"upstream": upstream})
+
     def add_toxic(
         self, proxy: str, name: str, kind: str, stream: str, attributes: dict[str, int]
     ) -> None:
