@@ -118,6 +118,7 @@ from raft.types import (
 from store import failpoints
 from store.codec import encode_write_set
 from store.crypto import fsync_dir, load_kek
+from store.graph import StoreWriteError
 from store.node_store import NodeStore
 from store.raftlog import LogSyncError
 from store.snapshot import MAX_CHUNK_BYTES, SnapshotSource, read_snapshot_file
@@ -1863,20 +1864,22 @@ def serve(config: NodeConfig) -> int:
 
 
 EXIT_STORAGE_FAILURE: Final = 3
-"""``quiver serve``'s status when its log could not be made durable (an fsync failed)."""
+"""``quiver serve``'s status when its storage failed: its log could not be made durable (an
+fsync failed), or a RocksDB write of its graph failed."""
 MAX_ERROR_DEPTH: Final = 100
-"""Exceptions looked at when searching a node's stopping error for a failed fsync."""
+"""Exceptions looked at when searching a node's stopping error for a storage failure."""
 
 
-def _log_sync_failure(error: BaseException) -> LogSyncError | None:
-    """The failed log fdatasync behind ``error`` (inside the task group's exception groups,
-    or as a cause), if that is what stopped the node."""
+def _log_sync_failure(error: BaseException) -> LogSyncError | StoreWriteError | None:
+    """The storage failure behind ``error`` (inside the task group's exception groups, or
+    as a cause), if that is what stopped the node: a failed log fdatasync, or a failed
+    RocksDB write (applying an entry, installing a snapshot)."""
     pending: list[BaseException] = [error]
     for _ in range(MAX_ERROR_DEPTH):
         if not pending:
             return None
         current = pending.pop()
-        if isinstance(current, LogSyncError):
+        if isinstance(current, (LogSyncError, StoreWriteError)):
             return current
         if isinstance(current, BaseExceptionGroup):
             pending.extend(current.exceptions)

@@ -20,6 +20,9 @@ Names (the hook that reads each is named in :data:`KNOWN`):
   lied about fsync). Lost writes when the whole cluster restarts.
 * ``fsync-error=K`` — the ``K``-th log fdatasync of the process (1-based) fails with EIO, and
   every one after it; the node must stop, not carry on.
+* ``store-write-error=K`` — the ``K``-th write batch of the graph store (RocksDB) in the
+  process fails as RocksDB reports it (a plain ``Exception``), and every one after it; the
+  node must stop with one line, not carry on or die with a traceback.
 * ``torn-write=K`` — at the ``K``-th log fdatasync, the last write is torn (its last bytes
   never reach the disk) and the process dies at once, as in a power cut mid-write.
 * ``clock-rate=R`` — this node's clock runs ``R`` times as fast (``0.5``: half as fast); its
@@ -49,6 +52,7 @@ KNOWN: Final = {
     "ack-before-commit": "cluster.node.Node.write",
     "drop-tail": "cluster.node.Node._open_store",
     "fsync-error": "store.raftlog.DurableLog._sync_to",
+    "store-write-error": "store.graph.GraphStore._write",
     "torn-write": "store.raftlog.DurableLog._sync_to",
     "clock-rate": "cluster.node.Node._ticker",
 }
@@ -82,7 +86,7 @@ def parse(spec: str | None) -> dict[str, str] | None:
 
 
 def _check(armed: dict[str, str]) -> None:
-    for name in ("drop-tail", "fsync-error", "torn-write"):
+    for name in ("drop-tail", "fsync-error", "store-write-error", "torn-write"):
         if name in armed:
             try:
                 count = int(armed[name] or "1")
@@ -133,6 +137,7 @@ class _SyncCounter:
 
 
 _SYNCS = _SyncCounter()
+_STORE_WRITES = _SyncCounter()
 
 
 def before_log_sync(fd: int, size: int) -> None:
@@ -149,6 +154,14 @@ def before_log_sync(fd: int, size: int) -> None:
         os._exit(TORN_EXIT_STATUS)
     if fail_at is not None and count >= int(fail_at):
         raise OSError(errno.EIO, "fdatasync failed (failpoint fsync-error)")
+
+
+def before_store_write() -> None:
+    """Hook before each RocksDB write batch of the graph store."""
+    fail_at = value("store-write-error", "1")
+    if fail_at is not None and _STORE_WRITES.next() >= int(fail_at):
+        # What rocksdict raises for a failed write: a plain Exception with RocksDB's status.
+        raise Exception("IO error: No space left on device (failpoint store-write-error)")
 
 
 def drop_tail(store: NodeStore) -> int:

@@ -57,6 +57,7 @@ from rocksdict import (
     WriteOptions,
 )
 
+from store import failpoints
 from store.codec import decode_value_at, encode_value, index_key_bytes
 from store.crypto import Cipher, IntegrityError
 from store.memory import WriteSetError, values_equal
@@ -137,6 +138,26 @@ class ConstraintViolationError(WriteSetError):
     """A write set that would break a uniqueness constraint; nothing of it is applied."""
 
     status_code = "Neo.ClientError.Schema.ConstraintValidationFailed"
+
+
+class StoreWriteError(Exception):
+    """A RocksDB write of the graph store failed: the batch (an applied entry, part of a
+    snapshot) may or may not be in the store, and its caches no longer say what it holds.
+
+    Carries Neo4j's ``Neo.DatabaseError.General.StorageDamageDetected``. The node must stop
+    rather than apply on (its graph would part from the others'); its message names the
+    store and RocksDB's reason, in one line, for the operator. Not an ``OSError``, so that no
+    handler meant for a passing I/O problem takes it.
+    """
+
+    status_code = "Neo.DatabaseError.General.StorageDamageDetected"
+
+    def __init__(self, path: Path, cause: Exception) -> None:
+        super().__init__(
+            f"{self.status_code}: RocksDB write to {path} failed ({cause}); "
+            "stopping: the graph might not hold what was applied"
+        )
+        self.path = path
 
 
 class StoreNotReadyError(Exception):
@@ -782,7 +803,7 @@ class GraphStore:
                 self.cipher.seal(version, _aad(CF_META, META_INDEX_VERSION)),
                 self._handles[CF_META],
             )
-            self._db.write(batch, _synced())
+            self._write(batch, _synced())
             self._load_caches()
 
     def install_operations(self, operations: Sequence[Operation]) -> None:
@@ -817,6 +838,15 @@ class GraphStore:
             txn.delete(CF_META, META_INSTALLING)
             self._commit(txn, _synced())
 
+    def _write(self, batch: WriteBatch, options: WriteOptions) -> None:
+        """One RocksDB write batch; its failure is a :class:`StoreWriteError`."""
+        try:
+            if failpoints.ACTIVE:
+                failpoints.before_store_write()
+            self._db.write(batch, options)
+        except Exception as error:  # rocksdict raises Exception, with RocksDB's status text
+            raise StoreWriteError(self._path, error) from error
+
     def _commit(self, txn: _Apply, options: WriteOptions | None = None) -> None:
         batch = WriteBatch(raw_mode=True)
         for family, begin, end in txn.range_deletes:
@@ -831,7 +861,7 @@ class GraphStore:
                     batch.put(key, self.cipher.seal(plain, _aad(family, key)), handle)
                 else:
                     batch.put(key, b"", handle)
-        self._db.write(batch, options or self._write_options)
+        self._write(batch, options or self._write_options)
         # Caches change only after the batch is durable in RocksDB's WAL.
         for key, plain in txn.writes.get(CF_META, {}).items():
             if plain is None:
@@ -962,7 +992,7 @@ class GraphStore:
                     progress.family += 1
                     progress.key = b""
             if resealed:
-                self._db.write(batch, self._write_options)
+                self._write(batch, self._write_options)
             progress.found += resealed
             if progress.family < len(families):
                 return ReencryptProgress(resealed, complete=False)
