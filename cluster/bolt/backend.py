@@ -91,12 +91,30 @@ class QueryResult:
     @staticmethod
     def of(columns: list[str], rows: Iterable[Sequence[Any]], summary: Summary) -> QueryResult:
         materialized = rows if isinstance(rows, Sequence) else list(rows)
+        return QueryResult(list(columns), _Rows(materialized), lambda: summary, materialized)
 
-        async def records() -> AsyncIterator[Sequence[Any]]:
-            for row in materialized:
-                yield row
 
-        return QueryResult(list(columns), records(), lambda: summary, materialized)
+class _Rows:
+    """A materialized result's rows as an async iterator: a plain object, not an async
+    generator (one per statement, and the server does not use it for such results)."""
+
+    __slots__ = ("position", "rows")
+
+    def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
+        self.rows = rows
+        self.position = 0
+
+    def __aiter__(self) -> _Rows:
+        return self
+
+    async def __anext__(self) -> Sequence[Any]:
+        if self.position >= len(self.rows):
+            raise StopAsyncIteration
+        self.position += 1
+        return self.rows[self.position - 1]
+
+    async def aclose(self) -> None:
+        self.position = len(self.rows)
 
 
 @dataclass(slots=True, frozen=True)

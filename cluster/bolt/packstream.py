@@ -84,22 +84,92 @@ class UnboundRelationship:
 # -- encoding ----------------------------------------------------------------------------------
 
 
+_PACKED_KEYS: dict[str, bytes] = {}
+"""Map keys (metadata keys, property names) as packed strings: most maps a server sends
+have the same few keys. Bounded by MAX_PACKED_KEYS; past it keys are packed each time."""
+MAX_PACKED_KEYS: Final = 4096
+
+
+def _packed_key(key: Any) -> bytes:
+    if not isinstance(key, str):
+        raise PackStreamError("map keys must be strings")
+    packer = Packer()
+    packer._string(key)
+    packed = bytes(packer.buffer)
+    if len(_PACKED_KEYS) < MAX_PACKED_KEYS:
+        _PACKED_KEYS[key] = packed
+    return packed
+
+
 class Packer:
-    """Appends values to a bytearray. `utc_datetime` picks DateTime 0x49/0x69 over 0x46/0x66."""
+    """Appends values to a bytearray (its own, or the one it is given: a connection packs
+    straight into its outgoing buffer). `utc_datetime` picks DateTime 0x49/0x69 over
+    0x46/0x66.
+
+    ``pack`` dispatches on the exact type first — None, booleans, small integers, short
+    strings, lists and maps are most of what a result holds, and each goes out without the
+    general chain of ``isinstance`` tests (subclasses, bytes and structures take that)."""
 
     __slots__ = ("buffer", "utc_datetime")
 
-    def __init__(self, utc_datetime: bool = True) -> None:
-        self.buffer = bytearray()
+    def __init__(self, utc_datetime: bool = True, buffer: bytearray | None = None) -> None:
+        self.buffer = bytearray() if buffer is None else buffer
         self.utc_datetime = utc_datetime
 
     def pack(self, value: Any, depth: int = 0) -> None:
+        kind = type(value)
+        out = self.buffer
+        if kind is str:
+            data = value.encode("utf-8")
+            size = len(data)
+            if size < 0x10:
+                out.append(0x80 + size)
+                out += data
+            else:
+                self._string_header(size)
+                out += data
+        elif kind is int:
+            if -0x10 <= value < 0x80:
+                out.append(value & 0xFF)
+            else:
+                self._int(value)
+        elif value is None:
+            out.append(0xC0)
+        elif kind is dict:
+            if depth >= MAX_DEPTH and (value or depth > MAX_DEPTH):
+                raise PackStreamError("value nested too deeply")
+            self._header(len(value), 0xA0, 0xD8)
+            keys = _PACKED_KEYS
+            for key, item in value.items():
+                packed = keys.get(key)
+                if packed is None:
+                    packed = _packed_key(key)
+                out += packed
+                self.pack(item, depth + 1)
+        elif kind is list or kind is tuple:
+            if depth >= MAX_DEPTH and (value or depth > MAX_DEPTH):
+                raise PackStreamError("value nested too deeply")
+            self._header(len(value), 0x90, 0xD4)
+            for item in value:
+                self.pack(item, depth + 1)
+        elif kind is bool:
+            out.append(0xC3 if value else 0xC2)
+        elif kind is float:
+            out.append(0xC1)
+            out += _STRUCT_D.pack(value)
+        else:
+            self._pack_other(value, depth)
+
+    def pack_structure(self, tag: int, fields: tuple[Any, ...] | list[Any]) -> None:
+        """A structure (a message: tag = its signature) without a ``Structure`` object."""
+        self._structure(tag, tuple(fields), 0)
+
+    def _pack_other(self, value: Any, depth: int) -> None:
+        """Everything ``pack`` does not dispatch by exact type."""
         if depth > MAX_DEPTH:
             raise PackStreamError("value nested too deeply")
         out = self.buffer
-        if value is None:
-            out.append(0xC0)
-        elif value is True:
+        if value is True:
             out.append(0xC3)
         elif value is False:
             out.append(0xC2)
@@ -143,6 +213,9 @@ class Packer:
             self._structure(tag, fields, depth)
 
     def _structure(self, tag: int, fields: tuple[Any, ...], depth: int) -> None:
+        # Nested too deeply if any field would be (scalars skip the check in ``pack``).
+        if depth >= MAX_DEPTH and (fields or depth > MAX_DEPTH):
+            raise PackStreamError("value nested too deeply")
         if len(fields) > 15:
             raise PackStreamError("a structure has at most 15 fields")
         self.buffer.append(0xB0 + len(fields))
@@ -171,7 +244,10 @@ class Packer:
 
     def _string(self, value: str) -> None:
         data = value.encode("utf-8")
-        size = len(data)
+        self._string_header(len(data))
+        self.buffer += data
+
+    def _string_header(self, size: int) -> None:
         out = self.buffer
         if size < 0x10:
             out.append(0x80 + size)
@@ -186,7 +262,6 @@ class Packer:
             out += _U32.pack(size)
         else:
             raise PackStreamError("string too long")
-        out += data
 
     def _header(self, size: int, tiny: int, marker: int) -> None:
         out = self.buffer
@@ -338,18 +413,23 @@ class Unpacker:
     def unpack(self, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise PackStreamError("value nested too deeply")
-        marker = self._byte()
-        high = marker & 0xF0
+        data = self.data
+        position = self.position
+        if position >= len(data):
+            raise PackStreamError("truncated PackStream value")
+        marker = data[position]
+        self.position = position + 1
         if marker < 0x80:
             return marker
-        if marker >= 0xF0:
-            return marker - 0x100
+        high = marker & 0xF0
         if high == 0x80:
             return self._text(marker & 0x0F)
-        if high == 0x90:
-            return self._list(marker & 0x0F, depth)
         if high == 0xA0:
             return self._map(marker & 0x0F, depth)
+        if high == 0x90:
+            return self._list(marker & 0x0F, depth)
+        if marker >= 0xF0:
+            return marker - 0x100
         if high == 0xB0:
             return self._struct(marker & 0x0F, self._byte(), depth)
         if marker == 0xC0:
@@ -386,8 +466,13 @@ class Unpacker:
         return int(_U32.unpack(self._take(4))[0])
 
     def _text(self, size: int) -> str:
+        start = self.position
+        end = start + size
+        if end > len(self.data):
+            raise PackStreamError("truncated PackStream value")
+        self.position = end
         try:
-            return str(self._take(size).tobytes().decode("utf-8"))
+            return str(self.data[start:end], "utf-8")
         except UnicodeDecodeError:
             raise PackStreamError("a string is not valid UTF-8") from None
 
@@ -397,13 +482,19 @@ class Unpacker:
         return [self.unpack(depth + 1) for _ in range(size)]
 
     def _map(self, size: int, depth: int) -> dict[str, Any]:
-        if size > len(self.data) - self.position:
+        data = self.data
+        if size > len(data) - self.position:
             raise PackStreamError("truncated PackStream map")
         out: dict[str, Any] = {}
         for _ in range(size):
-            key = self.unpack(depth + 1)
-            if not isinstance(key, str):
-                raise PackStreamError("map keys must be strings")
+            position = self.position
+            if position < len(data) and 0x80 <= data[position] <= 0x8F:
+                self.position = position + 1  # a short key, read here (nearly every key)
+                key = self._text(data[position] & 0x0F)
+            else:
+                key = self.unpack(depth + 1)
+                if not isinstance(key, str):
+                    raise PackStreamError("map keys must be strings")
             out[key] = self.unpack(depth + 1)
         return out
 

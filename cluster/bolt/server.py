@@ -60,6 +60,10 @@ MAX_OPEN_STREAMS: Final = 256
 HANDSHAKE_TIMEOUT_S: Final = 10.0
 IDLE_TIMEOUT_S: Final = 600.0
 KEEPALIVE_INTERVAL_S: Final = 10.0
+WATCHDOG_FRACTION: Final = 0.25
+"""A connection's watchdog runs this often, as a fraction of its shorter interval (keep-alive
+or idle): a NOOP goes out at most 25 % late, an idle connection ends at most 25 % late."""
+WATCHDOG_MIN_S: Final = 0.005
 RECORDS_PER_DRAIN: Final = 1000
 FLUSH_BYTES: Final = 256 * 1024
 """Outgoing bytes buffered before a flush even while the client's next message waits."""
@@ -252,10 +256,16 @@ class MessageReader:
     def has_message(self) -> bool:
         return self._message_end() is not None
 
-    async def message(self, idle_timeout_s: float) -> bytes | None:
-        """The next message's bytes, skipping NOOP chunks; None at a clean end of stream."""
+    async def message(self, idle_timeout_s: float | None) -> bytes | None:
+        """The next message's bytes, skipping NOOP chunks; None at a clean end of stream.
+        Without `idle_timeout_s` the caller bounds the wait itself (a connection's
+        watchdog: one timer per connection instead of one per read)."""
         while (end := self._message_end()) is None:
-            data = await asyncio.wait_for(self.reader.read(READ_BYTES), idle_timeout_s)
+            if idle_timeout_s is None:
+                data = await self.reader.read(READ_BYTES)
+            else:
+                async with asyncio.timeout(idle_timeout_s):
+                    data = await self.reader.read(READ_BYTES)
             if not data:
                 if any(self.buffer):  # only NOOPs may trail a clean end
                     raise ProtocolViolation("connection closed inside a message")
@@ -271,11 +281,14 @@ class MessageReader:
         return bytes(message)
 
 
+_CHUNK_HEADER: Final = struct.Struct(">H")
+
+
 def frame(message: bytes) -> bytes:
     out = bytearray()
     for start in range(0, len(message), MAX_CHUNK_BYTES):
         chunk = message[start : start + MAX_CHUNK_BYTES]
-        out += struct.pack(">H", len(chunk))
+        out += _CHUNK_HEADER.pack(len(chunk))
         out += chunk
     out += b"\x00\x00"
     return bytes(out)
@@ -429,15 +442,39 @@ class Connection:
         self.info = ConnectionInfo(f"{peer[0]}:{peer[1]}", f"{local[0]}:{local[1]}")
         self.inbox = MessageReader(reader)
         self.outbox = bytearray()
+        self._busy_since: float | None = None
+        """When the awaited backend call began (None: not waiting for the backend)."""
+        self._noop_at = 0.0
+        self._waiting_since: float | None = None
+        """When the connection began to wait for its client's next message."""
+        self._watch_every_s = max(
+            WATCHDOG_MIN_S, min(keepalive_interval_s, idle_timeout_s) * WATCHDOG_FRACTION
+        )
+        self._watchdog: asyncio.TimerHandle | None = None
 
     # -- output ---------------------------------------------------------------------------
 
     def _send(self, tag: int, *fields: Any) -> None:
         """Queue a message; it goes out at the next flush (before the connection waits for
-        its client, or once FLUSH_BYTES are queued)."""
-        packer = ps.Packer(utc_datetime=True)
-        packer.pack(ps.Structure(tag, fields))
-        self.outbox += frame(bytes(packer.buffer))
+        its client, or once FLUSH_BYTES are queued). Packed straight into the outgoing
+        buffer after a 2-byte chunk header filled in afterwards: one chunk for any message
+        that fits one (nearly all), re-framed into several only when it does not."""
+        outbox = self.outbox
+        start = len(outbox)
+        outbox += b"\x00\x00"
+        try:
+            ps.Packer(True, outbox).pack_structure(tag, fields)
+        except BaseException:
+            del outbox[start:]  # nothing of a message that could not be packed goes out
+            raise
+        size = len(outbox) - start - 2
+        if size <= MAX_CHUNK_BYTES:
+            outbox[start : start + 2] = _CHUNK_HEADER.pack(size)
+            outbox += b"\x00\x00"
+        else:
+            message = bytes(outbox[start + 2 :])
+            del outbox[start:]
+            outbox += frame(message)
 
     async def _flush(self) -> None:
         if self.outbox:
@@ -458,22 +495,35 @@ class Connection:
         await self._flush_if_full()
 
     async def _keepalive(self, work: Awaitable[T]) -> T:
-        """Await `work`, sending NOOP chunks while it takes long (the client's read timeout
-        must not fire on a slow query). A timer, not a task: most work is quick."""
-        loop = asyncio.get_running_loop()
-
-        def noop() -> None:
-            nonlocal timer
-            self.outbox += b"\x00\x00"  # after whatever complete answers are queued
-            self.writer.write(bytes(self.outbox))
-            self.outbox.clear()
-            timer = loop.call_later(self.keepalive_interval_s, noop)
-
-        timer = loop.call_later(self.keepalive_interval_s, noop)
+        """Await `work`, NOOP chunks going out while it takes long (the client's read timeout
+        must not fire on a slow query): the watchdog sends them, this only marks the
+        connection busy — most work is quick, and a timer per call cost more than it."""
+        self._busy_since = time.monotonic()
         try:
             return await work
         finally:
-            timer.cancel()
+            self._busy_since = None
+
+    def _watch(self) -> None:
+        """The connection's one timer, every WATCHDOG_FRACTION of its shortest interval:
+        a NOOP after each ``keepalive_interval_s`` of one awaited call (after whatever
+        complete answers are queued), and the end of a connection whose client sent no
+        message for ``idle_timeout_s``."""
+        now = time.monotonic()
+        busy_since = self._busy_since
+        if busy_since is not None and now - max(busy_since, self._noop_at) >= (
+            self.keepalive_interval_s
+        ):
+            self._noop_at = now
+            self.outbox += b"\x00\x00"
+            self.writer.write(bytes(self.outbox))
+            self.outbox.clear()
+        waiting_since = self._waiting_since
+        if waiting_since is not None and now - waiting_since >= self.idle_timeout_s:
+            log.debug("bolt %s: idle for %.1f s, closing", self.id, now - waiting_since)
+            self.writer.transport.abort()  # the reader sees the end of its stream
+            return
+        self._watchdog = asyncio.get_running_loop().call_later(self._watch_every_s, self._watch)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -482,10 +532,13 @@ class Connection:
             self.version = await asyncio.wait_for(
                 negotiate(self.reader, self.writer), HANDSHAKE_TIMEOUT_S
             )
+            self._watchdog = asyncio.get_running_loop().call_later(self._watch_every_s, self._watch)
             while self.session.state is not State.DEFUNCT:
                 if not self.inbox.has_message():
                     await self._flush()  # the client waits for these answers
-                data = await self.inbox.message(self.idle_timeout_s)
+                self._waiting_since = time.monotonic()
+                data = await self.inbox.message(None)  # bounded by the watchdog
+                self._waiting_since = None
                 if data is None:
                     break
                 await self._handle(data)
@@ -499,6 +552,8 @@ class Connection:
         ) as error:
             log.debug("bolt %s ended: %s", self.id, error)
         finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
             await self._end_transaction()
             self.writer.close()
             with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):
@@ -749,8 +804,9 @@ class Connection:
 
     async def _finish_stream(self, qid: int, stream: _Stream) -> None:
         session = self.session
-        with contextlib.suppress(Exception):
-            await stream.result.records.aclose()  # type: ignore[attr-defined]
+        if stream.result.rows is None:  # a materialized result's records were never started
+            with contextlib.suppress(Exception):
+                await stream.result.records.aclose()  # type: ignore[attr-defined]
         summary = stream.result.summary()
         del session.streams[qid]
         metadata: dict[str, Any] = {

@@ -50,3 +50,14 @@ async def test_a_message_over_the_limit_is_refused_before_it_is_buffered() -> No
             reader.buffer += await stream.read(len(chunk))
             reader.has_message()
     assert len(reader.buffer) <= bolt.MAX_MESSAGE_BYTES + 2 * 0xFFFF
+
+
+async def test_a_materialized_result_also_streams_its_rows_as_records() -> None:
+    from cluster.bolt.backend import QueryResult, Summary
+
+    result = QueryResult.of(["n"], [[1], [2]], Summary())
+    assert [row async for row in result.records] == [[1], [2]]
+    again = QueryResult.of(["n"], iter([[3]]), Summary())
+    await again.records.aclose()  # type: ignore[attr-defined]
+    assert [row async for row in again.records] == []
+    assert again.rows == [[3]]

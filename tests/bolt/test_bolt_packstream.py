@@ -80,6 +80,48 @@ def test_nesting_is_bounded() -> None:
         ps.unpack(data)
 
 
+def _nested(levels: int, inner: Any) -> Any:
+    value = inner
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_packing_is_bounded_at_the_same_depth_as_unpacking() -> None:
+    # A value at depth MAX_DEPTH packs, one below it does not; the fast paths for exact
+    # types (lists, dicts, scalars) keep the bound of the general path.
+    for inner in (None, 7, "s", [], {}):
+        deepest = _nested(ps.MAX_DEPTH, inner)
+        assert ps.unpack(ps.pack(deepest)) == deepest
+        with pytest.raises(ps.PackStreamError):
+            ps.pack(_nested(ps.MAX_DEPTH + 1, inner))
+    with pytest.raises(ps.PackStreamError):
+        ps.pack(_nested(ps.MAX_DEPTH, sv.Date(1)))  # a structure's field one too deep
+
+
+def test_subclasses_of_the_fast_path_types_pack_like_their_base() -> None:
+    class Name(str):
+        pass
+
+    class Count(int):
+        pass
+
+    class Row(list[Any]):
+        pass
+
+    class Props(dict[str, Any]):
+        pass
+
+    value = Props({Name("a"): Row([Count(300), Name("b"), 1.5, True])})
+    assert ps.pack(value) == ps.pack({"a": [300, "b", 1.5, True]})
+
+
+def test_a_message_packs_into_a_given_buffer_after_what_it_holds() -> None:
+    buffer = bytearray(b"\x00\x01")
+    ps.Packer(True, buffer).pack_structure(0x70, ({"a": 1},))
+    assert bytes(buffer) == b"\x00\x01" + ps.pack(ps.Structure(0x70, ({"a": 1},)))
+
+
 int64 = st.integers(min_value=ps.INT64_MIN, max_value=ps.INT64_MAX)
 int32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
 nanos = st.integers(min_value=0, max_value=999_999_999)
