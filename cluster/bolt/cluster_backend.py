@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 ROUTING_TTL_S: Final = 30
 FORBIDDEN: Final = "Neo.ClientError.Security.Forbidden"
 FORWARD_TIMEOUT_S: Final = 30.0
+MAX_CHECKED_TOKENS: Final = 1024
+"""Session tokens whose check is remembered (per security state) before the memory is
+cleared."""
 
 _QUERY_TYPE: Final[dict[int, str]] = {
     client_pb2.QUERY_TYPE_READ_ONLY: "r",
@@ -204,6 +207,12 @@ class NodeBackend:
     """user -> password, for a backend without ``security`` (tests of the Bolt face)."""
     security: NodeSecurity | None = None
     """The node's users, sessions and ``system`` database (``cluster.security``)."""
+    _checked: dict[str, tuple[object, Session]] = field(default_factory=dict, repr=False)
+    """token -> (the security state it was checked against, its session)."""
+    _allowed: dict[tuple[str, bool], tuple[object, dict[str, Any]]] = field(
+        default_factory=dict, repr=False
+    )
+    """(user, change_required) -> (the security state, the graph restriction it allows)."""
 
     async def authenticate(
         self, scheme: str, principal: str, credentials: str, connection: ConnectionInfo
@@ -222,16 +231,42 @@ class NodeBackend:
     ) -> dict[str, Any]:
         """Check the user may use the graph; the keyword that restricts the node's read,
         write and begin to their privileges (none without a security layer)."""
-        if self.security is None or session is None:
+        security = self.security
+        if security is None or session is None:
             return {}
-        await self.security.check_graph_access(session, connection.client_address)
-        return {"privileges": self.security.graph_privileges(session)}
+        # Both answers follow from the user, their password state and the replicated
+        # security state: remembered until an applied change replaces that state.
+        state = security.state()
+        key = (session.user, session.change_required)
+        allowed = self._allowed.get(key)
+        if allowed is not None and allowed[0] is state:
+            return allowed[1]
+        await security.check_graph_access(session, connection.client_address)
+        restrict = {"privileges": security.graph_privileges(session)}
+        if len(self._allowed) >= MAX_CHECKED_TOKENS:
+            self._allowed.clear()
+        self._allowed[key] = (state, restrict)
+        return restrict
 
     async def _session(self, user: Principal, connection: ConnectionInfo) -> Session | None:
-        if self.security is None:
+        """The statement's session, its token checked again. What a check depends on (the
+        users' credential indexes, suspensions, drops) lives in the replicated security
+        state, which an applied change replaces by a new object: while the state is the
+        same object and the token has not expired, the answer is the one already found
+        (the MAC, the JSON and the record look-ups cost about as much as a point lookup)."""
+        security = self.security
+        if security is None:
             return None
         token = user.token if isinstance(user, SessionPrincipal) else ""
-        return self.security.session(token)
+        state = security.state()
+        checked = self._checked.get(token)
+        if checked is not None and checked[0] is state and time.time() < checked[1].expires_at:
+            return checked[1]
+        session = security.session(token)
+        if len(self._checked) >= MAX_CHECKED_TOKENS:
+            self._checked.clear()
+        self._checked[token] = (state, session)
+        return session
 
     async def run(
         self,

@@ -138,3 +138,40 @@ def test_a_wrong_password_is_an_auth_error(cluster: Any) -> None:
     driver = _driver(f"bolt+s://{address}", cluster.directory, (user, "not the password"))
     with driver, pytest.raises(neo4j_errors.AuthError):
         driver.verify_connectivity()
+
+
+def _code(session: neo4j.Session) -> str:
+    """The status code `RETURN 1` fails with in this session, or "" when it answers."""
+    try:
+        session.run("RETURN 1 AS one").consume()
+    except neo4j_errors.Neo4jError as error:
+        return error.code or "?"
+    return ""
+
+
+def test_an_open_connection_loses_its_rights_as_soon_as_the_security_state_changes(
+    cluster: Any,
+) -> None:
+    """A connection's statements remember their token and access checks only while the
+    replicated security state stays the same object: a DENY ACCESS and then a suspension
+    reach a connection that is open and has run statements since its LOGON."""
+    helpers.wait_for("a leader", cluster.leader)
+    admin = cluster.client
+    user = f"bolt_{uuid.uuid4().hex[:8]}"
+    role = f"{user}_role"
+    admin.system(f"CREATE USER {user} SET PASSWORD 'bolt-pass-1' CHANGE NOT REQUIRED")
+    admin.system(f"CREATE ROLE {role}")
+    admin.system(f"GRANT ROLE {role} TO {user}")
+    address = _bolt_addresses(cluster.directory)[1]
+    driver = _driver(f"bolt://{address}", cluster.directory, (user, "bolt-pass-1"))
+    with driver, driver.session(database="neo4j") as session:
+        helpers.wait_for(f"{user} on n1", lambda: _code(session) == "")
+        assert [_code(session) for _ in range(3)] == ["", "", ""]  # checks remembered now
+        admin.system(f"DENY ACCESS ON DATABASE neo4j TO {role}")
+        helpers.wait_for(
+            "the denial", lambda: _code(session) == "Neo.ClientError.Security.Forbidden"
+        )
+        admin.system(f"ALTER USER {user} SET STATUS SUSPENDED")
+        helpers.wait_for(
+            "the suspension", lambda: _code(session) == "Neo.ClientError.Security.Unauthorized"
+        )
