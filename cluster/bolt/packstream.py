@@ -381,11 +381,13 @@ class Unpacker:
     __slots__ = ("data", "position", "utc_datetime")
 
     def __init__(self, data: bytes | bytearray | memoryview, utc_datetime: bool = True) -> None:
-        self.data = memoryview(data)
+        # bytes, not a memoryview: slicing and decoding short strings (nearly all of them)
+        # costs a third of what the same through a memoryview does.
+        self.data = data if type(data) is bytes else bytes(data)
         self.position = 0
         self.utc_datetime = utc_datetime
 
-    def _take(self, size: int) -> memoryview:
+    def _take(self, size: int) -> bytes:
         start = self.position
         end = start + size
         if end > len(self.data):
@@ -472,7 +474,7 @@ class Unpacker:
             raise PackStreamError("truncated PackStream value")
         self.position = end
         try:
-            return str(self.data[start:end], "utf-8")
+            return self.data[start:end].decode("utf-8")
         except UnicodeDecodeError:
             raise PackStreamError("a string is not valid UTF-8") from None
 
