@@ -128,6 +128,7 @@ class Client(_Connected):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._channels: dict[str, grpc.Channel] = {}
+        self._queries: dict[str, client_pb2_grpc.QueryStub] = {}
         self._channels_lock = threading.Lock()  # threads may share a client
 
     def _channel(self, member: Member) -> grpc.Channel:
@@ -142,9 +143,19 @@ class Client(_Connected):
                 self._channels[member.address] = channel
             return channel
 
+    def _query(self, member: Member) -> client_pb2_grpc.QueryStub:
+        """The member's ``Query`` stub, one per channel (a stub makes a callable per method
+        on every construction)."""
+        stub = self._queries.get(member.address)
+        if stub is None:
+            stub = client_pb2_grpc.QueryStub(self._channel(member))
+            self._queries[member.address] = stub
+        return stub
+
     def close(self) -> None:
         with self._channels_lock:
             channels, self._channels = self._channels, {}
+            self._queries = {}
         for channel in channels.values():
             channel.close()
 
@@ -251,7 +262,7 @@ class Client(_Connected):
             member = self._pick(call.to_leader, retry.attempt)
             builder = ResultBuilder(keep_rows=False)
             delivered = False
-            stub = client_pb2_grpc.QueryStub(self._channel(member))
+            stub = self._query(member)
             responses = stub.Run(call.request, timeout=retry.call_timeout_s(time.monotonic()))
             try:
                 for response in responses:
@@ -272,7 +283,7 @@ class Client(_Connected):
             return
 
     def _run_once(self, member: Member, request: client_pb2.RunRequest, timeout_s: float) -> Result:
-        stub = client_pb2_grpc.QueryStub(self._channel(member))
+        stub = self._query(member)
         builder = ResultBuilder()
         try:
             for response in stub.Run(request, timeout=timeout_s):
@@ -300,7 +311,7 @@ class Client(_Connected):
         retry = self.retry(None, time.monotonic())
         while True:
             member = self._pick(True, retry.attempt)
-            stub = client_pb2_grpc.QueryStub(self._channel(member))
+            stub = self._query(member)
             try:
                 response = stub.Begin(request, timeout=retry.call_timeout_s(time.monotonic()))
             except grpc.RpcError as rpc_error:
@@ -342,7 +353,7 @@ class Transaction:
         """Commit; the bookmark of the commit. Not retried: a commit is not idempotent."""
         self._ensure_open()
         self.open = False
-        stub = client_pb2_grpc.QueryStub(self._client._channel(self._member))
+        stub = self._client._query(self._member)
         try:
             response = stub.Commit(
                 client_pb2.CommitRequest(transaction_id=self.transaction_id),
@@ -357,7 +368,7 @@ class Transaction:
         if not self.open:
             return
         self.open = False
-        stub = client_pb2_grpc.QueryStub(self._client._channel(self._member))
+        stub = self._client._query(self._member)
         try:
             stub.Rollback(
                 client_pb2.RollbackRequest(transaction_id=self.transaction_id),
@@ -378,6 +389,7 @@ class AsyncClient(_Connected):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._queries: dict[str, client_pb2_grpc.QueryStub] = {}
         self._discovery = asyncio.Lock()
         self._write_lanes = asyncio.Semaphore(MAX_WRITE_LANES)
 
@@ -393,8 +405,17 @@ class AsyncClient(_Connected):
             self._channels[member.address] = channel
         return channel
 
+    def _query(self, member: Member) -> client_pb2_grpc.QueryStub:
+        """The member's ``Query`` stub, one per channel."""
+        stub = self._queries.get(member.address)
+        if stub is None:
+            stub = client_pb2_grpc.QueryStub(self._channel(member))
+            self._queries[member.address] = stub
+        return stub
+
     async def close(self) -> None:
         channels, self._channels = self._channels, {}
+        self._queries = {}
         for channel in channels.values():
             await channel.close()
 
@@ -517,7 +538,7 @@ class AsyncClient(_Connected):
             member = await self._pick(call.to_leader, retry.attempt)
             builder = ResultBuilder(keep_rows=False)
             delivered = False
-            stub = client_pb2_grpc.QueryStub(self._channel(member))
+            stub = self._query(member)
             responses = stub.Run(call.request, timeout=retry.call_timeout_s(time.monotonic()))
             try:
                 async for response in responses:
@@ -540,7 +561,7 @@ class AsyncClient(_Connected):
     async def _run_once(
         self, member: Member, request: client_pb2.RunRequest, timeout_s: float
     ) -> Result:
-        stub = client_pb2_grpc.QueryStub(self._channel(member))
+        stub = self._query(member)
         builder = ResultBuilder()
         try:
             async for response in stub.Run(request, timeout=timeout_s):
@@ -568,7 +589,7 @@ class AsyncClient(_Connected):
         retry = self.retry(None, time.monotonic())
         while True:
             member = await self._pick(True, retry.attempt)
-            stub = client_pb2_grpc.QueryStub(self._channel(member))
+            stub = self._query(member)
             try:
                 response = await stub.Begin(request, timeout=retry.call_timeout_s(time.monotonic()))
             except grpc.RpcError as rpc_error:
@@ -608,7 +629,7 @@ class AsyncTransaction:
         """Commit; the bookmark of the commit. Not retried: a commit is not idempotent."""
         self._ensure_open()
         self.open = False
-        stub = client_pb2_grpc.QueryStub(self._client._channel(self._member))
+        stub = self._client._query(self._member)
         try:
             response = await stub.Commit(
                 client_pb2.CommitRequest(transaction_id=self.transaction_id),
@@ -623,7 +644,7 @@ class AsyncTransaction:
         if not self.open:
             return
         self.open = False
-        stub = client_pb2_grpc.QueryStub(self._client._channel(self._member))
+        stub = self._client._query(self._member)
         try:
             await stub.Rollback(
                 client_pb2.RollbackRequest(transaction_id=self.transaction_id),
