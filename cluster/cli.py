@@ -143,7 +143,7 @@ def _certs(args: argparse.Namespace, _extra: list[str]) -> int:
     return EXIT_OK
 
 
-def _bench(args: argparse.Namespace, _extra: list[str]) -> int:
+def _bench(args: argparse.Namespace, extra: list[str]) -> int:
     if args.target == "store":
         # Imported here: only this target needs the store (and RocksDB).
         from store.bench import BenchConfig, run
@@ -169,7 +169,7 @@ def _bench(args: argparse.Namespace, _extra: list[str]) -> int:
         # Imported here: the neo4j driver against a real local cluster (cluster/bolt/bench.py).
         from cluster.bolt.bench import main as bolt_bench
 
-        return bolt_bench([])
+        return bolt_bench(extra)  # its own sizes: --persons, --knows, --lookups...
     print(BENCH_NOT_YET)
     return EXIT_OK
 
@@ -526,8 +526,10 @@ def _run(argv: Sequence[str]) -> int:
     parser = build_parser()
     # Known-args parsing so that `sim` can hand its own options to the simulator.
     args, extra = parser.parse_known_args(list(argv))
-    passes_through = args.command == "sim" or (
-        args.command == "chaos" and args.action in ("proxy", "run")
+    passes_through = (
+        args.command == "sim"
+        or (args.command == "chaos" and args.action in ("proxy", "run"))
+        or (args.command == "bench" and args.target == "bolt")
     )
     if extra and not passes_through:
         raise CliError(

@@ -12,7 +12,8 @@ call by call so that a noisy neighbour lands on all alike:
 - ``bolt direct``: ``bolt://`` to one node, one session, ``session.run``;
 - ``grpc``: ``Client.run(..., mode="read")`` (a causal read, as the drivers' reads are).
 
-Prints mean, p50 and p95 per call and the p50 ratio of each Bolt way to gRPC. Answers are
+Prints mean, p50 and p95 per call and the p50 ratio of each Bolt way to gRPC, for both
+queries and for a floor (``RETURN $id``: every cost of a statement but the graph work). Answers are
 checked against the gRPC ones; a benchmark otherwise asserts nothing (tests assert
 behaviour). Must never: run as part of the tests at full size, or leave its cluster running.
 """
@@ -37,6 +38,9 @@ import neo4j
 from cluster.client import Client, connect
 from cypher.bench import FRIEND_OF_FRIEND, LOAD_KNOWS, LOAD_PERSONS, LOOKUP, Timings
 
+FLOOR: Final = "RETURN $id AS id"
+"""No graph work: each way's cost of a statement itself (client, wire, TLS, session, security
+checks, query log), under which no query on that way can go."""
 CONNECTION_TIMEOUT_S: Final = 10.0
 WARMUP_CALLS: Final = 100
 UP_TIMEOUT_S: Final = 120.0
@@ -144,6 +148,7 @@ def run_bench(directory: Path, config: BoltBenchConfig, out: Callable[[str], Non
             direct.close()
     out("  bolt auto / managed: neo4j:// routing (reads to followers), one READ session")
     out("  grpc: Quiver's client, causal reads; ratio = p50 of the way / p50 of grpc")
+    out("  floor: a statement without graph work, the part of each figure that is not the query")
     out(f"  machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
@@ -168,8 +173,9 @@ def _time_queries(
         return lambda i: routed.execute_read(work, i)
 
     out("")
-    out(f"  {'query (ms per call)':<32}{'mean':>8}{'p50':>8}{'p95':>8}{'p50 ratio':>11}")
+    out(f"  {'query (ms per call)':<36}{'mean':>8}{'p50':>8}{'p95':>8}{'p50 ratio':>11}")
     for name, query, count in (
+        ("floor (RETURN $id)", FLOOR, config.lookups),
         ("point lookup", LOOKUP, config.lookups),
         ("friend-of-friend", FRIEND_OF_FRIEND, config.friend_of_friend),
     ):
@@ -187,7 +193,7 @@ def _time_queries(
             t = timings[way]
             p50 = t.percentile(0.5)
             out(
-                f"  {name + ', ' + way:<32}{t.mean:>8.3f}{p50:>8.3f}{t.percentile(0.95):>8.3f}"
+                f"  {name + ', ' + way:<36}{t.mean:>8.3f}{p50:>8.3f}{t.percentile(0.95):>8.3f}"
                 f"{p50 / base:>11.2f}"
             )
             if wrong[way]:

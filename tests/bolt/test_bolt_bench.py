@@ -43,7 +43,22 @@ def test_bolt_bench_runs_small_and_bolt_answers_match_grpc(cluster: Any) -> None
     run_bench(cluster.directory, config, out=lines.append)
     text = "\n".join(lines)
     assert "Load (gRPC): 120 :Person and 400 :KNOWS" in text
-    for query in ("point lookup", "friend-of-friend"):
+    for query in ("floor (RETURN $id)", "point lookup", "friend-of-friend"):
         for way in ("grpc", "bolt auto", "bolt managed", "bolt direct"):
             assert f"{query}, {way} " in text, text
     assert "!!" not in text, text
+
+
+def test_quiver_bench_bolt_hands_its_own_options_to_the_bench() -> None:
+    import subprocess
+
+    def quiver(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "cluster.cli", "bench", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    # The bench's own parser answers (before any cluster starts): the option reached it.
+    refused = quiver("bolt", "--persons", "not-a-number")
+    assert refused.returncode == 2
+    assert "quiver bench bolt: error: argument --persons" in refused.stderr
+    other = quiver("cypher", "--persons", "5")
+    assert other.returncode != 0 and "unrecognized arguments: --persons 5" in other.stderr
