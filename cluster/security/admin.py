@@ -7,6 +7,8 @@ command needs, ``Neo.ClientError.Security.Forbidden``) and the rules (minimum pa
 nobody suspends or drops themselves, IF [NOT] EXISTS), and returns either result rows (SHOW
 commands, with Neo4j 5's column names) or the :class:`Command` list to replicate. Passwords
 are hashed here, on the leader, before anything is proposed: commands carry hashes only.
+A SHOW command's ``YIELD``/``WHERE``/``RETURN`` tail is Cypher, run by the query engine over
+the command's rows (``_filter``).
 
 Hashing and verifying are slow (Argon2id): call this off the event loop.
 
@@ -43,6 +45,9 @@ from cluster.security.system import (
     privilege_command,
     privilege_rows,
 )
+from cypher.engine import Engine
+from cypher.errors import CypherError
+from store.memory import MemoryGraph
 
 SYNTAX_ERROR: Final = "Neo.ClientError.Statement.SyntaxError"
 CREDENTIALS_EXPIRED: Final = "Neo.ClientError.Security.CredentialsExpired"
@@ -85,11 +90,12 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+_TAIL_WORDS: Final = frozenset({"YIELD", "WHERE"})
 
 
 @dataclass(slots=True, frozen=True)
 class _Token:
-    kind: str  # word, name (backticked), string, number, param, op, end
+    kind: str  # word, name (backticked), string, number, param, op, tail, end
     text: str
     value: Any = None
 
@@ -113,6 +119,7 @@ def _tokenize(query: str) -> list[_Token]:
         raise SecurityError(SYNTAX_ERROR, "the command is too long")
     tokens: list[_Token] = []
     position = 0
+    depth = 0
     while position < len(query):
         match = _TOKEN.match(query, position)
         if match is None:
@@ -122,6 +129,21 @@ def _tokenize(query: str) -> list[_Token]:
         text = match.group()
         if kind == "space":
             continue
+        if (
+            kind == "word"
+            and depth == 0
+            and text.upper() in _TAIL_WORDS
+            and tokens
+            and tokens[0].text.upper() == "SHOW"
+        ):
+            # A SHOW command's YIELD / WHERE / RETURN tail is Cypher: kept whole, as text.
+            tail = query[match.start() :].strip().rstrip(";")
+            tokens.append(_Token("tail", tail, tail))
+            break
+        if kind == "op" and text in "([{":
+            depth += 1
+        elif kind == "op" and text in ")]}":
+            depth -= 1
         if kind == "string":
             tokens.append(_Token("string", text, _unescape(text[1:-1])))
         elif kind == "quoted":
@@ -177,7 +199,8 @@ class _Parser:
             raise self.error(" ".join(words))
 
     def end(self) -> None:
-        if self.peek().kind != "end":
+        """The command ends here (before a SHOW command's YIELD / WHERE tail, if any)."""
+        if self.peek().kind not in ("end", "tail"):
             raise self.error("the end of the command")
 
     def name(self, what: str = "a name") -> str:
@@ -301,7 +324,12 @@ def execute_admin(
 
 def _dispatch(parser: _Parser, context: _Context) -> AdminResult:
     if parser.accept("SHOW"):
-        return _show(parser, context)
+        result = _show(parser, context)
+        tail = parser.peek()
+        if tail.kind == "tail":
+            parser.position += 1
+            result.columns, result.rows = _filter(result, tail.value, context.parameters)
+        return result
     if parser.accept("CREATE", "OR", "REPLACE", "USER"):
         return _create_user(parser, context, replace=True)
     if parser.accept("CREATE", "USER"):
@@ -654,6 +682,76 @@ def _show(parser: _Parser, context: _Context) -> AdminResult:
                 rows.append([role])
         return AdminResult(["role", "member"] if with_users else ["role"], rows, kind="SHOW")
     return _show_privileges(parser, context)
+
+
+_LITERALS = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`(?:[^`]|``)*`""")
+_CLAUSE = re.compile(r"\b(ORDER\s+BY|SKIP|LIMIT|WHERE|RETURN)\b", re.IGNORECASE)
+_ALIAS = re.compile(r"(?s).*\s+AS\s+(`(?:[^`]|``)*`|[A-Za-z_][A-Za-z_0-9]*)\s*", re.IGNORECASE)
+_ROWS_PARAMETER: Final = "__quiver_show_rows"
+_SHOW_ENGINE: Final = Engine()
+"""Runs SHOW tails (its plan cache keeps the few distinct ones)."""
+
+
+def _blank_literals(text: str) -> str:
+    """`text` with its strings and backticked names blanked out (same length), so that the
+    words and commas left are the Cypher's own."""
+    return _LITERALS.sub(lambda match: " " * len(match.group()), text)
+
+
+def _top_level_commas(text: str) -> list[int]:
+    depth, found = 0, []
+    for offset, char in enumerate(_blank_literals(text)):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            found.append(offset)
+    return found
+
+
+def _yielded(items: str, columns: list[str]) -> list[str]:
+    """RETURN items for the names a YIELD item list binds, in order."""
+    if items.strip() == "*":
+        return [f"`{column}` AS `{column}`" for column in columns]
+    names, start = [], 0
+    for end in [*_top_level_commas(items), len(items)]:
+        item = items[start:end].strip()
+        start = end + 1
+        alias = _ALIAS.fullmatch(item)
+        names.append(alias.group(1) if alias else item)
+    return names
+
+
+def _filter(
+    result: AdminResult, tail: str, parameters: Mapping[str, Any]
+) -> tuple[list[str], list[list[Any]]]:
+    """A SHOW command's ``YIELD ... [ORDER BY] [SKIP] [LIMIT] [WHERE] [RETURN ...]`` or
+    ``WHERE ...`` tail, as Neo4j reads it: Cypher over the command's rows, each column bound
+    to its name, run by the query engine on an empty graph (the tail reads only its rows and
+    parameters; a tail that writes is refused)."""
+    bound = ", ".join(f"__row[{i}] AS `{column}`" for i, column in enumerate(result.columns))
+    head = f"UNWIND ${_ROWS_PARAMETER} AS __row WITH {bound}"
+    keyword, rest = tail.split(None, 1) if " " in tail.strip() else (tail, "")
+    if keyword.upper() == "WHERE":
+        every = ", ".join(f"`{column}` AS `{column}`" for column in result.columns)
+        query = f"{head} WHERE {rest} RETURN {every}"
+    else:
+        blank = _blank_literals(rest)
+        clause = _CLAUSE.search(blank)
+        items = rest[: clause.start()] if clause else rest
+        query = f"{head} WITH {rest}"
+        if not re.search(r"\bRETURN\b", blank, re.IGNORECASE):
+            query += " RETURN " + ", ".join(_yielded(items, result.columns))
+    try:
+        answer = _SHOW_ENGINE.run(
+            MemoryGraph(), query, {**parameters, _ROWS_PARAMETER: result.rows}
+        )
+    except CypherError as error:
+        raise SecurityError(error.status_code, f"{error.args[0]} (in: {tail})") from None
+    if answer.write_set or any(answer.counters.values()):
+        raise SecurityError(SYNTAX_ERROR, f"a SHOW command's YIELD and WHERE may only read: {tail}")
+    return answer.columns, answer.rows
 
 
 def _members(state: SecurityState) -> dict[str, list[str]]:

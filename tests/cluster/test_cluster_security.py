@@ -207,6 +207,12 @@ def test_admins_manage_users_over_bolt_and_new_users_log_on(cluster: LocalCluste
         )
         users = admin.execute_query("SHOW USERS", database_="system").records
         assert "erin" in [record["user"] for record in users]
+        filtered = admin.execute_query(
+            "SHOW USERS YIELD user, suspended WHERE user = $name RETURN user, suspended",
+            {"name": "erin"},
+            database_="system",
+        ).records
+        assert [record.data() for record in filtered] == [{"user": "erin", "suspended": False}]
     with driver(follower, ("erin", "erin-pass-1")) as erin:
         wait_for("erin on the follower", lambda: _bolt_ok(erin))
     with (

@@ -18,6 +18,9 @@ from cluster.security.system import (
     encode_commands,
 )
 
+SYNTAX = "Neo.ClientError.Statement.SyntaxError"
+FORBIDDEN = "Neo.ClientError.Security.Forbidden"
+
 
 def fake_hash(password: str) -> str:
     if len(password) < 8:
@@ -375,3 +378,40 @@ def test_property_rules_reach_the_engine_as_conditions(cluster: Cluster) -> None
     assert cluster.error("admin", "GRANT CREATE ON GRAPH * FOR (n:Doc) WHERE n.x = 1 TO cond") == (
         "Neo.ClientError.General.InvalidArguments"
     )
+
+
+def test_show_commands_take_yield_where_and_return_as_neo4j_does(cluster: Cluster) -> None:
+    cluster.run("admin", "CREATE USER alice SET PASSWORD 'secret-pw' CHANGE NOT REQUIRED")
+    cluster.run("admin", "CREATE USER bob SET PASSWORD 'secret-pw'")
+    cluster.run("admin", "CREATE ROLE auditor")
+    cluster.run("admin", "GRANT ROLE auditor TO alice")
+    where = cluster.run("admin", "SHOW USERS WHERE 'auditor' IN roles")
+    assert where.columns == ["user", "roles", "passwordChangeRequired", "suspended", "home"]
+    assert where.rows == [["alice", ["PUBLIC", "auditor"], False, False, None]]
+    assert cluster.run("admin", "SHOW USERS WHERE user = $who", {"who": "bob"}).rows[0][0] == "bob"
+    yielded = cluster.run("admin", "SHOW USERS YIELD user AS name, suspended ORDER BY name DESC")
+    assert yielded.columns == ["name", "suspended"]
+    assert yielded.rows == [["bob", False], ["alice", False], ["admin", False]]
+    assert cluster.run("admin", "SHOW USERS YIELD * SKIP 1 LIMIT 1").rows[0][0] == "alice"
+    returned = cluster.run(
+        "admin", "SHOW USERS YIELD user, roles WHERE size(roles) > 1 RETURN user"
+    )
+    assert returned.columns == ["user"] and returned.rows == [["admin"], ["alice"]]
+    counted = cluster.run(
+        "admin", "SHOW ROLES YIELD role WHERE role STARTS WITH 'a' RETURN count(*)"
+    )
+    assert counted.rows == [[3]]  # admin, architect, auditor
+    # A word of the tail inside a string is not a clause of it.
+    assert cluster.run("admin", "SHOW USERS YIELD user WHERE user CONTAINS 'return'").rows == []
+    privileges = cluster.run("admin", "SHOW ROLE reader PRIVILEGES YIELD role, access").rows
+    assert privileges and all(row == ["reader", "GRANTED"] for row in privileges)
+
+
+def test_a_show_tail_is_checked_like_a_query_and_may_only_read(cluster: Cluster) -> None:
+    assert cluster.error("admin", "SHOW USERS WHERE nosuch > 1") == SYNTAX
+    assert cluster.error("admin", "SHOW USERS YIELD user WHERE") == SYNTAX
+    assert cluster.error("admin", "SHOW USERS YIELD user CREATE (n) RETURN user") == SYNTAX
+    # The command's own privilege is checked first: a tail does not widen what one may see.
+    cluster.run("admin", "CREATE USER carol SET PASSWORD 'secret-pw' CHANGE NOT REQUIRED")
+    assert cluster.error("carol", "SHOW USERS WHERE user = 'carol'") == FORBIDDEN
+    assert cluster.run("carol", "SHOW CURRENT USER YIELD user").rows == [["carol"]]
