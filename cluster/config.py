@@ -120,6 +120,10 @@ class NodeConfig:
     query_log_literals: bool = False
     """The query log (``data/audit/query.*.jsonl``) records every statement, its literals
     masked unless ``query_log_literals``."""
+    query_log_keep_segments: int = 8
+    security_log_keep_segments: int = 0
+    """How many 16 MiB segments of each audit log are kept (0: all); older ones are deleted
+    at a rotation, after a record of it that ``quiver audit verify`` checks."""
     join: bool = False
     """A node added at run time (``quiver add-node``): it starts with an empty log and no
     configuration and waits for the leader, instead of bootstrapping with ``peers``."""
@@ -211,6 +215,8 @@ def load_node_config(path: Path) -> NodeConfig:
         session_ttl_s=float(doc.get("session_ttl_s", 3600.0)),
         query_log=bool(doc.get("query_log", True)),
         query_log_literals=bool(doc.get("query_log_literals", False)),
+        query_log_keep_segments=int(doc.get("query_log_keep_segments", 8)),
+        security_log_keep_segments=int(doc.get("security_log_keep_segments", 0)),
         join=bool(doc.get("join", False)),
         peer_routes={int(k): str(v) for k, v in dict(doc.get("peer_routes", {})).items()},
     )

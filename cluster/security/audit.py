@@ -17,6 +17,12 @@ or chain mismatch) and a truncated tail (a last line without its newline or not 
 Without a key a forger who rewrites every later record can rebuild a consistent chain, and
 dropping whole records from the end at a line boundary leaves a valid prefix; a key, and an
 anchor of the last hash kept elsewhere, close those gaps.
+
+Retention (``keep_segments``): past that many segments the oldest are deleted at a rotation,
+after a record (``audit_segments_retired``, with the last retired record's ``seq`` and
+``hash``) is written and synced in the new one. A chain may then start mid-way, and
+:func:`verify` accepts that only where such a record accounts for exactly the missing start:
+segments deleted by hand are reported.
 """
 
 from __future__ import annotations
@@ -77,15 +83,19 @@ class AuditLog:
         key: bytes | None = None,
         max_bytes: int = 16 * 1024 * 1024,
         sync_every: int = 1,
+        keep_segments: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if sync_every < 1:
             raise ValueError("sync_every must be at least 1")
+        if keep_segments < 0:
+            raise ValueError("keep_segments must be 0 (keep every segment) or more")
         self.directory = Path(directory)
         self.name = name
         self._key = key
         self._max_bytes = max_bytes
         self._sync_every = sync_every
+        self._keep = keep_segments
         self._clock = clock
         self._lock = threading.Lock()
         self._unsynced = 0
@@ -121,7 +131,10 @@ class AuditLog:
         index = self._index
         while last is None and index > 1:
             index -= 1
-            last = _last_line(segment_path(self.directory, self.name, index).read_bytes())
+            earlier = segment_path(self.directory, self.name, index)
+            if not earlier.exists():
+                break  # retired: the chain starts in the (empty) newest segment's record
+            last = _last_line(earlier.read_bytes())
         if last is not None:
             record = json.loads(last)
             self._seq = int(record["seq"])
@@ -144,41 +157,50 @@ class AuditLog:
         with self._lock:
             if self._file.closed:
                 raise ValueError("the audit log is closed")
-            record: dict[str, Any] = {
-                "seq": self._seq + 1,
-                "ts": round(self._clock(), 6),
-                "kind": kind,
-                "fields": dict(fields),
-                "prev": self._prev,
-            }
-            # canonical(record) without and then with "hash", the fields encoded once: the
-            # other members are a known kind, a hex hash, an int and a float (whose JSON is
-            # their repr), in sorted order.
-            head = b'{"fields":' + canonical(record["fields"])
-            tail = (
-                f',"kind":"{kind}","prev":"{self._prev}","seq":{record["seq"]!r},'
-                f'"ts":{record["ts"]!r}}}'
-            ).encode()
-            body = head + tail
-            if self._key is None:
-                digest = hashlib.sha256(body).hexdigest()
-            else:
-                digest = hmac.new(self._key, body, hashlib.sha256).hexdigest()
-            record["hash"] = digest
-            line = head + b',"hash":"' + digest.encode() + b'"' + tail + b"\n"
-            assert self._seq > 0 or line == canonical(record) + b"\n", "not canonical JSON"
+            record, line = self._build(kind, fields)
             if self._size > 0 and self._size + len(line) > self._max_bytes:
-                self._rotate()
-            self._file.write(line)
-            self._size += len(line)
-            self._seq += 1
-            self._prev = record["hash"]
-            self._unsynced += 1
-            if self._unsynced >= self._sync_every:
-                self._sync()
-            else:
-                self._file.flush()  # in the kernel at once: a killed process loses nothing
+                self._rotate()  # may write a retirement record first: build again
+                record, line = self._build(kind, fields)
+            self._write(record, line)
             return record
+
+    def _build(self, kind: str, fields: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """The next record and its line (changes nothing)."""
+        record: dict[str, Any] = {
+            "seq": self._seq + 1,
+            "ts": round(self._clock(), 6),
+            "kind": kind,
+            "fields": dict(fields),
+            "prev": self._prev,
+        }
+        # canonical(record) without and then with "hash", the fields encoded once: the
+        # other members are a known kind, a hex hash, an int and a float (whose JSON is
+        # their repr), in sorted order.
+        head = b'{"fields":' + canonical(record["fields"])
+        tail = (
+            f',"kind":"{kind}","prev":"{self._prev}","seq":{record["seq"]!r},'
+            f'"ts":{record["ts"]!r}}}'
+        ).encode()
+        body = head + tail
+        if self._key is None:
+            digest = hashlib.sha256(body).hexdigest()
+        else:
+            digest = hmac.new(self._key, body, hashlib.sha256).hexdigest()
+        record["hash"] = digest
+        line = head + b',"hash":"' + digest.encode() + b'"' + tail + b"\n"
+        assert self._seq > 0 or line == canonical(record) + b"\n", "not canonical JSON"
+        return record, line
+
+    def _write(self, record: dict[str, Any], line: bytes) -> None:
+        self._file.write(line)
+        self._size += len(line)
+        self._seq += 1
+        self._prev = record["hash"]
+        self._unsynced += 1
+        if self._unsynced >= self._sync_every:
+            self._sync()
+        else:
+            self._file.flush()  # in the kernel at once: a killed process loses nothing
 
     def security(self, event: str, **fields: Any) -> dict[str, Any]:
         """A security-log record: ``event`` (login, login_failed, lockout, ...) and details."""
@@ -228,6 +250,35 @@ class AuditLog:
         self._file = open(self.path, "ab")  # noqa: SIM115
         self._size = 0
         _fsync_dir(self.directory)
+        self._retire()
+
+    def _retire(self) -> None:
+        """Past ``keep_segments``, delete the oldest segments: first a record of what goes
+        (synced, in the new segment), then the files. A crash in between leaves them, to
+        be deleted at the next rotation; the chain verifies either way."""
+        if not self._keep:
+            return
+        segments = segments_of(self.directory, self.name)
+        old = segments[: max(0, len(segments) - self._keep)]
+        last = None
+        for _index, path in reversed(old):
+            last = _last_line(path.read_bytes())
+            if last is not None:
+                break
+        if last is not None:
+            retired = json.loads(last)
+            fields = {
+                "event": "audit_segments_retired",
+                "segments": [index for index, _path in old],
+                "through_seq": retired["seq"],
+                "through_hash": retired["hash"],
+            }
+            self._write(*self._build("security", fields))
+            self._sync()
+        for _index, path in old:
+            path.unlink()
+        if old:
+            _fsync_dir(self.directory)
 
     def flush(self) -> None:
         with self._lock:
@@ -319,6 +370,8 @@ def verify(path: str | os.PathLike[str], key: bytes | None = None) -> Report:
 def _verify_chain(files: Iterable[Path], key: bytes | None, report: Report) -> None:
     expected_seq: int | None = None
     prev: str | None = None
+    first: tuple[Path, int, str] | None = None  # where the chain starts: file, seq, prev
+    retired: dict[int, str] = {}  # through_seq -> through_hash, from retirement records
     for path in files:
         report.files.append(path)
         data = path.read_bytes()
@@ -332,6 +385,11 @@ def _verify_chain(files: Iterable[Path], key: bytes | None, report: Report) -> N
                 report.problem = Problem(path, number, what)
                 return
             assert record is not None
+            if first is None:
+                first = (path, record["seq"], record["prev"])
+            fields = record["fields"]
+            if isinstance(fields, dict) and fields.get("event") == "audit_segments_retired":
+                retired[fields.get("through_seq")] = fields.get("through_hash")
             expected_seq = record["seq"] + 1
             prev = record["hash"]
             report.records += 1
@@ -340,6 +398,13 @@ def _verify_chain(files: Iterable[Path], key: bytes | None, report: Report) -> N
                 path, len(complete) + 1, "truncated record (the last line has no end)"
             )
             return
+    if first is not None and first[1] != 1 and retired.get(first[1] - 1) != first[2]:
+        report.problem = Problem(
+            first[0],
+            1,
+            f"the log starts at seq {first[1]}: records before it are missing, and no "
+            "retention record (audit_segments_retired) accounts for them",
+        )
 
 
 def _is_later_segment(path: Path) -> bool:

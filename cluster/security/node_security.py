@@ -181,13 +181,21 @@ class NodeSecurity:
         self._bootstrap_admin = await loop.run_in_executor(self._hashing, self._initial_admin)
         audit_dir = config.data_dir / "audit"
         self.audit = await loop.run_in_executor(
-            self._audit_thread, lambda: AuditLog(audit_dir, "security")
+            self._audit_thread,
+            lambda: AuditLog(
+                audit_dir, "security", keep_segments=config.security_log_keep_segments
+            ),
         )
         self.authenticator.audit = self.audit
         if config.query_log:
             self.query_audit = await loop.run_in_executor(
                 self._audit_thread,
-                lambda: AuditLog(audit_dir, "query", sync_every=QUERY_LOG_SYNC_EVERY),
+                lambda: AuditLog(
+                    audit_dir,
+                    "query",
+                    sync_every=QUERY_LOG_SYNC_EVERY,
+                    keep_segments=config.query_log_keep_segments,
+                ),
             )
 
     def _initial_admin(self) -> tuple[str, str] | None:

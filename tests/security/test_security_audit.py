@@ -164,9 +164,61 @@ def test_rotation_carries_the_chain_and_a_missing_segment_shows(tmp_path: Path) 
     report = verify(tmp_path)
     assert report.problem is not None and report.problem.path == segments[2][1]
     assert "removed" in report.problem.what
-    # The oldest segment retired: the rest still verifies.
+    # The oldest segments deleted by hand: no retention record accounts for them.
     segments[0][1].unlink()
-    assert verify(tmp_path).ok
+    report = verify(tmp_path)
+    assert report.problem is not None and report.problem.path == segments[2][1]
+    assert "no retention record" in report.problem.what
+
+
+def test_retention_keeps_the_newest_segments_and_the_chain_verifies(tmp_path: Path) -> None:
+    with AuditLog(tmp_path, "security", max_bytes=400, keep_segments=3, clock=_Clock()) as log:
+        for i in range(40):
+            log.security("login", user=f"user-{i}")
+    segments = segments_of(tmp_path, "security")
+    assert len(segments) == 3 and segments[0][0] > 1
+    report = verify(tmp_path)
+    assert report.ok, report.problem
+    records = [json.loads(line) for _i, path in segments for line in _lines(path)]
+    retirements = [r for r in records if r["fields"]["event"] == "audit_segments_retired"]
+    assert retirements and retirements[-1]["fields"]["through_seq"] == records[0]["seq"] - 1
+    # Reopened, the log carries the chain on and retention goes on.
+    with AuditLog(tmp_path, "security", max_bytes=400, keep_segments=3, clock=_Clock()) as log:
+        for i in range(10):
+            log.security("login", user=f"again-{i}")
+    assert len(segments_of(tmp_path, "security")) == 3 and verify(tmp_path).ok
+    # One more segment deleted by hand is not retention.
+    segments_of(tmp_path, "security")[0][1].unlink()
+    assert not verify(tmp_path).ok
+
+
+def test_a_crash_between_the_retirement_record_and_the_deletion_still_verifies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with AuditLog(tmp_path, "security", max_bytes=400, clock=_Clock()) as log:
+        for i in range(20):
+            log.security("login", user=f"user-{i}")
+    before = len(segments_of(tmp_path, "security"))
+
+    class Crash(Exception):
+        pass
+
+    def crash(_path: Path, missing_ok: bool = False) -> None:
+        raise Crash
+
+    log = AuditLog(tmp_path, "security", max_bytes=400, keep_segments=2, clock=_Clock())
+    monkeypatch.setattr(Path, "unlink", crash)
+    with pytest.raises(Crash):
+        for i in range(10):
+            log.security("login", user=f"later-{i}")
+    monkeypatch.undo()
+    log.close()
+    # The retirement record is on disk, the segments it names too: still a valid chain.
+    assert len(segments_of(tmp_path, "security")) == before + 1 and verify(tmp_path).ok
+    with AuditLog(tmp_path, "security", max_bytes=400, keep_segments=2, clock=_Clock()) as log:
+        for i in range(6):
+            log.security("login", user=f"after-{i}")
+    assert len(segments_of(tmp_path, "security")) == 2 and verify(tmp_path).ok
 
 
 def test_a_torn_tail_is_repaired_on_open_and_recorded(tmp_path: Path) -> None:
