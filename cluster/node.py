@@ -137,6 +137,9 @@ PROPOSAL_TIMEOUT_S: Final = 10.0
 DEFAULT_QUERY_TIMEOUT_S: Final = 30.0
 CAUSAL_WAIT_S: Final = 5.0
 LEADER_READY_WAIT_S: Final = 5.0
+LEADER_WAIT_S: Final = 2.0
+"""How long a follower waits for a leader to be known before it fails a statement it would
+forward to one (an election takes about an election timeout)."""
 READ_INDEX_TIMEOUT_S: Final = 5.0
 FETCH_SIZE: Final = 1000
 READER_THREADS: Final = 4
@@ -357,6 +360,8 @@ class Node:
         self._senders: dict[int, PeerSender] = {}
         self._proposals: dict[bytes, asyncio.Future[Outcome]] = {}
         self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._leader_known = asyncio.Event()
+        """Set while this node knows a leader (itself included)."""
         self._quick: dict[str, bool] = {}
         """Statement texts by whether their last run took under INLINE_BUDGET_S."""
         self._read_waiters: list[asyncio.Future[int]] = []
@@ -961,6 +966,10 @@ class Node:
                 self._unpipeline(proposal_id)
         if not was_leader and raft.state is StateType.LEADER:
             self.security.on_leader()
+        if raft.lead == NONE:
+            self._leader_known.clear()
+        else:
+            self._leader_known.set()
 
     def _fail_proposal(self, proposal_id: bytes, error: QuiverError) -> None:
         future = self._proposals.pop(proposal_id, None)
@@ -1665,6 +1674,18 @@ class Node:
             return False
         del self._transactions[tx_id]
         return True
+
+    async def forward_channel(self) -> grpc.aio.Channel:
+        """The leader's client channel, for a statement this follower forwards; while an
+        election runs, after waiting (bounded) for its outcome; else a typed error."""
+        channel = self.leader_channel()
+        if channel is None and not self._leader_known.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._leader_known.wait(), LEADER_WAIT_S)
+            channel = self.leader_channel()
+        if channel is None:
+            raise self._no_leader_error()
+        return channel
 
     def leader_channel(self) -> grpc.aio.Channel | None:
         """A channel to the leader's client port, for forwarding writes."""

@@ -176,9 +176,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
     async def _forward(
         self, request: client_pb2.RunRequest, session: Session
     ) -> AsyncIterator[client_pb2.RunResponse]:
-        channel = self.node.leader_channel()
-        if channel is None:
-            raise self.node._no_leader_error()
+        channel = await self.node.forward_channel()
         stub = client_pb2_grpc.QueryStub(channel)
         metadata = ((FORWARDED_METADATA, "1"), (SESSION_METADATA, session.token))
         call = stub.Run(request, metadata=metadata, timeout=FORWARD_TIMEOUT_S)

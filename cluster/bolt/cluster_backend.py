@@ -112,7 +112,7 @@ class ClusterNode(Protocol):
 
     def rollback(self, tx_id: str) -> None: ...
 
-    def leader_channel(self) -> Any: ...
+    async def forward_channel(self) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -365,9 +365,7 @@ class NodeBackend:
     ) -> QueryResult:
         """To the leader, with the caller's own token and the impersonated user's name (the
         leader checks the impersonation again)."""
-        channel = self.node.leader_channel()
-        if channel is None:
-            raise QuiverError(errors.UNAVAILABLE, f"n{self.node.id} knows no leader")
+        channel = await self.node.forward_channel()
         request = client_pb2.RunRequest(
             query=query,
             parameters={k: to_proto(v) for k, v in parameters.items()},

@@ -98,8 +98,8 @@ class FakeNode:
     def rollback(self, tx_id: str) -> None:
         self.transactions.pop(tx_id, None)
 
-    def leader_channel(self) -> Any:
-        return None
+    async def forward_channel(self) -> Any:
+        raise QuiverError(errors.UNAVAILABLE, "n1 knows no leader (election running)")
 
 
 ADDRESSES = {1: "127.0.0.1:7101", 2: "127.0.0.1:7102", 3: "127.0.0.1:7103", 4: "127.0.0.1:7104"}
