@@ -11,6 +11,10 @@ read, the checkers, and the report in ``--out``:
     report.html     timeline with fault windows, latencies (``chaos.report``)
     cluster/        the cluster directory: node logs, data; proxy.log beside it
 
+The clients run for ``--time-limit``, and on while a fault window is still running (one that
+took long, or started late behind one that did; ``SCHEDULE_OVERRUN_S`` more at most), so
+every window of the schedule runs, under load.
+
 The last line printed is ``linearizable: yes|no|unknown, lost: N, anomalies: N, ops: N``
 (for a set, bank or graph run the first field carries that workload's verdict); the exit
 status is 0 only when every verdict is valid.
@@ -120,6 +124,11 @@ CHURN_CATCH_UP_S: Final = 30.0
 SNAPSHOT_WAIT_S: Final = 60.0
 """How long snapshot-install keeps a follower cut off waiting for the leader to compact past
 it, and then waits for it to install a snapshot once healed."""
+SCHEDULE_OVERRUN_S: Final = 120.0
+"""How long the workload goes on past ``--time-limit`` at most while the fault schedule still
+runs: a window that takes long (a joining member catching up, a follower cut off until the
+leader compacts past it, then catching up) must neither run without load nor push the next
+windows out of the run."""
 SPARE_MEMBERS: Final = 1
 LEADER_MOVE_S: Final = 10.0
 """Ids prepared for member-churn beyond the initial members (a removed id is reused)."""
@@ -381,8 +390,21 @@ def register_keys(options: RunOptions) -> list[str]:
     return [f"r{i}" for i in range(options.keys)]
 
 
-def _run_workload(options: RunOptions, cluster: ChaosCluster, recorder: Recorder) -> None:
-    limits = WorkloadLimits(options.clients, 1_000_000, options.time_limit_s)
+def _run_workload(
+    options: RunOptions,
+    cluster: ChaosCluster,
+    recorder: Recorder,
+    keep_going: Callable[[], bool] | None = None,
+) -> None:
+    """The workload for ``--time-limit``, and on while ``keep_going()`` (a fault window that
+    started late or takes long is still running), ``SCHEDULE_OVERRUN_S`` more at most."""
+    limits = WorkloadLimits(
+        options.clients,
+        1_000_000,
+        options.time_limit_s + (SCHEDULE_OVERRUN_S if keep_going else 0.0),
+        min_time_s=options.time_limit_s,
+        keep_going=keep_going,
+    )
     clients: list[Client] = []
     lock = threading.Lock()
 
@@ -591,7 +613,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> RunResult:
         )
         schedule_thread.start()
         try:
-            _run_workload(options, cluster, recorder)
+            _run_workload(options, cluster, recorder, keep_going=schedule_thread.is_alive)
         finally:
             stop.set()
             schedule_thread.join(options.fault_s[1] + 60.0)

@@ -28,6 +28,7 @@ from chaos.history import EventType, Recorder
 
 MAX_PROCESSES = 1024
 JOIN_GRACE_S = 30.0
+KEEP_GOING_POLL_S = 0.1
 
 
 class DefiniteFailure(Exception):
@@ -50,6 +51,12 @@ class WorkloadLimits:
     processes: int = 5
     ops_per_process: int = 100
     time_limit_s: float = 60.0
+    """The longest the workload runs."""
+    min_time_s: float = 0.0
+    keep_going: Callable[[], bool] | None = None
+    """When given, the workload stops after ``min_time_s`` once ``keep_going()`` answers
+    false (asked every ``KEEP_GOING_POLL_S``), and at ``time_limit_s`` at the latest: a
+    chaos run's workload goes on while a fault window is still running."""
 
     def __post_init__(self) -> None:
         if not 0 < self.processes <= MAX_PROCESSES:
@@ -82,6 +89,14 @@ def _run_workers(
     ]
     for thread in threads:
         thread.start()
+    if limits.keep_going is not None:
+        soonest = deadline - limits.time_limit_s + limits.min_time_s
+        while time.monotonic() < deadline and any(thread.is_alive() for thread in threads):
+            if time.monotonic() >= soonest and not limits.keep_going():
+                break
+            if stop.wait(KEEP_GOING_POLL_S):
+                break
+        stop.set()
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()) + JOIN_GRACE_S)
     stop.set()
