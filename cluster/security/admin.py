@@ -732,7 +732,7 @@ def _filter(
     parameters; a tail that writes is refused)."""
     bound = ", ".join(f"__row[{i}] AS `{column}`" for i, column in enumerate(result.columns))
     head = f"UNWIND ${_ROWS_PARAMETER} AS __row WITH {bound}"
-    keyword, rest = tail.split(None, 1) if " " in tail.strip() else (tail, "")
+    keyword, rest = (*tail.split(None, 1), "")[:2]
     if keyword.upper() == "WHERE":
         every = ", ".join(f"`{column}` AS `{column}`" for column in result.columns)
         query = f"{head} WHERE {rest} RETURN {every}"

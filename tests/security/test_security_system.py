@@ -415,3 +415,7 @@ def test_a_show_tail_is_checked_like_a_query_and_may_only_read(cluster: Cluster)
     cluster.run("admin", "CREATE USER carol SET PASSWORD 'secret-pw' CHANGE NOT REQUIRED")
     assert cluster.error("carol", "SHOW USERS WHERE user = 'carol'") == FORBIDDEN
     assert cluster.run("carol", "SHOW CURRENT USER YIELD user").rows == [["carol"]]
+
+
+def test_a_show_tail_may_start_on_a_new_line(cluster: Cluster) -> None:
+    assert cluster.run("admin", "SHOW USERS\nWHERE\n  user = 'admin'").rows[0][0] == "admin"
