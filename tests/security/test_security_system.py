@@ -418,4 +418,4 @@ def test_a_show_tail_is_checked_like_a_query_and_may_only_read(cluster: Cluster)
 
 
 def test_a_show_tail_may_start_on_a_new_line(cluster: Cluster) -> None:
-    assert cluster.run("admin", "SHOW USERS\nWHERE\n  user = 'admin'").rows[0][0] == "admin"
+    assert cluster.run("admin", "SHOW USERS\nWHERE\tsuspended").rows == []
