@@ -7,7 +7,8 @@ membership churn and forced snapshot installs among them — its own report dire
 summary over them: ``OUT/summary.txt`` (each run's last line) and ``OUT/index.html``
 linking the reports. Exits 0 only when every run's verdicts are valid.
 
-Must never: run past its budget by more than one run's start-up, healing and checking.
+Must never: run past its budget by more than each run's start-up, late fault windows
+(``chaos.runner.SCHEDULE_OVERRUN_S`` at most), healing and checking.
 """
 
 from __future__ import annotations
