@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -21,16 +21,18 @@ from cluster import errors
 from cluster.config import NodeEntry
 from cluster.errors import QuiverError
 from cluster.node import (
+    COUNTER_FIELDS,
     DEFAULT_CATCH_UP_S,
+    FETCH_SIZE,
     FORWARDED_METADATA,
+    Answer,
     MemberChange,
     Node,
-    stream_answer,
 )
 from cluster.security.node_security import SESSION_METADATA, SYSTEM_DATABASE
 from cluster.security.privileges import DEFAULT_DATABASE
 from cluster.security.sessions import FORBIDDEN, Session
-from cluster.values import ValueConversionError, parameter_from_proto
+from cluster.values import ValueConversionError, parameter_from_proto, write_value
 from proto import admin_pb2, admin_pb2_grpc, client_pb2, client_pb2_grpc
 
 log = logging.getLogger("quiver.service")
@@ -52,8 +54,45 @@ def _parameters(request: client_pb2.RunRequest) -> dict[str, Any]:
         raise QuiverError(errors.INVALID_REQUEST, f"bad parameter: {error}") from None
 
 
-def _forwarded(context: Context) -> bool:
-    return any(key == FORWARDED_METADATA for key, _ in context.invocation_metadata() or ())
+def answer_responses(answer: Answer, fetch_size: int) -> Iterator[client_pb2.RunResponse]:
+    """The answer as a Run stream: one message per batch of `fetch_size` rows (at least one),
+    the first carrying the header and the last the summary. Built in place: a message
+    handed to a repeated field or to ``CopyFrom`` is copied (serialized and parsed again)."""
+    size = fetch_size or FETCH_SIZE
+    rows = answer.rows
+    starts = range(0, len(rows), size) if rows else range(1)
+    last = starts[-1]
+    for start in starts:
+        response = client_pb2.RunResponse()
+        if start == 0:
+            header = response.header
+            header.SetInParent()
+            header.columns.extend(answer.columns)
+        if rows:
+            records = response.records.records
+            for row in rows[start : start + size]:
+                values = records.add().values
+                for value in row:
+                    write_value(values.add(), value)
+        if start == last:
+            summary = response.summary
+            counters = summary.counters
+            counters.SetInParent()
+            updates = False
+            for name, count in answer.counters.items():
+                if name in COUNTER_FIELDS and name != "contains_updates":
+                    setattr(counters, name, count)
+                    updates = updates or bool(count)
+            if updates:
+                counters.contains_updates = True
+            summary.bookmark = answer.bookmark
+            summary.applied_index = answer.applied_index
+            summary.query_type = answer.query_type  # type: ignore[assignment]
+        yield response
+
+
+def _is_forwarded(metadata: tuple[tuple[str, str | bytes], ...]) -> bool:
+    return any(key == FORWARDED_METADATA for key, _ in metadata)
 
 
 def client_address(context: Context) -> str:
@@ -62,13 +101,19 @@ def client_address(context: Context) -> str:
     return peer.split(":", 1)[1] if peer.startswith(("ipv4:", "ipv6:")) else peer
 
 
-async def authenticate(node: Node, context: Context) -> Session:
+async def authenticate(
+    node: Node,
+    context: Context,
+    metadata: tuple[tuple[str, str | bytes], ...] | None = None,
+    address: str | None = None,
+) -> Session:
     """Who the call is (token or Basic credentials); after a password, the session token
     goes back in the trailing metadata so that the client can use it instead. Trailing:
     it rides on the call's status, where initial metadata would be a send of its own on
-    every call."""
+    every call. `metadata` and `address`: the call's, when the caller already has them."""
     session, by_password = await node.security.authenticate_metadata(
-        tuple(context.invocation_metadata() or ()), client_address(context)
+        tuple(context.invocation_metadata() or ()) if metadata is None else metadata,
+        client_address(context) if address is None else address,
     )
     if by_password:
         context.set_trailing_metadata(((SESSION_METADATA, session.token),))
@@ -92,7 +137,9 @@ class QueryService(client_pb2_grpc.QueryServicer):
         if request.transaction_id:
             impersonated = security.transaction_user(request.transaction_id) or impersonated
         address = client_address(context)
-        logged = not _forwarded(context)
+        metadata = tuple(context.invocation_metadata() or ())
+        forwarded = _is_forwarded(metadata)
+        logged = not forwarded
 
         async def record(rows: int, outcome: str) -> None:
             if logged and session is not None:
@@ -102,14 +149,14 @@ class QueryService(client_pb2_grpc.QueryServicer):
                     client=address,
                     database=request.database or DEFAULT_DATABASE,
                     query=request.query,
-                    parameters=dict(request.parameters),
+                    parameters=request.parameters,
                     started=started,
                     rows=rows,
                     outcome=outcome,
                 )
 
         try:
-            session = await authenticate(node, context)
+            session = await authenticate(node, context, metadata, address)
             parameters = _parameters(request)
             if request.database not in ("", DEFAULT_DATABASE, SYSTEM_DATABASE):
                 raise QuiverError(
@@ -117,15 +164,16 @@ class QueryService(client_pb2_grpc.QueryServicer):
                     f"Database does not exist. Database name: '{request.database}'.",
                 )
             acting = await security.acting(session, impersonated, address)
+            restriction = None
             if request.database != SYSTEM_DATABASE:
-                await security.check_graph_access(acting, address)
+                restriction = await security.graph_restriction(acting, address)
             if request.database == SYSTEM_DATABASE and node.is_leader():
                 answer = await security.system(
                     acting, request.query, parameters, address,
                     request.client_id, request.sequence,
                 )  # fmt: skip
             elif request.database == SYSTEM_DATABASE:
-                if _forwarded(context):
+                if forwarded:
                     raise node._not_leader_error()
                 rows = 0
                 async for response in self._forward(request, session):
@@ -143,7 +191,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
                     parameters,
                     request.consistency,
                     list(request.bookmarks),
-                    security.graph_privileges(acting),
+                    restriction,
                 )
             elif node.is_leader():
                 answer = await node.write(
@@ -151,10 +199,10 @@ class QueryService(client_pb2_grpc.QueryServicer):
                     parameters,
                     request.client_id,
                     request.sequence,
-                    security.graph_privileges(acting),
+                    restriction,
                 )
             else:
-                if _forwarded(context):
+                if forwarded:
                     raise node._not_leader_error()
                 rows = 0
                 async for response in self._forward(request, session):
@@ -170,7 +218,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
             await _abort(context, error)
             return
         await record(len(answer.rows), "ok")
-        async for response in stream_answer(answer, request.fetch_size):
+        for response in answer_responses(answer, request.fetch_size):
             yield response
 
     async def _forward(

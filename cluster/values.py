@@ -25,11 +25,27 @@ class ValueConversionError(ValueError):
 
 
 def to_proto(value: Any, depth: int = 0) -> pb.Value:
+    out = pb.Value()
+    write_value(out, value, depth)
+    return out
+
+
+def write_value(out: pb.Value, value: Any, depth: int = 0) -> None:
+    """Fill `out` (an empty ``Value``, typically a repeated field's new element) with
+    `value`, nested values written in place: protobuf copies a message it is handed (a
+    serialization and a parse with upb), so nothing is built apart and then added."""
     if depth > MAX_DEPTH:
         raise ValueConversionError("value nested too deeply")
-    out = pb.Value()
-    if value is None:
+    kind = type(value)
+    # The common kinds by exact type first; subclasses (and bool before int) below.
+    if kind is int:
+        out.integer = value
+    elif kind is str:
+        out.string = value
+    elif value is None:
         out.null = pb.NULL_VALUE
+    elif kind is float:
+        out.float = value
     elif isinstance(value, bool):
         out.boolean = value
     elif isinstance(value, int):
@@ -41,17 +57,26 @@ def to_proto(value: Any, depth: int = 0) -> pb.Value:
     elif isinstance(value, bytes | bytearray):
         out.bytes = bytes(value)
     elif isinstance(value, list | tuple):
-        out.list.values.extend(to_proto(item, depth + 1) for item in value)
+        values = out.list.values
+        if not value:
+            out.list.SetInParent()
+        for item in value:
+            write_value(values.add(), item, depth + 1)
     elif isinstance(value, Mapping):
+        entries = out.map.entries
         for key, item in value.items():
-            out.map.entries[str(key)].CopyFrom(to_proto(item, depth + 1))
+            write_value(entries[str(key)], item, depth + 1)
     elif isinstance(value, Node):
-        out.node.CopyFrom(_node(value, depth))
+        _write_node(out.node, value, depth)
     elif isinstance(value, Relationship):
-        out.relationship.CopyFrom(_relationship(value, depth))
+        _write_relationship(out.relationship, value, depth)
     elif isinstance(value, Path):
-        out.path.nodes.extend(_node(n, depth) for n in value.nodes)
-        out.path.relationships.extend(_relationship(r, depth) for r in value.relationships)
+        path = out.path
+        path.SetInParent()
+        for node in value.nodes:
+            _write_node(path.nodes.add(), node, depth)
+        for rel in value.relationships:
+            _write_relationship(path.relationships.add(), rel, depth)
     elif isinstance(value, sv.Date):
         out.date.epoch_days = value.epoch_day
     elif isinstance(value, sv.LocalTime):
@@ -81,27 +106,25 @@ def to_proto(value: Any, depth: int = 0) -> pb.Value:
             out.point.z = value.z
     else:
         raise ValueConversionError(f"no wire form for {type(value).__name__}")
-    return out
 
 
-def _props(properties: Mapping[str, Any], depth: int) -> dict[str, pb.Value]:
-    return {key: to_proto(item, depth + 1) for key, item in properties.items()}
+def _write_properties(entries: Any, properties: Mapping[str, Any], depth: int) -> None:
+    for key, item in properties.items():
+        write_value(entries[key], item, depth + 1)
 
 
-def _node(node: Node, depth: int) -> pb.Node:
-    return pb.Node(
-        id=node.id, labels=sorted(node.labels), properties=_props(node.properties, depth)
-    )
+def _write_node(out: pb.Node, node: Node, depth: int) -> None:
+    out.id = node.id
+    out.labels.extend(sorted(node.labels))
+    _write_properties(out.properties, node.properties, depth)
 
 
-def _relationship(rel: Relationship, depth: int) -> pb.Relationship:
-    return pb.Relationship(
-        id=rel.id,
-        type=rel.type,
-        start=rel.start,
-        end=rel.end,
-        properties=_props(rel.properties, depth),
-    )
+def _write_relationship(out: pb.Relationship, rel: Relationship, depth: int) -> None:
+    out.id = rel.id
+    out.type = rel.type
+    out.start = rel.start
+    out.end = rel.end
+    _write_properties(out.properties, rel.properties, depth)
 
 
 def from_proto(value: pb.Value, depth: int = 0) -> Any:

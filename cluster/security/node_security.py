@@ -88,6 +88,11 @@ QUERY_LOG_SYNC_EVERY: Final = 64
 """Query-log records between fsyncs (each is in the kernel at once; see AuditLog)."""
 MAX_TRANSACTION_USERS: Final = 10_000
 """Open gRPC transactions whose impersonated user is remembered (oldest forgotten first)."""
+MAX_ADMISSIONS: Final = 10_000
+"""Call credentials (a token, or a MAC of a Basic header) whose check is remembered while
+the security state is unchanged; past this many all are forgotten at once."""
+REMEMBER_LOGIN_MARGIN_S: Final = 60.0
+"""A remembered password login is used only while its session has this long left."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -95,6 +100,19 @@ class _Remembered:
     user: str
     credential_index: int
     session: Session
+
+
+@dataclass(slots=True, frozen=True)
+class _Admission:
+    """A call credential already checked against ``state``: good for ``session`` until the
+    clock reaches ``until``, while ``state`` is the applied security state (an applied
+    change replaces the object, so identity is its version)."""
+
+    state: SecurityState
+    session: Session
+    until: float
+    user: str
+    """For a password: whose lockout is checked on every call all the same."""
 
 
 def parse_basic(value: str) -> tuple[str, str]:
@@ -159,6 +177,8 @@ class NodeSecurity:
         self._bootstrapping = False
         self._privileges_state: SecurityState | None = None
         self._privileges: dict[tuple[str, str], PrivilegeSet] = {}
+        self._admissions: dict[str | bytes, _Admission] = {}
+        self._graph_access: dict[tuple[str, bool], tuple[SecurityState, PrivilegeSet | None]] = {}
         self.query_audit: AuditLog | None = None
         self.query_literals = config.query_log_literals
         self._query_pending: deque[Future[Any]] = deque()
@@ -268,7 +288,14 @@ class NodeSecurity:
         self, metadata: tuple[tuple[str, str | bytes], ...], address: str
     ) -> tuple[Session, bool]:
         """The session of a call's metadata, and whether it came from a password (its token
-        is then sent back, for the client to use instead)."""
+        is then sent back, for the client to use instead).
+
+        A credential that passed is remembered (:class:`_Admission`) while the applied
+        security state is the same object and its session is good: a token until it
+        expires, a password while its remembered login would be used. Everything the
+        checks read — credential indexes, suspensions, drops, password changes — lives in
+        that state, so the answer is the one the checks would give; the lockout of a
+        password's user and client host, kept outside it, is checked on every call."""
         token = ""
         authorization = ""
         for key, value in metadata:
@@ -278,18 +305,44 @@ class NodeSecurity:
             elif key == AUTHORIZATION_METADATA:
                 authorization = text
         if token:
+            state = self.state()
+            admitted = self._admissions.get(token)
+            if (
+                admitted is not None
+                and admitted.state is state
+                and self.authenticator._clock() < admitted.until
+            ):
+                return admitted.session, False
             try:
-                return self.authenticator.check_token(token), False
+                session = self.authenticator.check_token(token)
             except QuiverError:
                 if not authorization:
                     raise
+            else:
+                self._admit(token, _Admission(state, session, session.expires_at, ""))
+                return session, False
         if not authorization:
             raise QuiverError(
                 UNAUTHORIZED, "no credentials: send 'authorization: Basic ...' or a session token"
             )
+        # Keyed by a MAC, never by the header: no password is kept as a lookup key.
+        key = hmac.digest(self._remember_key, authorization.encode(), "sha256")
+        state = self.state()
+        admitted = self._admissions.get(key)
+        if admitted is not None and admitted.state is state and time.time() < admitted.until:
+            await self.authenticator.check_locked(admitted.user, address)
+            return admitted.session, True
         user, password = parse_basic(authorization)
         session, _ = await self.login(user, password, address)
+        if self.state() is state:  # not if a change was applied while the password was hashed
+            until = session.expires_at - REMEMBER_LOGIN_MARGIN_S
+            self._admit(key, _Admission(state, session, until, user))
         return session, True
+
+    def _admit(self, key: str | bytes, admission: _Admission) -> None:
+        if len(self._admissions) >= MAX_ADMISSIONS:
+            self._admissions.clear()
+        self._admissions[key] = admission
 
     async def login(self, user: str, password: str, address: str) -> tuple[Session, bool]:
         """A password login, from memory when these credentials were verified lately and the
@@ -300,7 +353,7 @@ class NodeSecurity:
         if remembered is not None:
             state = self.state()
             record = state.user(user)
-            fresh = remembered.session.expires_at - time.time() > 60
+            fresh = remembered.session.expires_at - time.time() > REMEMBER_LOGIN_MARGIN_S
             if (
                 fresh
                 and self._credential_index(state, user) == remembered.credential_index
@@ -385,6 +438,24 @@ class NodeSecurity:
                 FORBIDDEN,
                 f"Database access is not allowed for user '{session.user}' with roles {roles}.",
             )
+
+    async def graph_restriction(self, session: Session, address: str) -> PrivilegeSet | None:
+        """:meth:`check_graph_access`, then :meth:`graph_privileges`: what the engine
+        restricts ``session``'s statement to. Both answers follow from the user, their
+        password state and the applied security state, so a pass is remembered while that
+        state is the same object (an applied change replaces it); a refusal never is."""
+        state = self.state()
+        key = (session.user, session.change_required)
+        allowed = self._graph_access.get(key)
+        if allowed is not None and allowed[0] is state:
+            return allowed[1]
+        await self.check_graph_access(session, address)
+        restriction = self.graph_privileges(session)
+        if self.state() is state:
+            if len(self._graph_access) >= MAX_CACHED_PRIVILEGES:
+                self._graph_access.clear()
+            self._graph_access[key] = (state, restriction)
+        return restriction
 
     async def authorization_failed(self, session: Session, address: str, query: str) -> None:
         """A statement refused with Forbidden (by the engine's write checks): audited with

@@ -130,6 +130,8 @@ class Authenticator:
 
     async def check_locked(self, user: str, address: str) -> None:
         """AuthenticationRateLimit while the user or the client host is locked out."""
+        if not len(self.tracker):
+            return  # no failure counted anywhere: nobody is locked out
         try:
             self.tracker.check(user, client_host(address))
         except AccountLocked as locked:
