@@ -555,6 +555,8 @@ class Raft:
         log_ok = defects.active(Defect.VOTE_WITHOUT_LOG_CHECK) or self.log.is_up_to_date(
             m.index, m.log_term
         )
+        if can_vote and log_ok and self._rival_pre_candidate(m):
+            return  # unanswered, like a pre-vote to a voter in lease
         response = vote_response_type(m.type)
         if can_vote and log_ok:
             # Answer with the term of the request, so the candidate counts it.
@@ -564,6 +566,23 @@ class Raft:
                 self.vote = m.sender
         else:
             self.send(Message(type=response, to=m.sender, term=self.term, reject=True))
+
+    def _rival_pre_candidate(self, m: Message) -> bool:
+        """Whether `m` is a pre-vote from a rival that this pre-candidate leaves unanswered:
+        one with a higher id and a log no more up to date than ours.
+
+        Two pre-candidates that ask each other at the same moment (both followers heard
+        the leader is gone) would otherwise grant each other, both become candidates, and
+        split the vote of a three-node group: an extra election timeout. Only pre-votes
+        go unanswered, which change no term or vote, so this decides nothing but who runs
+        first; the rival gets our vote once we fail, and follows us once we win.
+        """
+        return (
+            m.type is MessageType.PRE_VOTE
+            and self.state is StateType.PRE_CANDIDATE
+            and self.id < m.sender
+            and (self.log.last_term(), self.log.last_index()) >= (m.log_term, m.index)
+        )
 
     # -- leader -------------------------------------------------------------------------------
 
@@ -871,6 +890,34 @@ class Raft:
             if len(m.entries) != 1:
                 return
             self.read_states.append(ReadState(index=m.index, request_ctx=m.entries[0].data))
+        elif m.type is MessageType.UNREACHABLE:
+            self._leader_unreachable(m.sender)
+
+    def _leader_unreachable(self, node: int) -> None:
+        """The transport lost its stream to our leader: its process may be gone.
+
+        Rather than wait out a whole election timeout, campaign after a short random delay
+        (up to half a timeout). This changes only when an election starts, never what it
+        decides, and a false alarm is harmless: the pre-vote fails while any other voter
+        still hears from a live leader (it is in lease and refuses), so no term moves.
+        That argument needs pre-vote and check-quorum; and with lease-based reads a
+        follower must keep refusing votes for the whole timeout after hearing from the
+        leader, whatever its transport says, or the leader's lease would be a lie. In
+        those cases the hint is ignored. Repeated hints (a reconnect loop) count once.
+        """
+        if (
+            node == NONE
+            or node != self.lead
+            or not (self.pre_vote and self.check_quorum)
+            or self.read_only.option is ReadOnlyOption.LEASE_BASED
+            or not self.promotable()
+            or self.election_elapsed >= self.election_timeout
+        ):
+            return
+        self.election_elapsed = self.election_timeout
+        self.randomized_election_timeout = (
+            self.election_timeout + 1 + self.rng.randrange(max(1, self.election_timeout // 2))
+        )
 
     def _handle_append(self, m: Message) -> None:
         if m.index < self.log.committed:

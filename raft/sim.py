@@ -291,6 +291,18 @@ class Simulation:
         node = self.nodes[node_id]
         node.raw = None  # volatile state gone; the storage keeps what was persisted
         self.log(f"crash n{node_id}")
+        for peer in self.live_nodes():
+            self._transport_lost(peer.id, node_id)
+
+    def _transport_lost(self, node_id: int, peer: int) -> None:
+        """`node_id`'s stream to `peer` broke (the peer died, or the link did): a real
+        transport tells the core so, mostly. The core may take it as a hint that its
+        leader is gone, which must only ever change when an election starts."""
+        node = self.nodes[node_id]
+        if node.raw is None or self.rng.random() >= 0.8:
+            return
+        node.raw.report_unreachable(peer)
+        self.process(node)
 
     def live_nodes(self) -> list[SimNode]:
         return [node for _, node in sorted(self.nodes.items()) if node.raw is not None]
@@ -642,16 +654,17 @@ class Simulation:
             a, b = self.rng.sample(ids, 2) if len(ids) > 1 else (ids[0], ids[0])
             self.blocked.add((a, b))
             self.log(f"partition one-way n{a} -/-> n{b}")
+            self._transport_lost(a, b)
             return
         elif kind == "isolate":
             side = {self.rng.choice(ids)}
         else:
             side = set(self.rng.sample(ids, len(ids) // 2))
-        for a in ids:
-            for b in ids:
-                if (a in side) != (b in side):
-                    self.blocked.add((a, b))
+        cut = [(a, b) for a in ids for b in ids if (a in side) != (b in side)]
+        self.blocked.update(cut)
         self.log(f"partition {sorted(side)} from the rest")
+        for a, b in cut:
+            self._transport_lost(a, b)
 
     def _transfer(self) -> None:
         leader = self.leader()

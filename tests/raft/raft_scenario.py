@@ -32,6 +32,7 @@ Commands (arguments in brackets are optional):
     propose-conf-change ID [vN] [lN] [rN]... [transition=auto|implicit|explicit]
         add voter N, add learner N, remove N; no change at all means "leave joint"
     read-index ID CTX                ask for a linearizable read
+    report-unreachable ID PEER       ID's transport lost its stream to PEER
     transfer-leader from=ID to=ID    ask ID (the leader, or a follower that forwards) to
                                      hand leadership to another node
     process-ready ID...              persist, send, apply and advance one Ready each
@@ -451,6 +452,7 @@ class ScenarioEnv:
             "propose-batch": self.cmd_propose_batch,
             "propose-conf-change": self.cmd_propose_conf_change,
             "read-index": self.cmd_read_index,
+            "report-unreachable": self.cmd_report_unreachable,
             "transfer-leader": self.cmd_transfer_leader,
             "process-ready": self.cmd_process_ready,
             "deliver-msgs": self.cmd_deliver_msgs,
@@ -734,6 +736,11 @@ class ScenarioEnv:
         node_id, ctx = args.positional
         raw = self.node(int(node_id)).live()
         self._attempt(lambda: raw.read_index(ctx.encode()))
+
+    def cmd_report_unreachable(self, args: Args) -> None:
+        node_id, peer = args.positional
+        raw = self.node(int(node_id)).live()
+        self._attempt(lambda: raw.report_unreachable(int(peer)))
 
     def cmd_transfer_leader(self, args: Args) -> None:
         raw = self.node(int(args.keyed["from"])).live()

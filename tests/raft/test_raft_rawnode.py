@@ -17,6 +17,7 @@ from raft import (
     MessageType,
     ProposalDroppedError,
     RawNode,
+    ReadOnlyOption,
     Ready,
     Snapshot,
     SnapshotMetadata,
@@ -182,3 +183,43 @@ def test_restart_after_entries_persisted_without_hard_state_keeps_the_older_comm
     node = RawNode(Config(id=3, storage=storage))
 
     assert (node.raft.log.committed, node.raft.log.last_index()) == (2, 4)
+
+
+# -- a lost stream to the leader -----------------------------------------------------------
+
+
+def follower_of_2(**options: object) -> RawNode:
+    storage = MemoryStorage()
+    storage.apply_snapshot(Snapshot(metadata=SnapshotMetadata(ConfState(voters=(1, 2, 3)), 2, 1)))
+    node = RawNode(Config(id=1, storage=storage, rng=random.Random(1), **options))  # type: ignore[arg-type]
+    node.step(Message(type=MessageType.HEARTBEAT, sender=2, to=1, term=1, commit=2))
+    assert node.raft.lead == 2
+    return node
+
+
+def test_a_lost_stream_to_the_leader_brings_the_election_forward() -> None:
+    node = follower_of_2()
+    timeout = node.raft.election_timeout
+    node.report_unreachable(2)
+    assert node.raft.election_elapsed == timeout
+    assert timeout < node.raft.randomized_election_timeout <= timeout + timeout // 2
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"pre_vote": False},
+        {"check_quorum": False},
+        {"read_only_option": ReadOnlyOption.LEASE_BASED},
+    ],
+    ids=["without-pre-vote", "without-check-quorum", "lease-based-reads"],
+)
+def test_a_lost_stream_changes_no_timer_where_a_false_alarm_could_depose_a_leader(
+    options: dict[str, object],
+) -> None:
+    # Without pre-vote or check-quorum an early campaign moves the term of a live leader;
+    # with leases a follower must refuse votes for a whole timeout after hearing from it.
+    node = follower_of_2(**options)
+    before = (node.raft.election_elapsed, node.raft.randomized_election_timeout)
+    node.report_unreachable(2)
+    assert (node.raft.election_elapsed, node.raft.randomized_election_timeout) == before
