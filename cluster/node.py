@@ -365,6 +365,9 @@ class Node:
         self._reads: dict[bytes, asyncio.Future[int]] = {}
         self._leader_known = asyncio.Event()
         """Set while this node knows a leader (itself included)."""
+        self._lost_leader = NONE
+        """The leader our transport lost its stream to (its process is likely gone), until
+        a message from it or another leader: not named in status, not forwarded to."""
         self._quick: dict[str, bool] = {}
         """Statement texts by whether their last run took under INLINE_BUDGET_S."""
         self._read_waiters: list[asyncio.Future[int]] = []
@@ -513,6 +516,10 @@ class Node:
             raw.tick()
         elif isinstance(item, _Step):
             raw.step(item.message)
+            if item.message.sender == self._lost_leader:
+                self._lost_leader = NONE  # alive after all
+                if raw.leader != NONE:
+                    self._leader_known.set()
         elif isinstance(item, _Propose):
             try:
                 raw.propose(item.data)
@@ -540,6 +547,12 @@ class Node:
             raw.report_snapshot(item.peer, item.failed)
         else:
             raw.report_unreachable(item.peer)
+            if item.peer == raw.leader and item.peer != self.id:
+                # The core campaigns soon (if the leader stays silent); meanwhile, rather
+                # than fail every statement against the dead leader, forwards wait for
+                # the election and status names no leader.
+                self._lost_leader = item.peer
+                self._leader_known.clear()
 
     async def _raft_loop(self) -> None:
         raw = self.raw
@@ -969,10 +982,18 @@ class Node:
                 self._unpipeline(proposal_id)
         if not was_leader and raft.state is StateType.LEADER:
             self.security.on_leader()
-        if raft.lead == NONE:
+        if raft.lead != self._lost_leader:
+            self._lost_leader = NONE
+        if self.known_leader() == NONE:
             self._leader_known.clear()
         else:
             self._leader_known.set()
+
+    def known_leader(self) -> int:
+        """The leader, as far as this node knows one it can reach (NONE otherwise)."""
+        assert self.raw is not None
+        lead = self.raw.leader
+        return NONE if lead == self._lost_leader else lead
 
     def _fail_proposal(self, proposal_id: bytes, error: QuiverError) -> None:
         future = self._proposals.pop(proposal_id, None)
@@ -1006,9 +1027,7 @@ class Node:
     # -- status -------------------------------------------------------------------------------
 
     def leader_address(self) -> str:
-        assert self.raw is not None
-        lead = self.raw.leader
-        peer = self.peers.get(lead)
+        peer = self.peers.get(self.known_leader())
         return peer.grpc if peer is not None else ""
 
     def _not_leader_error(self) -> QuiverError:
@@ -1042,7 +1061,7 @@ class Node:
             term=raft.term,
             commit_index=raft.log.committed,
             applied_index=self.applied_index,
-            leader_id=raft.lead,
+            leader_id=self.known_leader(),
             leader_address=self.leader_address(),
             pid=os.getpid(),
             voters=conf.voters,
@@ -1685,17 +1704,24 @@ class Node:
         if channel is None and not self._leader_known.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._leader_known.wait(), LEADER_WAIT_S)
-            channel = self.leader_channel()
+            # Having won the election it waited for, this node takes the statement through
+            # its own client port: rare, and cheaper than failing it.
+            channel = self.leader_channel(or_self=True)
         if channel is None:
             raise self._no_leader_error()
         return channel
 
-    def leader_channel(self) -> grpc.aio.Channel | None:
+    def leader_channel(self, or_self: bool = False) -> grpc.aio.Channel | None:
         """A channel to the leader's client port, for forwarding writes."""
         assert self.raw is not None and self._client_credentials is not None
-        lead = self.raw.leader
+        lead = self.known_leader()
         peer = self.peers.get(lead)
-        if lead == NONE or lead == self.id or peer is None or lead in self.blocked:
+        if (
+            lead == NONE
+            or (lead == self.id and not or_self)
+            or peer is None
+            or lead in self.blocked
+        ):
             return None
         channel = self._leader_channels.get(lead)
         if channel is None:

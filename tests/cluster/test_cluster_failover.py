@@ -6,11 +6,17 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from conftest import LocalCluster, wait_for
+import pytest
+from conftest import TICK_MS, LocalCluster, start_cluster, wait_for
 
 WRITES_BEFORE = 20
 WRITES_AFTER = 20
+LONG_ELECTION_TICKS = 100
+"""An election timeout of 5 s (at the tests' 50 ms tick): long enough to tell an election
+that waited it out from one the followers brought forward."""
 
 
 def test_leader_sigkill_loses_no_acknowledged_write_and_the_node_catches_up(
@@ -74,3 +80,28 @@ def _causal_items(client: object) -> list[int] | None:
     except QuiverError:
         return None
     return [row[0] for row in result.rows]
+
+
+@pytest.fixture
+def slow_election_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    yield from start_cluster(tmp_path, "--election-ticks", str(LONG_ELECTION_TICKS))
+
+
+def test_followers_campaign_before_the_election_timeout_when_the_leader_process_dies(
+    slow_election_cluster: LocalCluster,
+) -> None:
+    # The followers' streams to a killed leader break at once. They take that as a hint and
+    # campaign within half an election timeout, where waiting out the leader's silence
+    # would take a whole one (5 s here) and a random part of another.
+    cluster = slow_election_cluster
+    old_leader = wait_for("a leader", cluster.leader)
+    cluster.client.run("CREATE (:Item {i: 0})")
+    os.kill(cluster.statuses()[old_leader].pid, signal.SIGKILL)
+    timeout_s = LONG_ELECTION_TICKS * TICK_MS / 1000
+    wait_for(
+        "a new leader before the election timeout",
+        lambda: cluster.leader() not in (0, old_leader),
+        deadline_s=timeout_s * 0.8,
+    )
+    result = cluster.client.run("MATCH (n:Item) RETURN count(n) AS n", mode="read")
+    assert result.rows == [[1]]
