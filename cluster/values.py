@@ -64,6 +64,8 @@ def write_value(out: pb.Value, value: Any, depth: int = 0) -> None:
             write_value(values.add(), item, depth + 1)
     elif isinstance(value, Mapping):
         entries = out.map.entries
+        if not value:
+            out.map.SetInParent()  # an empty map, not a null
         for key, item in value.items():
             write_value(entries[str(key)], item, depth + 1)
     elif isinstance(value, Node):
