@@ -896,10 +896,13 @@ class Raft:
     def _leader_unreachable(self, node: int) -> None:
         """The transport lost its stream to our leader: its process may be gone.
 
-        Rather than wait out a whole election timeout, campaign after a short random delay
-        (up to half a timeout). This changes only when an election starts, never what it
-        decides, and a false alarm is harmless: the pre-vote fails while any other voter
-        still hears from a live leader (it is in lease and refuses), so no term moves.
+        Rather than wait out a whole election timeout, campaign after a tick or a few (a
+        fifth of a timeout at most): the followers that heard the same news campaign at
+        about the same moment, which `_rival_pre_candidate` settles without a split vote.
+
+        This changes only when an election starts, never what it decides, and a false
+        alarm is harmless: the pre-vote fails while any other voter still hears from a
+        live leader (it is in lease and refuses), so no term moves.
         That argument needs pre-vote and check-quorum; and with lease-based reads a
         follower must keep refusing votes for the whole timeout after hearing from the
         leader, whatever its transport says, or the leader's lease would be a lie. In
@@ -916,7 +919,7 @@ class Raft:
             return
         self.election_elapsed = self.election_timeout
         self.randomized_election_timeout = (
-            self.election_timeout + 1 + self.rng.randrange(max(1, self.election_timeout // 2))
+            self.election_timeout + 1 + self.rng.randrange(max(1, self.election_timeout // 5))
         )
 
     def _handle_append(self, m: Message) -> None:

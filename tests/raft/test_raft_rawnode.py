@@ -202,7 +202,7 @@ def test_a_lost_stream_to_the_leader_brings_the_election_forward() -> None:
     timeout = node.raft.election_timeout
     node.report_unreachable(2)
     assert node.raft.election_elapsed == timeout
-    assert timeout < node.raft.randomized_election_timeout <= timeout + timeout // 2
+    assert timeout < node.raft.randomized_election_timeout <= timeout + timeout // 5
 
 
 @pytest.mark.parametrize(
