@@ -40,6 +40,8 @@ class QuiverError(Exception):
         self.message = message
         self.leader = leader
         """For NotALeader: the client address of the leader, when known."""
+        self.unanswered = False
+        """Made by the client from a call's gRPC status: the node did not answer at all."""
 
     @property
     def retryable(self) -> bool:
@@ -88,5 +90,7 @@ def from_rpc_error(error: grpc.RpcError) -> QuiverError:
     status = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = error.details() if hasattr(error, "details") else str(error)
     if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return QuiverError(SERVICE_UNAVAILABLE, f"{status.name}: {details}")
+        unanswered = QuiverError(SERVICE_UNAVAILABLE, f"{status.name}: {details}")
+        unanswered.unanswered = True
+        return unanswered
     return QuiverError(UNKNOWN, f"{status.name}: {details}")

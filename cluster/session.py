@@ -78,7 +78,9 @@ def typed(error: QuiverError) -> QuiverError:
         kind = TransientError
     else:
         kind = DatabaseError
-    return kind(error.code, error.message, error.leader)
+    converted = kind(error.code, error.message, error.leader)
+    converted.unanswered = error.unanswered
+    return converted
 
 
 def client_error(code: str, message: str) -> QuiverError:
@@ -256,6 +258,10 @@ class Session:
         self.leader_id = 0
         self._leader_confirmed_at = -math.inf
         self._suspects: dict[int, float] = {}
+        self._silent: dict[int, float] = {}
+        """Leaders that did not answer a call at all (down, most likely), until when: no
+        replica to pick, nor a leader to believe when a status still names one, until it
+        answers something again."""
         self._lane_sequences: list[itertools.count[int]] = []
         self._free_lanes: list[int] = []
         self._lock = threading.Lock()  # lanes and bookmark: a sync client may be shared by threads
@@ -294,7 +300,10 @@ class Session:
 
     def observe_status(self, status: admin_pb2.NodeStatus, now: float) -> int:
         """Learn the leader a node's status names (0: none that this client can reach)."""
+        self._silent.pop(status.id, None)  # it answered
         leader = self._member_id(status.leader_id, status.leader_address)
+        if leader and self._silent.get(leader, 0.0) > now:
+            leader = 0  # its peers may not know yet
         if (
             not leader
             and status.leader_id
@@ -317,18 +326,18 @@ class Session:
         them when every one did), spread at random within the preferred group."""
         if to_leader and self.leader_id:
             return self._member(self.leader_id)
-        healthy = [m for m in self.members if self._suspects.get(m.id, 0.0) <= now]
-        pool = healthy or self.members
-        local = [m for m in pool if self.zone is not None and m.zone == self.zone]
-        group = local or pool
+        group = self._preferred(now)
         return group[(attempt + self._rng.randrange(len(group))) % len(group)]
 
     def preferred_replicas(self, now: float) -> list[int]:
         """The ids `choose` would pick a read replica from at `now` (for status and tests)."""
-        healthy = [m for m in self.members if self._suspects.get(m.id, 0.0) <= now]
+        return [m.id for m in self._preferred(now)]
+
+    def _preferred(self, now: float) -> list[Member]:
+        passed_over = (self._suspects, self._silent)
+        healthy = [m for m in self.members if all(d.get(m.id, 0.0) <= now for d in passed_over)]
         pool = healthy or self.members
-        local = [m.id for m in pool if self.zone is not None and m.zone == self.zone]
-        return local or [m.id for m in pool]
+        return [m for m in pool if self.zone is not None and m.zone == self.zone] or pool
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -417,12 +426,15 @@ class Session:
             self._leader_confirmed_at = now if self.leader_id else -math.inf
         elif to_leader:
             self.leader_id = 0
+            if error.unanswered:
+                self._silent[member.id] = now + self.suspect_s
         else:
             self._suspects[member.id] = now + self.suspect_s
         return pause
 
     def succeeded(self, member: Member, to_leader: bool, bookmark: str) -> None:
         self._suspects.pop(member.id, None)
+        self._silent.pop(member.id, None)
         if to_leader and not self.leader_id:
             # It answered, perhaps by forwarding: believed, but asked about at the next request.
             self.leader_id = member.id

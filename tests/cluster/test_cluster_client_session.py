@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import grpc
 import pytest
 
 from cluster import errors
@@ -84,6 +85,41 @@ def test_not_a_leader_names_the_next_leader_and_other_errors_forget_it() -> None
     assert session.leader_id == 0
     status = admin_pb2.NodeStatus(id=1, leader_id=2, leader_address="n2:1")
     assert session.observe_status(status, now=0.3) == 2 and session.leader_id == 2
+
+
+def test_a_leader_that_did_not_answer_is_neither_picked_nor_believed_for_a_while() -> None:
+    session = _session(suspect_s=3.0)
+    session.leader_id = 1
+    retry = session.retry(10.0, now=0.0)
+    down = errors.from_rpc_error(_Unavailable())
+    assert down.unanswered and typed(down).unanswered
+    assert session.failed(typed(down), session._member(1), True, retry, now=0.1) is not None
+    # Its peers may still name it for a moment: no leader then, and a replica that forwards
+    # once they elect one.
+    stale = admin_pb2.NodeStatus(id=2, leader_id=1, leader_address="n1:1")
+    assert session.observe_status(stale, now=0.2) == 0
+    assert _picks(session, to_leader=True, now=0.2) == {2, 3}
+    assert session.observe_status(stale, now=3.5) == 1, "believed again once the time is up"
+    # A node that answers again (restarted, and perhaps elected since) is believed at once.
+    session.failed(typed(down), session._member(1), True, retry, now=3.6)
+    assert session.observe_status(stale, now=3.7) == 0
+    back = admin_pb2.NodeStatus(id=1, leader_id=1, leader_address="n1:1")
+    assert session.observe_status(back, now=3.8) == 1
+    # An error the node answered with (a forward that failed behind it) suspects nobody.
+    answered = QuiverError(errors.SERVICE_UNAVAILABLE, "UNAVAILABLE: behind the follower")
+    session.failed(answered, session._member(2), True, retry, now=4.0)
+    assert _picks(session, to_leader=True, now=4.0) == {1, 2, 3}
+
+
+class _Unavailable(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return "failed to connect to all addresses"
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
 
 
 def test_a_leader_is_asked_about_again_once_its_confirmation_is_old() -> None:
