@@ -334,8 +334,10 @@ class NodeSecurity:
             return admitted.session, True
         user, password = parse_basic(authorization)
         session, _ = await self.login(user, password, address)
-        if self.state() is state:  # not if a change was applied while the password was hashed
-            until = session.expires_at - REMEMBER_LOGIN_MARGIN_S
+        until = session.expires_at - REMEMBER_LOGIN_MARGIN_S
+        # Not if a change was applied while the password was hashed, nor a session too short
+        # to be remembered at all.
+        if self.state() is state and time.time() < until:
             self._admit(key, _Admission(state, session, until, user))
         return session, True
 
