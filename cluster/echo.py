@@ -19,6 +19,7 @@ from typing import Final
 
 import grpc
 
+from cluster import eventloop
 from cluster.transport import CHANNEL_OPTIONS
 
 METHOD: Final = "/quiver.bench.Echo/Echo"
@@ -64,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--key", required=True)
     parser.add_argument("--listen", required=True)
     args = parser.parse_args(argv)
-    asyncio.run(serve(Path(args.cert), Path(args.key), args.listen))
+    # The node's loop ($QUIVER_EVENT_LOOP, inherited): the same stack doing no work.
+    eventloop.run(serve(Path(args.cert), Path(args.key), args.listen))
     return 0
 
 
