@@ -141,6 +141,9 @@ LEADER_WAIT_S: Final = 2.0
 """How long a follower waits for a leader to be known before it fails a statement it would
 forward to one (an election takes about an election timeout)."""
 READ_INDEX_TIMEOUT_S: Final = 5.0
+READ_ROUND_GATHER_S: Final = 0.005
+"""At most this long between a read-index round and the next when readers are waiting (the
+pause is as long as the round before, up to this)."""
 FETCH_SIZE: Final = 1000
 READER_THREADS: Final = 4
 WRITE_BATCH: Final = 64
@@ -320,11 +323,6 @@ class Answer:
     bookmark: str
     applied_index: int
     query_type: int
-
-
-def _counters_pb(counters: dict[str, int]) -> client_pb2.Counters:
-    known = {k: v for k, v in counters.items() if k in COUNTER_FIELDS and k != "contains_updates"}
-    return client_pb2.Counters(contains_updates=any(known.values()), **known)
 
 
 class Node:
@@ -1172,7 +1170,10 @@ class Node:
             context,
             QuiverError(errors.UNAVAILABLE, "no quorum confirmed the read index in time"),
         )
-        round_.add_done_callback(lambda done: self._end_read_round(context, done, waiters, timer))
+        started = asyncio.get_running_loop().time()
+        round_.add_done_callback(
+            lambda done: self._end_read_round(context, done, waiters, timer, started)
+        )
         try:
             self._inbox.put_nowait(_ReadIndex(context))
         except asyncio.QueueFull:
@@ -1184,6 +1185,7 @@ class Node:
         done: asyncio.Future[int],
         waiters: list[asyncio.Future[int]],
         timer: asyncio.TimerHandle,
+        started: float,
     ) -> None:
         timer.cancel()
         self._reads.pop(context, None)
@@ -1196,6 +1198,17 @@ class Node:
                 waiter.set_exception(error)
             else:
                 waiter.set_result(done.result())
+        if self._read_waiters:
+            # Readers came while this round was out: more are coming. The next round waits
+            # as long as this one took (READ_ROUND_GATHER_S at most) to take them too; a
+            # round costs the leader and every follower a heartbeat exchange, whatever
+            # number of reads it serves. A reader with no round out starts one at once.
+            loop = asyncio.get_running_loop()
+            self._read_round = True
+            loop.call_later(min(loop.time() - started, READ_ROUND_GATHER_S), self._next_read_round)
+
+    def _next_read_round(self) -> None:
+        self._read_round = False
         if self._read_waiters:
             self._start_read_round()
 
@@ -1952,32 +1965,3 @@ def _log_sync_failure(error: BaseException) -> LogSyncError | StoreWriteError | 
         if current.__cause__ is not None:
             pending.append(current.__cause__)
     return None
-
-
-async def stream_answer(answer: Answer, fetch_size: int) -> AsyncIterator[client_pb2.RunResponse]:
-    """The answer as a Run stream: one message per batch of `fetch_size` rows (at least one),
-    the first carrying the header and the last the summary."""
-    from cluster.values import to_proto
-
-    size = fetch_size or FETCH_SIZE
-    rows = answer.rows
-    starts = range(0, len(rows), size) if rows else range(1)
-    last = starts[-1]
-    for start in starts:
-        response = client_pb2.RunResponse()
-        if start == 0:
-            response.header.SetInParent()
-            response.header.columns.extend(answer.columns)
-        if rows:
-            response.records.records.extend(
-                client_pb2.Record(values=[to_proto(value) for value in row])
-                for row in rows[start : start + size]
-            )
-        if start == last:
-            summary = response.summary
-            summary.SetInParent()
-            summary.counters.CopyFrom(_counters_pb(answer.counters))
-            summary.bookmark = answer.bookmark
-            summary.applied_index = answer.applied_index
-            summary.query_type = answer.query_type  # type: ignore[assignment]
-        yield response
