@@ -242,9 +242,13 @@ def _serve(args: argparse.Namespace, _extra: list[str]) -> int:
     if not args.config:
         raise CliError(INVALID_REQUEST, "quiver serve: --config FILE is required", EXIT_USAGE)
     from cluster.config import load_node_config
+    from cluster.eventloop import EventLoopError
     from cluster.node import serve
 
-    return serve(load_node_config(Path(args.config)))
+    try:
+        return serve(load_node_config(Path(args.config)))
+    except EventLoopError as error:  # raised before the node starts
+        raise CliError(INVALID_REQUEST, f"quiver serve: {error}", EXIT_USAGE) from None
 
 
 def _up(args: argparse.Namespace, _extra: list[str]) -> int:

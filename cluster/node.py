@@ -75,7 +75,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from cluster import errors
+from cluster import errors, eventloop
 from cluster.certs import CERT_POLL_S, CertificateReloader
 from cluster.config import NodeConfig, NodeEntry
 from cluster.errors import QuiverError
@@ -1924,13 +1924,14 @@ def serve(config: NodeConfig) -> int:
     async def main() -> None:
         node = Node(config)
         loop = asyncio.get_running_loop()
+        log.info("n%d event loop: %s", config.id, type(loop).__module__)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, node.stop)
         loop.add_signal_handler(signal.SIGHUP, node.reload_certificates)
         await node.run()
 
     try:
-        asyncio.run(main())
+        eventloop.run(main())  # $QUIVER_EVENT_LOOP: uvloop (default) or asyncio
     except BaseException as error:
         failed = _log_sync_failure(error)
         if failed is None:
