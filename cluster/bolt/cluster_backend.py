@@ -5,16 +5,20 @@ Every call goes to the same ``cluster.node.Node`` methods the gRPC ``QueryServic
 ``run_in_transaction`` / ``commit`` / ``rollback`` (explicit transactions on the leader) —
 so both faces share one engine, one transaction table, one error taxonomy. On a follower:
 an auto-commit write is forwarded to the leader over the client gRPC API exactly as
-``QueryService`` forwards it; a write transaction fails with
-``Neo.ClientError.Cluster.NotALeader`` (the driver re-routes and its managed transactions
-retry); a read transaction runs each statement as a causal read, bookmarks first.
+``QueryService`` forwards it; a write transaction is proxied to the leader whole (Neo4j's
+server-side routing, ``cluster.bolt.forwarded``: Begin, every Run, Commit and Rollback on the
+node that began it), so that a driver on ``bolt://`` to a follower can write; a lost leader
+fails its statement with a retryable ``Neo.TransientError.*``; a read transaction runs each
+statement as a causal read, bookmarks first. On the leader (or a follower that became it)
+transactions run locally.
 
 Routing: the leader as writer, every other member (learners included) as reader, every
 member as router, from the node's live Raft status and the members' Bolt addresses.
 
 Every statement (auto-commit or in a transaction) goes to the node's query log, with the
 logged-on user and the impersonated one (BEGIN/RUN ``imp_user``, checked by
-``NodeSecurity.acting``); a write forwarded to the leader is recorded here, not there.
+``NodeSecurity.acting``); a write or transaction forwarded to the leader is recorded here,
+not there.
 
 Must never: execute Cypher outside the node's paths, or answer a write before it is applied.
 """
@@ -26,9 +30,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import grpc
-
-from cluster import errors
 from cluster.bolt.backend import (
     SYSTEM_DATABASE,
     UNAUTHORIZED,
@@ -42,12 +43,9 @@ from cluster.bolt.backend import (
     check_basic_auth,
 )
 from cluster.bolt.embedded import system_database_result
+from cluster.bolt.forwarded import QUERY_TYPE, ForwardedTransaction, forward_run
 from cluster.errors import QuiverError
-from cluster.node import FORWARDED_METADATA
-from cluster.security.node_security import SESSION_METADATA
-from cluster.session import ResultBuilder
-from cluster.values import to_proto
-from proto import admin_pb2, client_pb2, client_pb2_grpc
+from proto import admin_pb2, client_pb2
 
 if TYPE_CHECKING:
     from cluster.security.node_security import NodeSecurity
@@ -55,16 +53,9 @@ if TYPE_CHECKING:
 
 ROUTING_TTL_S: Final = 30
 FORBIDDEN: Final = "Neo.ClientError.Security.Forbidden"
-FORWARD_TIMEOUT_S: Final = 30.0
 MAX_CHECKED_TOKENS: Final = 1024
 """Session tokens whose check is remembered (per security state) before the memory is
 cleared."""
-
-_QUERY_TYPE: Final[dict[int, str]] = {
-    client_pb2.QUERY_TYPE_READ_ONLY: "r",
-    client_pb2.QUERY_TYPE_WRITE_ONLY: "w",
-    client_pb2.QUERY_TYPE_READ_WRITE: "rw",
-}
 
 
 class AnswerLike(Protocol):
@@ -154,7 +145,7 @@ def _result(answer: AnswerLike, auto_commit: bool) -> QueryResult:
     summary = Summary(
         dict(answer.counters),
         answer.bookmark or None if auto_commit else None,
-        _QUERY_TYPE.get(answer.query_type, "r"),
+        QUERY_TYPE.get(answer.query_type, "r"),
     )
     return QueryResult.of(answer.columns, answer.rows, summary)
 
@@ -365,35 +356,7 @@ class NodeBackend:
     ) -> QueryResult:
         """To the leader, with the caller's own token and the impersonated user's name (the
         leader checks the impersonation again)."""
-        channel = await self.node.forward_channel()
-        request = client_pb2.RunRequest(
-            query=query,
-            parameters={k: to_proto(v) for k, v in parameters.items()},
-            access_mode=client_pb2.ACCESS_MODE_WRITE,
-            bookmarks=list(options.bookmarks),
-            timeout_ms=options.timeout_ms or 0,
-            database=options.database if options.database == SYSTEM_DATABASE else "",
-            impersonated_user=options.imp_user or "",
-        )
-        metadata: tuple[tuple[str, str], ...] = ((FORWARDED_METADATA, "1"),)
-        if session is not None:
-            metadata += ((SESSION_METADATA, session.token),)
-        builder = ResultBuilder()
-        call = client_pb2_grpc.QueryStub(channel).Run(
-            request, metadata=metadata, timeout=FORWARD_TIMEOUT_S
-        )
-        try:
-            async for part in call:
-                builder.add(part)
-        except grpc.aio.AioRpcError as error:
-            raise errors.from_rpc_error(error) from None
-        result = builder.result(0)
-        summary = Summary(
-            result.counters,
-            result.bookmark or None,
-            _QUERY_TYPE.get(builder.summary.query_type, "w"),
-        )
-        return QueryResult.of(result.columns, result.rows, summary)
+        return await forward_run(self.node, query, parameters, options, session)
 
     async def begin(
         self, user: Principal, options: TransactionOptions, connection: ConnectionInfo
@@ -408,6 +371,8 @@ class NodeBackend:
             audit = _Audit(session, options.imp_user or "", connection, options.database)
         if options.database == SYSTEM_DATABASE or options.access_mode is AccessMode.READ:
             return _ReadTransaction(list(options.bookmarks), restrict, audit)
+        if not self.node.is_leader():
+            return await ForwardedTransaction.begin(self.node, options, session, audit)
         tx_id = await self.node.begin("", options.timeout_ms or 0, **restrict)
         return _WriteTransaction(tx_id, audit)
 
@@ -420,7 +385,7 @@ class NodeBackend:
             )
             transaction.bookmark = result.summary().bookmark or transaction.bookmark
             return result
-        assert isinstance(transaction, (_ReadTransaction, _WriteTransaction))
+        assert isinstance(transaction, (_ReadTransaction, _WriteTransaction, ForwardedTransaction))
         started = time.monotonic()
         try:
             if isinstance(transaction, _ReadTransaction):
@@ -431,25 +396,34 @@ class NodeBackend:
                     transaction.bookmarks,
                     **transaction.restrict,
                 )
+                result = _result(answer, False)
+            elif isinstance(transaction, ForwardedTransaction):
+                result = await transaction.run(query, parameters)
             else:
                 answer = await self.node.run_in_transaction(transaction.tx_id, query, parameters)
+                result = _result(answer, False)
         except QuiverError as error:
             await self._log(transaction.audit, query, parameters, started, 0, error.code)
             raise
-        await self._log(transaction.audit, query, parameters, started, len(answer.rows), "ok")
-        return _result(answer, False)
+        rows = len(result.rows or ())
+        await self._log(transaction.audit, query, parameters, started, rows, "ok")
+        return result
 
     async def commit(self, transaction: object) -> str | None:
         if isinstance(transaction, _SystemTransaction):
             return transaction.bookmark
         if isinstance(transaction, _ReadTransaction):
             return max(transaction.bookmarks, key=_bookmark_index, default=None)
+        if isinstance(transaction, ForwardedTransaction):
+            return await transaction.commit()
         assert isinstance(transaction, _WriteTransaction)
         return await self.node.commit(transaction.tx_id)
 
     async def rollback(self, transaction: object) -> None:
         if isinstance(transaction, _WriteTransaction):
             self.node.rollback(transaction.tx_id)
+        elif isinstance(transaction, ForwardedTransaction):
+            await transaction.rollback()
 
     async def route(
         self,

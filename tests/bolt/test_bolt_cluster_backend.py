@@ -8,7 +8,6 @@ from typing import Any
 
 import neo4j
 import pytest
-from neo4j import exceptions as neo4j_errors
 
 from cluster import errors
 from cluster.bolt import server as bolt
@@ -148,19 +147,3 @@ async def test_driver_writes_reads_and_transactions_go_through_the_node_paths(
             await tx.run("CREATE (:N {v: 2})")
             await tx.commit()
             assert (await session.last_bookmarks()).raw_values == frozenset({"quiver:2"})
-
-
-async def test_a_write_transaction_on_a_follower_fails_with_not_a_leader(
-    cluster_node: tuple[FakeNode, bolt.BoltServer],
-) -> None:
-    node, server = cluster_node
-    node.leader = False
-    node.leader_id = 2
-    async with (
-        neo4j.AsyncGraphDatabase.driver(f"bolt://{server.address}", auth=AUTH) as d,
-        d.session() as session,
-    ):
-        # NotALeader on a direct (bolt://) connection: the driver reports that this
-        # server offers no write service; neo4j:// would re-route instead.
-        with pytest.raises(neo4j_errors.WriteServiceUnavailable):
-            await session.begin_transaction()
