@@ -226,3 +226,31 @@ def test_a_proxied_transaction_is_in_the_follower_query_log_once_and_not_the_lea
         lambda: [sentinel] in _logged_parameters(cluster, leader_id),
     )
     assert [marker] not in _logged_parameters(cluster, leader_id)
+
+
+def test_a_proxied_transaction_has_the_callers_privileges_on_the_leader(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(cluster.directory / "ca.pem"))
+    follower_id = _follower_id(cluster)
+    user = f"ftx_{uuid.uuid4().hex[:8]}"
+    cluster.client.system(f"CREATE USER {user} SET PASSWORD 'ftx-pass-1' CHANGE NOT REQUIRED")
+    cluster.client.system(f"GRANT ROLE reader TO {user}")
+    committed = cluster.statuses()[helpers.wait_for("a leader", cluster.leader)].commit_index
+    helpers.wait_for(
+        "the user on the follower",
+        lambda: cluster.client.node_status(follower_id, 1.0).applied_index >= committed,
+    )
+    doc = json.loads((cluster.directory / "cluster.json").read_text())
+    address = next(str(n["bolt"]) for n in doc["nodes"] if int(n["id"]) == follower_id)
+    with (
+        neo4j.GraphDatabase.driver(
+            f"bolt+s://{address}", auth=(user, "ftx-pass-1"), connection_timeout=10
+        ) as driver,
+        driver.session(database="neo4j") as session,
+    ):
+        tx = session.begin_transaction()
+        assert tx.run("MATCH (n) RETURN count(n) AS n").single(strict=True)["n"] >= 0
+        with pytest.raises(neo4j_errors.ClientError) as refused:
+            tx.run("CREATE (:FTx {tag: 'reader'})").consume()
+        assert refused.value.code == "Neo.ClientError.Security.Forbidden"
