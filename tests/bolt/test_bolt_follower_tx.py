@@ -254,3 +254,30 @@ def test_a_proxied_transaction_has_the_callers_privileges_on_the_leader(
         with pytest.raises(neo4j_errors.ClientError) as refused:
             tx.run("CREATE (:FTx {tag: 'reader'})").consume()
         assert refused.value.code == "Neo.ClientError.Security.Forbidden"
+
+
+def test_a_leader_change_mid_transaction_fails_it_retryably_and_commits_nothing(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The follower the transaction came through becomes the leader: the old leader refuses
+    the commit, the driver sees a retryable transient error (never a silent loss), and the
+    next transaction runs locally on the new leader."""
+    from cluster.admin import run_admin
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(cluster.directory / "ca.pem"))
+    follower_id = _follower_id(cluster)
+    tag = _tag()
+    with _driver(cluster, follower_id) as driver, driver.session(database="neo4j") as session:
+        tx = session.begin_transaction()
+        tx.run("CREATE (:FTx {tag: $tag, name: 'lost'})", tag=tag).consume()
+        run_admin(cluster.directory, "transfer-leader", follower_id, 5.0)
+        helpers.wait_for("the follower leads", lambda: cluster.leader() == follower_id)
+        with pytest.raises(neo4j_errors.TransientError) as lost:
+            tx.commit()
+        assert lost.value.is_retryable()
+
+        def create(tx: neo4j.ManagedTransaction) -> None:
+            tx.run("CREATE (:FTx {tag: $tag, name: 'kept'})", tag=tag).consume()
+
+        session.execute_write(create)
+        assert _names(session, tag) == ["kept"]
