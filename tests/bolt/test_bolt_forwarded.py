@@ -168,6 +168,13 @@ async def test_a_transaction_the_client_abandons_is_rolled_back_on_the_leader(
             await (await tx.run("CREATE (n) RETURN 7 AS n")).consume()
         # Closed without commit: the driver resets the connection, the server rolls back.
         await _until("the second rollback", lambda: setup.leader.names().count("Rollback") == 2)
+    # A connection that ends (GOODBYE, then the socket closes) in the middle of a transaction.
+    driver = neo4j.AsyncGraphDatabase.driver(f"bolt://{setup.bolt_address}", auth=AUTH)
+    session = driver.session()
+    tx = await session.begin_transaction()
+    await (await tx.run("CREATE (n) RETURN 7 AS n")).consume()
+    await driver.close()
+    await _until("the third rollback", lambda: setup.leader.names().count("Rollback") == 3)
 
 
 async def test_a_lost_leader_fails_the_statement_or_commit_with_a_retryable_error(
