@@ -21,6 +21,7 @@ from cluster import errors
 from cluster.config import NodeEntry
 from cluster.errors import QuiverError
 from cluster.node import (
+    CAUSAL_WAIT_S,
     COUNTER_FIELDS,
     DEFAULT_CATCH_UP_S,
     FETCH_SIZE,
@@ -28,6 +29,7 @@ from cluster.node import (
     Answer,
     MemberChange,
     Node,
+    parse_bookmarks,
 )
 from cluster.security.node_security import SESSION_METADATA, SYSTEM_DATABASE
 from cluster.security.privileges import DEFAULT_DATABASE
@@ -243,6 +245,14 @@ class QueryService(client_pb2_grpc.QueryServicer):
             address = client_address(context)
             acting = await security.acting(session, request.impersonated_user, address)
             await security.check_graph_access(acting, address)
+            if request.bookmarks and self.node.is_leader():
+                # The transaction sees them (a deposed leader that still thinks it leads waits
+                # and times out instead of beginning on a state older than the bookmarks).
+                await self.node.wait_applied(
+                    parse_bookmarks(list(request.bookmarks)),
+                    CAUSAL_WAIT_S,
+                    errors.BOOKMARK_TIMEOUT,
+                )
             tx_id = await self.node.begin(
                 request.client_id,
                 request.timeout_ms,

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from cluster import errors
 from cluster.bolt.backend import (
     SYSTEM_DATABASE,
     UNAUTHORIZED,
@@ -45,6 +46,7 @@ from cluster.bolt.backend import (
 from cluster.bolt.embedded import system_database_result
 from cluster.bolt.forwarded import QUERY_TYPE, ForwardedTransaction, forward_run
 from cluster.errors import QuiverError
+from cluster.node import CAUSAL_WAIT_S, parse_bookmarks
 from proto import admin_pb2, client_pb2
 
 if TYPE_CHECKING:
@@ -92,6 +94,8 @@ class ClusterNode(Protocol):
         sequence: int,
         privileges: Any = None,
     ) -> AnswerLike: ...
+
+    async def wait_applied(self, index: int, timeout_s: float, code: str) -> None: ...
 
     async def begin(self, client_id: str, timeout_ms: int, privileges: Any = None) -> str: ...
 
@@ -373,6 +377,10 @@ class NodeBackend:
             return _ReadTransaction(list(options.bookmarks), restrict, audit)
         if not self.node.is_leader():
             return await ForwardedTransaction.begin(self.node, options, session, audit)
+        if options.bookmarks:  # as the client API's Begin: the transaction sees them
+            await self.node.wait_applied(
+                parse_bookmarks(list(options.bookmarks)), CAUSAL_WAIT_S, errors.BOOKMARK_TIMEOUT
+            )
         tx_id = await self.node.begin("", options.timeout_ms or 0, **restrict)
         return _WriteTransaction(tx_id, audit)
 

@@ -74,6 +74,10 @@ class FakeNode:
             self.applied += 1
         return FakeAnswer(result.columns, result.rows, result.counters, f"quiver:{self.applied}", 3)
 
+    async def wait_applied(self, index: int, timeout_s: float, code: str) -> None:
+        if index > self.applied:
+            raise QuiverError(code, f"index {index} not applied (applied {self.applied})")
+
     async def begin(self, client_id: str, timeout_ms: int) -> str:
         if not self.leader:
             raise self._not_leader()

@@ -256,6 +256,25 @@ def test_a_proxied_transaction_has_the_callers_privileges_on_the_leader(
         assert refused.value.code == "Neo.ClientError.Security.Forbidden"
 
 
+@pytest.mark.parametrize("on", ["follower", "leader"])
+def test_a_write_transaction_is_begun_after_its_bookmarks_which_must_be_quivers(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch, on: str
+) -> None:
+    """Begin waits for the session's bookmarks on the leader (proxied or local): a bookmark
+    that is not Quiver's is refused instead of ignored."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(cluster.directory / "ca.pem"))
+    leader_id = helpers.wait_for("a leader", cluster.leader)
+    node_id = leader_id if on == "leader" else _follower_id(cluster)
+    bookmarks = neo4j.Bookmarks.from_raw_values(["not-a-bookmark"])
+    with (
+        _driver(cluster, node_id) as driver,
+        driver.session(database="neo4j", bookmarks=bookmarks) as session,
+        pytest.raises(neo4j_errors.ClientError) as refused,
+    ):
+        session.begin_transaction()
+    assert refused.value.code == "Neo.ClientError.Transaction.InvalidBookmark"
+
+
 def test_a_leader_change_mid_transaction_fails_it_retryably_and_commits_nothing(
     cluster: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
