@@ -21,6 +21,8 @@ is released before the commit, so many writes are in flight, batched into one Re
 fsync and one AppendEntries round (group commit), and the answer comes after apply. A
 follower forwards writes to the leader's client port. A leader that stays leader sends its
 appends before its own fsync (the loop is serial: no answer is stepped before it returned).
+A commit notice (an append that only moves a follower's commit index) waits up to
+``COMMIT_NOTICE_DELAY_S`` for the next append to that follower, which carries it anyway.
 
 Reads: ``linearizable`` through the core's ReadIndex (a follower's request goes to the
 leader for the index), ``causal`` after the bookmark's index is applied (bounded wait),
@@ -144,6 +146,9 @@ READ_INDEX_TIMEOUT_S: Final = 5.0
 READ_ROUND_GATHER_S: Final = 0.005
 """At most this long between a read-index round and the next when readers are waiting (the
 pause is as long as the round before, up to this)."""
+COMMIT_NOTICE_DELAY_S: Final = 0.005
+"""How long a leader holds a commit notice for a peer, waiting for the next append to it,
+which carries the new commit index anyway (see ``Node._defer_notice``)."""
 FETCH_SIZE: Final = 1000
 READER_THREADS: Final = 4
 WRITE_BATCH: Final = 64
@@ -192,6 +197,9 @@ def parse_bookmarks(bookmarks: list[str]) -> int:
             raise QuiverError(errors.INVALID_BOOKMARK, f"not a Quiver bookmark: {text!r}")
         highest = max(highest, int(text[len(BOOKMARK_PREFIX) :]))
     return highest
+
+
+_CARRIES_COMMIT: Final = frozenset({MessageType.APPEND, MessageType.HEARTBEAT})
 
 
 def _is_commit_notice(message: Message) -> bool:
@@ -359,6 +367,9 @@ class Node:
         self.raw: RawNode | None = None
         self._inbox: asyncio.Queue[_Input] = asyncio.Queue(maxsize=INBOX_ITEMS)
         self._senders: dict[int, PeerSender] = {}
+        self._notices: dict[int, Message] = {}
+        """Commit notices held back, by peer (``_defer_notice``)."""
+        self._notice_timer: asyncio.TimerHandle | None = None
         self._proposals: dict[bytes, asyncio.Future[Outcome]] = {}
         self._reads: dict[bytes, asyncio.Future[int]] = {}
         self._leader_known = asyncio.Event()
@@ -599,11 +610,8 @@ class Node:
             # Nothing waits to be sent after the persistence: persist and apply in one trip
             # to the storage thread (the order within it is the same).
             await self._persist_and_apply(entries, hard_state, ready.must_sync, committed)
-            # A leader tells its followers of the new commit index only now: the answers to
-            # the writes just applied are on their way first, before the followers' own
-            # apply competes with them for the CPU (no follower waits on a commit notice).
             for message in notices:
-                self._send(message)
+                self._defer_notice(message)
             for read_state in ready.read_states:
                 future = self._reads.pop(read_state.request_ctx, None)
                 if future is not None and not future.done():
@@ -626,7 +634,7 @@ class Node:
             for message in ready.messages:
                 self._send(message)
         for message in notices:
-            self._send(message)
+            self._defer_notice(message)
         # 3. apply
         for read_state in ready.read_states:
             future = self._reads.pop(read_state.request_ctx, None)
@@ -834,7 +842,37 @@ class Node:
         self.deliver(snapshot_message(first, descriptor))
         return received
 
+    def _defer_notice(self, message: Message) -> None:
+        """Hold a commit notice (an append without entries) for up to
+        ``COMMIT_NOTICE_DELAY_S``: the next append or heartbeat to the peer carries the new
+        commit index and replaces it. Under a stream of writes the notice is never sent, and
+        the follower does not step, persist, apply and answer one message per write twice;
+        after the last write it goes out once the delay has passed. Holding a message back is
+        as safe as a slow network; a follower learns of a commit at most that much later
+        (its causal reads wait for it, bounded), and the leader's answers are already on
+        their way before any notice competes with them for the CPU."""
+        self._notices[message.to] = message
+        if self._notice_timer is None:
+            self._notice_timer = asyncio.get_running_loop().call_later(
+                COMMIT_NOTICE_DELAY_S, self._send_notices
+            )
+
+    def _send_notices(self) -> None:
+        self._notice_timer = None
+        notices = list(self._notices.values())
+        self._notices.clear()
+        raw = self.raw
+        if raw is None or raw.raft.state is not StateType.LEADER:
+            return
+        for message in notices:
+            if message.term == raw.raft.term:
+                self._send(message)
+
     def _send(self, message: Message) -> None:
+        if self._notices and message.type in _CARRIES_COMMIT:
+            held = self._notices.get(message.to)
+            if held is not None and message.term == held.term and message.commit >= held.commit:
+                del self._notices[message.to]
         if message.type is MessageType.SNAPSHOT:
             snapshot_sender = self._snapshot_senders.get(message.to)
             if snapshot_sender is None or message.to in self.blocked:
