@@ -26,6 +26,8 @@ TRANSACTION_NOT_FOUND: Final = "Neo.ClientError.Transaction.TransactionNotFound"
 INVALID_REQUEST: Final = "Neo.ClientError.Request.Invalid"
 UNKNOWN: Final = "Neo.DatabaseError.General.UnknownError"
 SERVICE_UNAVAILABLE: Final = "Neo.TransientError.General.ServiceUnavailable"
+COMMIT_OUTCOME_UNKNOWN: Final = "Neo.DatabaseError.Transaction.TransactionCommitFailed"
+"""A transaction's commit that may or may not have been applied (drivers do not retry it)."""
 
 RETRYABLE_CLIENT_ERRORS: Final = frozenset({NOT_A_LEADER})
 """Client errors that a retry elsewhere can cure (Neo4j drivers re-route on these)."""

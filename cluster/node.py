@@ -371,6 +371,9 @@ class Node:
         """Commit notices held back, by peer (``_defer_notice``)."""
         self._notice_timer: asyncio.TimerHandle | None = None
         self._proposals: dict[bytes, asyncio.Future[Outcome]] = {}
+        self._settling: dict[bytes, int] = {}
+        """Proposals no retry can deduplicate (``_propose_settled``), by id: their log index
+        once proposed (0 before)."""
         self._reads: dict[bytes, asyncio.Future[int]] = {}
         self._leader_known = asyncio.Event()
         """Set while this node knows a leader (itself included)."""
@@ -538,6 +541,8 @@ class Node:
                 pending = self._pipeline.get(item.proposal_id)
                 if pending is not None:
                     pending.index = raw.raft.log.last_index()
+                if item.proposal_id in self._settling:
+                    self._settling[item.proposal_id] = raw.raft.log.last_index()
         elif isinstance(item, _ReadIndex):
             if raw.leader == NONE:
                 self._fail_read(item.context, self._no_leader_error())
@@ -685,6 +690,8 @@ class Node:
         self.snapshot_index = index
         self.snapshots_installed += 1
         log.info("n%d installed the snapshot at %d", self.id, index)
+        if self._settling:
+            self._settle(lost=False)
         self._release_apply_waiters()
 
     def _remove_stale_snapshot_files(self) -> None:
@@ -995,6 +1002,8 @@ class Node:
             future = self._proposals.pop(outcome.proposal_id, None)
             if future is not None and not future.done():
                 future.set_result(outcome)
+        if self._settling:
+            self._settle(lost=True)
         self._release_apply_waiters()
 
     def _release_apply_waiters(self) -> None:
@@ -1013,7 +1022,8 @@ class Node:
             # Proposals in flight may or may not commit; the client retries with the same
             # request id and the dedup table answers the truth.
             for proposal_id in list(self._proposals):
-                self._fail_proposal(proposal_id, self._not_leader_error())
+                if not self._settling.get(proposal_id):
+                    self._fail_proposal(proposal_id, self._not_leader_error())
             for proposal_id in list(self._pipeline):
                 self._unpipeline(proposal_id)
         if not was_leader and raft.state is StateType.LEADER:
@@ -1285,12 +1295,17 @@ class Node:
         await self._inbox.put(_Propose(envelope.encode(), envelope.proposal_id))
         return future
 
-    async def _outcome(self, envelope: Envelope, future: asyncio.Future[Outcome]) -> Outcome:
+    async def _outcome(
+        self,
+        envelope: Envelope,
+        future: asyncio.Future[Outcome],
+        timeout_error: QuiverError | None = None,
+    ) -> Outcome:
         """Wait (bounded) for a submitted envelope's outcome; errors raised."""
         try:
             outcome = await asyncio.wait_for(future, PROPOSAL_TIMEOUT_S)
         except TimeoutError:
-            raise QuiverError(
+            raise timeout_error or QuiverError(
                 errors.UNAVAILABLE,
                 "the write was not committed in time; retry it with the same request id",
             ) from None
@@ -1307,6 +1322,46 @@ class Node:
     async def _propose(self, envelope: Envelope) -> Outcome:
         """Propose an envelope and wait (bounded) for its outcome; errors already raised."""
         return await self._outcome(envelope, await self._submit(envelope))
+
+    async def _propose_settled(self, envelope: Envelope) -> Outcome:
+        """``_propose`` for an envelope that no retry can deduplicate (an explicit
+        transaction's commit: a retry runs the whole transaction again). A leader that loses
+        its term with the entry in its log does not fail it at once, because the next leader
+        may still commit it; the outcome waits (bounded) until this node, leader or not,
+        applied that index: the entry applied there is the outcome, another entry there
+        means it is lost for good (NotALeader: retrying is safe), and an index passed by a
+        snapshot or the timeout leaves it unknown (TransactionCommitFailed, which drivers
+        do not retry)."""
+        proposal_id = envelope.proposal_id
+        self._settling[proposal_id] = 0
+        unknown = QuiverError(
+            errors.COMMIT_OUTCOME_UNKNOWN,
+            "the commit's outcome is unknown: it was not decided in time "
+            "(check the data before running it again)",
+        )
+        try:
+            return await self._outcome(envelope, await self._submit(envelope), unknown)
+        finally:
+            self._settling.pop(proposal_id, None)
+
+    def _settle(self, lost: bool) -> None:
+        """Decide the settling proposals whose index this node has now applied without
+        applying them: lost (another entry is there) or unknown (a snapshot passed it)."""
+        for proposal_id, index in list(self._settling.items()):
+            if 0 < index <= self.applied_index and proposal_id in self._proposals:
+                del self._settling[proposal_id]
+                if lost:
+                    error = QuiverError(
+                        errors.NOT_A_LEADER,
+                        "the leader lost its term before the commit; nothing was committed",
+                    )
+                else:
+                    error = QuiverError(
+                        errors.COMMIT_OUTCOME_UNKNOWN,
+                        "the commit's outcome is unknown: this node caught up by a snapshot "
+                        "(check the data before running it again)",
+                    )
+                self._fail_proposal(proposal_id, error)
 
     def _unpipeline(self, proposal_id: bytes) -> None:
         if self._pipeline.pop(proposal_id, None) is not None:
@@ -1632,7 +1687,7 @@ class Node:
                     {},
                     encode_write_set(write_set),
                 )
-                outcome = await self._propose(envelope)
+                outcome = await self._propose_settled(envelope)
         return bookmark(outcome.index)
 
     async def change_membership(

@@ -49,7 +49,6 @@ FORWARD_TIMEOUT_S: Final = 30.0
 ROLLBACK_TIMEOUT_S: Final = 5.0
 """Bound of a forwarded Rollback: it runs on RESET and on a closing connection, which wait
 for it; a leader that does not answer drops the transaction at its timeout anyway."""
-COMMIT_OUTCOME_UNKNOWN: Final = "Neo.DatabaseError.Transaction.TransactionCommitFailed"
 
 QUERY_TYPE: Final[dict[int, str]] = {
     client_pb2.QUERY_TYPE_READ_ONLY: "r",
@@ -208,7 +207,7 @@ class ForwardedTransaction:
             cause = errors.from_rpc_error(error)
             if cause.unanswered:
                 raise QuiverError(
-                    COMMIT_OUTCOME_UNKNOWN,
+                    errors.COMMIT_OUTCOME_UNKNOWN,
                     f"the leader did not answer the commit ({cause.message}): the transaction "
                     "may or may not have been committed",
                 ) from None

@@ -19,7 +19,6 @@ from neo4j import exceptions as neo4j_errors
 from cluster import errors
 from cluster.bolt import server as bolt
 from cluster.bolt.cluster_backend import NodeBackend
-from cluster.bolt.forwarded import COMMIT_OUTCOME_UNKNOWN
 from cluster.errors import QuiverError
 from cluster.node import FORWARDED_METADATA
 from proto import admin_pb2, client_pb2, client_pb2_grpc
@@ -248,7 +247,7 @@ async def test_a_broken_leader_channel_is_transient_for_a_statement_unknown_for_
         # A commit the leader did not answer may have been applied: not to be retried.
         with pytest.raises(neo4j_errors.DatabaseError) as commit_failure:
             await commit_tx.commit()
-        assert commit_failure.value.code == COMMIT_OUTCOME_UNKNOWN
+        assert commit_failure.value.code == errors.COMMIT_OUTCOME_UNKNOWN
         assert not commit_failure.value.is_retryable()
 
 
