@@ -51,6 +51,8 @@ class Result:
 class _Plan:
     statement: ast.Statement
     analysis: Analysis
+    projections: dict[int, Any] = field(default_factory=dict)
+    """What each run's executor works out once per projection (``Executor.projections``)."""
 
 
 def _builtin_procedures() -> dict[str, Procedure]:
@@ -175,7 +177,9 @@ class Engine:
         if statement.mode == "EXPLAIN":
             # Nothing runs: no rows, no writes.
             return _columns(statement.body, star_columns, self.procedures), [], description
-        executor = Executor(tx, params, self.procedures, star_columns, self.limits)
+        executor = Executor(
+            tx, params, self.procedures, star_columns, self.limits, plan.projections
+        )
         if statement.mode == "PROFILE":
             executor.clause_rows = {}
         try:
@@ -369,9 +373,17 @@ def _check_existing_data_is_unique(
             )
 
 
+_PLAIN = frozenset((int, str, float, bool, type(None)))
+"""Types of values that are their own public form (most of what a result holds)."""
+
+
 def _public_rows(tx: TxState, rows: list[list[Any]]) -> list[list[Any]]:
     cache: dict[Any, Any] = {}
-    return [[_public(tx, value, cache) for value in row] for row in rows]
+    plain = _PLAIN
+    return [
+        [value if type(value) in plain else _public(tx, value, cache) for value in row]
+        for row in rows
+    ]
 
 
 def _public(tx: TxState, value: Any, cache: dict[Any, Any]) -> Any:

@@ -62,6 +62,9 @@ class Context:
     aggregates: dict[int, Any] | None = None
 
 
+_ProjectionShape = tuple[list[tuple[str, ast.Expr]], list[str], list[ast.Expr]]
+"""A projection's items (name, expression), its columns and its aggregate expressions."""
+
 _DIRECTIONS = {"out": Direction.OUTGOING, "in": Direction.INCOMING, "both": Direction.BOTH}
 _FLIP = {"out": "in", "in": "out", "both": "both"}
 
@@ -74,11 +77,15 @@ class Executor:
         procedures: dict[str, Procedure],
         star_columns: dict[int, list[str]],
         limits: Limits,
+        projections: dict[int, _ProjectionShape] | None = None,
     ) -> None:
         self.tx = tx
         self.ctx = Context(tx, parameters, self)
         self.procedures = procedures
         self.star_columns = star_columns
+        self.projections: dict[int, _ProjectionShape] = {} if projections is None else projections
+        """id(projection) -> its items, columns and aggregates: the same for every run of
+        one analysed statement (the engine passes its plan's, which keeps the AST alive)."""
         self.limits = limits
         self.expansions = 0
         self._label_counts: dict[str | None, int] = {}
@@ -687,21 +694,11 @@ class Executor:
         self, projection: ast.Projection, rows: Iterable[Row], where: ast.Expr | None
     ) -> tuple[list[str], Iterable[Row]]:
         ctx = self.ctx
-        items: list[tuple[str, ast.Expr]] = []
-        if projection.star:
-            for name in self.star_columns.get(id(projection), []):
-                items.append((name, ast.Variable(name)))
-        for item in projection.items:
-            items.append((item.alias or item.text, item.expression))
-        columns = [name for name, _ in items]
-        aggregates: list[ast.Expr] = []
-        for _, expr in items:
-            _collect_aggregates(expr, aggregates)
-        if aggregates:
-            item_exprs = [expr for _, expr in items]
-            for sort_item in projection.order:
-                if sort_item.expression not in item_exprs:
-                    _collect_aggregates(sort_item.expression, aggregates)
+        shape = self.projections.get(id(projection))
+        if shape is None:
+            shape = self.projections[id(projection)] = self._projection_shape(projection)
+        items, columns, aggregates = shape
+        columns = list(columns)  # the caller's to keep
         if aggregates:
             projected = self._aggregate(items, aggregates, rows)
         else:
@@ -720,6 +717,24 @@ class Executor:
             )
         out: Iterable[Row] = (pair[0] for pair in projected)
         return columns, out
+
+    def _projection_shape(self, projection: ast.Projection) -> _ProjectionShape:
+        items: list[tuple[str, ast.Expr]] = []
+        if projection.star:
+            for name in self.star_columns.get(id(projection), []):
+                items.append((name, ast.Variable(name)))
+        for item in projection.items:
+            items.append((item.alias or item.text, item.expression))
+        columns = [name for name, _ in items]
+        aggregates: list[ast.Expr] = []
+        for _, expr in items:
+            _collect_aggregates(expr, aggregates)
+        if aggregates:
+            item_exprs = [expr for _, expr in items]
+            for sort_item in projection.order:
+                if sort_item.expression not in item_exprs:
+                    _collect_aggregates(sort_item.expression, aggregates)
+        return items, columns, aggregates
 
     def _simple_projection(
         self, items: list[tuple[str, ast.Expr]], rows: Iterable[Row]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from cypher.errors import CypherError
 from store import writeset as ws
@@ -70,6 +70,9 @@ def deleted_entity(kind: str, entity_id: int) -> CypherError:
         "DeletedEntityAccess",
         kind="EntityNotFound",
     )
+
+
+_NO_WRITES: Final = ws.WriteSet(())
 
 
 @dataclass
@@ -460,6 +463,8 @@ class TxState:
 
     def finish(self) -> ws.WriteSet:
         """Check end-of-statement invariants and return the write set."""
+        if not self.operations and not self.deleted_nodes and not self.touched_nodes:
+            return _NO_WRITES  # a read-only statement: nothing to check
         for node_id in sorted(self.deleted_nodes):
             if self.relationships(node_id, Direction.BOTH, None) or (
                 self.guard is not None and self._has_hidden_relationships(node_id)
