@@ -31,6 +31,7 @@ from store.view import (
     GraphView,
     IndexInfo,
     NodeRecord,
+    RelationshipEnds,
     RelationshipRecord,
 )
 
@@ -247,6 +248,33 @@ class SecureView:
         if self._relationships_unfiltered:
             return self.base.relationships(node_id, direction, types)
         return self._filtered_relationships(node_id, direction, types)
+
+    def relationship_ends(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None = None
+    ) -> Iterator[RelationshipEnds]:
+        """The visible relationships' ends: the same checks as ``relationships`` (type and
+        other end; properties play no part in them), no relationship record read."""
+        if self.privileges.traverses_every_node and self.privileges.traverses_every_relationship:
+            return self.base.relationship_ends(node_id, direction, types)
+        return self._filtered_ends(node_id, direction, types)
+
+    def _filtered_ends(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None
+    ) -> Iterator[RelationshipEnds]:
+        visible_id = self._visible_id
+        if not visible_id(node_id):
+            return
+        privileges = self.privileges
+        every_type = privileges.traverses_every_relationship
+        every_node = privileges.traverses_every_node
+        for ends in self.base.relationship_ends(node_id, direction, types):
+            if not every_type and not privileges.can_traverse_relationship(ends.type):
+                continue
+            if not every_node:
+                other = ends.end if ends.start == node_id else ends.start
+                if other != node_id and not visible_id(other):
+                    continue
+            yield ends
 
     def _filtered_relationships(
         self, node_id: int, direction: Direction, types: Sequence[str] | None

@@ -21,6 +21,7 @@ from store.view import (
     IndexInfo,
     IndexNotFoundError,
     NodeRecord,
+    RelationshipEnds,
     RelationshipRecord,
 )
 
@@ -220,12 +221,13 @@ class TxState:
         if not self.created_rels and not self.deleted_rels:
             if created and node_id >= created[0]:
                 return []
-            # No overlay: the view's records serve as they are (same four attributes).
-            return list(self.view.relationships(node_id, direction, types or None))  # type: ignore[arg-type]
+            # No overlay: the view's ends serve as they are (same four attributes), and
+            # reading them reads no relationship record.
+            return list(self.view.relationship_ends(node_id, direction, types or None))  # type: ignore[arg-type]
         result: list[RelInfo] = []
         # Ids are allocated ascending, so a node created here has no committed relationships.
         if not created or node_id < created[0]:
-            for record in self.view.relationships(node_id, direction, types or None):
+            for record in self.view.relationship_ends(node_id, direction, types or None):
                 if record.id in self.deleted_rels:
                     continue
                 result.append(RelInfo(record.id, record.type, record.start, record.end))
@@ -577,6 +579,12 @@ class TxStateView:
             record = self.relationship(info.id)
             if record is not None:
                 yield record
+
+    def relationship_ends(
+        self, node_id: int, direction: Direction, types: Sequence[str] | None = None
+    ) -> Iterator[RelationshipEnds]:
+        for info in self.tx.relationships(node_id, direction, types):
+            yield RelationshipEnds(info.id, info.type, info.start, info.end)
 
     def count_nodes(self, label: str | None = None) -> int:
         """The committed count corrected by the nodes this state holds (its writes)."""
