@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from cluster.client import Client, connect
+from cluster.config import NodeConfig
 from cluster.errors import QuiverError
+from cluster.node import Node
 from cluster.supervisor import SUPERVISOR_PID, running_pid
 from proto import admin_pb2, admin_pb2_grpc
 
@@ -126,3 +128,24 @@ def start_cluster(tmp_path: Path, *extra_args: str) -> Iterator[LocalCluster]:
 @pytest.fixture
 def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     yield from start_cluster(tmp_path)
+
+
+@pytest.fixture
+def unstarted_node(tmp_path: Path) -> Node:
+    """A node that was never started: no store, no servers, no Raft core (a test that needs
+    one sets ``raw`` to a stand-in), for tests of its bookkeeping alone."""
+    return Node(
+        NodeConfig(
+            id=1,
+            zone="z1",
+            cluster_id=1,
+            listen_grpc="127.0.0.1:0",
+            listen_peer="127.0.0.1:0",
+            data_dir=tmp_path,
+            key_file=tmp_path / "key",
+            ca=tmp_path / "ca.pem",
+            cert=tmp_path / "cert.pem",
+            key=tmp_path / "key.pem",
+            peers={},
+        )
+    )

@@ -8,12 +8,10 @@ messages leave, and when.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from cluster.config import NodeConfig
 from cluster.node import COMMIT_NOTICE_DELAY_S, Node
 from raft.types import Entry, Message, MessageType, StateType
 
@@ -28,25 +26,12 @@ class _Sender:
         self.sent.append(message)
 
 
-def _node(tmp_path: Path) -> tuple[Node, dict[int, _Sender]]:
-    config = NodeConfig(
-        id=1,
-        zone="z1",
-        cluster_id=1,
-        listen_grpc="127.0.0.1:0",
-        listen_peer="127.0.0.1:0",
-        data_dir=tmp_path,
-        key_file=tmp_path / "key",
-        ca=tmp_path / "ca.pem",
-        cert=tmp_path / "cert.pem",
-        key=tmp_path / "key.pem",
-        peers={},
-    )
-    node = Node(config)
+def _leader(node: Node) -> dict[int, _Sender]:
+    """`node` made a leader of term TERM with two recording peers; the peers."""
     node.raw = SimpleNamespace(raft=SimpleNamespace(state=StateType.LEADER, term=TERM))  # type: ignore[assignment]
     senders = {2: _Sender(), 3: _Sender()}
     node._senders = senders  # type: ignore[assignment]
-    return node, senders
+    return senders
 
 
 def _notice(to: int, commit: int, term: int = TERM) -> Message:
@@ -70,8 +55,8 @@ async def _after_the_delay(fired: asyncio.Event) -> None:
     await asyncio.wait_for(fired.wait(), 100 * COMMIT_NOTICE_DELAY_S + 5)
 
 
-def test_an_append_carrying_the_commit_replaces_the_notice(tmp_path: Path) -> None:
-    node, senders = _node(tmp_path)
+def test_an_append_carrying_the_commit_replaces_the_notice(unstarted_node: Node) -> None:
+    node, senders = unstarted_node, _leader(unstarted_node)
 
     async def scenario() -> None:
         fired = _watch_delay(node)
@@ -94,8 +79,8 @@ def test_an_append_carrying_the_commit_replaces_the_notice(tmp_path: Path) -> No
     assert [m.commit for m in senders[3].sent] == [7]  # nothing replaced it: sent late
 
 
-def test_a_newer_notice_replaces_an_older_one(tmp_path: Path) -> None:
-    node, senders = _node(tmp_path)
+def test_a_newer_notice_replaces_an_older_one(unstarted_node: Node) -> None:
+    node, senders = unstarted_node, _leader(unstarted_node)
 
     async def scenario() -> None:
         fired = _watch_delay(node)
@@ -107,8 +92,8 @@ def test_a_newer_notice_replaces_an_older_one(tmp_path: Path) -> None:
     assert [m.commit for m in senders[2].sent] == [9]
 
 
-def test_a_heartbeat_behind_the_commit_does_not_replace_it(tmp_path: Path) -> None:
-    node, senders = _node(tmp_path)
+def test_a_heartbeat_behind_the_commit_does_not_replace_it(unstarted_node: Node) -> None:
+    node, senders = unstarted_node, _leader(unstarted_node)
 
     async def scenario() -> None:
         fired = _watch_delay(node)
@@ -124,8 +109,10 @@ def test_a_heartbeat_behind_the_commit_does_not_replace_it(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("change", ["stepped down", "new term"])
-def test_a_leader_that_lost_its_term_sends_no_held_notice(tmp_path: Path, change: str) -> None:
-    node, senders = _node(tmp_path)
+def test_a_leader_that_lost_its_term_sends_no_held_notice(
+    unstarted_node: Node, change: str
+) -> None:
+    node, senders = unstarted_node, _leader(unstarted_node)
 
     async def scenario() -> None:
         fired = _watch_delay(node)

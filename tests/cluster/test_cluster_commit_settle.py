@@ -10,13 +10,11 @@ part (the index the proposal got, the step-down, what gets applied) and watches 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from cluster import errors
-from cluster.config import NodeConfig
 from cluster.errors import QuiverError
 from cluster.node import Node
 from cluster.statemachine import Decision, Envelope, Outcome
@@ -25,21 +23,8 @@ from raft.types import NONE, Entry, Snapshot, SnapshotMetadata, StateType
 INDEX = 7
 
 
-def _node(tmp_path: Path) -> Node:
-    config = NodeConfig(
-        id=1,
-        zone="z1",
-        cluster_id=1,
-        listen_grpc="127.0.0.1:0",
-        listen_peer="127.0.0.1:0",
-        data_dir=tmp_path,
-        key_file=tmp_path / "key",
-        ca=tmp_path / "ca.pem",
-        cert=tmp_path / "cert.pem",
-        key=tmp_path / "key.pem",
-        peers={},
-    )
-    node = Node(config)
+def _leader(node: Node) -> Node:
+    """`node` as a leader of term 2 that applied everything before INDEX."""
     node.raw = SimpleNamespace(  # type: ignore[assignment]
         raft=SimpleNamespace(state=StateType.LEADER, term=2, lead=1), leader=1
     )
@@ -72,18 +57,18 @@ async def _commit_then(node: Node, after_step_down: object) -> Outcome:
     return await asyncio.wait_for(commit, 5)
 
 
-def test_a_commit_the_next_leader_committed_succeeds(tmp_path: Path) -> None:
-    outcome = asyncio.run(_commit_then(_node(tmp_path), "applied"))
+def test_a_commit_the_next_leader_committed_succeeds(unstarted_node: Node) -> None:
+    outcome = asyncio.run(_commit_then(_leader(unstarted_node), "applied"))
     assert outcome.index == INDEX
 
 
-def test_a_commit_overwritten_by_the_next_leader_is_safe_to_retry(tmp_path: Path) -> None:
+def test_a_commit_overwritten_by_the_next_leader_is_safe_to_retry(unstarted_node: Node) -> None:
     with pytest.raises(QuiverError) as raised:
-        asyncio.run(_commit_then(_node(tmp_path), "overwritten"))
+        asyncio.run(_commit_then(_leader(unstarted_node), "overwritten"))
     assert raised.value.code == errors.NOT_A_LEADER
 
 
-def test_a_commit_passed_by_a_snapshot_is_unknown(tmp_path: Path) -> None:
+def test_a_commit_passed_by_a_snapshot_is_unknown(unstarted_node: Node) -> None:
     with pytest.raises(QuiverError) as raised:
-        asyncio.run(_commit_then(_node(tmp_path), "snapshot"))
+        asyncio.run(_commit_then(_leader(unstarted_node), "snapshot"))
     assert raised.value.code == errors.COMMIT_OUTCOME_UNKNOWN
