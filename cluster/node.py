@@ -146,7 +146,7 @@ READ_INDEX_TIMEOUT_S: Final = 5.0
 READ_ROUND_GATHER_S: Final = 0.005
 """At most this long between a read-index round and the next when readers are waiting (the
 pause is as long as the round before, up to this)."""
-COMMIT_NOTICE_DELAY_S: Final = 0.005
+COMMIT_NOTICE_DELAY_S: Final = 0.001
 """How long a leader holds a commit notice for a peer, waiting for the next append to it,
 which carries the new commit index anyway (see ``Node._defer_notice``)."""
 FETCH_SIZE: Final = 1000
