@@ -60,6 +60,35 @@ def record_hash(body: Mapping[str, Any], key: bytes | None = None) -> str:
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
+def _query_fields(
+    user: str,
+    client: str,
+    query: str,
+    duration_ms: float,
+    rows: int,
+    outcome: str,
+    parameters: Mapping[str, Any] | None = None,
+    database: str = "",
+    impersonated: str = "",
+    literals: bool = False,
+) -> dict[str, Any]:
+    """The fields of a query-log record (see :meth:`AuditLog.query`)."""
+    fields: dict[str, Any] = {
+        "user": user,
+        "client": client,
+        "query": query if literals else masked(query),
+        "parameters": sorted(parameters or {}),
+        "duration_ms": duration_ms,
+        "rows": rows,
+        "outcome": outcome,
+    }
+    if database:
+        fields["database"] = database
+    if impersonated:
+        fields["impersonated"] = impersonated
+    return fields
+
+
 def segment_path(directory: Path, name: str, index: int) -> Path:
     return directory / f"{name}.{index:06d}.jsonl"
 
@@ -70,7 +99,8 @@ class AuditLog:
 
     At most ``sync_every`` records are written but not yet fsynced (1: every append is
     durable before it returns); every record is handed to the kernel before ``append``
-    returns, so only a machine crash can lose the unsynced ones. Thread-safe. On open the
+    returns (a batch of :meth:`queries`, before it returns), so only a machine crash can
+    lose the unsynced ones. Thread-safe. On open the
     chain is picked up from the newest segment; a torn last line (a crash mid-write) is cut
     off and the repair itself recorded.
     """
@@ -157,12 +187,20 @@ class AuditLog:
         with self._lock:
             if self._file.closed:
                 raise ValueError("the audit log is closed")
-            record, line = self._build(kind, fields)
-            if self._size > 0 and self._size + len(line) > self._max_bytes:
-                self._rotate()  # may write a retirement record first: build again
-                record, line = self._build(kind, fields)
-            self._write(record, line)
+            record = self._append(kind, fields)
+            if self._unsynced:
+                self._file.flush()  # in the kernel at once: a killed process loses nothing
             return record
+
+    def _append(self, kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Append one record under the lock, synced when ``sync_every`` is reached, else
+        maybe still in the file's buffer (the caller flushes)."""
+        record, line = self._build(kind, fields)
+        if self._size > 0 and self._size + len(line) > self._max_bytes:
+            self._rotate()  # may write a retirement record first: build again
+            record, line = self._build(kind, fields)
+        self._write(record, line)
+        return record
 
     def _build(self, kind: str, fields: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
         """The next record and its line (changes nothing)."""
@@ -199,8 +237,6 @@ class AuditLog:
         self._unsynced += 1
         if self._unsynced >= self._sync_every:
             self._sync()
-        else:
-            self._file.flush()  # in the kernel at once: a killed process loses nothing
 
     def security(self, event: str, **fields: Any) -> dict[str, Any]:
         """A security-log record: ``event`` (login, login_failed, lockout, ...) and details."""
@@ -223,20 +259,30 @@ class AuditLog:
         """A query-log record: the query with its literals masked (kept only with
         ``literals``); parameter values withheld (only their names are kept). ``user`` is
         who logged in, ``impersonated`` who the statement ran as when that is someone else."""
-        fields: dict[str, Any] = {
-            "user": user,
-            "client": client,
-            "query": query if literals else masked(query),
-            "parameters": sorted(parameters or {}),
-            "duration_ms": duration_ms,
-            "rows": rows,
-            "outcome": outcome,
-        }
-        if database:
-            fields["database"] = database
-        if impersonated:
-            fields["impersonated"] = impersonated
-        return self.append("query", fields)
+        return self.append(
+            "query",
+            _query_fields(
+                user, client, query, duration_ms, rows, outcome, parameters, database,
+                impersonated, literals,
+            ),
+        )  # fmt: skip
+
+    def queries(self, records: Iterable[Mapping[str, Any]], *, literals: bool = False) -> None:
+        """Query-log records, each the keyword arguments of :meth:`query`, appended in
+        order and handed to the kernel together when the last is appended: one write for
+        a batch instead of one per record (each write lets go of the GIL, and taking it
+        back is a thread hand-off while the event loop holds it)."""
+        with self._lock:
+            if self._file.closed:
+                raise ValueError("the audit log is closed")
+            appended = False
+            try:
+                for fields in records:
+                    self._append("query", _query_fields(**fields, literals=literals))
+                    appended = True
+            finally:
+                if appended and self._unsynced:
+                    self._file.flush()
 
     def _sync(self) -> None:
         self._file.flush()
