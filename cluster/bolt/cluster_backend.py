@@ -113,8 +113,8 @@ class ClusterNode(Protocol):
 @dataclass(slots=True)
 class _ReadTransaction:
     bookmarks: list[str]
-    restrict: dict[str, Any] = field(default_factory=dict)
-    """``{"privileges": ...}`` for the node's read path when the user is restricted."""
+    privileges: Any = None
+    """What the node's read path restricts the user to (None: unrestricted)."""
     audit: _Audit | None = None
 
 
@@ -204,10 +204,6 @@ class NodeBackend:
     """The node's users, sessions and ``system`` database (``cluster.security``)."""
     _checked: dict[str, tuple[object, Session]] = field(default_factory=dict, repr=False)
     """token -> (the security state it was checked against, its session)."""
-    _allowed: dict[tuple[str, bool], tuple[object, dict[str, Any]]] = field(
-        default_factory=dict, repr=False
-    )
-    """(user, change_required) -> (the security state, the graph restriction it allows)."""
 
     async def authenticate(
         self, scheme: str, principal: str, credentials: str, connection: ConnectionInfo
@@ -221,29 +217,17 @@ class NodeBackend:
         roles = tuple(sorted(record.roles)) if record is not None else ("admin",)
         return SessionPrincipal(session.user, roles, session.token)
 
-    async def _restrict(
-        self, session: Session | None, connection: ConnectionInfo
-    ) -> dict[str, Any]:
-        """Check the user may use the graph; the keyword that restricts the node's read,
-        write and begin to their privileges (none without a security layer)."""
+    async def _restrict(self, session: Session | None, connection: ConnectionInfo) -> Any:
+        """Check the user may use the graph; the privileges that restrict the node's read,
+        write and begin (None: unrestricted, and without a security layer). Remembered by
+        the shared layer (``NodeSecurity.graph_restriction``, as for the gRPC face) while
+        the applied security state is the same object."""
         security = self.security
         if security is None or session is None:
-            return {}
-        # Both answers follow from the user, their password state and the replicated
-        # security state: remembered until an applied change replaces that state.
-        state = security.state()
-        key = (session.user, session.change_required)
-        allowed = self._allowed.get(key)
-        if allowed is not None and allowed[0] is state:
-            return allowed[1]
-        await security.check_graph_access(session, connection.client_address)
-        restrict = {"privileges": security.graph_privileges(session)}
-        if len(self._allowed) >= MAX_CHECKED_TOKENS:
-            self._allowed.clear()
-        self._allowed[key] = (state, restrict)
-        return restrict
+            return None
+        return await security.graph_restriction(session, connection.client_address)
 
-    async def _session(self, user: Principal, connection: ConnectionInfo) -> Session | None:
+    def _session(self, user: Principal) -> Session | None:
         """The statement's session, its token checked again. What a check depends on (the
         users' credential indexes, suspensions, drops) lives in the replicated security
         state, which an applied change replaces by a new object: while the state is the
@@ -272,18 +256,39 @@ class NodeBackend:
         connection: ConnectionInfo,
     ) -> QueryResult:
         started = time.monotonic()
-        session = await self._session(user, connection)
-        audit = None
-        if session is not None:
-            audit = _Audit(session, options.imp_user or "", connection, options.database)
+        security = self.security
+        if security is None:
+            return await self._run(None, query, parameters, options, connection)
+        session = self._session(user)
+        assert session is not None
         try:
             result = await self._run(session, query, parameters, options, connection)
         except QuiverError as error:
-            if session is not None and self.security is not None and error.code == FORBIDDEN:
-                await self.security.authorization_failed(session, connection.client_address, query)
-            await self._log(audit, query, parameters, started, 0, error.code)
+            if error.code == FORBIDDEN:
+                await security.authorization_failed(session, connection.client_address, query)
+            await security.log_query(
+                user=session.user,
+                impersonated=options.imp_user or "",
+                client=connection.client_address,
+                database=options.database,
+                query=query,
+                parameters=parameters,
+                started=started,
+                rows=0,
+                outcome=error.code,
+            )
             raise
-        await self._log(audit, query, parameters, started, len(result.rows or ()), "ok")
+        await security.log_query(
+            user=session.user,
+            impersonated=options.imp_user or "",
+            client=connection.client_address,
+            database=options.database,
+            query=query,
+            parameters=parameters,
+            started=started,
+            rows=len(result.rows or ()),
+            outcome="ok",
+        )
         return result
 
     async def _log(
@@ -328,7 +333,7 @@ class NodeBackend:
         connection: ConnectionInfo,
     ) -> QueryResult:
         security = self.security
-        acting = await self._acting(session, options, connection)
+        acting = await self._acting(session, options, connection) if options.imp_user else session
         if options.database == SYSTEM_DATABASE:
             if security is None or acting is None:
                 return system_database_result(query)
@@ -336,7 +341,7 @@ class NodeBackend:
                 answer = await security.system(acting, query, parameters, connection.client_address)
                 return _result(answer, True)
             return await self._forward(query, parameters, options, session)
-        restrict = await self._restrict(acting, connection)
+        privileges = await self._restrict(acting, connection)
         node = self.node
         if options.access_mode is AccessMode.READ:
             answer = await node.read(
@@ -344,11 +349,11 @@ class NodeBackend:
                 parameters,
                 client_pb2.CONSISTENCY_CAUSAL,
                 list(options.bookmarks),
-                **restrict,
+                privileges,
             )
             return _result(answer, True)
         if node.is_leader():
-            return _result(await node.write(query, parameters, "", 0, **restrict), True)
+            return _result(await node.write(query, parameters, "", 0, privileges), True)
         return await self._forward(query, parameters, options, session)
 
     async def _forward(
@@ -365,23 +370,23 @@ class NodeBackend:
     async def begin(
         self, user: Principal, options: TransactionOptions, connection: ConnectionInfo
     ) -> object:
-        session = await self._session(user, connection)
+        session = self._session(user)
         if session is not None and options.database == SYSTEM_DATABASE:
             return _SystemTransaction(user, options, connection)
         acting = await self._acting(session, options, connection)
-        restrict = await self._restrict(acting, connection)
+        privileges = await self._restrict(acting, connection)
         audit = None
         if session is not None:
             audit = _Audit(session, options.imp_user or "", connection, options.database)
         if options.database == SYSTEM_DATABASE or options.access_mode is AccessMode.READ:
-            return _ReadTransaction(list(options.bookmarks), restrict, audit)
+            return _ReadTransaction(list(options.bookmarks), privileges, audit)
         if not self.node.is_leader():
             return await ForwardedTransaction.begin(self.node, options, session, audit)
         if options.bookmarks:  # as the client API's Begin: the transaction sees them
             await self.node.wait_applied(
                 parse_bookmarks(list(options.bookmarks)), CAUSAL_WAIT_S, errors.BOOKMARK_TIMEOUT
             )
-        tx_id = await self.node.begin("", options.timeout_ms or 0, **restrict)
+        tx_id = await self.node.begin("", options.timeout_ms or 0, privileges)
         return _WriteTransaction(tx_id, audit)
 
     async def run_in_transaction(
@@ -402,7 +407,7 @@ class NodeBackend:
                     parameters,
                     client_pb2.CONSISTENCY_CAUSAL,
                     transaction.bookmarks,
-                    **transaction.restrict,
+                    transaction.privileges,
                 )
                 result = _result(answer, False)
             elif isinstance(transaction, ForwardedTransaction):

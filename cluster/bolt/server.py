@@ -67,6 +67,9 @@ WATCHDOG_FRACTION: Final = 0.25
 or idle): a NOOP goes out at most 25 % late, an idle connection ends at most 25 % late."""
 WATCHDOG_MIN_S: Final = 0.005
 RECORDS_PER_DRAIN: Final = 1000
+MAX_PACKED_ANSWERS: Final = 64
+"""SUCCESS messages a connection keeps packed (those that follow from a few values: a
+result's columns, its type and database) before it forgets them all."""
 FLUSH_BYTES: Final = 256 * 1024
 """Outgoing bytes buffered before a flush even while the client's next message waits."""
 READ_BYTES: Final = 64 * 1024
@@ -648,6 +651,15 @@ class Connection:
         self._watchdog: asyncio.TimerHandle | None = None
         self._last_extra: dict[str, Any] | None = None
         self._last_options = TransactionOptions(DEFAULT_DATABASE)
+        self._extra_bytes: bytes | None = None
+        """The packed extra of the last RUN whose extra was unpacked, and that extra: a
+        session's driver sends the same one with each statement, read once while it does."""
+        self._extra_value: dict[str, Any] = {}
+        self._repeated: tuple[bytes, int, list[Any]] | None = None
+        self._packed: dict[tuple[Any, ...], bytes] = {}
+        """SUCCESS messages already packed and framed, by what their metadata holds."""
+        """The last PULL or DISCARD (its bytes, tag and fields): a driver sends the same one
+        after every RUN."""
 
     # -- output ---------------------------------------------------------------------------
 
@@ -679,17 +691,30 @@ class Connection:
             self.outbox.clear()
         await self.writer.drain()
 
-    async def _flush_if_full(self) -> None:
-        if len(self.outbox) >= FLUSH_BYTES:
-            await self._flush()
+    def _success_packed(self, key: tuple[Any, ...]) -> bool:
+        """Queue the SUCCESS packed before for ``key`` (what its metadata holds, all of it),
+        if there is one."""
+        packed = self._packed.get(key)
+        if packed is None:
+            return False
+        self.outbox += packed
+        return True
 
-    async def _success(self, metadata: dict[str, Any] | None = None) -> None:
+    def _success_keep(self, key: tuple[Any, ...], metadata: dict[str, Any]) -> None:
+        """Queue a SUCCESS and keep it packed for ``key``."""
+        start = len(self.outbox)
+        self._send(SUCCESS, metadata)
+        if len(self._packed) >= MAX_PACKED_ANSWERS:
+            self._packed.clear()
+        self._packed[key] = bytes(self.outbox[start:])
+
+    def _success(self, metadata: dict[str, Any] | None = None) -> None:
+        """Queued: the serve loop flushes after any message that filled the outbox, and
+        before it waits for the client (no coroutine per answer)."""
         self._send(SUCCESS, metadata or {})
-        await self._flush_if_full()
 
-    async def _failure(self, error: QuiverError) -> None:
+    def _failure(self, error: QuiverError) -> None:
         self._send(FAILURE, failure_metadata(error.code, error.message, self.version))
-        await self._flush_if_full()
 
     async def _keepalive(self, work: Awaitable[T]) -> T:
         """Await `work`, NOOP chunks going out while it takes long (the client's read timeout
@@ -739,6 +764,8 @@ class Connection:
                 if data is None:
                     break
                 await self._handle(data)
+                if len(self.outbox) >= FLUSH_BYTES:
+                    await self._flush()
             await self._flush()
         except (
             ProtocolViolation,
@@ -757,15 +784,15 @@ class Connection:
                 await asyncio.wait_for(self.writer.wait_closed(), SHUTDOWN_GRACE_S)
 
     async def _handle(self, data: bytes) -> None:
-        unpacker = ps.Unpacker(data, utc_datetime=True)
-        try:
-            size, tag = unpacker.unpack_structure_header()
-            fields = [unpacker.unpack() for _ in range(size)]
-            if not unpacker.at_end():
-                raise ps.PackStreamError("trailing bytes after a message")
-        except ps.PackStreamError as error:
-            await self._fail(QuiverError(INVALID_FORMAT, str(error)))
-            return
+        repeated = self._repeated
+        if repeated is not None and repeated[0] == data:
+            tag, fields = repeated[1], repeated[2]
+        else:
+            try:
+                tag, fields = self._unpack(data)
+            except ps.PackStreamError as error:
+                self._fail(QuiverError(INVALID_FORMAT, str(error)))
+                return
         session = self.session
         if tag == GOODBYE:
             session.state = State.DEFUNCT
@@ -775,11 +802,10 @@ class Connection:
             session.state = State.READY if session.principal is not None else session.state
             if session.state is State.FAILED:
                 session.state = State.AUTHENTICATION
-            await self._success()
+            self._success()
             return
         if session.state is State.FAILED:
             self._send(IGNORED)
-            await self._flush_if_full()
             return
         handler = _HANDLERS.get(tag)
         if handler is None:
@@ -787,15 +813,38 @@ class Connection:
         try:
             await handler(self, fields)
         except (QuiverError, CypherError, ps.PackStreamError) as error:
-            await self._fail(_as_quiver_error(error))
+            self._fail(_as_quiver_error(error))
         except ProtocolViolation:
             raise
         except Exception as error:
-            await self._fail(_as_quiver_error(error))
+            self._fail(_as_quiver_error(error))
 
-    async def _fail(self, error: QuiverError) -> None:
+    def _unpack(self, data: bytes) -> tuple[int, list[Any]]:
+        """A message's tag and fields. No handler changes its fields, so those of a repeated
+        PULL/DISCARD and a RUN's repeated extra are the very ones read before."""
+        unpacker = ps.Unpacker(data, utc_datetime=True)
+        size, tag = unpacker.unpack_structure_header()
+        if tag == RUN and size == 3:
+            query = unpacker.unpack()
+            parameters = unpacker.unpack()
+            rest = data[unpacker.position :]
+            if rest == self._extra_bytes:
+                return tag, [query, parameters, self._extra_value]
+            extra = unpacker.unpack()
+            if not unpacker.at_end():
+                raise ps.PackStreamError("trailing bytes after a message")
+            self._extra_bytes, self._extra_value = rest, extra
+            return tag, [query, parameters, extra]
+        fields = [unpacker.unpack() for _ in range(size)]
+        if not unpacker.at_end():
+            raise ps.PackStreamError("trailing bytes after a message")
+        if tag in (PULL, DISCARD):
+            self._repeated = (data, tag, fields)
+        return tag, fields
+
+    def _fail(self, error: QuiverError) -> None:
         session = self.session
-        await self._failure(error)
+        self._failure(error)
         if session.state in (State.CONNECTED, State.AUTHENTICATION):
             # A failed HELLO or LOGON ends the connection, as Neo4j does.
             session.state = State.DEFUNCT
@@ -828,7 +877,7 @@ class Connection:
             raise ProtocolViolation("HELLO must be the first message, with one map")
         _map(fields[0], "HELLO's extra")
         self.session.state = State.AUTHENTICATION
-        await self._success(
+        self._success(
             {
                 "server": SERVER_AGENT,
                 "connection_id": self.id,
@@ -848,17 +897,17 @@ class Connection:
             scheme, principal, credentials, self.info
         )
         self.session.state = State.READY
-        await self._success()
+        self._success()
 
     async def logoff(self, fields: list[Any]) -> None:
         self._expect(fields, 0, State.READY)
         self.session.principal = None
         self.session.state = State.AUTHENTICATION
-        await self._success()
+        self._success()
 
     async def telemetry(self, fields: list[Any]) -> None:
         self._expect(fields, 1, State.READY)
-        await self._success()
+        self._success()
 
     async def route(self, fields: list[Any]) -> None:
         self._expect(fields, 3, State.READY)
@@ -876,7 +925,7 @@ class Connection:
             {"addresses": list(table.readers), "role": "READ"},
             {"addresses": list(table.routers), "role": "ROUTE"},
         ]
-        await self._success({"rt": {"ttl": table.ttl_s, "db": database, "servers": servers}})
+        self._success({"rt": {"ttl": table.ttl_s, "db": database, "servers": servers}})
 
     def _run_fields(self, fields: list[Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         if len(fields) != 3 or not isinstance(fields[0], str):
@@ -895,34 +944,41 @@ class Connection:
         if session.state is State.READY:
             # A session's driver sends the same extra with each statement (its bookmarks
             # change only after a write): checked and built once while it does not change.
-            if extra == self._last_extra:
+            if extra is self._last_extra or extra == self._last_extra:
                 options = self._last_options
             else:
                 options = _options(extra)
                 self._last_extra, self._last_options = extra, options
-            result = await self._keepalive(
-                self.backend.run(self._principal(), query, parameters, options, self.info)
-            )
+            principal = self._principal()
+            self._busy_since = started  # as _keepalive, without a coroutine per statement
+            try:
+                result = await self.backend.run(principal, query, parameters, options, self.info)
+            finally:
+                self._busy_since = None
             session.streams = {-1: _Stream(result, options.database, True, started)}
             session.last_qid = -1
             session.state = State.STREAMING
-            metadata: dict[str, Any] = {"fields": result.columns, "t_first": _ms_since(started)}
-            await self._success(metadata)
+            t_first = _ms_since(started)
+            key = ("run", t_first, *result.columns)
+            if not self._success_packed(key):
+                self._success_keep(key, {"fields": result.columns, "t_first": t_first})
             return
         if session.state in (State.TX_READY, State.TX_STREAMING):
             if len(session.streams) >= MAX_OPEN_STREAMS:
                 raise QuiverError(INVALID_REQUEST, "too many open results in this transaction")
-            result = await self._keepalive(
-                self.backend.run_in_transaction(session.transaction, query, parameters)
-            )
+            self._busy_since = started
+            try:
+                result = await self.backend.run_in_transaction(
+                    session.transaction, query, parameters
+                )
+            finally:
+                self._busy_since = None
             qid = session.next_qid
             session.next_qid += 1
             session.streams[qid] = _Stream(result, session.database, False, started)
             session.last_qid = qid
             session.state = State.TX_STREAMING
-            await self._success(
-                {"fields": result.columns, "t_first": _ms_since(started), "qid": qid}
-            )
+            self._success({"fields": result.columns, "t_first": _ms_since(started), "qid": qid})
             return
         raise QuiverError(INVALID_REQUEST, f"RUN not allowed in state {session.state.value}")
 
@@ -944,11 +1000,11 @@ class Connection:
             raise QuiverError(INVALID_REQUEST, f"no open result with qid {qid}")
         return qid, stream
 
-    async def pull(self, fields: list[Any]) -> None:
-        await self._consume(fields, discard=False)
+    def pull(self, fields: list[Any]) -> Awaitable[None]:
+        return self._consume(fields, discard=False)
 
-    async def discard(self, fields: list[Any]) -> None:
-        await self._consume(fields, discard=True)
+    def discard(self, fields: list[Any]) -> Awaitable[None]:
+        return self._consume(fields, discard=True)
 
     async def _consume(self, fields: list[Any], *, discard: bool) -> None:
         self._expect(fields, 1, State.STREAMING, State.TX_STREAMING)
@@ -957,8 +1013,19 @@ class Connection:
         if not isinstance(n, int) or n == 0 or n < -1:
             raise QuiverError(INVALID_REQUEST, "n must be a positive integer or -1")
         qid, stream = self._stream_for(extra)
-        if stream.result.rows is not None:
-            await self._consume_rows(qid, stream, n, discard=discard)
+        rows = stream.result.rows
+        if rows is not None:  # materialized: no event-loop trip per record
+            end = len(rows) if n == -1 else min(len(rows), stream.position + n)
+            if not discard:
+                for row in rows[stream.position : end]:
+                    self._send(RECORD, list(row))
+                    if len(self.outbox) >= FLUSH_BYTES:
+                        await self._flush()
+            stream.position = end
+            if end < len(rows):
+                self._success({"has_more": True})
+            else:
+                self._finish_stream(qid, stream)
             return
         sent = 0
         records = stream.result.records
@@ -985,48 +1052,41 @@ class Connection:
             else:
                 stream.result.records = _prepend(row, records)
         if has_more:
-            await self._success({"has_more": True})
+            self._success({"has_more": True})
             return
-        await self._finish_stream(qid, stream)
+        with contextlib.suppress(Exception):
+            await records.aclose()  # type: ignore[attr-defined]
+        self._finish_stream(qid, stream)
 
-    async def _consume_rows(self, qid: int, stream: _Stream, n: int, *, discard: bool) -> None:
-        """PULL/DISCARD of a materialized result: no event-loop trip per record."""
-        rows = stream.result.rows
-        assert rows is not None
-        end = len(rows) if n == -1 else min(len(rows), stream.position + n)
-        if not discard:
-            for row in rows[stream.position : end]:
-                self._send(RECORD, list(row))
-                if len(self.outbox) >= FLUSH_BYTES:
-                    await self._flush()
-        stream.position = end
-        if end < len(rows):
-            await self._success({"has_more": True})
-            return
-        await self._finish_stream(qid, stream)
-
-    async def _finish_stream(self, qid: int, stream: _Stream) -> None:
+    def _finish_stream(self, qid: int, stream: _Stream) -> None:
+        """The summary of a stream whose records are all sent or discarded."""
         session = self.session
-        if stream.result.rows is None:  # a materialized result's records were never started
-            with contextlib.suppress(Exception):
-                await stream.result.records.aclose()  # type: ignore[attr-defined]
         summary = stream.result.summary()
         del session.streams[qid]
-        metadata: dict[str, Any] = {
-            "type": summary.query_type,
-            "t_last": _ms_since(stream.started),
-            "db": stream.database,
-        }
-        stats = _stats(summary.counters)
-        if stats:
-            metadata["stats"] = stats
         if stream.auto_commit:
-            if summary.bookmark:
-                metadata["bookmark"] = summary.bookmark
             session.state = State.READY
         elif not session.streams:
             session.state = State.TX_READY
-        await self._success(metadata)
+        t_last = _ms_since(stream.started)
+        stats = _stats(summary.counters)
+        bookmark = summary.bookmark if stream.auto_commit else None
+        if not stats and not bookmark:  # a read's summary: the same for most statements
+            key = ("end", summary.query_type, t_last, stream.database)
+            if not self._success_packed(key):
+                self._success_keep(
+                    key, {"type": summary.query_type, "t_last": t_last, "db": stream.database}
+                )
+            return
+        metadata: dict[str, Any] = {
+            "type": summary.query_type,
+            "t_last": t_last,
+            "db": stream.database,
+        }
+        if stats:
+            metadata["stats"] = stats
+        if bookmark:
+            metadata["bookmark"] = bookmark
+        self._success(metadata)
 
     async def begin(self, fields: list[Any]) -> None:
         self._expect(fields, 1, State.READY)
@@ -1040,7 +1100,7 @@ class Connection:
         session.last_qid = -1
         session.streams = {}
         session.state = State.TX_READY
-        await self._success()
+        self._success()
 
     async def commit(self, fields: list[Any]) -> None:
         self._expect(fields, 0, State.TX_READY, State.TX_STREAMING)
@@ -1049,13 +1109,13 @@ class Connection:
         session.streams.clear()
         session.state = State.READY
         bookmark = await self._keepalive(self.backend.commit(transaction))
-        await self._success({"bookmark": bookmark} if bookmark else {})
+        self._success({"bookmark": bookmark} if bookmark else {})
 
     async def rollback(self, fields: list[Any]) -> None:
         self._expect(fields, 0, State.TX_READY, State.TX_STREAMING)
         await self._end_transaction()
         self.session.state = State.READY
-        await self._success()
+        self._success()
 
 
 async def _prepend(row: Sequence[Any], rest: AsyncIterator[Sequence[Any]]) -> AsyncIterator[Any]:

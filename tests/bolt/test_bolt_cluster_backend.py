@@ -55,7 +55,12 @@ class FakeNode:
         return QuiverError(errors.NOT_A_LEADER, f"n{self.id} is not the leader")
 
     async def read(
-        self, query: str, parameters: dict[str, Any], consistency: int, bookmarks: list[str]
+        self,
+        query: str,
+        parameters: dict[str, Any],
+        consistency: int,
+        bookmarks: list[str],
+        privileges: Any = None,
     ) -> FakeAnswer:
         self.calls.append(f"read {consistency} {bookmarks}")
         result = self.engine.run(self.graph, query, parameters)
@@ -64,7 +69,12 @@ class FakeNode:
         return FakeAnswer(result.columns, result.rows, result.counters, "", 1)
 
     async def write(
-        self, query: str, parameters: dict[str, Any], client_id: str, sequence: int
+        self,
+        query: str,
+        parameters: dict[str, Any],
+        client_id: str,
+        sequence: int,
+        privileges: Any = None,
     ) -> FakeAnswer:
         if not self.leader:
             raise self._not_leader()
@@ -78,7 +88,7 @@ class FakeNode:
         if index > self.applied:
             raise QuiverError(code, f"index {index} not applied (applied {self.applied})")
 
-    async def begin(self, client_id: str, timeout_ms: int) -> str:
+    async def begin(self, client_id: str, timeout_ms: int, privileges: Any = None) -> str:
         if not self.leader:
             raise self._not_leader()
         tx_id = f"tx{len(self.transactions)}"
