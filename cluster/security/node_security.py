@@ -314,22 +314,11 @@ class NodeSecurity:
             elif key == AUTHORIZATION_METADATA:
                 authorization = text
         if token:
-            state = self.state()
-            admitted = self._admissions.get(token)
-            if (
-                admitted is not None
-                and admitted.state is state
-                and self.authenticator._clock() < admitted.until
-            ):
-                return admitted.session, False
             try:
-                session = self.authenticator.check_token(token)
+                return self.token_session(token), False
             except QuiverError:
                 if not authorization:
                     raise
-            else:
-                self._admit(token, _Admission(state, session, session.expires_at, ""))
-                return session, False
         if not authorization:
             raise QuiverError(
                 UNAUTHORIZED, "no credentials: send 'authorization: Basic ...' or a session token"
@@ -348,6 +337,22 @@ class NodeSecurity:
         if self.state() is state and time.time() < until:
             self._admit(key, _Admission(state, session, until, user))
         return session, True
+
+    def token_session(self, token: str) -> Session:
+        """A session token's session, remembered (:class:`_Admission`) while the applied
+        security state is the same object and the token has not expired: a call's token on
+        the gRPC face, a connection's on the Bolt face (checked again for every statement)."""
+        state = self.state()
+        admitted = self._admissions.get(token)
+        if (
+            admitted is not None
+            and admitted.state is state
+            and self.authenticator._clock() < admitted.until
+        ):
+            return admitted.session
+        session = self.authenticator.check_token(token)
+        self._admit(token, _Admission(state, session, session.expires_at, ""))
+        return session
 
     def _admit(self, key: str | bytes, admission: _Admission) -> None:
         if len(self._admissions) >= MAX_ADMISSIONS:
