@@ -55,9 +55,6 @@ if TYPE_CHECKING:
 
 ROUTING_TTL_S: Final = 30
 FORBIDDEN: Final = "Neo.ClientError.Security.Forbidden"
-MAX_CHECKED_TOKENS: Final = 1024
-"""Session tokens whose check is remembered (per security state) before the memory is
-cleared."""
 
 
 class AnswerLike(Protocol):
@@ -202,8 +199,6 @@ class NodeBackend:
     """user -> password, for a backend without ``security`` (tests of the Bolt face)."""
     security: NodeSecurity | None = None
     """The node's users, sessions and ``system`` database (``cluster.security``)."""
-    _checked: dict[str, tuple[object, Session]] = field(default_factory=dict, repr=False)
-    """token -> (the security state it was checked against, its session)."""
 
     async def authenticate(
         self, scheme: str, principal: str, credentials: str, connection: ConnectionInfo
@@ -228,24 +223,14 @@ class NodeBackend:
         return await security.graph_restriction(session, connection.client_address)
 
     def _session(self, user: Principal) -> Session | None:
-        """The statement's session, its token checked again. What a check depends on (the
-        users' credential indexes, suspensions, drops) lives in the replicated security
-        state, which an applied change replaces by a new object: while the state is the
-        same object and the token has not expired, the answer is the one already found
-        (the MAC, the JSON and the record look-ups cost about as much as a point lookup)."""
+        """The statement's session, its token checked again, through the admissions the
+        gRPC face's calls use (``NodeSecurity.token_session``): what a check depends on
+        (credential indexes, suspensions, drops) lives in the replicated security state, so
+        the answer is remembered while that state is the same object and the token good."""
         security = self.security
         if security is None:
             return None
-        token = user.token if isinstance(user, SessionPrincipal) else ""
-        state = security.state()
-        checked = self._checked.get(token)
-        if checked is not None and checked[0] is state and time.time() < checked[1].expires_at:
-            return checked[1]
-        session = security.session(token)
-        if len(self._checked) >= MAX_CHECKED_TOKENS:
-            self._checked.clear()
-        self._checked[token] = (state, session)
-        return session
+        return security.token_session(user.token if isinstance(user, SessionPrincipal) else "")
 
     async def run(
         self,
