@@ -1859,7 +1859,7 @@ class Node:
     # -- running ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        from cluster.service import AdminService, QueryService
+        from cluster.service import AdminService, QueryService, add_query_service
 
         await self._in_storage(self._open_store)
         await self.security.start()
@@ -1879,9 +1879,9 @@ class Node:
         )
         peer_server.add_secure_port(cfg.listen_peer, peer_server_credentials)
         client_server = grpc.aio.server(options=CHANNEL_OPTIONS)
-        from proto import admin_pb2_grpc, client_pb2_grpc
+        from proto import admin_pb2_grpc
 
-        client_pb2_grpc.add_QueryServicer_to_server(QueryService(self), client_server)
+        add_query_service(QueryService(self), client_server)
         admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self), client_server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, client_server)
         client_server.add_secure_port(cfg.listen_grpc, client_server_credentials)

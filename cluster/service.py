@@ -56,6 +56,9 @@ def _parameters(request: client_pb2.RunRequest) -> dict[str, Any]:
         raise QuiverError(errors.INVALID_REQUEST, f"bad parameter: {error}") from None
 
 
+_COUNTERS = frozenset(COUNTER_FIELDS) - {"contains_updates"}
+
+
 def answer_responses(answer: Answer, fetch_size: int) -> Iterator[client_pb2.RunResponse]:
     """The answer as a Run stream: one message per batch of `fetch_size` rows (at least one),
     the first carrying the header and the last the summary. Built in place: a message
@@ -82,12 +85,15 @@ def answer_responses(answer: Answer, fetch_size: int) -> Iterator[client_pb2.Run
             counters.SetInParent()
             updates = False
             for name, count in answer.counters.items():
-                if name in COUNTER_FIELDS and name != "contains_updates":
+                # A zero is the field's default (no presence in proto3): not set, the
+                # same bytes, and a read's eleven zeros cost nothing.
+                if count and name in _COUNTERS:
                     setattr(counters, name, count)
-                    updates = updates or bool(count)
+                    updates = True
             if updates:
                 counters.contains_updates = True
-            summary.bookmark = answer.bookmark
+            if answer.bookmark:
+                summary.bookmark = answer.bookmark
             summary.applied_index = answer.applied_index
             summary.query_type = answer.query_type  # type: ignore[assignment]
         yield response
@@ -122,6 +128,30 @@ async def authenticate(
     return session
 
 
+class _Held:
+    """The newest response of a statement served by ``run_answering_with_status``, held
+    back until the next one comes (then written) or the statement ends (then returned, to
+    go out with the status)."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.response: client_pb2.RunResponse | None = None
+
+    async def hold(self, response: client_pb2.RunResponse) -> None:
+        await self.flush()
+        self.response = response
+
+    async def flush(self) -> None:
+        if self.response is not None:
+            response, self.response = self.response, None
+            await self.context.write(response.SerializeToString())
+
+    def last(self) -> bytes:
+        # A statement answers with a response at least, or aborts (raising out of _run);
+        # an empty message would read as an empty answer all the same.
+        return b"" if self.response is None else self.response.SerializeToString()
+
+
 class QueryService(client_pb2_grpc.QueryServicer):
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -129,8 +159,27 @@ class QueryService(client_pb2_grpc.QueryServicer):
     async def Run(
         self, request: client_pb2.RunRequest, context: Context
     ) -> AsyncIterator[client_pb2.RunResponse]:
+        """One statement, as a stream of responses (``add_QueryServicer_to_server``'s
+        kind; a node serves :meth:`run_answering_with_status`)."""
+        async for response in self._run(request, context, None):
+            yield response
+
+    async def run_answering_with_status(
+        self, request: client_pb2.RunRequest, context: Context
+    ) -> bytes:
+        """One statement for :func:`add_query_service`: every message but the last written
+        as it comes, the last returned to go out with the status (see there)."""
+        held = _Held(context)
+        async for response in self._run(request, context, held):
+            await held.hold(response)
+        return held.last()
+
+    async def _run(
+        self, request: client_pb2.RunRequest, context: Context, held: _Held | None
+    ) -> AsyncIterator[client_pb2.RunResponse]:
         """One statement; recorded in the query log here unless forwarded to this node (the
-        node the client talked to records it)."""
+        node the client talked to records it). With `held`, a failure after some responses
+        sends the one held back before the error, as a stream would have."""
         started = time.monotonic()
         node = self.node
         security = node.security
@@ -217,6 +266,8 @@ class QueryService(client_pb2_grpc.QueryServicer):
                 # The engine refused a write (or the database refused access): audited.
                 await security.authorization_failed(session, address, request.query)
             await record(0, error.code)
+            if held is not None:
+                await held.flush()
             await _abort(context, error)
             return
         await record(len(answer.rows), "ok")
@@ -292,6 +343,43 @@ class QueryService(client_pb2_grpc.QueryServicer):
         if self.node.rollback(request.transaction_id, session.user):
             self.node.security.forget_transaction(request.transaction_id)
         return client_pb2.RollbackResponse()
+
+
+def add_query_service(service: QueryService, server: grpc.aio.Server) -> None:
+    """``quiver.v1.Query`` on `server`, as ``add_QueryServicer_to_server`` would, except
+    that ``Run`` is served by a handler of grpc's unary kind: grpc.aio sends a unary
+    answer's message together with the status, in one batch, where a streaming handler's
+    last message and the status are two (two trips through gRPC's completion queue, its
+    poller thread and the event loop). The client cannot tell: on the wire a server stream
+    of one message and a unary answer are the same frames, and a longer answer's leading
+    messages are written one by one as before (``context.write``), only the last goes with
+    the status."""
+    handlers = {
+        "Run": grpc.unary_unary_rpc_method_handler(
+            service.run_answering_with_status,
+            request_deserializer=client_pb2.RunRequest.FromString,
+            response_serializer=None,  # the handler serializes: its writes are bytes too
+        ),
+        "Begin": grpc.unary_unary_rpc_method_handler(
+            service.Begin,
+            request_deserializer=client_pb2.BeginRequest.FromString,
+            response_serializer=client_pb2.BeginResponse.SerializeToString,
+        ),
+        "Commit": grpc.unary_unary_rpc_method_handler(
+            service.Commit,
+            request_deserializer=client_pb2.CommitRequest.FromString,
+            response_serializer=client_pb2.CommitResponse.SerializeToString,
+        ),
+        "Rollback": grpc.unary_unary_rpc_method_handler(
+            service.Rollback,
+            request_deserializer=client_pb2.RollbackRequest.FromString,
+            response_serializer=client_pb2.RollbackResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("quiver.v1.Query", handlers),)
+    )
+    server.add_registered_method_handlers("quiver.v1.Query", handlers)
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
