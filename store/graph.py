@@ -21,7 +21,9 @@ Owns the RocksDB database under ``<data>/graph/`` and its column families:
 
 Keys hold only ids, tokens and HMACs; every non-empty value is sealed by ``store.crypto``
 with ``column family:key`` as associated data. Implements ``store.view.GraphView`` (reads go
-straight to RocksDB) and applies a ``WriteSet`` atomically: every mutation of one write set
+straight to RocksDB, but for a byte-bounded cache of recently decoded node records that
+every commit keeps in step, so that an index seek and the property read after it decrypt
+a node once) and applies a ``WriteSet`` atomically: every mutation of one write set
 plus the applied index go into ONE RocksDB write batch, so a crash leaves all or none of it.
 Semantics are those of ``store.memory.MemoryGraph`` (the reference model), plus enforcement
 of uniqueness constraints, checked when the whole write set has been applied.
@@ -41,7 +43,8 @@ from __future__ import annotations
 import json
 import struct
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -181,6 +184,11 @@ def rel_key(rel_id: int) -> bytes:
 _ADJACENCY_TAIL = struct.Struct(">BIQQ")
 """An adjacency key after its node id: direction, type token, rel id, the other end."""
 _ADJACENCY_KEY = struct.Struct(">QBIQQ")
+_ADJACENCY_DIRECTIONS: Final = {
+    Direction.OUTGOING: (OUT,),
+    Direction.INCOMING: (IN,),
+    Direction.BOTH: (OUT, IN),
+}
 
 
 def _adjacency_key(node_id: int, direction: int, type_token: int, rel_id: int, other: int) -> bytes:
@@ -350,6 +358,11 @@ class _ReencryptPass:
 
 DEFAULT_BLOCK_CACHE_BYTES: Final = 128 << 20
 """One block cache shared by all column families of a graph."""
+DEFAULT_NODE_CACHE_BYTES: Final = 4 << 20
+"""What the decoded node records kept by GraphStore.node may cost, counted as each record's
+plaintext plus NODE_RECORD_OVERHEAD_BYTES (about what Python spends on one): a statement
+that seeks a node and then reads its properties decrypts and decodes it once."""
+NODE_RECORD_OVERHEAD_BYTES: Final = 512
 BLOOM_BITS_PER_KEY: Final = 10
 
 
@@ -391,7 +404,10 @@ class GraphStore:
         *,
         sync: bool = False,
         block_cache_bytes: int = DEFAULT_BLOCK_CACHE_BYTES,
+        node_cache_bytes: int = DEFAULT_NODE_CACHE_BYTES,
     ) -> None:
+        if node_cache_bytes < 0:
+            raise ValueError("node_cache_bytes must not be negative")
         self._path = Path(directory)
         self._path.mkdir(parents=True, exist_ok=True)
         self.cipher = cipher
@@ -403,6 +419,14 @@ class GraphStore:
         self._write_lock = threading.Lock()
         self._closed = False
         self._reencrypt_pass: _ReencryptPass | None = None
+        # Decoded node records (with their cost) by id, oldest first. Reads look up without
+        # the lock; only records read from RocksDB at the current generation go in (under
+        # the lock), and a commit drops the nodes it wrote and moves the generation on.
+        self._node_cache: OrderedDict[int, tuple[NodeRecord, int]] = OrderedDict()
+        self._node_cache_budget = node_cache_bytes
+        self._node_cache_bytes = 0
+        self._node_cache_lock = threading.Lock()
+        self._node_generation = 0
         self._load_caches()
         if META_INDEX_VERSION not in self._meta:
             if META_APPLIED in self._meta or META_NEXT_IDS in self._meta:
@@ -420,6 +444,7 @@ class GraphStore:
     def _load_caches(self) -> None:
         # The meta family is small (tokens, counts, schema, ids): held decrypted in memory,
         # authenticated once here, and kept in step by _commit.
+        self._forget_nodes(everything=True)
         self._meta: dict[bytes, bytes] = {}
         for key, sealed in self._families[CF_META].items():
             assert isinstance(key, bytes) and isinstance(sealed, bytes)
@@ -445,6 +470,55 @@ class GraphStore:
             assert data is not None
             constraint = _decode_constraint(data)
             self._constraints[constraint.name] = constraint
+        self._set_indexes(self._indexes)
+
+    def _set_indexes(self, indexes: dict[str, IndexInfo]) -> None:
+        self._indexes = indexes
+        # What has_index asks on every seek, as sets: a lookup asks it several times.
+        self._node_index_pairs = frozenset(
+            (index.label, index.properties[0])
+            for index in indexes.values()
+            if not index.on_relationships and len(index.properties) == 1
+        )
+        self._rel_index_pairs = frozenset(
+            (index.label, index.properties[0])
+            for index in indexes.values()
+            if index.on_relationships and len(index.properties) == 1
+        )
+
+    def _remember_node(self, record: NodeRecord, plain_bytes: int, generation: int) -> None:
+        """Cache `record` (`plain_bytes` of plaintext), read from RocksDB since
+        `generation` began, unless a commit came in between (it may have changed the node
+        after the read); the oldest records leave to keep within the budget."""
+        cost = plain_bytes + NODE_RECORD_OVERHEAD_BYTES
+        with self._node_cache_lock:
+            if generation != self._node_generation or cost > self._node_cache_budget:
+                return
+            cache = self._node_cache
+            replaced = cache.pop(record.id, None)
+            if replaced is not None:
+                self._node_cache_bytes -= replaced[1]
+            cache[record.id] = (record, cost)
+            self._node_cache_bytes += cost
+            while self._node_cache_bytes > self._node_cache_budget:
+                self._node_cache_bytes -= cache.popitem(last=False)[1][1]
+
+    def _forget_nodes(self, keys: Iterable[bytes] = (), everything: bool = False) -> None:
+        """Drop the cached records of the node `keys` (graph family keys; others are
+        skipped), or of every node; called once the write that changed them is in RocksDB
+        (or failed), so that a read after it decodes what RocksDB holds now."""
+        with self._node_cache_lock:
+            self._node_generation += 1
+            cache = self._node_cache
+            if everything:
+                cache.clear()
+                self._node_cache_bytes = 0
+                return
+            for key in keys:
+                if key[:1] == b"n":
+                    dropped = cache.pop(_U64.unpack_from(key, 1)[0], None)
+                    if dropped is not None:
+                        self._node_cache_bytes -= dropped[1]
 
     # -- low-level reads ----------------------------------------------------------------------
 
@@ -484,10 +558,6 @@ class GraphStore:
         data = self._get_plain(CF_META, key)
         return 0 if data is None else _U64.unpack(data)[0]
 
-    def _load_node(self, node_id: int) -> _Node | None:
-        data = self._get_plain(CF_GRAPH, node_key(node_id))
-        return None if data is None else _decode_node(data)
-
     def _load_rel(self, rel_id: int) -> _Rel | None:
         data = self._get_plain(CF_GRAPH, rel_key(rel_id))
         return None if data is None else _decode_rel(data)
@@ -505,6 +575,25 @@ class GraphStore:
         labels = frozenset(self._name(LABEL, label) for label in node.labels)
         return NodeRecord(node_id, labels, self._names(PROPERTY_KEY, node.properties))
 
+    def _decode_node_record(self, node_id: int, data: bytes) -> NodeRecord:
+        """``_node_record(node_id, _decode_node(data))`` in one pass: names looked up as
+        the tokens are read, no token-keyed record in between."""
+        names = self._name_by_token
+        try:
+            (count,) = _U32.unpack_from(data, 0)
+            at = 4 + 4 * count
+            labels = frozenset([names[(LABEL, token)] for (token,) in _U32.iter_unpack(data[4:at])])
+            (count,) = _U32.unpack_from(data, at)
+            at += 4
+            properties: dict[str, Value] = {}
+            for _ in range(count):
+                (token,) = _U32.unpack_from(data, at)
+                value, at = decode_value_at(data, at + 4)
+                properties[names[(PROPERTY_KEY, token)]] = value
+        except KeyError:  # a token without a name: the slow way says which, as IntegrityError
+            return self._node_record(node_id, _decode_node(data))
+        return NodeRecord(node_id, labels, properties)
+
     def _rel_record(self, rel_id: int, rel: _Rel) -> RelationshipRecord:
         return RelationshipRecord(
             rel_id,
@@ -517,8 +606,18 @@ class GraphStore:
     # -- GraphView ----------------------------------------------------------------------------
 
     def node(self, node_id: int) -> NodeRecord | None:
-        node = self._load_node(node_id)
-        return None if node is None else self._node_record(node_id, node)
+        """The node's record, shared with other readers (treat it as read-only): a recent
+        one comes from the cache, which every commit keeps in step with RocksDB."""
+        cached = self._node_cache.get(node_id)
+        if cached is not None:
+            return cached[0]
+        generation = self._node_generation
+        data = self._get_plain(CF_GRAPH, node_key(node_id))
+        if data is None:
+            return None
+        record = self._decode_node_record(node_id, data)
+        self._remember_node(record, len(data), generation)
+        return record
 
     def relationship(self, rel_id: int) -> RelationshipRecord | None:
         rel = self._load_rel(rel_id)
@@ -537,7 +636,7 @@ class GraphStore:
             yield _U64.unpack_from(key, len(prefix))[0]
 
     def has_index(self, label: str, key: str) -> bool:
-        return _has_index(self._indexes, label, key)
+        return (label, key) in self._node_index_pairs
 
     def node_has_label(self, node_id: int, label: str) -> bool:
         """Whether an existing node carries `label`: one membership key read, no record
@@ -559,11 +658,12 @@ class GraphStore:
         prefix = _index_prefix(version, label_token, key_token, mac)
         for index_key in self._keys(CF_INDEX, prefix):
             node_id = _U64.unpack_from(index_key, len(prefix))[0]
-            node = self._load_node(node_id)
-            # The MAC only narrows the search; equality is decided on the record itself.
-            if node is None or label_token not in node.labels:
+            # The MAC only narrows the search; equality is decided on the record itself,
+            # which then stays cached for the caller's next step (reading its properties).
+            record = self.node(node_id)
+            if record is None or label not in record.labels:
                 continue
-            stored = node.properties.get(key_token)
+            stored = record.properties.get(key)
             if stored is not None and values_equal(stored, value):
                 yield node_id
 
@@ -580,7 +680,7 @@ class GraphStore:
             yield _U64.unpack_from(key, len(prefix))[0]
 
     def has_relationship_index(self, type: str, key: str) -> bool:
-        return _has_relationship_index(self._indexes, type, key)
+        return (type, key) in self._rel_index_pairs
 
     def relationship_ids_by_property(self, type: str, key: str, value: Value) -> Iterator[int]:
         if not self.has_relationship_index(type, key):
@@ -607,9 +707,7 @@ class GraphStore:
     ) -> dict[int, tuple[int, int, int]]:
         """rel id -> (type token, start, end) of the relationships at `node_id`, read from
         the adjacency keys alone."""
-        directions = {Direction.OUTGOING: (OUT,), Direction.INCOMING: (IN,)}.get(
-            direction, (OUT, IN)
-        )
+        directions = _ADJACENCY_DIRECTIONS[direction]
         prefixes: list[bytes] = []
         for way in directions:
             base = _id(node_id) + bytes((way,))
@@ -803,7 +901,10 @@ class GraphStore:
                 self.cipher.seal(version, _aad(CF_META, META_INDEX_VERSION)),
                 self._handles[CF_META],
             )
-            self._write(batch, _synced())
+            try:
+                self._write(batch, _synced())
+            finally:
+                self._forget_nodes(everything=True)
             self._load_caches()
 
     def install_operations(self, operations: Sequence[Operation]) -> None:
@@ -861,7 +962,13 @@ class GraphStore:
                     batch.put(key, self.cipher.seal(plain, _aad(family, key)), handle)
                 else:
                     batch.put(key, b"", handle)
-        self._write(batch, options or self._write_options)
+        try:
+            self._write(batch, options or self._write_options)
+        finally:
+            # Written or not (a failed write stops the node), a node written here is read
+            # from RocksDB again.
+            graph_ranges = any(family == CF_GRAPH for family, _, _ in txn.range_deletes)
+            self._forget_nodes(txn.writes.get(CF_GRAPH, {}), everything=graph_ranges)
         # Caches change only after the batch is durable in RocksDB's WAL.
         for key, plain in txn.writes.get(CF_META, {}).items():
             if plain is None:
@@ -873,7 +980,7 @@ class GraphStore:
                 self._token_by_name[(kind, name)] = token
                 self._name_by_token[(kind, token)] = name
         if txn.schema_changed:
-            self._indexes = dict(txn.indexes)
+            self._set_indexes(dict(txn.indexes))
             self._constraints = dict(txn.constraints)
 
     def rotate_index_key(self) -> int:
@@ -1030,6 +1137,7 @@ class GraphStore:
             if self._closed:
                 return
             self._closed = True
+            self._forget_nodes(everything=True)
             # Column family objects keep the database (and its LOCK) alive: drop them first.
             self._families = {}
             self._handles = {}
@@ -1053,20 +1161,6 @@ def _synced() -> WriteOptions:
     options = WriteOptions()
     options.sync = True
     return options
-
-
-def _has_index(indexes: dict[str, IndexInfo], label: str, key: str) -> bool:
-    return any(
-        not index.on_relationships and index.label == label and index.properties == (key,)
-        for index in indexes.values()
-    )
-
-
-def _has_relationship_index(indexes: dict[str, IndexInfo], type: str, key: str) -> bool:
-    return any(
-        index.on_relationships and index.label == type and index.properties == (key,)
-        for index in indexes.values()
-    )
 
 
 def _prefix_upper_bound(prefix: bytes) -> bytes | None:

@@ -73,7 +73,10 @@ class IndexNotFoundError(LookupError):
 
 
 class GraphView(Protocol):
-    def node(self, node_id: int) -> NodeRecord | None: ...
+    def node(self, node_id: int) -> NodeRecord | None:
+        """The node's record. Read-only for the caller, properties included: a store may
+        hand the same record to every reader (``store.graph`` caches decoded records)."""
+        ...
 
     def relationship(self, rel_id: int) -> RelationshipRecord | None: ...
 
