@@ -45,11 +45,16 @@ KINDS = ("security", "query")
 _SEGMENT = re.compile(r"^(?P<name>.+)\.(?P<index>\d{6})\.jsonl$")
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""What ``json.dumps`` with these options builds anew on every call (a record's fields are
+encoded once per record, on the query log once per statement)."""
+
+
 def canonical(value: Any) -> bytes:
     """Canonical JSON: sorted keys, no spaces, UTF-8, no NaN."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def record_hash(body: Mapping[str, Any], key: bytes | None = None) -> str:
