@@ -358,7 +358,7 @@ class NodeBackend:
         session = self._session(user)
         if session is not None and options.database == SYSTEM_DATABASE:
             return _SystemTransaction(user, options, connection)
-        acting = await self._acting(session, options, connection)
+        acting = await self._acting(session, options, connection) if options.imp_user else session
         privileges = await self._restrict(acting, connection)
         audit = None
         if session is not None:

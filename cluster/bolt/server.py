@@ -70,6 +70,10 @@ RECORDS_PER_DRAIN: Final = 1000
 MAX_PACKED_ANSWERS: Final = 64
 """SUCCESS messages a connection keeps packed (those that follow from a few values: a
 result's columns, its type and database) before it forgets them all."""
+MAX_REPEATED_MESSAGES: Final = 8
+MAX_REPEATED_BYTES: Final = 512
+"""A connection remembers the fields of up to MAX_REPEATED_MESSAGES short (up to
+MAX_REPEATED_BYTES) PULL, DISCARD and BEGIN messages: a driver sends the same ones again."""
 FLUSH_BYTES: Final = 256 * 1024
 """Outgoing bytes buffered before a flush even while the client's next message waits."""
 READ_BYTES: Final = 64 * 1024
@@ -98,6 +102,7 @@ SUCCESS: Final = 0x70
 RECORD: Final = 0x71
 IGNORED: Final = 0x7E
 FAILURE: Final = 0x7F
+_REPEATING: Final = frozenset((PULL, DISCARD, BEGIN))
 
 INVALID_REQUEST: Final = "Neo.ClientError.Request.Invalid"
 INVALID_FORMAT: Final = "Neo.ClientError.Request.InvalidFormat"
@@ -655,11 +660,13 @@ class Connection:
         """The packed extra of the last RUN whose extra was unpacked, and that extra: a
         session's driver sends the same one with each statement, read once while it does."""
         self._extra_value: dict[str, Any] = {}
-        self._repeated: tuple[bytes, int, list[Any]] | None = None
+        self._repeated: dict[bytes, tuple[int, list[Any]]] = {}
+        """Short PULL, DISCARD and BEGIN messages -> their tag and fields: a driver sends
+        the same PULL after every RUN, the same BEGIN for each transaction of a session."""
+        self._last_begin: dict[str, Any] | None = None
+        self._last_begin_options = TransactionOptions(DEFAULT_DATABASE)
         self._packed: dict[tuple[Any, ...], bytes] = {}
         """SUCCESS messages already packed and framed, by what their metadata holds."""
-        """The last PULL or DISCARD (its bytes, tag and fields): a driver sends the same one
-        after every RUN."""
 
     # -- output ---------------------------------------------------------------------------
 
@@ -784,9 +791,13 @@ class Connection:
                 await asyncio.wait_for(self.writer.wait_closed(), SHUTDOWN_GRACE_S)
 
     async def _handle(self, data: bytes) -> None:
-        repeated = self._repeated
-        if repeated is not None and repeated[0] == data:
-            tag, fields = repeated[1], repeated[2]
+        repeated = (
+            self._repeated.get(data)
+            if len(data) <= MAX_REPEATED_BYTES and data[1:2] and data[1] in _REPEATING
+            else None
+        )
+        if repeated is not None:
+            tag, fields = repeated
         else:
             try:
                 tag, fields = self._unpack(data)
@@ -838,8 +849,10 @@ class Connection:
         fields = [unpacker.unpack() for _ in range(size)]
         if not unpacker.at_end():
             raise ps.PackStreamError("trailing bytes after a message")
-        if tag in (PULL, DISCARD):
-            self._repeated = (data, tag, fields)
+        if tag in _REPEATING and len(data) <= MAX_REPEATED_BYTES:
+            if len(self._repeated) >= MAX_REPEATED_MESSAGES:
+                self._repeated.clear()
+            self._repeated[data] = (tag, fields)
         return tag, fields
 
     def _fail(self, error: QuiverError) -> None:
@@ -978,7 +991,10 @@ class Connection:
             session.streams[qid] = _Stream(result, session.database, False, started)
             session.last_qid = qid
             session.state = State.TX_STREAMING
-            self._success({"fields": result.columns, "t_first": _ms_since(started), "qid": qid})
+            t_first = _ms_since(started)
+            key = ("tx run", t_first, qid, *result.columns)
+            if not self._success_packed(key):
+                self._success_keep(key, {"fields": result.columns, "t_first": t_first, "qid": qid})
             return
         raise QuiverError(INVALID_REQUEST, f"RUN not allowed in state {session.state.value}")
 
@@ -1091,7 +1107,12 @@ class Connection:
     async def begin(self, fields: list[Any]) -> None:
         self._expect(fields, 1, State.READY)
         session = self.session
-        options = _options(_map(fields[0], "BEGIN's extra"))
+        extra = fields[0]
+        if extra is not None and extra is self._last_begin:  # a repeated BEGIN
+            options = self._last_begin_options
+        else:
+            options = _options(_map(extra, "BEGIN's extra"))
+            self._last_begin, self._last_begin_options = extra, options
         session.transaction = await self._keepalive(
             self.backend.begin(self._principal(), options, self.info)
         )
