@@ -1,7 +1,8 @@
 """A bare gRPC echo service for ``quiver bench cluster``: the limit a Quiver node is measured
 against. Same stack as a node's client port (grpc.aio, TLS with the node's certificate, the
-same channel options), and the same message shapes: a unary request answered by a stream of
-responses whose sizes the caller names. Nothing else: no Raft, no disk, no query.
+same channel options, the same handler kind as a node's ``Query.Run``), and the same message
+shapes: a unary request answered by a stream of responses whose sizes the caller names.
+Nothing else: no Raft, no disk, no query.
 
 Run as ``python -m cluster.echo --cert C --key K --listen 127.0.0.1:PORT``; it serves until
 SIGTERM. Must never: listen beyond loopback in the benchmark.
@@ -13,7 +14,7 @@ import argparse
 import asyncio
 import signal
 import struct
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -35,16 +36,23 @@ def request(size: int, response_sizes: Sequence[int]) -> bytes:
     return head + b"\0" * max(0, size - len(head))
 
 
-async def _echo(data: bytes, _context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:  # type: ignore[type-arg]
+async def _echo(data: bytes, context: grpc.aio.ServicerContext) -> bytes:  # type: ignore[type-arg]
+    """The responses asked for: every one but the last written as it comes, the last returned
+    to go out with the status, as a node serves ``Query.Run`` (``service.add_query_service``:
+    on the wire, the frames of a server stream)."""
     count = min(_HEAD.unpack_from(data)[0], MAX_RESPONSES)
+    last = b""
     for i in range(count):
+        if i:
+            await context.write(last)
         (size,) = _SIZE.unpack_from(data, _HEAD.size + i * _SIZE.size)
-        yield b"\0" * min(size, MAX_RESPONSE_BYTES)
+        last = b"\0" * min(size, MAX_RESPONSE_BYTES)
+    return last
 
 
 async def serve(cert: Path, key: Path, listen: str) -> None:
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
-    handler = grpc.unary_stream_rpc_method_handler(_echo)
+    handler = grpc.unary_unary_rpc_method_handler(_echo)
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("quiver.bench.Echo", {"Echo": handler}),)
     )
