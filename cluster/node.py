@@ -29,8 +29,10 @@ leader for the index), ``causal`` after the bookmark's index is applied (bounded
 ``stale`` at once.
 
 Snapshots and compaction: once ``snapshot_entries`` entries were applied since the last
-snapshot, the Raft loop pins a checkpoint of the graph beside its applies (so the checkpoint's
-index and the configuration go together) and the snapshotter task writes it to a durable
+snapshot, the graph's memtables are flushed in the file thread (RocksDB does it without the
+GIL), and at a later apply the Raft loop pins a checkpoint of the graph beside its applies
+(so the checkpoint's index and the configuration go together; it holds the GIL, so the
+flush before it keeps that short) and the snapshotter task writes it to a durable
 snapshot file in the file thread, records it in the log and compacts the log up to
 ``compact_keep_entries`` below it (``store.raftlog`` refuses to compact past a durable
 snapshot). A follower that needs entries the leader compacted away gets the snapshot file by
@@ -348,6 +350,8 @@ class Node:
             maxsize=1
         )
         self._snapshotting = False
+        self._snapshot_flush: asyncio.Future[None] | None = None
+        """The graph's memtables being flushed before the next checkpoint is pinned."""
         self.snapshot_index = 0
         self._replayed_to = 0
         """The graph's applied index at start: entries up to it are replayed to the core."""
@@ -714,6 +718,20 @@ class Node:
             return  # still replaying after a restart: the graph is ahead of the core
         if self._snapshotting or self._snapshot_jobs.full():
             return
+        flush = self._snapshot_flush
+        if flush is None:
+            # First the memtables go to disk in the file thread, beside the applies: RocksDB
+            # flushes without the GIL, while a checkpoint flushes holding it, with this loop
+            # waiting (no heartbeat leaves a leader meanwhile). The pin comes at a later
+            # apply, with little left to flush.
+            loop = asyncio.get_running_loop()
+            self._snapshot_flush = loop.run_in_executor(self._files, store.graph.flush_memtables)
+            return
+        if not flush.done():
+            return
+        self._snapshot_flush = None
+        if flush.exception() is not None:
+            log.warning("n%d: flushing before a snapshot failed: %s", self.id, flush.exception())
         conf_state = raw.raft.trk.conf_state()
         source = await self._in_storage(store.checkpoint)
         assert source.applied_index == self.applied_index

@@ -417,6 +417,8 @@ class GraphStore:
         self._write_options = WriteOptions()
         self._write_options.sync = sync
         self._write_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        """Held by ``flush_memtables`` (which runs beside writes) and by ``close``."""
         self._closed = False
         self._reencrypt_pass: _ReencryptPass | None = None
         # Decoded node records (with their cost) by id, oldest first. Reads look up without
@@ -1128,12 +1130,22 @@ class GraphStore:
         for family in self._families.values():
             family.flush()
 
+    def flush_memtables(self) -> None:
+        """Write the memtables out to SST files, beside writes (RocksDB flushes without the
+        GIL): a checkpoint taken after it has little left to flush while it holds the GIL.
+        Does nothing on a closed store."""
+        with self._flush_lock:
+            if self._closed:
+                return
+            for family in list(self._families.values()):
+                family.flush(True)
+
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError("the graph store is closed")
 
     def close(self) -> None:
-        with self._write_lock:
+        with self._flush_lock, self._write_lock:
             if self._closed:
                 return
             self._closed = True
