@@ -21,7 +21,7 @@ from typing import Final
 import grpc
 
 from cluster import eventloop
-from cluster.transport import CHANNEL_OPTIONS
+from cluster.transport import SERVER_OPTIONS
 
 METHOD: Final = "/quiver.bench.Echo/Echo"
 MAX_RESPONSES: Final = 16
@@ -51,7 +51,7 @@ async def _echo(data: bytes, context: grpc.aio.ServicerContext) -> bytes:  # typ
 
 
 async def serve(cert: Path, key: Path, listen: str) -> None:
-    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     handler = grpc.unary_unary_rpc_method_handler(_echo)
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("quiver.bench.Echo", {"Echo": handler}),)

@@ -87,6 +87,7 @@ from cluster.pipeline import MAX_PIPELINE, Overlay, OverlayUnavailableError, Pen
 from cluster.statemachine import Decision, Envelope, Outcome, StateMachine
 from cluster.transport import (
     CHANNEL_OPTIONS,
+    SERVER_OPTIONS,
     PeerSender,
     RaftTransportService,
     SnapshotRejectedError,
@@ -1888,7 +1889,7 @@ class Node:
         client_server_credentials = self._certificates.server_credentials(require_client_auth=False)
         self._client_credentials = self._certificates.client_channel_credentials()
         self._peer_credentials = self._certificates.peer_channel_credentials()
-        peer_server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        peer_server = grpc.aio.server(options=SERVER_OPTIONS)
         raft_pb2_grpc.add_RaftTransportServicer_to_server(
             RaftTransportService(
                 self.id, cfg.cluster_id, self.is_member, self.deliver, self.receive_snapshot
@@ -1896,7 +1897,7 @@ class Node:
             peer_server,
         )
         peer_server.add_secure_port(cfg.listen_peer, peer_server_credentials)
-        client_server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        client_server = grpc.aio.server(options=SERVER_OPTIONS)
         from proto import admin_pb2_grpc
 
         add_query_service(QueryService(self), client_server)

@@ -72,6 +72,15 @@ CHANNEL_OPTIONS: Final = (
     ("grpc.initial_reconnect_backoff_ms", RECONNECT_MIN_MS),
     ("grpc.max_reconnect_backoff_ms", RECONNECT_MAX_MS),
 )
+SERVER_OPTIONS: Final = (
+    *CHANNEL_OPTIONS,
+    # Accept the keepalive pings CHANNEL_OPTIONS has every channel send. gRPC's default
+    # (a ping at most every 5 minutes while the server sends no data, which a client
+    # stream's receiver never does) answered them with GOAWAY "too_many_pings" after a few
+    # minutes: both followers' streams to the leader broke at once, each took it for the
+    # leader's death (Node._report_unreachable) and they elected a new leader under load.
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+)
 
 
 def _conf_to_pb(conf: ConfState) -> pb.ConfState:
