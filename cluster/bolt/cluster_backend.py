@@ -246,23 +246,13 @@ class NodeBackend:
             return await self._run(None, query, parameters, options, connection)
         session = self._session(user)
         assert session is not None
+        failure: QuiverError | None = None
         try:
             result = await self._run(session, query, parameters, options, connection)
         except QuiverError as error:
             if error.code == FORBIDDEN:
                 await security.authorization_failed(session, connection.client_address, query)
-            await security.log_query(
-                user=session.user,
-                impersonated=options.imp_user or "",
-                client=connection.client_address,
-                database=options.database,
-                query=query,
-                parameters=parameters,
-                started=started,
-                rows=0,
-                outcome=error.code,
-            )
-            raise
+            failure = error
         await security.log_query(
             user=session.user,
             impersonated=options.imp_user or "",
@@ -271,9 +261,11 @@ class NodeBackend:
             query=query,
             parameters=parameters,
             started=started,
-            rows=len(result.rows or ()),
-            outcome="ok",
+            rows=0 if failure is not None else len(result.rows or ()),
+            outcome=failure.code if failure is not None else "ok",
         )
+        if failure is not None:
+            raise failure
         return result
 
     async def _log(
