@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from store.crypto import (
+    HEADER_BYTES,
     KEK_ENV_VAR,
+    NONCE_BATCH,
+    NONCE_BYTES,
     IntegrityError,
     KeyConfigurationError,
     Keyring,
@@ -30,6 +34,47 @@ def test_every_seal_uses_a_fresh_nonce(tmp_path: Path) -> None:
     ring = Keyring(tmp_path, KEK)
     sealed = {ring.seal(b"same", b"k") for _ in range(100)}
     assert len(sealed) == 100
+
+
+def _nonce(sealed: bytes) -> bytes:
+    return sealed[HEADER_BYTES - NONCE_BYTES : HEADER_BYTES]
+
+
+def test_nonces_stay_distinct_across_threads_and_os_batches(tmp_path: Path) -> None:
+    ring = Keyring(tmp_path, KEK)
+    per_thread = 3 * NONCE_BATCH
+    seen: list[list[bytes]] = []
+
+    def seal_many() -> None:
+        seen.append([_nonce(ring.seal(b"same", b"k")) for _ in range(per_thread)])
+
+    threads = [threading.Thread(target=seal_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    nonces = [n for batch in seen for n in batch]
+    assert len(nonces) == 4 * per_thread
+    assert len(set(nonces)) == len(nonces)
+
+
+def test_a_forked_child_never_hands_out_its_parents_nonces(tmp_path: Path) -> None:
+    ring = Keyring(tmp_path, KEK)
+    ring.seal(b"v", b"k")  # the parent now holds drawn, unused nonces
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next nonces, then leave at once
+        try:
+            os.write(write, b"".join(_nonce(ring.seal(b"v", b"k")) for _ in range(8)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read()
+    os.waitpid(pid, 0)
+    parent = {_nonce(ring.seal(b"v", b"k")) for _ in range(NONCE_BATCH)}
+    assert len(child) == 8 * NONCE_BYTES
+    assert not {child[i : i + NONCE_BYTES] for i in range(0, len(child), NONCE_BYTES)} & parent
 
 
 def test_value_moved_to_another_key_fails_naming_the_record(tmp_path: Path) -> None:
