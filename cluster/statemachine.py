@@ -63,6 +63,8 @@ LAST_WRITE_KEY: Final = b"sm/last-write"
 LAST_WRITE_PROPOSAL_KEY: Final = b"sm/last-write-proposal"
 CLIENT_PREFIX: Final = b"sm/client/"
 MEMBER_PREFIX: Final = b"sm/member/"
+CACHED_CLIENT_RECORDS: Final = 4096
+"""Parsed client records kept, at most (the cache starts over when full)."""
 """Addresses of members added at run time (``quiver admin add-learner``), by node id."""
 
 
@@ -232,6 +234,8 @@ class StateMachine:
         self.graph = graph
         self.lock = ReadWriteLock()
         self._security: tuple[bytes | None, SecurityState] = (None, SecurityState())
+        self._clients: dict[str, tuple[bytes, tuple[int, int, dict[str, int]]]] = {}
+        """client id -> (the stored bytes, the record parsed from them)."""
 
     def security(self) -> SecurityState:
         """The current users, roles and privileges. Treat it as read-only: applying an entry
@@ -255,12 +259,26 @@ class StateMachine:
         return 0 if data is None else int(data)
 
     def client_record(self, client_id: str) -> tuple[int, int, dict[str, int]] | None:
-        """(sequence, index, counters) of the client's last applied request."""
+        """(sequence, index, counters) of the client's last applied request. Read-only:
+        records are shared between callers (every write looks its client up twice, once
+        on arrival and once at apply; the parsed record is kept while the store holds the
+        same bytes for it)."""
         data = self.graph.app_meta(_client_key(client_id))
         if data is None:
             return None
+        cached = self._clients.get(client_id)
+        if cached is not None and cached[0] is data:
+            return cached[1]
         doc = json.loads(data)
-        return int(doc["seq"]), int(doc["index"]), {k: int(v) for k, v in doc["counters"].items()}
+        record = (
+            int(doc["seq"]),
+            int(doc["index"]),
+            {k: int(v) for k, v in doc["counters"].items()},
+        )
+        if len(self._clients) >= CACHED_CLIENT_RECORDS:
+            self._clients.clear()
+        self._clients[client_id] = (data, record)
+        return record
 
     def members(self) -> dict[int, dict[str, str]]:
         """Members added at run time: id -> {"zone", "grpc", "peer"} and "bolt" when it has one."""

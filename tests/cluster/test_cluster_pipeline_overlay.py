@@ -128,3 +128,20 @@ def test_a_pipelined_write_applies_only_after_the_write_it_followed(tmp_path: Pa
     assert duplicate.decision is Decision.DUPLICATE and duplicate.original_index == 6
     behind = _envelope(WriteSet((CreateNode(5, (), ()),)), base=5)
     assert machine.apply_entry(8, behind.encode()).decision is Decision.OUTDATED
+
+
+def test_a_clients_record_follows_each_of_its_applied_requests(tmp_path: Path) -> None:
+    """The parsed record is kept between lookups; each applied request replaces it, and a
+    retry of an applied sequence is a duplicate answered with the first commit's index."""
+    sm = StateMachine(_graph(tmp_path))
+    assert sm.client_record("client") is None
+    for index, seq in ((1, 1), (2, 2)):
+        write_set = WriteSet((CreateNode(index - 1, ("Item",), ()),))
+        outcome = sm.apply_entry(index, _envelope(write_set, base=index - 1, seq=seq).encode())
+        assert outcome.decision is Decision.APPLY
+        assert sm.client_record("client") == (seq, index, {"nodes_created": 1})
+        assert sm.client_record("client") is sm.client_record("client")
+    retry = _envelope(WriteSet((CreateNode(2, ("Item",), ()),)), base=2, seq=2)
+    outcome = sm.apply_entry(3, retry.encode())
+    assert outcome.decision is Decision.DUPLICATE and outcome.original_index == 2
+    assert sm.client_record("client") == (2, 2, {"nodes_created": 1})
