@@ -44,6 +44,15 @@ SETTLE_S: Final = 30.0
 ECHO_START_S: Final = 10.0
 JOIN_TIMEOUT_S: Final = 60.0
 
+ELECTION_EVIDENCE: Final = (
+    " in term ",  # a role change: "n2 is candidate in term 5 (leader n0)"
+    "stream to n",
+    "inbox full",
+    "snapshot",
+)
+"""Node log lines that tell why a leader changed."""
+EVIDENCE_LINES: Final = 40
+
 _Action = Callable[[], object]
 _Factory = Callable[[], tuple[_Action, Callable[[], None]]]
 
@@ -114,6 +123,22 @@ def _throughput(factory: _Factory, clients: int, duration_s: float) -> tuple[flo
         thread.join(JOIN_TIMEOUT_S + duration_s)
     elapsed = time.perf_counter() - began
     return sum(counts) / elapsed, sum(failures)
+
+
+def _election_evidence(directory: Path, since: float) -> list[str]:
+    """The nodes' log lines about elections, broken peer streams and snapshots since
+    `since` (``time.time()``), in time order. The bench deletes its cluster when it ends, so
+    a leader change in the steady run is explained here or not at all."""
+    start = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+    lines: list[str] = []
+    for log_file in sorted(directory.glob("nodes/*/node.log")):
+        with log_file.open(errors="replace") as handle:
+            lines += [
+                line.rstrip()
+                for line in handle
+                if line[:19] >= start and any(mark in line for mark in ELECTION_EVIDENCE)
+            ]
+    return sorted(lines)[:EVIDENCE_LINES]
 
 
 def _message_sizes(client: Client) -> tuple[int, list[int]]:
@@ -239,6 +264,7 @@ def run_bench(directory: Path) -> None:
                 f"({rate / echo_rate:.2f} of echo, {failed} failed)"
             )
         before = {m.id: client.node_status(m.id) for m in client.members}
+        steady_since = time.time()
         rate, failed = _throughput(
             quiver_factory(lambda c: c.run("CREATE (:Bench {i: 0})")), CONCURRENT_CLIENTS, STEADY_S
         )
@@ -249,6 +275,9 @@ def run_bench(directory: Path) -> None:
             f"  steady: {CONCURRENT_CLIENTS} writers for {STEADY_S:.0f} s, {rate:.0f}/s, "
             f"{failed} failed, term changes {changes}, leaders seen {sorted(leaders)}"
         )
+        if changes:
+            for line in _election_evidence(directory, steady_since):
+                print(f"    {line}")
         failovers = []
         for _ in range(KILLS):
             _wait(lambda: _settled(client), SETTLE_S)
