@@ -282,13 +282,13 @@ class Executor:
                 yield from match_from(index + 1, out, now_used)
 
         if len(parts) == 1:
-            for out, _, _ in self._match_part(parts[0], row, frozenset()):
+            for out, _, _ in self._match_part(parts[0], row, frozenset(), keep_used=False):
                 yield out
             return
         yield from match_from(0, row, frozenset())
 
     def pattern_rows(self, part: ast.PatternPart, row: Row) -> Iterator[Row]:
-        for out, _, _ in self._match_part(part, row, frozenset()):
+        for out, _, _ in self._match_part(part, row, frozenset(), keep_used=False):
             yield out
 
     def pattern_paths(self, part: ast.PatternPart, row: Row, limit: int | None) -> list[Any]:
@@ -302,8 +302,16 @@ class Executor:
         return paths
 
     def _match_part(
-        self, part: ast.PatternPart, row: Row, used: frozenset[int], want_path: bool = False
+        self,
+        part: ast.PatternPart,
+        row: Row,
+        used: frozenset[int],
+        want_path: bool = False,
+        keep_used: bool = True,
     ) -> Iterator[tuple[Row, frozenset[int], PathValue | None]]:
+        """Each match of `part` extending `row`: the row, the relationships used so far
+        (with `keep_used`; else `used` as given: a caller with no later part to match needs
+        no set per match) and the path (when wanted or named)."""
         if part.shortest is not None:
             yield from self._shortest(part, row, used)
             return
@@ -332,7 +340,8 @@ class Executor:
                 counts[key] = counts.get(key, 0) + 1
             node_vals: list[NodeRef | None] = [None] * len(nodes)
             node_vals[start] = node
-            segments: list[Any] = [None] * len(part.rels)
+            # Each hop's relationships, for the path alone: none kept when no path is built.
+            segments: list[Any] | None = [None] * len(part.rels) if need_path else None
             if not steps:
                 out = bound if bound is not row else dict(row)
                 path = PathValue((node,), ()) if need_path else None
@@ -340,9 +349,10 @@ class Executor:
                     out[part.variable] = path
                 yield out, used, path
                 continue
-            for out, now_used in self._walk(part, steps, 0, bound, node_vals, segments, used):
+            walk = self._walk(part, steps, 0, bound, node_vals, segments, used, keep_used)
+            for out, now_used in walk:
                 path = None
-                if need_path:
+                if segments is not None:
                     path = _build_path(node_vals, segments)
                     if part.variable is not None:
                         out[part.variable] = path
@@ -355,8 +365,9 @@ class Executor:
         k: int,
         row: Row,
         node_vals: list[NodeRef | None],
-        segments: list[Any],
+        segments: list[Any] | None,
         used: frozenset[int],
+        keep_used: bool = True,
     ) -> Iterator[tuple[Row, frozenset[int]]]:
         if k == len(steps):
             # Consumers read node_vals and segments before resuming this generator.
@@ -401,21 +412,23 @@ class Executor:
                     else:
                         bound = dict(bound)
                         bound[rel_variable] = rel_ref
-                    segments[index] = ([rel_ref], _NO_NODES, way)
-                else:
+                    if segments is not None:
+                        segments[index] = ([rel_ref], _NO_NODES, way)
+                elif segments is not None:
                     segments[index] = ([RelRef(rel_id)], _NO_NODES, way)
                 node_vals[target_index] = end
                 if self.clause_rows is not None:
                     self._count_hop(part, index)
                 if last:
                     # Consumers read node_vals and segments before resuming this generator.
-                    yield dict(bound), used | {rel_id}
+                    yield dict(bound), (used | {rel_id}) if keep_used else used
                 else:
                     yield from self._walk(
-                        part, steps, k + 1, bound, node_vals, segments, used | {rel_id}
+                        part, steps, k + 1, bound, node_vals, segments, used | {rel_id}, keep_used
                     )
             node_vals[target_index] = None
-            segments[index] = None
+            if segments is not None:
+                segments[index] = None
             return
         for rels, inner_nodes, end in self._expand(rel_pattern, source, direction, row, used):
             bound = self._bind_node(target_pattern, end, row)
@@ -435,10 +448,14 @@ class Executor:
             node_vals[target_index] = end
             if self.clause_rows is not None:
                 self._count_hop(part, index)
-            segments[index] = (rels, inner_nodes, way)
-            yield from self._walk(part, steps, k + 1, bound, node_vals, segments, now_used)
+            if segments is not None:
+                segments[index] = (rels, inner_nodes, way)
+            yield from self._walk(
+                part, steps, k + 1, bound, node_vals, segments, now_used, keep_used
+            )
             node_vals[target_index] = None
-            segments[index] = None
+            if segments is not None:
+                segments[index] = None
 
     def _choose_start(self, part: ast.PatternPart, row: Row) -> int:
         nodes = part.nodes
@@ -1250,13 +1267,21 @@ class _Accumulator:
         self.count = 0
         self.percentile: Any = None
         self.percentile_function = self.name in ("percentilecont", "percentiledisc")
+        self.count_star = self.name == "count*"
+        argument = None if self.count_star else expr.args[0]  # type: ignore[attr-defined]
+        # A plain variable argument (`count(DISTINCT fof)`) is read from each row directly.
+        self.variable = argument.name if type(argument) is ast.Variable else None
 
     def feed(self, row: Row) -> None:
-        if self.name == "count*":
+        if self.count_star:
             self.count += 1
             return
         args = self.expr.args  # type: ignore[attr-defined]
-        value = evaluate(args[0], row, self.ctx)
+        variable = self.variable
+        if variable is not None and variable in row:
+            value = row[variable]
+        else:  # an expression, or a variable not bound (evaluate raises as it must)
+            value = evaluate(args[0], row, self.ctx)
         if self.percentile_function:
             percentile = evaluate(args[1], row, self.ctx)
             if percentile is not None and (not is_number(percentile) or not 0 <= percentile <= 1):
