@@ -93,6 +93,11 @@ MAX_ADMISSIONS: Final = 10_000
 the security state is unchanged; past this many all are forgotten at once."""
 REMEMBER_LOGIN_MARGIN_S: Final = 60.0
 """A remembered password login is used only while its session has this long left."""
+LOGIN_WAITS: Final = 2
+"""Times a login waits for the same credentials' verification in flight, at most, before it
+verifies them itself."""
+LOGIN_WAIT_S: Final = 10.0
+"""How long one such wait lasts, at most."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -173,6 +178,8 @@ class NodeSecurity:
         self._bootstrap_admin: tuple[str, str] | None = None
         self._remember_key = secrets.token_bytes(32)
         self._remembered: OrderedDict[bytes, _Remembered] = OrderedDict()
+        self._verifying: dict[bytes, asyncio.Future[None]] = {}
+        """Password logins being verified, by the key they will be remembered under."""
         self.audit: AuditLog | None = None
         self.authenticator = Authenticator(
             self.state,
@@ -364,33 +371,57 @@ class NodeSecurity:
         user's credentials have not changed since."""
         await self.authenticator.check_locked(user, address)  # locked whatever the password
         key = hmac.new(self._remember_key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
-        remembered = self._remembered.get(key)
-        if remembered is not None:
+        for _ in range(LOGIN_WAITS):
+            remembered = self._from_memory(key, user)
+            if remembered is not None:
+                return remembered, False
+            # The same credentials are being verified (a pool of connections opened at
+            # once): wait for that one hash instead of computing it again. A verification
+            # that failed remembers nothing, so each waiter then tries, and counts, its own.
+            verifying = self._verifying.get(key)
+            if verifying is None:
+                break
+            await asyncio.wait([verifying], timeout=LOGIN_WAIT_S)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._verifying.setdefault(key, done)
+        try:
+            session = await self.authenticator.login(user, password, address)
             state = self.state()
-            record = state.user(user)
-            fresh = remembered.session.expires_at - time.time() > REMEMBER_LOGIN_MARGIN_S
-            if (
-                fresh
-                and self._credential_index(state, user) == remembered.credential_index
-                and (record is None or not record.suspended)
-            ):
-                self._remembered.move_to_end(key)
-                session = remembered.session
-                change_required = record is not None and record.change_required
-                if session.change_required != change_required:
-                    session = dataclasses.replace(session, change_required=change_required)
-                return session, False
-            del self._remembered[key]
-        session = await self.authenticator.login(user, password, address)
-        state = self.state()
-        index = self._credential_index(state, user)
-        if index is not None:
-            self._remembered[key] = _Remembered(user, index, session)
-            while len(self._remembered) > MAX_REMEMBERED_LOGINS:
-                self._remembered.popitem(last=False)
+            index = self._credential_index(state, user)
+            if index is not None:
+                self._remembered[key] = _Remembered(user, index, session)
+                while len(self._remembered) > MAX_REMEMBERED_LOGINS:
+                    self._remembered.popitem(last=False)
+        finally:
+            if self._verifying.get(key) is done:
+                del self._verifying[key]
+            done.set_result(None)
         if not state.users and self.node.is_leader():
             self.on_leader()  # the initial admin logged in before its bootstrap entry applied
         return session, True
+
+    def _from_memory(self, key: bytes, user: str) -> Session | None:
+        """The session of a login remembered under `key`, if the user's credentials have
+        not changed since and it is not about to expire (else it is forgotten)."""
+        remembered = self._remembered.get(key)
+        if remembered is None:
+            return None
+        state = self.state()
+        record = state.user(user)
+        fresh = remembered.session.expires_at - time.time() > REMEMBER_LOGIN_MARGIN_S
+        if (
+            not fresh
+            or self._credential_index(state, user) != remembered.credential_index
+            or (record is not None and record.suspended)
+        ):
+            del self._remembered[key]
+            return None
+        self._remembered.move_to_end(key)
+        session = remembered.session
+        change_required = record is not None and record.change_required
+        if session.change_required != change_required:
+            session = dataclasses.replace(session, change_required=change_required)
+        return session
 
     def _credential_index(self, state: SecurityState, user: str) -> int | None:
         """Which password of `user` a login checked: the record's credential index; 0 for

@@ -193,6 +193,35 @@ def test_a_lockout_refuses_remembered_credentials(
     assert _refused(node, _basic("ann", "ann-pass-1")) == RATE_LIMIT
 
 
+def _concurrently(security: NodeSecurity, metadata: Any, calls: int) -> list[Any]:
+    async def all_at_once() -> list[Any]:
+        return await asyncio.gather(
+            *(security.authenticate_metadata(metadata, ADDRESS) for _ in range(calls)),
+            return_exceptions=True,
+        )
+
+    return asyncio.run(all_at_once())
+
+
+def test_a_pool_of_connections_logging_in_at_once_hashes_the_password_once(
+    security: tuple[NodeSecurity, list[str]],
+) -> None:
+    node, verified = security
+    answers = _concurrently(node, _basic("ann", "ann-pass-1"), 16)
+    assert verified == ["ann-pass-1"]
+    assert all(not isinstance(a, BaseException) and a[0].user == "ann" for a in answers)
+
+
+def test_concurrent_wrong_passwords_each_count_towards_the_lockout(
+    security: tuple[NodeSecurity, list[str]],
+) -> None:
+    node, verified = security
+    answers = _concurrently(node, _basic("ann", "wrong-pass"), 3)
+    assert all(isinstance(a, QuiverError) and a.code == UNAUTHORIZED for a in answers)
+    assert verified == ["wrong-pass"] * 3
+    assert _refused(node, _basic("ann", "ann-pass-1")) == RATE_LIMIT
+
+
 def test_a_token_is_refused_once_it_expires(
     security: tuple[NodeSecurity, list[str]],
 ) -> None:
