@@ -13,11 +13,26 @@ offset, hands the chunks to the node (which keeps them in a file and verifies th
 the whole stream) and acks only after that. How it ended is reported to the core
 (``report_snapshot``) either way.
 
+The core hears a peer is unreachable (``on_unreachable``; for a follower whose leader it
+is, the failover hint of ``_leader_unreachable`` in ``raft/core.py``) when a new connection
+to it fails, is refused or does not come up within ``UNREACHABLE_PROBE_S``, or when its queue
+is full; never merely because a stream ended. A stream ends on a live peer too (a GOAWAY for
+a connection's age or a ping policy, a listener restarted, a proxy), and usually towards
+every follower at once: both followers taking it for the leader's death would elect a new
+leader with no fault at all. So a stream that ends is followed at once by a new connection,
+and a dead process, whose port refuses it, is still reported within milliseconds.
+
 Bounds: each peer's outbound queue holds ``PEER_QUEUE_MESSAGES``; a full queue drops the
-message and the core hears the peer is unreachable (Raft retransmits). Reconnects back off
-from ``RECONNECT_MIN_MS`` to ``RECONNECT_MAX_MS``. One snapshot in flight per peer, each
-stream bounded by ``SNAPSHOT_TIMEOUT_S``; a snapshot asked for while one is in flight fails
-at once (the core asks again later).
+message and the core hears the peer is unreachable (Raft retransmits; a leader's progress
+towards that peer goes back to probing). This stays a hint for a follower too: it sends its
+leader only answers (at most one per append of the leader's in-flight window, one per
+heartbeat, one read round at a time), so its queue fills only when a live leader has read
+nothing from it for minutes; a leader that reads from neither follower is deposed by
+check-quorum long before, and one follower's hint alone changes nothing (the other refuses
+its pre-vote). Reconnects after a stream that served at least ``STREAM_SERVED_S`` are
+immediate; repeated failures back off from ``RECONNECT_MIN_MS`` to ``RECONNECT_MAX_MS``.
+One snapshot in flight per peer, each stream bounded by ``SNAPSHOT_TIMEOUT_S``; a snapshot
+asked for while one is in flight fails at once (the core asks again later).
 
 Must never: send snapshots inline (they go by InstallSnapshot), or block the event loop.
 """
@@ -52,6 +67,16 @@ MAX_BATCH_MESSAGES: Final = 256
 MAX_BATCH_BYTES: Final = 4 << 20
 RECONNECT_MIN_MS: Final = 50
 RECONNECT_MAX_MS: Final = 1000
+UNREACHABLE_PROBE_S: Final = 0.2
+"""How long a new connection to a peer whose stream ended may take before the peer counts
+as unreachable. A dead process (its port closed) or a refused certificate answers within a
+millisecond or two, so this bounds only a peer that answers nothing: 0.2 s is 40% of the
+default election timeout (10 ticks of 50 ms), so the failover hint still saves most of one,
+and far longer than a TCP and TLS handshake with a loaded node takes (its certificate
+callback waits for the Python GIL)."""
+STREAM_SERVED_S: Final = RECONNECT_MAX_MS / 1000
+"""A stream open at least this long is followed by an immediate reconnect at the backoff's
+start; a shorter one by the next step of the backoff."""
 MAX_MESSAGE_BYTES: Final = 64 << 20
 SOFTWARE_VERSION: Final = "0.1.0"
 SNAPSHOT_TIMEOUT_S: Final = 300.0
@@ -175,7 +200,8 @@ def peer_identity(context: grpc.aio.ServicerContext) -> int | None:  # type: ign
 
 
 class PeerSender:
-    """The outbound side towards one peer: a bounded queue drained into one stream."""
+    """The outbound side towards one peer: a bounded queue drained into one stream, and
+    the judge of whether the peer is reachable (see the module docstring)."""
 
     def __init__(
         self,
@@ -234,27 +260,73 @@ class PeerSender:
                 messages=messages, cluster_id=self._cluster_id, sender_version=SOFTWARE_VERSION
             )
 
+    async def _connects(self, channel: grpc.aio.Channel) -> str | None:
+        """Connect `channel` afresh; None once it is ready (TCP and TLS handshakes done), or
+        why the peer counts as unreachable: it refused, the handshake failed, or no answer
+        came within ``UNREACHABLE_PROBE_S``."""
+        try:
+            async with asyncio.timeout(UNREACHABLE_PROBE_S):
+                state = channel.get_state(try_to_connect=True)
+                # Bounded by the timeout: each turn waits for the state to move on.
+                while state is not grpc.ChannelConnectivity.READY:
+                    if state in (
+                        grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+                        grpc.ChannelConnectivity.SHUTDOWN,
+                    ):
+                        return "connection failed"
+                    await channel.wait_for_state_change(state)
+                    state = channel.get_state(try_to_connect=True)
+        except TimeoutError:
+            return f"no connection within {UNREACHABLE_PROBE_S} s"
+        return None
+
     async def run(self) -> None:
+        """Connect, stream, and when the stream ends connect again.
+
+        The peer is reported unreachable only when a new connection fails, never because
+        a stream ended: a live peer's server may end streams on its own (GOAWAY for a
+        connection's age, a listener restart, a proxy), and both followers told at once
+        that their leader is gone would elect a new one under no fault at all (see
+        ``_leader_unreachable`` in ``raft/core.py``). A dead process refuses the new
+        connection at once, so the report is as fast as the broken stream would have been.
+        """
+        loop = asyncio.get_running_loop()
         backoff_ms = RECONNECT_MIN_MS
         while True:
+            at_once = False
             async with grpc.aio.secure_channel(
                 self.address, self._credentials, options=CHANNEL_OPTIONS
             ) as channel:
-                stub = raft_pb2_grpc.RaftTransportStub(channel)
-                self._stream += 1
-                try:
-                    await stub.Send(self._batches(self._stream), wait_for_ready=False)
-                    backoff_ms = RECONNECT_MIN_MS
-                except grpc.aio.AioRpcError as error:
-                    if (
-                        error.code() != grpc.StatusCode.UNAVAILABLE
-                        or backoff_ms == RECONNECT_MAX_MS
-                    ):
-                        log.info("stream to n%d ended: %s", self.peer_id, error.code().name)
+                failure = await self._connects(channel)
+                if failure is not None:
+                    if backoff_ms in (RECONNECT_MIN_MS, RECONNECT_MAX_MS):
+                        log.info("n%d unreachable: %s", self.peer_id, failure)
                     self._on_unreachable(self.peer_id)
-                finally:
-                    self._stream += 1  # its request iterator, if still waiting, returns
-                    self._wakeup.set()
+                else:
+                    stub = raft_pb2_grpc.RaftTransportStub(channel)
+                    self._stream += 1
+                    stream = self._stream
+                    opened = loop.time()
+                    try:
+                        await stub.Send(self._batches(stream), wait_for_ready=False)
+                    except grpc.aio.AioRpcError as error:
+                        log.info(
+                            "stream to n%d ended: %s %s",
+                            self.peer_id,
+                            error.code().name,
+                            error.details(),
+                        )
+                    finally:
+                        rotated = stream != self._stream  # use_credentials ended it
+                        self._stream += 1  # its request iterator, if still waiting, returns
+                        self._wakeup.set()
+                    # Reconnect at once after a stream that served a while (or was ended
+                    # for new credentials); one that ends as soon as it opens (a peer that
+                    # refuses us) is retried with the backoff, not in a tight loop.
+                    at_once = rotated or loop.time() - opened >= STREAM_SERVED_S
+            if at_once:
+                backoff_ms = RECONNECT_MIN_MS
+                continue
             await asyncio.sleep(backoff_ms / 1000)
             backoff_ms = min(RECONNECT_MAX_MS, backoff_ms * 2)
 

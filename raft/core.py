@@ -901,8 +901,12 @@ class Raft:
         about the same moment, which `_rival_pre_candidate` settles without a split vote.
 
         This changes only when an election starts, never what it decides, and a false
-        alarm is harmless: the pre-vote fails while any other voter still hears from a
-        live leader (it is in lease and refuses), so no term moves.
+        alarm at one follower is harmless: the pre-vote fails while any other voter still
+        hears from a live leader (it is in lease and refuses), so no term moves. A false
+        alarm at every follower at once is not: they grant each other's pre-votes and elect
+        a new leader. One event that ends all their streams (a GOAWAY from the leader's
+        server) would raise it so, which is why the transport reports a peer only when a
+        new connection to it fails, never merely because a stream ended.
         That argument needs pre-vote and check-quorum; and with lease-based reads a
         follower must keep refusing votes for the whole timeout after hearing from the
         leader, whatever its transport says, or the leader's lease would be a lie. In
