@@ -421,7 +421,9 @@ class Executor:
                     self._count_hop(part, index)
                 if last:
                     # Consumers read node_vals and segments before resuming this generator.
-                    yield dict(bound), (used | {rel_id}) if keep_used else used
+                    # A row bound here is the consumer's own; the input row is copied.
+                    out = dict(row) if bound is row else bound
+                    yield out, (used | {rel_id}) if keep_used else used
                 else:
                     yield from self._walk(
                         part, steps, k + 1, bound, node_vals, segments, used | {rel_id}, keep_used
@@ -1290,10 +1292,11 @@ class _Accumulator:
         if value is None:
             return
         if self.distinct:
-            key = group_key(value)
-            if key in self.seen:
+            seen = self.seen
+            size = len(seen)
+            seen.add(group_key(value))  # one hash of the key, not a lookup and then an add
+            if len(seen) == size:
                 return
-            self.seen.add(key)
         self.values.append(value)
 
     def result(self) -> Any:

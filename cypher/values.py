@@ -295,8 +295,12 @@ def order_compare(left: Any, right: Any) -> int:
 def group_key(value: Any) -> Any:
     """A hashable key under which Cypher-equivalent values (DISTINCT, grouping) coincide."""
     kind = type(value)
-    if kind is NodeRef or kind is RelRef:
-        return value  # the commonest key (count(DISTINCT n)); equal only to its own kind
+    # The commonest keys (count(DISTINCT n)): a tuple hashes and compares in C, where the
+    # dataclass's own __hash__ and __eq__ are Python calls. No other kind's key is tagged so.
+    if kind is NodeRef:
+        return ("node", value.id)
+    if kind is RelRef:
+        return ("relationship", value.id)
     if value is None:
         return ("null",)
     if isinstance(value, bool):
