@@ -422,7 +422,7 @@ class MessageReader:
         self.buffer = bytearray()
         self._end: int | None = None
         """Where the first complete message ends in the buffer, once found (None: not yet);
-        `has_message` then `message` look for it once."""
+        `has_message`/`ready` then `message` look for it once."""
 
     def _message_end(self) -> int | None:
         """Where the first complete message (after any NOOPs) ends in the buffer, or None."""
@@ -448,11 +448,27 @@ class MessageReader:
     def has_message(self) -> bool:
         return self._message_end() is not None
 
+    def ready(self) -> bytes | None:
+        """The next message's bytes if it is all here already (no wait), else None."""
+        buffer = self.buffer
+        if len(buffer) >= 4:
+            size = (buffer[0] << 8) | buffer[1]
+            end = size + 4
+            # One chunk then the end marker (nearly every message): no scan of chunks.
+            if size and len(buffer) >= end and buffer[end - 2] == 0 and buffer[end - 1] == 0:
+                self._end = None
+                message = bytes(buffer[2 : end - 2])
+                del buffer[:end]
+                return message
+        if self._message_end() is None:
+            return None
+        return self._take_message()
+
     async def message(self, idle_timeout_s: float | None) -> bytes | None:
         """The next message's bytes, skipping NOOP chunks; None at a clean end of stream.
         Without `idle_timeout_s` the caller bounds the wait itself (a connection's
         watchdog: one timer per connection instead of one per read)."""
-        while (end := self._message_end()) is None:
+        while self._message_end() is None:
             if idle_timeout_s is None:
                 data = await self.reader.read(READ_BYTES)
             else:
@@ -463,6 +479,12 @@ class MessageReader:
                     raise ProtocolViolation("connection closed inside a message")
                 return None
             self.buffer += data
+        return self._take_message()
+
+    def _take_message(self) -> bytes:
+        """The first complete message's bytes, out of the buffer (`_end` found)."""
+        end = self._end
+        assert end is not None
         buffer = self.buffer
         self._end = None
         if (buffer[0] << 8) | buffer[1] == end - 4:  # one chunk (nearly every message)
@@ -480,6 +502,8 @@ class MessageReader:
 
 
 _CHUNK_HEADER: Final = struct.Struct(">H")
+_RECORD_HEAD: Final = bytes((0, 0, 0xB1, RECORD))
+"""A RECORD message's start: the chunk header to fill in, a one-field structure, its tag."""
 
 
 def frame(message: bytes) -> bytes:
@@ -683,6 +707,26 @@ class Connection:
         except BaseException:
             del outbox[start:]  # nothing of a message that could not be packed goes out
             raise
+        self._frame_from(start)
+
+    def _send_record(self, packer: ps.Packer, row: Sequence[Any]) -> None:
+        """Queue a RECORD of `row` through `packer` (one per PULL, packing into the
+        outbox): the bytes of ``_send(RECORD, list(row))``, without a structure's tuple of
+        fields or a Packer per record."""
+        outbox = self.outbox
+        start = len(outbox)
+        outbox += _RECORD_HEAD
+        try:
+            packer.pack(row if type(row) is list or type(row) is tuple else list(row), 1)
+        except BaseException:
+            del outbox[start:]  # nothing of a message that could not be packed goes out
+            raise
+        self._frame_from(start)
+
+    def _frame_from(self, start: int) -> None:
+        """Frame the message packed into the outbox from `start` (after a 2-byte chunk
+        header left for it)."""
+        outbox = self.outbox
         size = len(outbox) - start - 2
         if size <= MAX_CHUNK_BYTES:
             outbox[start : start + 2] = _CHUNK_HEADER.pack(size)
@@ -762,16 +806,18 @@ class Connection:
                 negotiate(self.reader, self.writer), HANDSHAKE_TIMEOUT_S
             )
             self._watchdog = asyncio.get_running_loop().call_later(self._watch_every_s, self._watch)
+            inbox, outbox = self.inbox, self.outbox
             while self.session.state is not State.DEFUNCT:
-                if not self.inbox.has_message():
-                    await self._flush()  # the client waits for these answers
-                self._waiting_since = time.monotonic()
-                data = await self.inbox.message(None)  # bounded by the watchdog
-                self._waiting_since = None
+                data = inbox.ready()
                 if data is None:
-                    break
+                    await self._flush()  # the client waits for these answers
+                    self._waiting_since = time.monotonic()
+                    data = await inbox.message(None)  # bounded by the watchdog
+                    self._waiting_since = None
+                    if data is None:
+                        break
                 await self._handle(data)
-                if len(self.outbox) >= FLUSH_BYTES:
+                if len(outbox) >= FLUSH_BYTES:
                     await self._flush()
             await self._flush()
         except (
@@ -1033,9 +1079,11 @@ class Connection:
         if rows is not None:  # materialized: no event-loop trip per record
             end = len(rows) if n == -1 else min(len(rows), stream.position + n)
             if not discard:
+                outbox = self.outbox  # the same buffer after a flush (cleared, not replaced)
+                packer = ps.Packer(True, outbox)
                 for row in rows[stream.position : end]:
-                    self._send(RECORD, list(row))
-                    if len(self.outbox) >= FLUSH_BYTES:
+                    self._send_record(packer, row)
+                    if len(outbox) >= FLUSH_BYTES:
                         await self._flush()
             stream.position = end
             if end < len(rows):
@@ -1084,7 +1132,8 @@ class Connection:
         elif not session.streams:
             session.state = State.TX_READY
         t_last = _ms_since(stream.started)
-        stats = _stats(summary.counters)
+        counters = summary.counters
+        stats = _stats(counters) if counters else {}
         bookmark = summary.bookmark if stream.auto_commit else None
         if not stats and not bookmark:  # a read's summary: the same for most statements
             key = ("end", summary.query_type, t_last, stream.database)
