@@ -386,6 +386,7 @@ class Executor:
             plain_target = (
                 target_pattern.variable is None
                 and not target_pattern.labels
+                and target_pattern.label_expression is None
                 and target_pattern.properties is None
             )
             rel_variable = rel_pattern.variable
