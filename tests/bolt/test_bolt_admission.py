@@ -6,7 +6,7 @@ connection's next one — a password change, a suspension, a drop, CHANGE REQUIR
 ACCESS, a lost role, a new DENY — and so does the token's expiry; each statement still goes
 to the query log with the same fields. No cluster: ``NodeBackend`` over a fake node, a
 security state built by the administration commands the system database runs (fast fake
-hash), as in tests/security/test_security_admission.py."""
+hash; tests/security/security_fakes.py, shared with the gRPC face's admission tests)."""
 
 from __future__ import annotations
 
@@ -23,49 +23,14 @@ from cluster.bolt.backend import AccessMode, ConnectionInfo, Principal, Transact
 from cluster.bolt.cluster_backend import NodeBackend, SessionPrincipal
 from cluster.errors import QuiverError
 from cluster.security import sessions
-from cluster.security.admin import execute_admin
 from cluster.security.node_security import NodeSecurity
 from cluster.security.sessions import FORBIDDEN, UNAUTHORIZED
-from cluster.security.system import Command, SecurityState
 from proto import client_pb2
+from tests.security.security_fakes import Cluster, fake_verify
 
 CONNECTION = ConnectionInfo("127.0.0.1:5", "127.0.0.1:7687")
 READ = TransactionOptions("neo4j", AccessMode.READ, ("quiver:1",))
 CREDENTIALS_EXPIRED = "Neo.ClientError.Security.CredentialsExpired"
-
-
-def _fake_hash(password: str) -> str:
-    return "fake$" + password[::-1]
-
-
-def _fake_verify(password: str, hashed: str) -> bool:
-    return hashed == _fake_hash(password)
-
-
-class Cluster:
-    """The applied security state: each change is a new object, as an applied SECURITY
-    entry makes one."""
-
-    def __init__(self) -> None:
-        self.state = SecurityState()
-        self.state.apply(
-            [Command("bootstrap_admin", {"name": "admin", "hash": _fake_hash("admin-pw")})], 1
-        )
-        self.index = 1
-        self.run(
-            "CREATE USER ann SET PASSWORD 'ann-pass-1' CHANGE NOT REQUIRED",
-            "GRANT ROLE reader TO ann",
-        )
-
-    def run(self, *queries: str) -> None:
-        for query in queries:
-            state = self.state.copy()
-            result = execute_admin(
-                state, "admin", query, {}, hasher=_fake_hash, verifier=_fake_verify
-            )
-            self.index += 1
-            state.apply(result.commands, self.index)
-            self.state = state
 
 
 @dataclass
@@ -132,7 +97,7 @@ def cluster() -> Cluster:
 
 @pytest.fixture
 def bolt(tmp_path: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bolt]:
-    monkeypatch.setattr(sessions, "verify_password", _fake_verify)
+    monkeypatch.setattr(sessions, "verify_password", fake_verify)
     node = FakeNode(cluster)
     node.config.data_dir = tmp_path
     security = NodeSecurity(node)  # type: ignore[arg-type]

@@ -17,7 +17,6 @@ import pytest
 
 from cluster.errors import QuiverError
 from cluster.security import sessions
-from cluster.security.admin import execute_admin
 from cluster.security.node_security import (
     AUTHORIZATION_METADATA,
     SESSION_METADATA,
@@ -25,43 +24,9 @@ from cluster.security.node_security import (
     basic_value,
 )
 from cluster.security.sessions import FORBIDDEN, RATE_LIMIT, UNAUTHORIZED
-from cluster.security.system import Command, SecurityState
+from tests.security.security_fakes import Cluster, fake_hash
 
 ADDRESS = "127.0.0.1:5"
-
-
-def _fake_hash(password: str) -> str:
-    return "fake$" + password[::-1]
-
-
-def _fake_verify(password: str, hashed: str) -> bool:
-    return hashed == _fake_hash(password)
-
-
-class Cluster:
-    """The applied security state of a fake node: each change is a new object, as an
-    applied SECURITY entry makes one."""
-
-    def __init__(self) -> None:
-        self.state = SecurityState()
-        self.state.apply(
-            [Command("bootstrap_admin", {"name": "admin", "hash": _fake_hash("admin-pw")})], 1
-        )
-        self.index = 1
-        self.run(
-            "CREATE USER ann SET PASSWORD 'ann-pass-1' CHANGE NOT REQUIRED",
-            "GRANT ROLE reader TO ann",
-        )
-
-    def run(self, *queries: str) -> None:
-        for query in queries:
-            state = self.state.copy()
-            result = execute_admin(
-                state, "admin", query, {}, hasher=_fake_hash, verifier=_fake_verify
-            )
-            self.index += 1
-            state.apply(result.commands, self.index)
-            self.state = state
 
 
 @pytest.fixture
@@ -78,7 +43,7 @@ def security(
 
     def verify(password: str, hashed: str) -> bool:
         verified.append(password)
-        return hashed == _fake_hash(password)
+        return hashed == fake_hash(password)
 
     monkeypatch.setattr(sessions, "verify_password", verify)
     config = SimpleNamespace(
