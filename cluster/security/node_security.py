@@ -371,7 +371,7 @@ class NodeSecurity:
         user's credentials have not changed since."""
         await self.authenticator.check_locked(user, address)  # locked whatever the password
         key = hmac.new(self._remember_key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
-        for _ in range(LOGIN_WAITS):
+        for waited in range(LOGIN_WAITS + 1):
             remembered = self._from_memory(key, user)
             if remembered is not None:
                 return remembered, False
@@ -379,9 +379,10 @@ class NodeSecurity:
             # once): wait for that one hash instead of computing it again. A verification
             # that failed remembers nothing, so each waiter then tries, and counts, its own.
             verifying = self._verifying.get(key)
-            if verifying is None:
+            if verifying is None or waited == LOGIN_WAITS:
                 break
             await asyncio.wait([verifying], timeout=LOGIN_WAIT_S)
+            await self.authenticator.check_locked(user, address)  # locked meanwhile?
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._verifying.setdefault(key, done)
         try:

@@ -8,6 +8,7 @@ the same administration commands the system database runs (with a fast fake hash
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,6 +28,7 @@ from cluster.security.sessions import FORBIDDEN, RATE_LIMIT, UNAUTHORIZED
 from tests.security.security_fakes import Cluster, fake_hash
 
 ADDRESS = "127.0.0.1:5"
+WAIT_S = 10.0
 
 
 @pytest.fixture
@@ -185,6 +187,43 @@ def test_concurrent_wrong_passwords_each_count_towards_the_lockout(
     assert all(isinstance(a, QuiverError) and a.code == UNAUTHORIZED for a in answers)
     assert verified == ["wrong-pass"] * 3
     assert _refused(node, _basic("ann", "ann-pass-1")) == RATE_LIMIT
+
+
+def test_a_login_that_waited_for_anothers_hash_is_refused_if_locked_out_meanwhile(
+    security: tuple[NodeSecurity, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node, _ = security
+    release = threading.Event()
+
+    def verify(password: str, hashed: str) -> bool:
+        if password == "ann-pass-1":
+            release.wait(WAIT_S)  # the first login's hash takes a while
+        return hashed == fake_hash(password)
+
+    monkeypatch.setattr(sessions, "verify_password", verify)
+
+    async def scenario() -> BaseException | None:
+        right = _basic("ann", "ann-pass-1")
+        first = asyncio.create_task(node.authenticate_metadata(right, ADDRESS))
+        for _ in range(10_000):  # bounded: until its hash is in flight
+            if node._verifying:
+                break
+            await asyncio.sleep(0)
+        waiter = asyncio.create_task(node.authenticate_metadata(right, ADDRESS))
+        await asyncio.sleep(0)
+        for _ in range(3):  # meanwhile, the user is locked out
+            with pytest.raises(QuiverError):
+                await node.authenticate_metadata(_basic("ann", "wrong-pass"), ADDRESS)
+        release.set()
+        await asyncio.wait_for(first, WAIT_S)
+        try:
+            await asyncio.wait_for(waiter, WAIT_S)
+        except QuiverError as refused:
+            return refused
+        return None
+
+    refused = asyncio.run(scenario())
+    assert isinstance(refused, QuiverError) and refused.code == RATE_LIMIT
 
 
 def test_a_token_is_refused_once_it_expires(
