@@ -1483,10 +1483,17 @@ class Node:
                 done.written is None and done.overlaid
             ):
                 again.append(queued)
-            elif done.written is None:
+            elif done.written is None and not queued.client_id:
                 _settle(queued, (done.result, base, None, None))
             else:
-                result, written = done.result, done.written
+                # A request with an id is decided in log order even when it wrote nothing
+                # (an empty write set): it may be the retry of one that applied, or is still
+                # pending, after its arrival was checked (on a new leader that had not yet
+                # applied the last term), and then it wrote nothing only because the first
+                # did (a compare-and-set that no longer matches). The state machine answers
+                # such a retry as the duplicate it is, with the first one's counters.
+                result = done.result
+                written = done.written or Pending(self._proposal_id(), WriteSet())
                 envelope = Envelope(
                     queued.client_id,
                     queued.sequence,

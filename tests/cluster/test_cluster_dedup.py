@@ -3,6 +3,8 @@ applied once: the new leader answers with the first commit's bookmark."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import grpc
 from conftest import LocalCluster, wait_for
 
@@ -52,3 +54,31 @@ def test_a_retried_write_after_a_leader_change_applies_once(local_cluster: Local
         consistency="linearizable",
     )
     assert count.rows == [["p-1"], ["p-2"]]
+
+
+def test_a_retry_of_a_compare_and_set_still_pending_answers_as_the_first(
+    local_cluster: LocalCluster,
+) -> None:
+    """The same request sent twice at once: the second is checked on arrival before the
+    first applied, and run after it, where its condition no longer holds (it wrote nothing
+    only because the first did). It must answer as the duplicate it is: set, with the first
+    commit's bookmark, not as a compare-and-set that failed."""
+    client = local_cluster.client
+    leader = wait_for("a leader", local_cluster.leader)
+    client.run("CREATE (:Reg {key: 'k', v: 1})")
+    request = client_pb2.RunRequest(
+        query="MATCH (r:Reg {key: 'k'}) WHERE r.v = $old SET r.v = $new",
+        parameters={"old": to_proto(1), "new": to_proto(2)},
+        client_id="cas-test-client",
+        sequence=1,
+    )
+    channel = client._channel(client._member(leader))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.map(lambda _: _run(channel, request), range(2))
+    assert first.counters.properties_set == 1
+    assert second.counters.properties_set == 1, "a duplicate answered as a failed CAS"
+    assert second.bookmark == first.bookmark
+    value = client.run(
+        "MATCH (r:Reg {key: 'k'}) RETURN r.v", mode="read", consistency="linearizable"
+    )
+    assert value.rows == [[2]]
