@@ -46,13 +46,21 @@ class Authority:
     key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
 
+    def pem(self) -> tuple[bytes, bytes]:
+        """The private key (PKCS#8, unencrypted) and the certificate, in PEM."""
+        return _key_pem(self.key), self.cert.public_bytes(serialization.Encoding.PEM)
 
-def _write_private_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    data = key.private_bytes(
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def _write_private_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    data = _key_pem(key)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)

@@ -43,22 +43,13 @@ class Pki:
     receiver: tuple[bytes, bytes]
 
 
-def _pem(authority: pki.Authority) -> tuple[bytes, bytes]:
-    key = authority.key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return key, authority.cert.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.fixture(scope="module")
 def certificates() -> Pki:
     authority = pki.make_ca()
     return Pki(
         ca=authority.cert.public_bytes(serialization.Encoding.PEM),
-        sender=_pem(pki.issue_node(authority, 1)),
-        receiver=_pem(pki.issue_node(authority, 2)),
+        sender=pki.issue_node(authority, 1).pem(),
+        receiver=pki.issue_node(authority, 2).pem(),
     )
 
 

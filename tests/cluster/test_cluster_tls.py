@@ -18,22 +18,11 @@ from proto import client_pb2, client_pb2_grpc, raft_pb2, raft_pb2_grpc
 from raft.types import Message, MessageType
 
 
-def _pem(authority: pki.Authority) -> tuple[bytes, bytes]:
-    from cryptography.hazmat.primitives import serialization
-
-    key = authority.key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return key, authority.cert.public_bytes(serialization.Encoding.PEM)
-
-
 def _send_as(address: str, ca: bytes, client: pki.Authority | None, sender: int) -> grpc.RpcError:
     if client is None:
         credentials = grpc.ssl_channel_credentials(root_certificates=ca)
     else:
-        key, cert = _pem(client)
+        key, cert = client.pem()
         credentials = grpc.ssl_channel_credentials(ca, key, cert)
     heartbeat = Message(type=MessageType.HEARTBEAT, to=1, sender=sender, term=999)
     batch = raft_pb2.MessageBatch(messages=[message_to_pb(heartbeat)])
