@@ -212,6 +212,12 @@ class Transaction:
         self.tx = tx
 
     def run(self, query: str, parameters: Mapping[str, Any] | None = None) -> Result:
+        if self.tx.guard is not None:
+            from cypher.secure import SecureView
+
+            # Commits since the last statement may have hidden what it saw.
+            if isinstance(self.tx.view, SecureView):
+                self.tx.view.new_statement()
         before = dict(self.tx.counters)
         columns, rows, plan = self.engine._execute(self.tx, query, parameters)
         counters = {k: v - before[k] for k, v in self.tx.counters.items()}
@@ -349,9 +355,14 @@ def _check_existing_data_is_unique(
         if tx.is_deleted_node(node_id):
             continue
         if tx.guard is None or node_id in tx.touched_nodes:
-            props = tx.node_properties(node_id)
             if label not in tx.node_labels(node_id):
                 continue
+            # Restricted: with the values the user cannot read, which must be unique too.
+            props = (
+                tx.node_properties(node_id)
+                if tx.guard is None
+                else tx.constraint_properties(node_id)
+            )
         else:
             record = tx.base_view.node(node_id)
             if record is None:

@@ -79,9 +79,12 @@ class SecureView:
         self._records: dict[int, NodeRecord | None] = {}
         self._has_label: Callable[[int, str], bool] | None = getattr(base, "node_has_label", None)
         denied = privileges.traversal_denied_labels
+        self._shares_labels = bool(
+            denied is not None and not privileges.traverses_every_node and self._has_label
+        )
         self._label_visible: dict[int, bool] = (
             _shared_label_visibility(base, denied)
-            if denied is not None and not privileges.traverses_every_node and self._has_label
+            if denied is not None and self._shares_labels
             else {}
         )
         """Node id -> whether it carries none of the denied labels (label denies only)."""
@@ -90,6 +93,22 @@ class SecureView:
             privileges.traverses_every_node
             and privileges.traverses_every_relationship
             and privileges.reads_every_relationship_property
+        )
+
+    def new_statement(self) -> None:
+        """Forget what earlier statements of the transaction learnt: other commits may have
+        hidden a node since (a label or a property set), and a visibility remembered from
+        before would let its relationships, and so its id, through while its record is
+        read afresh as hidden. Statements run under the graph's read lock, so within one
+        statement the caches hold."""
+        self._records.clear()
+        self._counts.clear()
+        denied = self.privileges.traversal_denied_labels
+        # A shared map is another statement's too: take the current one, never clear it.
+        self._label_visible = (
+            _shared_label_visibility(self.base, denied)
+            if denied is not None and self._shares_labels
+            else {}
         )
 
     # -- elements -----------------------------------------------------------------------------

@@ -413,7 +413,8 @@ class TxState:
                 data = self.nodes[node_id]
                 if constraint.label not in data.labels:
                     continue
-                values = [data.properties.get(key) for key in constraint.properties]
+                properties = self.constraint_properties(node_id)
+                values = [properties.get(key) for key in constraint.properties]
                 if any(value is None for value in values):
                     continue
                 key = tuple(group_key(value) for value in values)
@@ -430,6 +431,25 @@ class TxState:
                         kind="ConstraintValidationFailed",
                     )
                 seen[key] = node_id
+
+    def constraint_properties(self, node_id: int) -> dict[str, Any]:
+        """The properties of a node this transaction holds, as the whole graph has them.
+
+        A restricted transaction loads only what its user may read (plus its own writes);
+        a uniqueness constraint must see the unreadable values too, or a node whose hidden
+        value collides could take the constrained label. The user's own writes win; a
+        readable key the transaction removed stays removed."""
+        data = self.nodes[node_id]
+        created = self.created_nodes
+        if self.guard is None or (created and node_id >= created[0]):
+            return data.properties
+        record = self.guard.base.node(node_id)
+        if record is None:
+            return data.properties
+        seen = self.view.node(node_id)
+        readable = seen.properties if seen is not None else {}
+        hidden = {k: v for k, v in record.properties.items() if k not in readable}
+        return {**hidden, **data.properties} if hidden else data.properties
 
     def _committed_holder(self, constraint: Any, values: list[Any], node_id: int) -> int | None:
         from cypher.values import equals

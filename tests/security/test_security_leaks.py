@@ -1,0 +1,64 @@
+"""Leaks and wrong answers found by probing the privilege-filtered engine as a restricted
+user would, each pinned by the smallest case that showed it (the graph and fixtures of
+test_security_view.py: Alice knows secret Bob, who knows Carol; Alice knows unlabelled Dan,
+who knows Gus, who knows Carol).
+
+Each expectation follows Neo4j's documented semantics: a node the user cannot traverse does
+not exist for them, in any statement of a transaction; a uniqueness constraint holds over
+the whole graph, whatever the writer may read."""
+
+from __future__ import annotations
+
+import pytest
+import test_security_view as view_cases
+from test_security_view import ENGINE, HIDE_SECRET, MATCH_ALL, Db, user
+
+from cluster.security.privileges import NODES, Action, deny, grant
+from cypher import CypherError
+
+db = view_cases.db
+"""The same graph, on the in-memory model and on the encrypted store."""
+
+CONSTRAINT_FAILED = "Neo.ClientError.Schema.ConstraintValidationFailed"
+
+
+def test_a_node_hidden_between_two_statements_of_a_transaction_is_hidden_in_the_second(
+    db: Db,
+) -> None:
+    restricted = user(*HIDE_SECRET)
+    tx = ENGINE.begin(db.view, restricted)
+    assert tx.run("MATCH (:Person {name: 'Gus'})<--(x) RETURN count(x)").rows == [[1]]
+    # Another user's commit puts Dan under the denied label while the transaction is open.
+    db.run("MATCH (d {name: 'Dan'}) SET d:Secret, d.plan = 'X'")
+    assert tx.run("MATCH (:Person {name: 'Gus'})<--(x) RETURN x, id(x)").rows == []
+    assert tx.run("MATCH (a:Person {name: 'Alice'})-->(x) RETURN count(x)").rows == [[0]]
+
+
+def test_a_node_whose_unreadable_value_collides_cannot_take_the_constrained_label(db: Db) -> None:
+    db.run("CREATE CONSTRAINT person_ssn FOR (n:Person) REQUIRE n.ssn IS UNIQUE")
+    db.run("CREATE (:Employee {name: 'Eve', ssn: '111'})")  # Alice's ssn
+    restricted = user(
+        *MATCH_ALL, deny(Action.READ, NODES, ["Person", "Employee"], ["ssn"]), grant(Action.WRITE)
+    )
+    before = db.dump()
+    with pytest.raises(CypherError) as caught:
+        db.run("MATCH (n:Employee) SET n:Person", privileges=restricted)
+    assert caught.value.status_code == CONSTRAINT_FAILED
+    assert db.dump() == before
+
+
+def test_a_constraint_is_not_created_over_a_changed_node_whose_unreadable_value_collides(
+    db: Db,
+) -> None:
+    db.run("CREATE (:Employee {name: 'Eve', ssn: '111'})")  # Alice's ssn
+    restricted = user(
+        *MATCH_ALL,
+        deny(Action.READ, NODES, ["Person", "Employee"], ["ssn"]),
+        grant(Action.WRITE),
+        grant(Action.CONSTRAINT_MANAGEMENT),
+    )
+    tx = ENGINE.begin(db.view, restricted)
+    tx.run("MATCH (n:Employee) SET n:Person")
+    with pytest.raises(CypherError) as caught:
+        tx.run("CREATE CONSTRAINT person_ssn FOR (n:Person) REQUIRE n.ssn IS UNIQUE")
+    assert caught.value.status_code == "Neo.ClientError.Schema.ConstraintCreationFailed"
