@@ -476,9 +476,9 @@ class Executor:
         best = 0
         best_cost = math.inf
         for index, node in enumerate(nodes):
-            cost: float = self._count(None) + 1
+            cost: float = self._start_count(None) + 1
             if node.labels:
-                cost = min(self._count(label) for label in node.labels)
+                cost = min(self._start_count(label) for label in node.labels)
             if cost < best_cost:
                 best, best_cost = index, cost
         return best
@@ -491,11 +491,21 @@ class Executor:
             view.has_index(label, key) for key, _ in node.properties.items for label in node.labels
         )
 
+    def _start_count(self, label: str | None) -> int:
+        """``_count`` as the user sees it, to choose where a pattern starts: the start
+        decides the order of the pattern's rows, and an order decided by nodes the user
+        cannot see would tell of them (a restricted user's visible count costs a scan of
+        the label, memoised by the filtered view for the statement)."""
+        if self.tx.guard is None:
+            return self._count(label)
+        return self.tx.view.count_nodes(label)
+
     def _count(self, label: str | None) -> int:
         """Committed node count of a label, memoised for the statement (a planning estimate).
 
-        Read from the unfiltered graph: it only orders the work, never shows in a result,
-        and a restricted user's filtered count would cost a scan."""
+        Read from the unfiltered graph: it only picks which label of a node to scan, which
+        changes neither the rows nor their order, and a restricted user's filtered count
+        would cost a scan."""
         count = self._label_counts.get(label)
         if count is None:
             count = self.tx.base_view.count_nodes(label)

@@ -15,6 +15,7 @@ from test_security_view import ENGINE, HIDE_SECRET, MATCH_ALL, Db, user
 
 from cluster.security.privileges import NODES, Action, deny, grant
 from cypher import CypherError
+from store.memory import MemoryGraph
 
 db = view_cases.db
 """The same graph, on the in-memory model and on the encrypted store."""
@@ -62,3 +63,24 @@ def test_a_constraint_is_not_created_over_a_changed_node_whose_unreadable_value_
     with pytest.raises(CypherError) as caught:
         tx.run("CREATE CONSTRAINT person_ssn FOR (n:Person) REQUIRE n.ssn IS UNIQUE")
     assert caught.value.status_code == "Neo.ClientError.Schema.ConstraintCreationFailed"
+
+
+def test_the_order_of_an_unordered_pattern_does_not_depend_on_hidden_nodes() -> None:
+    # Where a pattern starts decides the order of its rows; it was chosen on counts that
+    # included hidden nodes, so adding hidden Emails flipped the order a user saw.
+    def graph(hidden_emails: int) -> Db:
+        memory = MemoryGraph()
+        database = Db(memory, memory.apply)
+        database.run(
+            "CREATE (p1:Person {name: 'p1'}), (p2:Person {name: 'p2'}), (:Person),"
+            " (e1:Email {name: 'e1'}), (e2:Email {name: 'e2'}),"
+            " (p1)-[:SENT]->(e2), (p2)-[:SENT]->(e1)"
+        )
+        for _ in range(hidden_emails):
+            database.run("CREATE (:Email:Secret)")
+        return database
+
+    query = "MATCH (a:Person)-->(b:Email) RETURN a.name, b.name"
+    restricted = user(*HIDE_SECRET)
+    expected = graph(0).run(query).rows
+    assert graph(3).run(query, privileges=restricted).rows == expected
