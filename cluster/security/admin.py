@@ -53,6 +53,7 @@ SYNTAX_ERROR: Final = "Neo.ClientError.Statement.SyntaxError"
 CREDENTIALS_EXPIRED: Final = "Neo.ClientError.Security.CredentialsExpired"
 NOT_SYSTEM_COMMAND: Final = "Neo.ClientError.Statement.NotSystemDatabaseCommand"
 SYSTEM_DATABASE: Final = "system"
+DATABASE_NOT_FOUND: Final = "Neo.ClientError.Database.DatabaseNotFound"
 MAX_QUERY_CHARS: Final = 65_536
 PRIVILEGE_COLUMNS: Final = ["access", "action", "resource", "graph", "segment", "role", "immutable"]
 USER_COLUMNS: Final = ["user", "roles", "passwordChangeRequired", "suspended", "home"]
@@ -944,7 +945,17 @@ def _targets(parser: _Parser, keyword: str) -> list[str | None]:
     if not (parser.accept(keyword) or parser.accept(keyword + "S")):
         raise parser.error(f"{keyword} or {keyword}S")
     names = parser.names_or_star(f"a {keyword.lower()} name")
-    return [None] if names is None else list(names)
+    if names is None:
+        return [None]
+    # Names are case-insensitive; one that names no database is refused, as Neo4j does,
+    # rather than stored as a rule (a DENY) that silently protects nothing.
+    found = [name.lower() for name in names]
+    for name, lowered in zip(names, found, strict=True):
+        if lowered not in (DEFAULT_DATABASE, SYSTEM_DATABASE):
+            raise SecurityError(
+                DATABASE_NOT_FOUND, f"Database does not exist. Database name: '{name}'."
+            )
+    return list(found)
 
 
 @dataclass(slots=True)

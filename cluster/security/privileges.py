@@ -357,7 +357,9 @@ BUILTIN_ROLES: Mapping[str, tuple[Privilege, ...]] = {
 
 
 def _applies_to_graph(privilege: Privilege, graph: str) -> bool:
-    return privilege.graph is None or privilege.graph == graph
+    # Database names are case-insensitive (Neo4j normalises them to lower case): a DENY on
+    # GRAPH Neo4j must not miss the graph neo4j.
+    return privilege.graph is None or privilege.graph.lower() == graph.lower()
 
 
 class PrivilegeSet:

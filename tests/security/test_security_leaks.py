@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import pytest
 import test_security_view as view_cases
+from test_security_system import Cluster
 from test_security_view import ENGINE, HIDE_SECRET, MATCH_ALL, Db, user
 
-from cluster.security.privileges import NODES, Action, deny, grant
+from cluster.security.privileges import NODES, Action, PrivilegeSet, deny, grant
+from cluster.security.system import SecurityError
 from cypher import CypherError
 from store.memory import MemoryGraph
 
@@ -84,3 +86,35 @@ def test_the_order_of_an_unordered_pattern_does_not_depend_on_hidden_nodes() -> 
     restricted = user(*HIDE_SECRET)
     expected = graph(0).run(query).rows
     assert graph(3).run(query, privileges=restricted).rows == expected
+
+
+def test_a_deny_on_the_database_named_in_another_case_applies() -> None:
+    # Database names are case-insensitive in Neo4j: an administrator's DENY on GRAPH Neo4j
+    # was stored as written and never matched the graph "neo4j", so the grant on * won.
+    cluster = Cluster()
+    cluster.run("admin", "CREATE ROLE analyst")
+    cluster.run("admin", "GRANT MATCH {*} ON GRAPH * NODES * TO analyst")
+    cluster.run("admin", "DENY TRAVERSE ON GRAPH Neo4j NODES Secret TO analyst")
+    cluster.run("admin", "DENY READ {ssn} ON GRAPH NEO4J NODES Person TO analyst")
+    privileges = cluster.state.privileges_of_roles(["analyst"])
+    assert not privileges.can_traverse_node({"Person", "Secret"})
+    assert not privileges.can_read_node_property({"Person"}, "ssn")
+    # A rule stored before names were normalised applies as well.
+    stored = PrivilegeSet(
+        [grant(Action.MATCH, NODES), deny(Action.TRAVERSE, NODES, ["S"], graph="NEO4J")]
+    )
+    assert not stored.can_traverse_node({"S"})
+
+
+def test_a_privilege_on_a_database_that_does_not_exist_is_refused() -> None:
+    # A misspelt name would otherwise store a DENY that protects nothing, silently.
+    cluster = Cluster()
+    cluster.run("admin", "CREATE ROLE analyst")
+    for query in (
+        "DENY TRAVERSE ON GRAPH neo4k NODES Secret TO analyst",
+        "DENY ACCESS ON DATABASE neo4k TO analyst",
+    ):
+        with pytest.raises(SecurityError) as caught:
+            cluster.run("admin", query)
+        assert caught.value.code == "Neo.ClientError.Database.DatabaseNotFound", query
+    assert cluster.state.privileges_of_roles(["analyst"]).can_traverse_node(set()) is False
