@@ -14,6 +14,7 @@ import test_security_view as view_cases
 from test_security_system import Cluster
 from test_security_view import ENGINE, HIDE_SECRET, MATCH_ALL, Db, user
 
+from cluster.pipeline import Overlay, Pending
 from cluster.security.privileges import NODES, Action, PrivilegeSet, deny, grant
 from cluster.security.system import SecurityError
 from cypher import CypherError
@@ -48,6 +49,20 @@ def test_a_node_whose_unreadable_value_collides_cannot_take_the_constrained_labe
         db.run("MATCH (n:Employee) SET n:Person", privileges=restricted)
     assert caught.value.status_code == CONSTRAINT_FAILED
     assert db.dump() == before
+
+
+def test_the_constraint_sees_an_unreadable_value_written_by_a_pending_write(db: Db) -> None:
+    # On the leader's pipelined path, the node and its value are another user's write that
+    # is proposed and not yet applied.
+    db.run("CREATE CONSTRAINT person_ssn FOR (n:Person) REQUIRE n.ssn IS UNIQUE")
+    pending = ENGINE.run(db.view, "CREATE (:Employee {name: 'Eve', ssn: '111'})").write_set
+    restricted = user(
+        *MATCH_ALL, deny(Action.READ, NODES, ["Person", "Employee"], ["ssn"]), grant(Action.WRITE)
+    )
+    overlay = Overlay(ENGINE, db.view, 0, [Pending(b"eve", pending)])
+    with pytest.raises(CypherError) as caught:
+        overlay.execute("MATCH (n:Employee) SET n:Person", {}, restricted)
+    assert caught.value.status_code == CONSTRAINT_FAILED
 
 
 def test_a_constraint_is_not_created_over_a_changed_node_whose_unreadable_value_collides(
