@@ -44,6 +44,11 @@ QUERIES = (
     "MATCH (n) RETURN id(n), COUNT { (n)--() } ORDER BY id(n)",
     "CALL db.labels() YIELD label RETURN label",
     "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType",
+    "CALL db.propertyKeys() YIELD propertyKey RETURN propertyKey",
+    # Unordered on purpose: where the pattern starts decides the order of its rows.
+    "MATCH (a:A)-->(b:B) RETURN id(a), id(b)",
+    "MATCH (n) OPTIONAL MATCH (n)-->(m) RETURN id(n), n {.*}, collect(id(m)),"
+    " [(n)<--(k) | k.w] ORDER BY id(n)",
 )
 
 
