@@ -153,6 +153,9 @@ class Raft:
         self.broadcast_pending = False
         # Voters of the config before the last applied conf change (see promotable).
         self.previous_voters: frozenset[int] = frozenset()
+        # Counts the responses a leader receives; ranks followers for read rounds (see
+        # _note_acknowledgement).
+        self.response_seq = 0
 
         self.election_timeout = config.election_ticks
         self.heartbeat_timeout = config.heartbeat_ticks
@@ -302,6 +305,29 @@ class Raft:
         for node in sorted(self.trk.progress):
             if node != self.id:
                 self.send_append(node)
+
+    def send_read_round(self, ctx: bytes) -> None:
+        """Ask the followers to confirm our leadership for the read round `ctx`.
+
+        Only the voters that complete a quorum with us are asked, those that acknowledged
+        most freshly and fastest (ProgressTracker.read_round_voters); all voters when
+        there is no such choice. Learners never are: their acks do not count.
+
+        Safety does not depend on the choice: a read is released only once a quorum of
+        voters acknowledged its ctx or a later one (ReadOnly.advance). Liveness does not
+        either, because a round whose chosen follower is slow, dead or cut off does not
+        wait for it: every periodic heartbeat (_tick_heartbeat -> BEAT -> bcast_heartbeat)
+        carries the newest pending ctx to every member, and a quorum of acks for it
+        releases it and every read queued before it. So a pending read is at most one
+        heartbeat interval from reaching every live voter, as before; the choice only
+        spares the other followers an exchange per round. The answers to that heartbeat
+        also rank the live followers above the silent one for the next rounds.
+        """
+        chosen = self.trk.read_round_voters(self.id)
+        if chosen is None:
+            chosen = [node for node in self.trk.voter_nodes() if node != self.id]
+        for node in chosen:
+            self.send_heartbeat(node, ctx)
 
     def bcast_heartbeat(self, ctx: bytes | None = None) -> None:
         if ctx is None:
@@ -695,7 +721,7 @@ class Raft:
         if not self.read_only.add_request(self.log.committed, m):
             return  # too many reads pending: dropped, the client will time out and retry
         self.read_only.recv_ack(self.id, ctx)
-        self.bcast_heartbeat(ctx)
+        self.send_read_round(ctx)
 
     def _respond_read_index(self, m: Message, index: int) -> None:
         ctx = m.entries[0].data
@@ -734,9 +760,21 @@ class Raft:
         for m in pending:
             self._send_read_index(m)
 
-    def _leader_append_response(self, m: Message, pr: Progress) -> None:
+    def _note_acknowledgement(self, pr: Progress, lease_tick: int) -> None:
+        """A response from `pr`'s peer to a message we sent at `lease_tick`.
+
+        Besides the lease, it ranks the peer for read rounds: the first answer to a message
+        of a newer tick takes the next response number, so among peers at the same tick
+        the fastest has the lowest; a peer that stops answering falls behind in ticks.
+        """
         pr.recent_active = True
-        pr.lease_ack_tick = max(pr.lease_ack_tick, m.lease_tick)
+        if lease_tick > pr.lease_ack_tick or pr.lease_ack_seq == 0:
+            self.response_seq += 1
+            pr.lease_ack_seq = self.response_seq
+            pr.lease_ack_tick = max(pr.lease_ack_tick, lease_tick)
+
+    def _leader_append_response(self, m: Message, pr: Progress) -> None:
+        self._note_acknowledgement(pr, m.lease_tick)
         if m.reject:
             next_probe = m.reject_hint
             if m.log_term > 0:
@@ -770,8 +808,7 @@ class Raft:
             self.send_timeout_now(m.sender)
 
     def _leader_heartbeat_response(self, m: Message, pr: Progress) -> None:
-        pr.recent_active = True
-        pr.lease_ack_tick = max(pr.lease_ack_tick, m.lease_tick)
+        self._note_acknowledgement(pr, m.lease_tick)
         pr.msg_app_flow_paused = False
         if pr.match < self.log.last_index() or pr.state is ProgressState.PROBE:
             self.send_append(m.sender)

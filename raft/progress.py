@@ -55,6 +55,7 @@ class Progress:
     __slots__ = (
         "inflights",
         "is_learner",
+        "lease_ack_seq",
         "lease_ack_tick",
         "match",
         "msg_app_flow_paused",
@@ -80,6 +81,10 @@ class Progress:
         self.is_learner = is_learner
         # The leader's logical clock when it sent the newest message this peer acknowledged.
         self.lease_ack_tick = 0
+        # The leader's response sequence number (Raft.response_seq) when this peer first
+        # acknowledged a message sent at lease_ack_tick: of two peers at the same tick, the
+        # lower answered first. 0: no answer since this Progress was made (this term).
+        self.lease_ack_seq = 0
 
     def __repr__(self) -> str:
         return (

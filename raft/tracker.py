@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from raft.progress import Progress
-from raft.quorum import JointConfig, VoteResult
+from raft.quorum import JointConfig, VoteResult, majority
 from raft.types import ConfState
 
 
@@ -73,6 +73,38 @@ class ProgressTracker:
         acked = {node: pr.lease_ack_tick for node, pr in self.progress.items()}
         acked[own_id] = now
         return self.config.voters.committed_index(acked)
+
+    def read_round_voters(self, own_id: int) -> list[int] | None:
+        """The followers a read round asks: the fewest that make a quorum with `own_id`,
+        chosen by who acknowledged the newest message and, at the same tick, who did so
+        first (then by id). In id order.
+
+        None when there is no sound choice and every voter must be asked: a joint config
+        (two quorums to satisfy), a leader that is no voter of its config, or too few
+        followers that have answered at all in this term.
+
+        Ranking by "answered last" would be wrong: a slow follower's answer to a message
+        sent to every peer always arrives last, so it would keep winning.
+        """
+        voters = self.config.voters
+        if voters.is_joint() or own_id not in voters.incoming:
+            return None
+        needed = majority(len(voters.incoming)) - 1
+        answered = [
+            node
+            for node in voters.incoming
+            if node != own_id and self.progress[node].lease_ack_seq > 0
+        ]
+        if len(answered) < needed:
+            return None
+        answered.sort(
+            key=lambda node: (
+                -self.progress[node].lease_ack_tick,
+                self.progress[node].lease_ack_seq,
+                node,
+            )
+        )
+        return sorted(answered[:needed])
 
     def visit(self, visitor: Callable[[int, Progress], None]) -> None:
         """Call `visitor` for each member in id order (determinism matters to the simulator)."""
