@@ -215,7 +215,8 @@ class Transaction:
         if self.tx.guard is not None:
             from cypher.secure import SecureView
 
-            # Commits since the last statement may have hidden what it saw.
+            # Commits since the last statement may have hidden what it saw: read afresh.
+            self.tx.forget_reads()
             if isinstance(self.tx.view, SecureView):
                 self.tx.view.new_statement()
         before = dict(self.tx.counters)

@@ -90,6 +90,10 @@ class TxState:
     next_node_id: int = -1
     next_rel_id: int = -1
     touched_nodes: set[int] = field(default_factory=set)
+    relabelled_nodes: set[int] = field(default_factory=set)
+    """Nodes a label was removed from (the other writes to a node touch it)."""
+    written_rels: set[int] = field(default_factory=set)
+    """Committed relationships this transaction set a property of."""
     guard: WriteGuard | None = None
     """A restricted user's write checks (None: unrestricted); `view` is then filtered."""
 
@@ -255,6 +259,18 @@ class TxState:
             if rel_id not in self.deleted_rels:
                 yield rel_id
 
+    def forget_reads(self) -> None:
+        """Forget the records this transaction only read, so that its next statement reads
+        them afresh; what it wrote (or deleted) stays. For a restricted user's transaction:
+        another commit may have hidden a node since, and a record kept from before would
+        still answer label scans."""
+        kept = self.touched_nodes | self.relabelled_nodes | self.deleted_nodes
+        for node_id in [n for n in self.nodes if n not in kept]:
+            del self.nodes[node_id]
+        kept = self.written_rels | self.deleted_rels | set(self.created_rels)
+        for rel_id in [r for r in self.rels if r not in kept]:
+            del self.rels[rel_id]
+
     # -- writes -------------------------------------------------------------------------------
 
     def create_node(self, labels: Sequence[str], properties: dict[str, Any]) -> int:
@@ -329,6 +345,7 @@ class TxState:
             del data.properties[key]
         else:
             data.properties[key] = value
+        self.written_rels.add(rel_id)
         self.operations.append(ws.SetRelationshipProperty(rel_id, key, value))
         self.counters["properties_set"] += 1
 
@@ -354,6 +371,7 @@ class TxState:
         if self.guard is not None:
             self.guard.remove_label(label)
         data.labels.discard(label)
+        self.relabelled_nodes.add(node_id)
         self.operations.append(ws.RemoveLabel(node_id, label))
         self.counters["labels_removed"] += 1
 

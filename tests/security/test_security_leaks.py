@@ -38,6 +38,17 @@ def test_a_node_hidden_between_two_statements_of_a_transaction_is_hidden_in_the_
     assert tx.run("MATCH (a:Person {name: 'Alice'})-->(x) RETURN count(x)").rows == [[0]]
 
 
+def test_a_node_read_before_another_commit_hid_it_is_hidden_in_the_next_statement(db: Db) -> None:
+    restricted = user(*HIDE_SECRET, grant(Action.WRITE))
+    tx = ENGINE.begin(db.view, restricted)
+    assert tx.run("MATCH (c:Person {name: 'Carol'}) RETURN c.name").rows == [["Carol"]]
+    tx.run("MATCH (g:Person {name: 'Gus'}) SET g.age = 50")  # a node it wrote stays its own
+    db.run("MATCH (c {name: 'Carol'}) SET c:Secret")
+    assert sorted(tx.run("MATCH (n:Person) RETURN n.name").rows) == [["Alice"], ["Gus"]]
+    assert tx.run("MATCH (n:Person {name: 'Gus'}) RETURN n.age").rows == [[50]]
+    assert tx.run("MATCH (n) WHERE n.name = 'Carol' RETURN count(n)").rows == [[0]]
+
+
 def test_a_node_whose_unreadable_value_collides_cannot_take_the_constrained_label(db: Db) -> None:
     db.run("CREATE CONSTRAINT person_ssn FOR (n:Person) REQUIRE n.ssn IS UNIQUE")
     db.run("CREATE (:Employee {name: 'Eve', ssn: '111'})")  # Alice's ssn
