@@ -365,6 +365,9 @@ class Node:
         self._membership_lock = asyncio.Lock()
         self._pipeline: dict[bytes, Pending] = {}
         """This leader's writes proposed and not yet applied, in proposal order."""
+        self._overlay: Overlay | None = None
+        """The last batch's overlay, for the next batch if it still serves (one writer at a
+        time uses it: under the write lock)."""
         self._pipeline_room = asyncio.Event()
         self._pipeline_empty = asyncio.Event()
         self.snapshots_installed = 0
@@ -1425,7 +1428,9 @@ class Node:
         assert sm is not None
         executed: list[_Executed | CypherError | OverlayUnavailableError] = []
         applied = sm.graph.applied_index()
-        overlay = Overlay(self.engine, sm.graph, applied, pending)
+        overlay = self._overlay
+        if overlay is None or not overlay.serves(sm.graph, applied, pending):
+            overlay = self._overlay = Overlay(self.engine, sm.graph, applied, pending)
         for queued in batch:
             started = time.thread_time()
             try:

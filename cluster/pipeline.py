@@ -76,6 +76,10 @@ def _replay(tx: TxState, write_set: ws.WriteSet) -> None:
             raise OverlayUnavailableError(f"{type(op).__name__} is not replayed")
 
 
+def _unapplied(pending: Sequence[Pending], applied_index: int) -> list[ws.WriteSet]:
+    return [p.write_set for p in pending if p.index == 0 or p.index > applied_index]
+
+
 class Overlay:
     """The applied graph plus pending writes, for a batch of statements executed in order,
     each on top of the writes of the ones before it.
@@ -92,9 +96,22 @@ class Overlay:
     ) -> None:
         self._engine = engine
         self._graph = graph
-        self._writes = [p.write_set for p in pending if p.index == 0 or p.index > applied_index]
+        self._applied_index = applied_index
+        self._writes = _unapplied(pending, applied_index)
         self._tx: TxState | None = None
         """Exactly `_writes` replayed, or None: to be rebuilt."""
+
+    def serves(self, graph: GraphView, applied_index: int, pending: Sequence[Pending]) -> bool:
+        """Whether this overlay is still `pending` over `graph` at `applied_index`: nothing
+        was applied since it was built, and the pending writes are its own, in order (those
+        it was built over and then each write it executed, all proposed). Then the next
+        batch goes on in it instead of replaying every pending write again: under load a
+        batch holds about one statement, and the pipeline a few dozen writes."""
+        if graph is not self._graph or applied_index != self._applied_index:
+            return False
+        mine = [w for w in self._writes if w]
+        theirs = [w for w in _unapplied(pending, applied_index) if w]
+        return len(mine) == len(theirs) and all(a is b for a, b in zip(mine, theirs, strict=True))
 
     def _replayed(self) -> TxState:
         tx = TxState(self._graph)

@@ -103,6 +103,50 @@ def test_a_batch_shares_one_overlay_and_equals_running_its_statements_one_by_one
     assert isinstance(last, tuple) and last[0].rows == [[0, True], [1, None]]
 
 
+def test_an_overlay_serves_the_next_batch_only_while_its_writes_are_the_pending_ones(
+    tmp_path: Path,
+) -> None:
+    """The leader keeps a batch's overlay for the next batch instead of replaying every
+    pending write again; that is right only while nothing was applied and the pending
+    writes are exactly the ones it holds, in order, all proposed."""
+    graph = _graph(tmp_path)
+    engine = Engine()
+    graph.apply(WriteSet((CreateNode(0, ("Item",), (("i", 0),)),)), 1)
+    first = engine.run(graph, "CREATE (:Item {i: 1})").write_set
+    pending = [Pending(b"p1", first, index=2)]
+    overlay = Overlay(engine, graph, 1, pending)
+    assert overlay.serves(graph, 1, pending)
+    second, _ = overlay.execute("CREATE (:Item {i: 2})", {})
+    assert not overlay.serves(graph, 1, pending)  # its write is not proposed (yet)
+    pending.append(Pending(b"p2", second.write_set))
+    pending.append(Pending(b"p3", WriteSet()))  # a request that wrote nothing, in the log
+    assert overlay.serves(graph, 1, pending)
+    # Going on in it is the same as a fresh replay of the pending writes.
+    reused, _ = overlay.execute(
+        "CREATE (:Item {i: 3}) WITH 1 AS x MATCH (n:Item) RETURN count(n)", {}
+    )
+    fresh, _ = execute_over_pending(
+        engine,
+        graph,
+        1,
+        pending,
+        "CREATE (:Item {i: 3}) WITH 1 AS x MATCH (n:Item) RETURN count(n)",
+        {},
+    )
+    assert reused == fresh and reused.rows == [[4]]
+    pending.append(Pending(b"p4", reused.write_set))
+    assert overlay.serves(graph, 1, pending)
+    # Another writer's set in between (equal, but not the one it executed), a write that
+    # left the pipeline, or an apply: each makes it rebuild.
+    assert not overlay.serves(
+        graph, 1, [*pending[:-1], Pending(b"p4", WriteSet(reused.write_set.operations))]
+    )
+    assert not overlay.serves(graph, 1, pending[1:])
+    graph.apply(first, 2)
+    assert not overlay.serves(graph, 2, pending)
+    assert not overlay.serves(_graph(tmp_path / "other"), 1, pending)
+
+
 def test_a_pipelined_write_applies_only_after_the_write_it_followed(tmp_path: Path) -> None:
     graph = _graph(tmp_path)
     machine = StateMachine(graph)
