@@ -343,6 +343,16 @@ class Delete(Clause):
 
 
 @dataclass(frozen=True, slots=True)
+class Foreach(Clause):
+    """FOREACH (variable IN source | clauses): the updating clauses once per list item,
+    the incoming row passed on unchanged (nothing bound inside is visible after)."""
+
+    variable: str
+    source: Expr
+    clauses: tuple[Clause, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Call(Clause):
     procedure: str
     args: tuple[Expr, ...] | None  # None: implicit arguments (standalone CALL without parens)

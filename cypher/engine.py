@@ -188,7 +188,7 @@ class Engine:
             raise CypherError("query nested too deeply", "NestingTooDeep") from None
         except CypherError:
             raise
-        except (ArithmeticError, ValueError, TypeError, LookupError) as error:
+        except (ArithmeticError, ValueError, TypeError, LookupError, AttributeError) as error:
             # A bug in the engine must still end the statement with a typed error.
             raise CypherError(
                 f"internal error: {type(error).__name__}: {error}",

@@ -254,6 +254,8 @@ class Executor:
             return self._call(clause, rows, standalone=False)[1]
         if isinstance(clause, ast.SubqueryCall):
             return self._subquery_call(clause, self._materialize(rows))
+        if isinstance(clause, ast.Foreach):
+            return self._foreach(clause, self._materialize(rows))
         raise CypherError(f"unsupported clause {type(clause).__name__}", "UnsupportedClause")
 
     # -- MATCH --------------------------------------------------------------------------------
@@ -935,6 +937,11 @@ class Executor:
                         "CreateNullNode",
                         kind="SemanticError",
                     )
+                if not isinstance(existing, NodeRef):
+                    raise type_error(
+                        f"expected to find a node at `{pattern.variable}` "
+                        f"but found a value of type {type_name(existing)}"
+                    )
                 nodes.append(existing)
                 continue
             props = self._property_map(pattern.properties, row)
@@ -957,10 +964,37 @@ class Executor:
             row[part.variable] = path
         return path
 
+    def _foreach(self, clause: ast.Foreach, rows: list[Row]) -> list[Row]:
+        """Each row runs the inner clauses once per item of its list, in order, each
+        iteration reading the writes of the ones before; the row itself passes unchanged."""
+        for row in rows:
+            value = evaluate(clause.source, row, self.ctx)
+            if value is None:
+                continue
+            if not isinstance(value, list):
+                raise type_error(f"FOREACH expects a list, not a {type_name(value)}")
+            for item in value:
+                inner = dict(row)
+                inner[clause.variable] = item
+                current: Iterable[Row] = [inner]
+                for sub in clause.clauses:
+                    current = self._clause(sub, current)
+                    if self.clause_rows is not None:
+                        current = self._counted(id(sub), current)
+                self._materialize(current)
+        return rows
+
     def _merge(self, clause: ast.Merge, rows: list[Row]) -> list[Row]:
         result = []
         for row in rows:
             self._check_merge_nulls(clause.pattern, row)
+            for node_pattern in clause.pattern.nodes:
+                bound = row.get(node_pattern.variable) if node_pattern.variable else None
+                if bound is not None and not isinstance(bound, NodeRef):
+                    raise type_error(
+                        f"expected to find a node at `{node_pattern.variable}` "
+                        f"but found a value of type {type_name(bound)}"
+                    )
             matched = [out for out, _, _ in self._match_part(clause.pattern, row, frozenset())]
             if matched:
                 if clause.on_match:

@@ -73,6 +73,7 @@ KEYWORDS = {
         "single",
         "explain",
         "profile",
+        "foreach",
     )
 }
 # Names that become special tokens only when a `(` follows: they have their own grammar.

@@ -205,6 +205,11 @@ class _Builder(Transformer[Token, Any]):
     def delete(self, items: list[Any]) -> ast.Delete:
         return ast.Delete(_has(items, "DETACH"), tuple(_toks(items)))
 
+    def foreach(self, items: list[Any]) -> ast.Foreach:
+        rest = _toks(items)
+        variable, source, clauses = rest[0], rest[1], rest[2:]
+        return ast.Foreach(variable.name, self._check_int(source), tuple(clauses))
+
     def call_args(self, items: list[Any]) -> ast.Call:
         name_token = items[1]
         rest = _toks(items)

@@ -139,6 +139,13 @@ class _Describer:
         if isinstance(clause, ast.Delete):
             name = "DetachDelete" if clause.detach else "Delete"
             return PlanOperator(name, "", rows, [source])
+        if isinstance(clause, ast.Foreach):
+            inner = PlanOperator("Argument", clause.variable, rows * UNWIND_ESTIMATE)
+            inner_bound = {*bound, clause.variable}
+            for sub in clause.clauses:
+                inner = self.clause(sub, inner, inner_bound)
+                self.by_clause[id(sub)] = inner
+            return PlanOperator("Foreach", clause.variable, rows, [source, inner])
         if isinstance(clause, ast.Call):
             if clause.yields:
                 bound.update(alias for _, alias in clause.yields)

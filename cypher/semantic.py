@@ -122,6 +122,9 @@ class _Analyzer:
                         raise _err(
                             "DELETE expects a node, relationship or path", "InvalidArgumentType"
                         )
+            elif isinstance(clause, ast.Foreach):
+                self.analysis.updating = True
+                self.foreach(clause, scope)
             elif isinstance(clause, ast.SubqueryCall):
                 # Only a leading WITH imports outer variables into the subquery.
                 importing = all(
@@ -146,6 +149,19 @@ class _Analyzer:
         if in_union and not isinstance(final, ast.Return):
             raise _err("UNION parts must end with RETURN", "InvalidClauseComposition")
         return columns
+
+    def foreach(self, clause: ast.Foreach, scope: dict[str, str]) -> None:
+        """The list is read in the outer scope; the clauses run in an inner one where the
+        variable may shadow an outer name, and whatever they bind stays inside."""
+        if _contains_aggregate(clause.source):
+            raise _err("aggregation is not allowed in FOREACH", "InvalidAggregation")
+        self.expr(clause.source, scope)
+        kind = _kind_of(clause.source, scope)
+        if kind not in (ANY, LIST, "list_value"):
+            raise _err(f"FOREACH expects a list, not a {kind}", "InvalidArgumentType")
+        inner = dict(scope)
+        inner[clause.variable] = _element_kind(clause.source)
+        self.single_query(ast.SingleQuery(clause.clauses), inner, False, False)
 
     def _call_columns(self, clause: ast.Call) -> list[str]:
         if clause.yields is not None:
