@@ -179,6 +179,17 @@ class ExistsSubquery(Expr):
     where: Expr | None
     count: bool = False
     """COUNT { ... }: the number of rows rather than whether there is one."""
+    collect: bool = False
+    """COLLECT { ... }: the list of the values of its one returned column."""
+
+
+@dataclass(frozen=True, slots=True)
+class TypePredicate(Expr):
+    """`operand IS [NOT] :: type`; `spec` is a `cypher.types.TypeSpec`."""
+
+    operand: Expr
+    spec: Any
+    negated: bool = False
 
 
 # -- patterns ------------------------------------------------------------------------------

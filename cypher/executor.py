@@ -202,6 +202,24 @@ class Executor:
                 count += 1
         return count
 
+    def subquery_collect(self, query: ast.Query, row: Row) -> list[Any]:
+        """COLLECT { ... }: the values of the one column the subquery returns, in order."""
+        values: list[Any] = []
+        seen: set[Any] = set()
+        distinct = len(query.parts) > 1 and not all(query.union_all)
+        for part in query.parts:
+            columns, rows = self.run_single(part, [dict(row)])
+            for inner in rows:
+                value = inner.get(columns[0])
+                if distinct:
+                    key = group_key(value)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                values.append(value)
+            self._check_size(len(values))
+        return values
+
     def _rows_of(self, part: ast.SingleQuery, row: Row) -> Iterable[Row]:
         rows: Iterable[Row] = [dict(row)]
         for clause in part.clauses:

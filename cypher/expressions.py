@@ -251,6 +251,17 @@ def add(left: Any, right: Any) -> Any:
     raise type_error(f"cannot add {type_name(left)} and {type_name(right)}")
 
 
+def _concat(left: Any, right: Any) -> Any:
+    """`||` (Neo4j 5.19): two strings or two lists; null if either is null."""
+    if left is None or right is None:
+        return None
+    if isinstance(left, str) and isinstance(right, str):
+        return left + right
+    if isinstance(left, list) and isinstance(right, list):
+        return left + right
+    raise type_error(f"|| cannot concatenate {type_name(left)} and {type_name(right)}")
+
+
 def _num_str(value: Any) -> str:
     from cypher.functions import to_string
 
@@ -385,6 +396,7 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "ENDS WITH": lambda a, b: _string_op("ENDS WITH", a, b),
     "CONTAINS": lambda a, b: _string_op("CONTAINS", a, b),
     "=~": _regex,
+    "||": _concat,
 }
 
 
@@ -585,7 +597,16 @@ def _pattern_comprehension(expr: ast.PatternComprehension, row: Row, ctx: Contex
     return result
 
 
+def _type_predicate(expr: ast.TypePredicate, row: Row, ctx: Context) -> Any:
+    from cypher.types import matches
+
+    return matches(evaluate(expr.operand, row, ctx), expr.spec) is not expr.negated
+
+
 def _exists(expr: ast.ExistsSubquery, row: Row, ctx: Context) -> Any:
+    if expr.collect:
+        assert expr.query is not None
+        return ctx.executor.subquery_collect(expr.query, row)
     if expr.count:
         if expr.query is not None:
             return ctx.executor.subquery_count(expr.query, row)
@@ -626,6 +647,7 @@ _DISPATCH: dict[type, Callable[[Any, Row, Context], Any]] = {
     ast.PatternExpr: _pattern_expr,
     ast.PatternComprehension: _pattern_comprehension,
     ast.ExistsSubquery: _exists,
+    ast.TypePredicate: _type_predicate,
 }
 
 

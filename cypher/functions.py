@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -247,16 +248,54 @@ def _reverse(ctx: Context, value: Any) -> Any:
     raise type_error(f"reverse() expects a string or list, got {type_name(value)}")
 
 
-def _trim(ctx: Context, value: Any) -> Any:
-    return None if value is None else _str_arg(value, "trim").strip(" ")
+def _trimmer(name: str, side: str) -> Callable[..., Any]:
+    """trim/btrim (both ends), ltrim, rtrim: spaces, or (Neo4j 5.20) any of the characters
+    of a second argument: btrim('xxyyhelloxyxy', 'xy') is 'hello'."""
+
+    def apply(ctx: Context, value: Any, characters: Any = " ") -> Any:
+        if value is None or characters is None:
+            return None
+        text = _str_arg(value, name)
+        chars = _str_arg(characters, name)
+        if side == "left":
+            return text.lstrip(chars)
+        if side == "right":
+            return text.rstrip(chars)
+        return text.strip(chars)
+
+    return apply
 
 
-def _ltrim(ctx: Context, value: Any) -> Any:
-    return None if value is None else _str_arg(value, "ltrim").lstrip(" ")
+_trim = _trimmer("trim", "both")
+_ltrim = _trimmer("ltrim", "left")
+_rtrim = _trimmer("rtrim", "right")
+_btrim = _trimmer("btrim", "both")
+
+NORMAL_FORMS = ("NFC", "NFD", "NFKC", "NFKD")
 
 
-def _rtrim(ctx: Context, value: Any) -> Any:
-    return None if value is None else _str_arg(value, "rtrim").rstrip(" ")
+def _normal_form(form: Any) -> str:
+    text = str(form).upper() if isinstance(form, str) else ""
+    if text not in NORMAL_FORMS:
+        raise argument_error(f"unknown normal form {form!r}: use NFC, NFD, NFKC or NFKD")
+    return text
+
+
+def _normalize(ctx: Context, value: Any, form: Any = "NFC") -> Any:
+    if value is None:
+        return None
+    return unicodedata.normalize(_normal_form(form), _str_arg(value, "normalize"))  # type: ignore[arg-type]
+
+
+def _is_normalized(ctx: Context, value: Any, form: Any) -> Any:
+    """`x IS [form] NORMALIZED`: null for anything but a string."""
+    if not isinstance(value, str):
+        return None
+    return unicodedata.is_normalized(_normal_form(form), value)  # type: ignore[arg-type]
+
+
+def _char_length(ctx: Context, value: Any) -> Any:
+    return None if value is None else len(_str_arg(value, "char_length"))
 
 
 # -- conversions ---------------------------------------------------------------------------
@@ -377,6 +416,39 @@ def _or_null(fn: Callable[[Any], Any]) -> Callable[..., Any]:
             return None
 
     return apply
+
+
+def _list_of(fn: Callable[[Any], Any], name: str) -> Callable[..., Any]:
+    """toIntegerList and friends: each item converted, or null where it cannot be."""
+    convert = _or_null(fn)
+
+    def apply(ctx: Context, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise type_error(f"{name}() expects a list, got {type_name(value)}")
+        return [convert(ctx, item) for item in value]
+
+    return apply
+
+
+def _is_nan(ctx: Context, value: Any) -> Any:
+    if value is None:
+        return None
+    _num(value, "isNaN")
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _null_if(ctx: Context, value: Any, other: Any) -> Any:
+    from cypher.values import equals
+
+    return None if equals(value, other) is True else value
+
+
+def _value_type(ctx: Context, value: Any) -> Any:
+    from cypher.types import value_type
+
+    return value_type(value)
 
 
 # -- graph and list functions --------------------------------------------------------------
@@ -599,8 +671,20 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
     "lower": (_string1(str.lower, "lower"), 1, 1),
     "upper": (_string1(str.upper, "upper"), 1, 1),
     "trim": (_trim, 1, 1),
-    "ltrim": (_ltrim, 1, 1),
-    "rtrim": (_rtrim, 1, 1),
+    "ltrim": (_ltrim, 1, 2),
+    "rtrim": (_rtrim, 1, 2),
+    "btrim": (_btrim, 1, 2),
+    "normalize": (_normalize, 1, 2),
+    "is normalized": (_is_normalized, 2, 2),  # `x IS NORMALIZED`: no user can spell it
+    "char_length": (_char_length, 1, 1),
+    "character_length": (_char_length, 1, 1),
+    "isnan": (_is_nan, 1, 1),
+    "nullif": (_null_if, 2, 2),
+    "valuetype": (_value_type, 1, 1),
+    "tointegerlist": (_list_of(to_integer, "toIntegerList"), 1, 1),
+    "tofloatlist": (_list_of(to_float, "toFloatList"), 1, 1),
+    "tobooleanlist": (_list_of(to_boolean, "toBooleanList"), 1, 1),
+    "tostringlist": (_list_of(to_string, "toStringList"), 1, 1),
     "replace": (_replace, 3, 3),
     "substring": (_substring, 2, 3),
     "left": (_left, 2, 2),

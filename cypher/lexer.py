@@ -85,6 +85,8 @@ SPECIAL_CALLS = {
 
 PUNCTUATION = [
     ("..", "DOTDOT"),
+    ("::", "DCOLON"),
+    ("||", "CONCAT"),
     ("<>", "NE"),
     ("!=", "NE"),
     ("<=", "LE"),
@@ -238,6 +240,8 @@ def tokenize(data: str) -> list[Token]:
                 kind = KEYWORDS[lower]
             elif lower == "count" and not after_dot and _opens_subquery(data, m.end()):
                 kind = "COUNT"
+            elif lower == "collect" and not after_dot and _opens_subquery(data, m.end()):
+                kind = "COLLECT"
             tokens.append(_tok(kind, word, word, pos, m.end(), line_starts))
             pos = m.end()
             continue
@@ -255,6 +259,8 @@ def tokenize(data: str) -> list[Token]:
                     depth -= 1
                 tokens.append(_tok(kind, text, text, pos, pos + len(text), line_starts))
                 pos += len(text)
+                if kind == "DCOLON":
+                    pos = _read_type_token(data, pos, tokens, line_starts)
                 break
         else:
             raise _err(f"unexpected character {ch!r}", pos, line_starts)
@@ -264,6 +270,20 @@ def tokenize(data: str) -> list[Token]:
 _SUBQUERY_START = re.compile(
     r"\s*\{\s*(\(|(match|optional|with|unwind|call|return|union)\b(?!\s*:))", re.IGNORECASE
 )
+
+
+def _read_type_token(data: str, pos: int, tokens: list[Token], line_starts: list[int]) -> int:
+    """After `::`, the type (`INTEGER NOT NULL`, `LIST<STRING> | FLOAT`) as one TYPESPEC
+    token whose value is a `cypher.types.TypeSpec`; the position after it."""
+    from cypher.types import TypeSyntaxError, read_type
+
+    try:
+        spec, end = read_type(data, pos)
+    except TypeSyntaxError as error:
+        raise _err(str(error), pos, line_starts) from None
+    start = pos + (len(data[pos:end]) - len(data[pos:end].lstrip()))
+    tokens.append(_tok("TYPESPEC", spec, data[start:end], start, end, line_starts))
+    return end
 
 
 def _opens_subquery(data: str, end: int) -> bool:

@@ -629,6 +629,10 @@ class _Builder(Transformer[Token, Any]):
     def function_call(self, items: list[Any]) -> ast.Expr:
         name = str(items[0])
         args = tuple(self._check_int(i) for i in _toks(items))
+        form = args[1] if name.lower() == "normalize" and len(args) == 2 else None
+        if isinstance(form, ast.Variable) and form.name.upper() in ("NFC", "NFD", "NFKC", "NFKD"):
+            # normalize(s, NFKC): the form is a keyword, not a variable.
+            args = (args[0], ast.Literal(form.name.upper()))
         return ast.FunctionCall(name, args, _has(items, "DISTINCT"), _pos(items[0]))
 
     def count_star(self, items: list[Any]) -> ast.Expr:
@@ -660,6 +664,40 @@ class _Builder(Transformer[Token, Any]):
         rest = _toks(items)
         where = rest[1] if len(rest) > 1 else None
         return ast.ExistsSubquery(None, rest[0], where, count=True)
+
+    def collect_query(self, items: list[Any]) -> ast.Expr:
+        return ast.ExistsSubquery(items[2], (), None, collect=True)
+
+    def is_type(self, items: list[Any]) -> ast.Expr:
+        return ast.TypePredicate(self._check_int(items[0]), items[-1].value)
+
+    def is_not_type(self, items: list[Any]) -> ast.Expr:
+        return ast.TypePredicate(self._check_int(items[0]), items[-1].value, negated=True)
+
+    def is_normalized(self, items: list[Any]) -> ast.Expr:
+        return self._normalized(items, negated=False)
+
+    def is_not_normalized(self, items: list[Any]) -> ast.Expr:
+        return self._normalized(items, negated=True)
+
+    def _normalized(self, items: list[Any], negated: bool) -> ast.Expr:
+        words = [item for item in items[1:] if isinstance(item, Token) and item.type == "NAME"]
+        last = words[-1]
+        form = str(words[0]).upper() if len(words) == 2 else "NFC"
+        if str(last).upper() != "NORMALIZED" or form not in ("NFC", "NFD", "NFKC", "NFKD"):
+            raise syntax_error(
+                f"unexpected {str(last)!r}: expected IS [NOT] [NFC|NFD|NFKC|NFKD] NORMALIZED",
+                "UnexpectedSyntax",
+                last.line,
+                last.column,
+            )
+        test = ast.FunctionCall(
+            "is normalized", (self._check_int(items[0]), ast.Literal(form)), False, _pos(last)
+        )
+        return ast.UnaryOp("NOT", test) if negated else test
+
+    def concat(self, items: list[Any]) -> ast.Expr:
+        return self._binary("||", items)
 
     def call_subquery(self, items: list[Any]) -> ast.Clause:
         return ast.SubqueryCall(items[2])

@@ -628,7 +628,15 @@ class _Analyzer:
                             raise _err(
                                 "EXISTS subqueries cannot update", "InvalidClauseComposition"
                             )
-                self.query(expr.query, inner, top_level=False)
+                columns = self.query(expr.query, inner, top_level=False)
+                if expr.collect and (
+                    len(columns) != 1
+                    or not all(isinstance(p.clauses[-1], ast.Return) for p in expr.query.parts)
+                ):
+                    raise _err(
+                        "a COLLECT subquery must end with a RETURN of exactly one column",
+                        "InvalidClauseComposition",
+                    )
             else:
                 seen: set[str] = set()
                 for part in expr.patterns:

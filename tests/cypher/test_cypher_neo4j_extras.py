@@ -230,3 +230,145 @@ def test_a_relationship_endpoint_that_is_not_a_node_is_a_type_error(query: str) 
 def test_an_endpoint_known_not_to_be_a_node_is_refused_before_running() -> None:
     error = fails(MemoryGraph(), "WITH 1 AS n CREATE (a)-[:R]->(n)")
     assert error.status_code == SYNTAX and error.detail == "VariableTypeConflict"
+
+
+# -- type predicates, COLLECT { }, string and list functions of Neo4j 5 ----------------------
+
+
+def one_row(query: str, params: dict[str, Any] | None = None) -> list[Any]:
+    rows = run(MemoryGraph(), query, params).rows
+    assert len(rows) == 1
+    return rows[0]  # type: ignore[no-any-return]
+
+
+def test_type_predicates_follow_the_manuals_examples() -> None:
+    assert one_row(
+        "RETURN 1 IS :: INTEGER, 'x' IS :: INTEGER, 1 IS NOT :: STRING, 1.5 :: INTEGER | FLOAT,"
+        " [1, 2] IS :: LIST<INT>, [1, 'a'] IS :: LIST<INTEGER | STRING>, [1, 'a'] :: LIST<INT>,"
+        " date() IS :: DATE, datetime() IS :: TIMESTAMP WITH TIME ZONE,"
+        " localtime() IS :: TIME WITHOUT TIME ZONE, {a: 1} IS :: MAP, 1 IS :: ANY"
+    ) == [True, False, True, True, True, True, False, True, True, True, True, True]
+
+
+def test_null_is_of_every_type_except_a_not_null_one() -> None:
+    assert one_row(
+        "RETURN null IS :: INTEGER, null IS :: INTEGER NOT NULL, null IS :: NULL,"
+        " 1 IS :: NULL, null IS NOT :: STRING NOT NULL, [1, null] IS :: LIST<INTEGER NOT NULL>,"
+        " [1, null] IS :: LIST<INTEGER>"
+    ) == [True, False, True, False, True, False, True]
+
+
+def test_type_predicates_read_nodes_relationships_and_property_values() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE (:A {v: 1})-[:R]->(:B {v: 'x'})")
+    rows = run(
+        graph,
+        "MATCH (a)-[r]->(b) RETURN a IS :: NODE, r :: RELATIONSHIP, r IS :: NODE,"
+        " a.v IS :: PROPERTY VALUE, b.v IS :: INTEGER",
+    ).rows
+    assert rows == [[True, True, False, True, False]]
+    rows = run(graph, "MATCH (n) WHERE n.v IS :: STRING RETURN labels(n)").rows
+    assert rows == [[["B"]]]
+
+
+def test_a_type_that_does_not_exist_is_a_syntax_error() -> None:
+    for query in ("RETURN 1 IS :: INTEGR", "RETURN 1 :: LIST", "RETURN 1 IS :: NULL NOT NULL"):
+        assert fails(MemoryGraph(), query).status_code == SYNTAX, query
+
+
+def test_value_type_names_types_as_neo4j_does() -> None:
+    assert one_row(
+        "RETURN valueType(1), valueType(1.0), valueType('a'), valueType(null), valueType(true),"
+        " valueType([1, 2]), valueType([]), valueType({a: 1}), valueType(date('2020-01-01')),"
+        " valueType(duration('P1D'))"
+    ) == [
+        "INTEGER NOT NULL",
+        "FLOAT NOT NULL",
+        "STRING NOT NULL",
+        "NULL",
+        "BOOLEAN NOT NULL",
+        "LIST<INTEGER NOT NULL> NOT NULL",
+        "LIST<NOTHING> NOT NULL",
+        "MAP NOT NULL",
+        "DATE NOT NULL",
+        "DURATION NOT NULL",
+    ]
+
+
+def test_collect_subquery_returns_the_list_of_its_one_column() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE (a:P {name: 'A'})-[:K]->(:P {name: 'B'}), (a)-[:K]->(:P {name: 'C'})")
+    rows = run(
+        graph,
+        "MATCH (p:P) RETURN p.name,"
+        " COLLECT { MATCH (p)-[:K]->(f) RETURN f.name ORDER BY f.name DESC } AS friends"
+        " ORDER BY p.name",
+    ).rows
+    assert rows == [["A", ["C", "B"]], ["B", []], ["C", []]]
+    assert one_row(
+        "RETURN COLLECT { UNWIND [1, 1, 2] AS x RETURN x UNION UNWIND [2, 3] AS x RETURN x }"
+    ) == [[1, 2, 3]]
+    for query in (
+        "RETURN COLLECT { UNWIND [1] AS x RETURN x, x AS y }",
+        "RETURN COLLECT { MATCH (n) }",
+        "RETURN COLLECT { CREATE (n) RETURN n }",
+    ):
+        assert fails(graph, query).status_code == SYNTAX, query
+
+
+def test_collect_is_still_the_aggregate_and_a_map_key() -> None:
+    assert one_row("UNWIND [1, 2] AS collect RETURN collect(collect), {collect: 1}.collect") == [
+        [1, 2],
+        1,
+    ]
+
+
+def test_string_functions_of_neo4j_5() -> None:
+    assert one_row(
+        "RETURN btrim('xxyyhelloxyxy', 'xy'), btrim('  hello  '), ltrim('xxhello', 'x'),"
+        " rtrim('helloxx', 'x'), ltrim('  a'), btrim(null, 'x'), btrim('x', null),"
+        " char_length('héllo'), character_length(''), char_length(null)"
+    ) == ["hello", "hello", "hello", "hello", "a", None, None, 5, 0, None]
+
+
+def test_normalization_functions_and_predicates() -> None:
+    composed, decomposed = "\u00c5", "A\u030a"
+    assert one_row(
+        "RETURN normalize($d) = $c, normalize($c, NFD) = $d, normalize($c, NFKC) = $c,"
+        " $c IS NORMALIZED, $d IS NORMALIZED, $d IS NOT NFC NORMALIZED, $d IS NFD NORMALIZED,"
+        " null IS NORMALIZED, normalize(null)",
+        {"c": composed, "d": decomposed},
+    ) == [True, True, True, True, False, True, True, None, None]
+    assert fails(MemoryGraph(), "RETURN 'a' IS NORMALISED").status_code == SYNTAX
+
+
+def test_concatenation_operator() -> None:
+    assert one_row("RETURN 'Neo' || '4j', [1] || [2, 3], null || 'a', [1] || null") == [
+        "Neo4j",
+        [1, 2, 3],
+        None,
+        None,
+    ]
+    assert fails(MemoryGraph(), "RETURN 'a' || 1").status_code == TYPE
+
+
+def test_conversion_list_functions_and_small_helpers() -> None:
+    assert one_row(
+        "RETURN toIntegerList(['1', 'x', null, 2.5]), toFloatList(['1.5', 2]),"
+        " toStringList([1, true, 1.5]), toBooleanList(['true', 'no', 0]), toIntegerList(null),"
+        " isNaN(0.0 / 0.0), isNaN(1), isNaN(null), nullIf(1, 1), nullIf(1, 2), nullIf(null, 1)"
+    ) == [
+        [1, None, None, 2],
+        [1.5, 2.0],
+        ["1", "true", "1.5"],
+        [True, None, False],
+        None,
+        True,
+        False,
+        None,
+        None,
+        1,
+        None,
+    ]
+    assert fails(MemoryGraph(), "RETURN toIntegerList(1)").status_code == TYPE
+    assert fails(MemoryGraph(), "RETURN isNaN('a')").status_code == TYPE
