@@ -378,6 +378,12 @@ class SubqueryCall(Clause):
     """CALL { query }: the query once per incoming row, its rows joined to that row."""
 
     query: Query
+    imports: tuple[str, ...] | None = None
+    """CALL (a, b) { ... }: the variables the subquery sees; ("*",) all; None: the old
+    form, where a leading WITH imports."""
+    in_transactions: bool = False
+    """CALL { ... } IN TRANSACTIONS (only in an implicit transaction)."""
+    batch_size: Expr | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,10 +161,22 @@ class Engine:
         return Transaction(self, tx)
 
     def _execute(
-        self, tx: TxState, query: str, parameters: Mapping[str, Any] | None
+        self,
+        tx: TxState,
+        query: str,
+        parameters: Mapping[str, Any] | None,
+        explicit: bool = False,
     ) -> tuple[list[str], list[list[Any]], PlanOperator | None]:
         plan = self.plan(query)
         statement = plan.statement
+        if explicit and plan.analysis.in_transactions:
+            # Neo4j's own error (and code) for this case.
+            raise CypherError(
+                "A query with 'CALL { ... } IN TRANSACTIONS' can only be executed in an "
+                "implicit transaction, but tried to execute in an explicit transaction.",
+                "ExecutionFailed",
+                kind="ExecutionFailed",
+            )
         params = dict(parameters or {})
         if isinstance(statement.body, ast.SchemaCommand):
             if statement.mode == "EXPLAIN":
@@ -220,7 +232,7 @@ class Transaction:
             if isinstance(self.tx.view, SecureView):
                 self.tx.view.new_statement()
         before = dict(self.tx.counters)
-        columns, rows, plan = self.engine._execute(self.tx, query, parameters)
+        columns, rows, plan = self.engine._execute(self.tx, query, parameters, explicit=True)
         counters = {k: v - before[k] for k, v in self.tx.counters.items()}
         return Result(columns, _public_rows(self.tx, rows), counters, plan=plan)
 

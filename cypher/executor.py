@@ -144,10 +144,21 @@ class Executor:
         returning subquery multiplies the row by its rows, a unit subquery passes it once."""
         query = clause.query
         importing = all(isinstance(part.clauses[0], ast.With) for part in query.parts)
+        if clause.imports is not None:
+            importing = clause.imports == ("*",)
         returns = isinstance(query.parts[0].clauses[-1], ast.Return)
+        # Quiver commits the statement as one write set: a batch size is checked, not used.
+        batch = clause.batch_size
+        if batch is not None and self._count_argument(batch, "OF ... ROWS") < 1:
+            raise CypherError(
+                "OF ... ROWS must be a positive integer", "InvalidArgumentValue", kind="SyntaxError"
+            )
         result: list[Row] = []
         for row in rows:
-            seed = dict(row) if importing else {}
+            if clause.imports is not None and not importing:
+                seed = {name: row[name] for name in clause.imports}
+            else:
+                seed = dict(row) if importing else {}
             if not returns:
                 for part in query.parts:
                     self.run_single(part, [dict(seed)])

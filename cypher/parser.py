@@ -700,7 +700,68 @@ class _Builder(Transformer[Token, Any]):
         return self._binary("||", items)
 
     def call_subquery(self, items: list[Any]) -> ast.Clause:
-        return ast.SubqueryCall(items[2])
+        imports = next((i for i in items if isinstance(i, _Scope)), None)
+        query = next(i for i in items if isinstance(i, ast.Query))
+        batch = next((i for i in items if isinstance(i, _InTransactions)), None)
+        return ast.SubqueryCall(
+            query,
+            imports.names if imports is not None else None,
+            batch is not None,
+            batch.size if batch is not None else None,
+        )
+
+    def subquery_scope(self, items: list[Any]) -> _Scope:
+        if _has(items, "STAR"):
+            return _Scope(("*",))
+        return _Scope(tuple(i.name for i in items if isinstance(i, ast.Variable)))
+
+    def tx_word(self, items: list[Token]) -> Token:
+        return items[0]
+
+    def in_transactions(self, items: list[Any]) -> _InTransactions:
+        words = list(items[1:])
+        first = items[0]
+
+        def fail(message: str, token: Token | None = None) -> CypherError:
+            where = token if token is not None else first
+            return syntax_error(message, "UnexpectedSyntax", where.line, where.column)
+
+        def word(index: int) -> str:
+            token = words[index] if index < len(words) else None
+            return str(token).upper() if token is not None and token.type == "NAME" else ""
+
+        index = 0
+        if words and words[0].type in ("INTEGER", "PARAM") and word(1) == "CONCURRENT":
+            index = 2  # run concurrently in Neo4j; one after another here, to the same end
+        if word(index) != "TRANSACTIONS":
+            raise fail("expected IN [n CONCURRENT] TRANSACTIONS")
+        index += 1
+        size: ast.Expr | None = None
+        if word(index) == "OF":
+            token = words[index + 1] if index + 1 < len(words) else None
+            if token is None or token.type not in ("INTEGER", "PARAM"):
+                raise fail("expected OF <number> ROWS", token)
+            size = (
+                ast.Literal(token.value) if token.type == "INTEGER" else ast.Parameter(token.value)
+            )
+            if word(index + 2) not in ("ROW", "ROWS"):
+                raise fail("expected ROWS after the batch size", token)
+            index += 3
+        if [word(index), word(index + 1), word(index + 2)] == ["", "ERROR", "FAIL"] and (
+            words[index].type == "ON"
+        ):
+            index += 3  # the default: a failing batch fails the statement
+        if index < len(words):
+            token = words[index]
+            text = " ".join(str(w).upper() for w in words[index:])
+            if text.startswith(("ON ERROR", "REPORT STATUS")):
+                raise fail(
+                    f"CALL {{ ... }} IN TRANSACTIONS {text.split(' AS ')[0]} is not supported:"
+                    " Quiver commits the whole statement at once, so a failing batch fails it",
+                    token,
+                )
+            raise fail(f"unexpected {str(token)!r} after IN TRANSACTIONS", token)
+        return _InTransactions(size)
 
     def exists_pattern(self, items: list[Any]) -> ast.Expr:
         rest = _toks(items)
@@ -754,6 +815,20 @@ class _Length:
 
     def __init__(self, bounds: tuple[int | None, int | None]) -> None:
         self.bounds = bounds
+
+
+class _Scope:
+    __slots__ = ("names",)
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
+
+class _InTransactions:
+    __slots__ = ("size",)
+
+    def __init__(self, size: ast.Expr | None) -> None:
+        self.size = size
 
 
 class _Yield:

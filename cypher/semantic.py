@@ -26,6 +26,8 @@ class Analysis:
     def __init__(self) -> None:
         self.star_columns: dict[int, list[str]] = {}
         self.updating = False
+        self.in_transactions = False
+        """Whether the statement holds CALL { ... } IN TRANSACTIONS."""
 
 
 def analyze(statement: ast.Statement, procedures: dict[str, Any]) -> Analysis:
@@ -126,11 +128,17 @@ class _Analyzer:
                 self.analysis.updating = True
                 self.foreach(clause, scope)
             elif isinstance(clause, ast.SubqueryCall):
-                # Only a leading WITH imports outer variables into the subquery.
-                importing = all(
-                    isinstance(part.clauses[0], ast.With) for part in clause.query.parts
-                )
-                returned = self.query(clause.query, dict(scope) if importing else {}, False)
+                if clause.in_transactions:
+                    if not top_level:
+                        raise _err(
+                            "CALL { ... } IN TRANSACTIONS must not be nested in a subquery,"
+                            " FOREACH or UNION part",
+                            "InvalidClauseComposition",
+                        )
+                    self.analysis.in_transactions = True
+                    if clause.batch_size is not None:
+                        self._check_count(clause.batch_size)
+                returned = self.query(clause.query, self._subquery_scope(clause, scope), False)
                 for name in returned:
                     self.declare(scope, name, ANY, fresh=True)
             elif isinstance(clause, ast.Call):
@@ -149,6 +157,23 @@ class _Analyzer:
         if in_union and not isinstance(final, ast.Return):
             raise _err("UNION parts must end with RETURN", "InvalidClauseComposition")
         return columns
+
+    def _subquery_scope(self, clause: ast.SubqueryCall, scope: dict[str, str]) -> dict[str, str]:
+        """What a CALL subquery sees: the variables of its scope clause `CALL (a, b)`
+        (`(*)`: all), or, in the older form, all of them if a leading WITH imports."""
+        if clause.imports is None:
+            importing = all(isinstance(part.clauses[0], ast.With) for part in clause.query.parts)
+            return dict(scope) if importing else {}
+        if clause.imports == ("*",):
+            return dict(scope)
+        inner: dict[str, str] = {}
+        for name in clause.imports:
+            if name not in scope:
+                raise _err(f"variable `{name}` not defined", "UndefinedVariable")
+            if name in inner:
+                raise _err(f"variable `{name}` imported twice", "VariableAlreadyBound")
+            inner[name] = scope[name]
+        return inner
 
     def foreach(self, clause: ast.Foreach, scope: dict[str, str]) -> None:
         """The list is read in the outer scope; the clauses run in an inner one where the

@@ -372,3 +372,69 @@ def test_conversion_list_functions_and_small_helpers() -> None:
     ]
     assert fails(MemoryGraph(), "RETURN toIntegerList(1)").status_code == TYPE
     assert fails(MemoryGraph(), "RETURN isNaN('a')").status_code == TYPE
+
+
+# -- CALL subqueries: scope clause, IN TRANSACTIONS ----------------------------------------
+
+
+def test_call_with_a_scope_clause_sees_only_what_it_imports() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE (:P {name: 'A', age: 3}), (:P {name: 'B', age: 4}), (:T)")
+    rows = run(graph, "MATCH (p:P) CALL (p) { RETURN p.name AS n } RETURN n ORDER BY n").rows
+    assert rows == [["A"], ["B"]]
+    rows = run(graph, "MATCH (p:P) CALL (*) { RETURN p.age * 2 AS a } RETURN a ORDER BY a").rows
+    assert rows == [[6], [8]]
+    rows = run(
+        graph, "MATCH (p:P) CALL () { MATCH (t:T) RETURN count(t) AS c } RETURN p.name, c"
+    ).rows
+    assert sorted(rows) == [["A", 1], ["B", 1]]
+    for query in (
+        "MATCH (p:P) CALL () { RETURN p.name AS n } RETURN n",
+        "MATCH (p:P) CALL (q) { RETURN 1 AS n } RETURN n",
+    ):
+        error = fails(graph, query)
+        assert error.status_code == SYNTAX and error.detail == "UndefinedVariable", query
+
+
+def test_call_in_transactions_runs_in_an_implicit_transaction() -> None:
+    graph = MemoryGraph()
+    result = run(
+        graph, "UNWIND range(1, 5) AS x CALL (x) { CREATE (:T {x: x}) } IN TRANSACTIONS OF 2 ROWS"
+    )
+    assert counters(result) == {"nodes_created": 5, "properties_set": 5, "labels_added": 5}
+    result = run(
+        graph,
+        "UNWIND range(1, 5) AS x CALL { WITH x MATCH (t:T {x: x}) SET t.y = 2 * x"
+        " RETURN t.y AS y } IN TRANSACTIONS OF $size ROWS ON ERROR FAIL RETURN sum(y)",
+        {"size": 3},
+    )
+    assert result.rows == [[30]]
+    result = run(graph, "CALL { MATCH (t:T) DETACH DELETE t } IN 2 CONCURRENT TRANSACTIONS")
+    assert counters(result) == {"nodes_deleted": 5}
+
+
+def test_call_in_transactions_is_refused_in_an_explicit_transaction_as_neo4j_does() -> None:
+    graph = MemoryGraph()
+    tx = ENGINE.begin(graph)
+    with pytest.raises(CypherError) as caught:
+        tx.run("UNWIND [1] AS x CALL (x) { CREATE (:T) } IN TRANSACTIONS")
+    assert caught.value.status_code == "Neo.DatabaseError.Statement.ExecutionFailed"
+    assert "implicit transaction" in str(caught.value)
+    assert tx.commit().operations == ()
+
+
+def test_call_in_transactions_options_quiver_cannot_honour_are_named() -> None:
+    graph = MemoryGraph()
+    for query, named in (
+        ("CALL { CREATE () } IN TRANSACTIONS ON ERROR CONTINUE", "ON ERROR CONTINUE"),
+        ("CALL { CREATE () } IN TRANSACTIONS REPORT STATUS AS s", "REPORT STATUS"),
+    ):
+        error = fails(graph, query)
+        assert error.status_code == SYNTAX and named in str(error), query
+    for query in (
+        "CALL { CREATE () } IN TRANSACTIONS OF 0 ROWS",
+        "CALL { CREATE () } IN TRANSACTIONS OF 2",
+        "CALL { CALL { CREATE () } IN TRANSACTIONS RETURN 1 AS one } RETURN one",
+        "FOREACH (x IN [1] | CREATE ()) CALL { CREATE () } IN TRANSACTIONS OF -1 ROWS",
+    ):
+        assert fails(graph, query).status_code == SYNTAX, query
