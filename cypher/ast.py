@@ -236,6 +236,8 @@ class NodePattern:
     pos: Pos | None = field(default=None, compare=False)
     label_expression: LabelExpression | None = None
     """A further condition on the labels (`:A|B`, `:!A`): matching only, never CREATE."""
+    where: Expr | None = None
+    """An inline predicate `(n:A WHERE n.x > 1)`: matching only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +248,8 @@ class RelPattern:
     properties: Expr | None
     length: tuple[int | None, int | None] | None  # None: exactly one hop
     pos: Pos | None = field(default=None, compare=False)
+    where: Expr | None = None
+    """An inline predicate `-[r:T WHERE r.x > 1]-`: matching only, one hop only."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -411,7 +411,11 @@ class Executor:
         target_pattern = part.nodes[target_index]
         direction = rel_pattern.direction if way > 0 else _FLIP[rel_pattern.direction]
         assert source is not None
-        if rel_pattern.length is None and rel_pattern.properties is None:
+        if (
+            rel_pattern.length is None
+            and rel_pattern.properties is None
+            and rel_pattern.where is None
+        ):
             # The hot path (one typed hop, no property filter): no per-hop lists or generator.
             source_id = source.id
             plain_target = (
@@ -569,6 +573,7 @@ class Executor:
                                     and len(pattern.labels) == 1
                                     and len(pattern.properties.items) == 1
                                     and pattern.label_expression is None
+                                    and pattern.where is None
                                 )
                                 return (NodeRef(i) for i in seek)
             label = min(pattern.labels, key=self._count)
@@ -603,6 +608,11 @@ class Executor:
         if pattern.variable is not None and pattern.variable not in row:
             row = dict(row)
             row[pattern.variable] = node
+        if (
+            pattern.where is not None
+            and evaluate_predicate(pattern.where, row, self.ctx) is not True
+        ):
+            return None
         return row
 
     def _properties_match(self, expr: ast.Expr, actual: dict[str, Any], row: Row) -> bool:
@@ -628,6 +638,12 @@ class Executor:
             wanted = evaluate(pattern.properties, row, self.ctx)
 
         def rel_ok(rel_id: int) -> bool:
+            if pattern.where is not None:
+                bound = row
+                if pattern.variable is not None:
+                    bound = {**row, pattern.variable: RelRef(rel_id)}
+                if evaluate_predicate(pattern.where, bound, self.ctx) is not True:
+                    return False
             if wanted is None:
                 return True
             props = tx.rel_properties(rel_id)

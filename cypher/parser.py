@@ -8,6 +8,7 @@ kind SyntaxError, a TCK detail code, and the line and column where it was found.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from importlib import resources
 from typing import Any
@@ -275,27 +276,27 @@ class _Builder(Transformer[Token, Any]):
 
     def node_pattern(self, items: list[Any]) -> ast.NodePattern:
         inner: ast.NodePattern = items[1]
-        return ast.NodePattern(
-            inner.variable,
-            inner.labels,
-            inner.properties,
-            _pos(items[0]),
-            inner.label_expression,
-        )
+        return dataclasses.replace(inner, pos=_pos(items[0]))
 
     def node_inner(self, items: list[Any]) -> ast.NodePattern:
         variable = None
         labels: tuple[str, ...] = ()
         expression = None
         props = None
+        where = None
         for item in items:
             if isinstance(item, ast.Variable):
                 variable = item.name
             elif isinstance(item, tuple):
                 labels, expression = item
+            elif isinstance(item, _PatternWhere):
+                where = item.expr
             else:
                 props = item
-        return ast.NodePattern(variable, labels, props, None, expression)
+        return ast.NodePattern(variable, labels, props, None, expression, where)
+
+    def pattern_where(self, items: list[Any]) -> _PatternWhere:
+        return _PatternWhere(self._check_int(items[1]))
 
     def node_label_expr(
         self, items: list[Any]
@@ -353,15 +354,14 @@ class _Builder(Transformer[Token, Any]):
         pos = _pos(items[0])
         if detail is None:
             return ast.RelPattern(None, (), direction, None, None, pos)
-        return ast.RelPattern(
-            detail.variable, detail.types, direction, detail.properties, detail.length, pos
-        )
+        return dataclasses.replace(detail, direction=direction, pos=pos)
 
     def rel_detail(self, items: list[Any]) -> ast.RelPattern:
         variable = None
         types: tuple[str, ...] = ()
         length = None
         props = None
+        where = None
         for item in _toks(items):
             if isinstance(item, ast.Variable):
                 variable = item.name
@@ -369,9 +369,11 @@ class _Builder(Transformer[Token, Any]):
                 types = item.names
             elif isinstance(item, _Length):
                 length = item.bounds
+            elif isinstance(item, _PatternWhere):
+                where = item.expr
             else:
                 props = item
-        return ast.RelPattern(variable, types, "both", props, length)
+        return ast.RelPattern(variable, types, "both", props, length, None, where)
 
     def rel_types(self, items: list[Any]) -> _Types:
         return _Types(tuple(i for i in items if isinstance(i, str) and not isinstance(i, Token)))
@@ -770,9 +772,7 @@ class _Builder(Transformer[Token, Any]):
 
     def expr_pattern(self, items: list[Any]) -> ast.PatternPart:
         first = items[1]
-        start = ast.NodePattern(
-            first.variable, first.labels, first.properties, _pos(items[0]), first.label_expression
-        )
+        start = dataclasses.replace(first, pos=_pos(items[0]))
         nodes = [start] + [i for i in items[3:] if isinstance(i, ast.NodePattern)]
         rels = [i for i in items[3:] if isinstance(i, ast.RelPattern)]
         return ast.PatternPart(None, tuple(nodes), tuple(rels))
@@ -815,6 +815,10 @@ class _Length:
 
     def __init__(self, bounds: tuple[int | None, int | None]) -> None:
         self.bounds = bounds
+
+
+class _PatternWhere(_Skip):
+    __slots__ = ()
 
 
 class _Scope:

@@ -256,6 +256,16 @@ class _Analyzer:
                 low, high = rel.length
                 if low is not None and high is not None and low > high:
                     pass
+                if rel.where is not None:
+                    raise _err(
+                        "a relationship pattern with a length cannot have an inline WHERE",
+                        "InvalidRelationshipPattern",
+                    )
+        for element in (*part.nodes, *part.rels):
+            if element.where is not None:
+                if _contains_aggregate(element.where):
+                    raise _err("aggregation in a pattern predicate", "InvalidAggregation")
+                self.expr(element.where, scope, where=True)
 
     def properties(self, expr: ast.Expr, scope: dict[str, str]) -> None:
         if isinstance(expr, ast.Parameter):
@@ -269,6 +279,11 @@ class _Analyzer:
         for part in patterns:
             if part.variable is not None:
                 self.declare(scope, part.variable, PATH, fresh=True)
+            for element in (*part.nodes, *part.rels):
+                if element.where is not None:
+                    raise _err(
+                        "an inline WHERE cannot be used in CREATE or MERGE", "UnexpectedSyntax"
+                    )
             for node in part.nodes:
                 if node.label_expression is not None:
                     raise _err(
@@ -633,6 +648,9 @@ class _Analyzer:
             for rel in expr.pattern.rels:
                 if rel.variable is not None and rel.variable not in scope:
                     raise _err(f"variable `{rel.variable}` not defined", "UndefinedVariable")
+            for element in (*expr.pattern.nodes, *expr.pattern.rels):
+                if element.where is not None:
+                    self.expr(element.where, scope, True, depth=depth + 1)
             return
         if isinstance(expr, ast.PatternComprehension):
             inner = dict(scope)

@@ -438,3 +438,44 @@ def test_call_in_transactions_options_quiver_cannot_honour_are_named() -> None:
         "FOREACH (x IN [1] | CREATE ()) CALL { CREATE () } IN TRANSACTIONS OF -1 ROWS",
     ):
         assert fails(graph, query).status_code == SYNTAX, query
+
+
+# -- inline WHERE in node and relationship patterns -----------------------------------------
+
+
+def test_inline_where_in_node_and_relationship_patterns_filters_matches() -> None:
+    graph = MemoryGraph()
+    run(
+        graph,
+        "CREATE (a:P {name: 'A', age: 36})-[:K {since: 2000}]->(:P {name: 'B', age: 20}),"
+        " (a)-[:K {since: 1990}]->(:P {name: 'C', age: 50})",
+    )
+    assert run(graph, "MATCH (n:P WHERE n.age > 30) RETURN n.name ORDER BY n.name").rows == [
+        ["A"],
+        ["C"],
+    ]
+    assert run(graph, "MATCH ()-[r:K WHERE r.since > 1995]->(b) RETURN b.name").rows == [["B"]]
+    rows = run(
+        graph,
+        "MATCH (a:P WHERE a.name = $n)-[:K]->(b WHERE b.age > a.age) RETURN b.name",
+        {"n": "A"},
+    ).rows
+    assert rows == [["C"]]
+    rows = run(
+        graph,
+        "MATCH (p:P) RETURN p.name, [(p)-[r:K WHERE r.since < 1995]->(f) | f.name],"
+        " COUNT { (p)-->(x:P WHERE x.age < 30) } ORDER BY p.name",
+    ).rows
+    assert rows == [["A", ["C"], 1], ["B", [], 0], ["C", [], 0]]
+
+
+def test_inline_where_is_for_matching_only() -> None:
+    graph = MemoryGraph()
+    for query in (
+        "CREATE (n:X WHERE n.a = 1)",
+        "MERGE (n:X WHERE n.a = 1)",
+        "MATCH (a)-[r*1..2 WHERE r.x = 1]->(b) RETURN b",
+        "MATCH (n WHERE count(n) > 1) RETURN n",
+        "MATCH (n WHERE m.x = 1) RETURN n",
+    ):
+        assert fails(graph, query).status_code == SYNTAX, query
