@@ -181,6 +181,8 @@ class Engine:
         if isinstance(statement.body, ast.SchemaCommand):
             if statement.mode == "EXPLAIN":
                 return [], [], PlanOperator("SchemaCommand", statement.body.action, 0.0)
+            if statement.body.action in ("show_procedures", "show_functions"):
+                return (*_callables(statement.body, self.procedures), None)
             return (*_schema(tx, statement.body), None)
         star_columns = plan.analysis.star_columns
         description = by_clause = None
@@ -254,6 +256,36 @@ _SCHEMA_PRIVILEGE = {
     "create_constraint": "CREATE CONSTRAINT",
     "drop_constraint": "DROP CONSTRAINT",
 }
+
+
+def _callables(
+    command: ast.SchemaCommand, procedures: dict[str, Procedure]
+) -> tuple[list[str], list[list[Any]]]:
+    """SHOW FUNCTIONS / SHOW PROCEDURES [YIELD columns]: the engine's own catalogue."""
+    from cypher import catalog
+
+    if command.action == "show_functions":
+        rows, default, known = (
+            catalog.function_rows(),
+            catalog.FUNCTION_COLUMNS,
+            catalog.FUNCTION_YIELDABLE,
+        )
+    else:
+        rows, default, known = (
+            catalog.procedure_rows(procedures),
+            catalog.PROCEDURE_COLUMNS,
+            catalog.PROCEDURE_YIELDABLE,
+        )
+    columns = list(command.properties) or default
+    for column in columns:
+        if column not in known:
+            raise CypherError(
+                f"`{column}` is not a column of {command.action[5:].upper()}: {known}",
+                "UndefinedVariable",
+                kind="SyntaxError",
+                phase="compile time",
+            )
+    return columns, [[row[column] for column in columns] for row in rows]
 
 
 def _schema(tx: TxState, command: ast.SchemaCommand) -> tuple[list[str], list[list[Any]]]:

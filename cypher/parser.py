@@ -863,6 +863,44 @@ _DROP = re.compile(
 )
 
 
+_SHOW_CALLABLES = re.compile(
+    r"^(?:ALL\s+|BUILT\s+IN\s+)?(?P<kind>PROCEDURES?|FUNCTIONS?)"
+    r"(?:\s+YIELD\s+(?P<yield>\w+(?:\s*,\s*\w+)*))?$",
+    re.I | re.S,
+)
+_SHOWABLE = {
+    "ALL",
+    "BUILT",
+    "USER",
+    "PROCEDURE",
+    "PROCEDURES",
+    "FUNCTION",
+    "FUNCTIONS",
+    "DATABASE",
+    "DATABASES",
+    "DEFAULT",
+    "HOME",
+    "TRANSACTION",
+    "TRANSACTIONS",
+    "SETTINGS",
+    "SERVERS",
+    "ALIASES",
+    "RANGE",
+    "TEXT",
+    "POINT",
+    "FULLTEXT",
+    "VECTOR",
+    "LOOKUP",
+    "UNIQUE",
+    "EXISTENCE",
+    "NODE",
+    "RELATIONSHIP",
+    "KEY",
+}
+"""SHOW commands of Neo4j 5 that reach the engine (users, roles and privileges are the
+cluster's own): refused with a message naming them, not a bare syntax error."""
+
+
 def _unquote(name: str) -> str:
     return name[1:-1] if name.startswith("`") else name
 
@@ -889,6 +927,25 @@ def parse_schema_command(text: str) -> ast.SchemaCommand | None:
             return ast.SchemaCommand("show_indexes")
         if rest.upper().endswith("CONSTRAINTS") or word == "CONSTRAINTS":
             return ast.SchemaCommand("show_constraints")
+        listing = _SHOW_CALLABLES.match(rest)
+        if listing is not None:
+            kind = (
+                "show_functions"
+                if listing.group("kind").upper().startswith("F")
+                else "show_procedures"
+            )
+            columns = tuple(
+                c.strip() for c in (listing.group("yield") or "").split(",") if c.strip()
+            )
+            return ast.SchemaCommand(kind, properties=columns)
+        if word in _SHOWABLE:
+            raise syntax_error(
+                f"SHOW {rest.strip()} is not supported: Quiver's Cypher lists INDEXES,"
+                " CONSTRAINTS, PROCEDURES [YIELD ...] and FUNCTIONS [YIELD ...]",
+                "UnsupportedFeature",
+                1,
+                1,
+            )
         return None
     if verb == "CREATE":
         ci = _CREATE_INDEX.match(rest)
@@ -950,6 +1007,9 @@ def parse(text: str) -> ast.Statement:
         column = getattr(error, "column", None)
         if line is None or line < 0:
             line, column = _end_position(text)
+        unsupported = _unsupported_feature(text, getattr(token, "start_pos", None), token)
+        if unsupported is not None:
+            raise syntax_error(unsupported, "UnsupportedFeature", line, column) from None
         detail = "UnexpectedSyntax"
         if token.type in ("DOTDOT", "MINUS", "INTEGER") and _in_relationship_detail(
             text, getattr(token, "start_pos", None)
@@ -965,6 +1025,54 @@ def parse(text: str) -> ast.Statement:
         ) from None
     except RecursionError:
         raise syntax_error("query nested too deeply", "NestingTooDeep") from None
+
+
+_QUANTIFIER = re.compile(r"\{\s*\d*\s*,?\s*\d*\s*\}")
+_FEATURES = {
+    "LOAD": "LOAD CSV is not supported: Quiver reads no files; pass the rows as a list"
+    " parameter and UNWIND it",
+    "USE": "USE is not supported: a Quiver cluster holds one graph",
+    "FINISH": "FINISH is not supported: end the query with its last updating clause, or RETURN",
+    "NEXT": "NEXT (linear composition of queries) is not supported: use WITH",
+    "OFFSET": "OFFSET is not supported: use SKIP",
+    "INSERT": "INSERT is not supported: use CREATE",
+    "LET": "LET is not supported: use WITH ... AS",
+    "FILTER": "FILTER is not supported: use WITH ... WHERE",
+    "SHORTEST": "path selectors (SHORTEST k, ANY, ALL SHORTEST) are not supported:"
+    " use shortestPath() or allShortestPaths()",
+}
+
+
+def _unsupported_feature(text: str, position: int | None, token: Any) -> str | None:
+    """A clear message for Neo4j syntax that Quiver does not implement, instead of a bare
+    'unexpected token'."""
+    if position is None:
+        return None
+    word = str(token).upper() if token.type in ("NAME", "FUNCNAME") else ""
+    if word in _FEATURES:
+        return _FEATURES[word]
+    if token.type in ("ANY", "ALL") and re.match(
+        r"\s*(SHORTEST\b|\d+\s*\()", text[position + len(str(token)) :], re.I
+    ):
+        return _FEATURES["SHORTEST"]
+    before = text[:position].rstrip()
+    quantified = (
+        "quantified and parenthesised path patterns ((...){m,n}, +, *) are not supported:"
+        " use a variable-length relationship such as -[:T*1..3]->"
+    )
+    if (
+        token.type == "LBRACE"
+        and _QUANTIFIER.match(text, position)
+        and before.endswith((")", "-", ">"))
+    ):
+        return quantified
+    if token.type in ("PLUS", "STAR") and before.endswith((")", "-", ">")):
+        after = text[position + 1 :].lstrip()
+        if after.startswith(("(", ",")) or not after or after[:1].isalpha():
+            return quantified
+    if token.type in ("LPAR", "NODE_LPAR") and before.endswith("("):
+        return quantified
+    return None
 
 
 def _in_relationship_detail(text: str, position: int | None) -> bool:

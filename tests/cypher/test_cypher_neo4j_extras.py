@@ -479,3 +479,55 @@ def test_inline_where_is_for_matching_only() -> None:
         "MATCH (n WHERE m.x = 1) RETURN n",
     ):
         assert fails(graph, query).status_code == SYNTAX, query
+
+
+# -- SHOW FUNCTIONS / PROCEDURES, and Neo4j syntax Quiver does not implement -----------------
+
+
+def test_show_procedures_and_functions_list_what_the_engine_can_call() -> None:
+    graph = MemoryGraph()
+    procedures = run(graph, "SHOW PROCEDURES")
+    assert procedures.columns == ["name", "description", "mode", "worksOnSystem"]
+    names = [row[0] for row in procedures.rows]
+    assert names == sorted(names, key=str.lower)
+    assert {"db.labels", "db.relationshipTypes", "db.propertyKeys", "dbms.components"} <= set(names)
+    functions = run(graph, "SHOW FUNCTIONS YIELD name, category, aggregating")
+    assert functions.columns == ["name", "category", "aggregating"]
+    by_name = {row[0]: row[1:] for row in functions.rows}
+    assert by_name["toUpper"] == ["String", False]
+    assert by_name["collect"] == ["Aggregating", True]
+    assert by_name["date.truncate"] == ["Temporal", False]
+    assert "is normalized" not in by_name
+    error = fails(graph, "SHOW PROCEDURES YIELD nope")
+    assert error.status_code == SYNTAX and "nope" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("LOAD CSV WITH HEADERS FROM 'file:///x.csv' AS row RETURN row", "LOAD CSV"),
+        ("USE neo4j MATCH (n) RETURN n", "USE"),
+        ("MATCH (n) FINISH", "FINISH"),
+        ("RETURN 1 AS x NEXT RETURN x", "NEXT"),
+        ("MATCH (n) RETURN n ORDER BY n OFFSET 1", "OFFSET"),
+        ("INSERT (:A)", "INSERT"),
+        ("MATCH p = SHORTEST 1 (a)-->(b) RETURN p", "path selectors"),
+        ("MATCH p = ANY SHORTEST (a)-->(b) RETURN p", "path selectors"),
+        ("MATCH (a)-[:R]->{1,3}(b) RETURN b", "quantified"),
+        ("MATCH (a)-[:R]-+(b) RETURN b", "quantified"),
+        ("MATCH ((a)-[:R]->(b)){2} RETURN a", "quantified"),
+        ("SHOW DATABASES", "SHOW DATABASES"),
+        ("SHOW TRANSACTIONS", "SHOW TRANSACTIONS"),
+    ],
+)
+def test_neo4j_syntax_quiver_lacks_is_a_syntax_error_that_names_it(query: str, named: str) -> None:
+    error = fails(MemoryGraph(), query)
+    assert error.status_code == SYNTAX
+    assert error.detail == "UnsupportedFeature"
+    assert named in str(error)
+
+
+def test_ordinary_syntax_errors_keep_their_detail() -> None:
+    for query in ("MATCH (a) RETRUN a", "RETURN 1 +* 2", "MATCH (a) RETURN a.x +"):
+        error = fails(MemoryGraph(), query)
+        assert error.status_code == SYNTAX and error.detail == "UnexpectedSyntax", query
