@@ -124,6 +124,8 @@ class IsNull(Expr):
 class HasLabels(Expr):
     subject: Expr
     labels: tuple[str, ...]
+    expression: LabelExpression | None = None
+    """`n:A|B`, `n:!A`, `n:A&B` (then `labels` is empty)."""
 
 
 @dataclass(frozen=True, slots=True)

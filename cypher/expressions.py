@@ -490,9 +490,13 @@ def _has_labels(expr: ast.HasLabels, row: Row, ctx: Context) -> Any:
         return None
     if isinstance(subject, NodeRef):
         labels = ctx.tx.node_labels(subject.id)
+        if expr.expression is not None:
+            return expr.expression.matches(labels)
         return all(label in labels for label in expr.labels)
     if isinstance(subject, RelRef):
         rel_type = ctx.tx.rel_type(subject.id)
+        if expr.expression is not None:
+            return expr.expression.matches({rel_type})
         return all(label == rel_type for label in expr.labels)
     raise type_error(f"cannot check labels of a {type_name(subject)}")
 

@@ -141,6 +141,7 @@ class CypherLexer(Lexer):
     def lex(self, data: str) -> Iterator[Token]:  # type: ignore[override]
         tokens = tokenize(data)
         mark_pattern_parens(tokens)
+        mark_label_bars(tokens)
         return iter(tokens)
 
 
@@ -411,3 +412,56 @@ def mark_pattern_parens(tokens: list[Token]) -> None:
             first == "LT" and second == "MINUS"
         ):
             tokens[open_index].type = "NODE_LPAR"
+
+
+_LABEL_STARTS = ("COLON", "LBAR", "AMP", "BANG")
+_AFTER_A_LABEL = frozenset(
+    (
+        *("RPAR", "VBAR", "AMP", "LBRACE", "STAR", "RBRACE", "COMMA", "SEMI", "EQ", "NE"),
+        *("WHERE", "RETURN", "WITH", "AND", "OR", "XOR", "AS", "THEN", "ELSE", "END", "WHEN"),
+        *("ORDER", "SKIP", "LIMIT", "MATCH", "OPTIONAL", "CREATE", "MERGE", "SET", "DELETE"),
+        *("DETACH", "REMOVE", "UNWIND", "CALL", "FOREACH", "UNION", "IS", "ASC", "DESC"),
+        *("ASCENDING", "DESCENDING"),
+    )
+)
+"""Tokens that may follow the last label of a label expression."""
+
+
+def mark_label_bars(tokens: list[Token]) -> None:
+    """Retype a `|` between two labels (`n:A|B`, `n:(A|B)`, `n:(A&B)|C`) as LBAR, so that a
+    label expression can be an expression (`WHERE n:A|B`). A `|` stays VBAR where what
+    follows reads as an expression (`[x IN l WHERE x:A | x.name]`, `[... WHERE x:A | y]`)."""
+    opener: dict[int, int] = {}
+    stack: list[int] = []
+    for index, token in enumerate(tokens):
+        if token.type in ("LPAR", "NODE_LPAR"):
+            stack.append(index)
+        elif token.type == "RPAR" and stack:
+            opener[index] = stack.pop()
+    count = len(tokens)
+
+    def in_label(index: int) -> bool:
+        """Whether the token at `index` ends a label or a group of labels."""
+        token = tokens[index]
+        if token.type == "NAME":
+            before = tokens[index - 1].type if index > 0 else None
+            if before in _LABEL_STARTS:
+                return True
+            return before == "LPAR" and index > 1 and tokens[index - 2].type in _LABEL_STARTS
+        if token.type == "RPAR" and index in opener:
+            start = opener[index]
+            return start > 0 and tokens[start - 1].type in _LABEL_STARTS
+        return False
+
+    for index in range(1, count - 1):
+        token = tokens[index]
+        if token.type != "VBAR" or not in_label(index - 1):
+            continue
+        following = tokens[index + 1].type
+        if following == "NAME":
+            after = tokens[index + 2].type if index + 2 < count else None
+            if after is not None and after not in _AFTER_A_LABEL:
+                continue
+        elif following not in ("BANG", "LPAR"):
+            continue
+        token.type = "LBAR"

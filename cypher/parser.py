@@ -520,6 +520,38 @@ class _Builder(Transformer[Token, Any]):
     def has_labels(self, items: list[Any]) -> ast.Expr:
         return ast.HasLabels(self._check_int(items[0]), items[1])
 
+    def has_label_expr(self, items: list[Any]) -> ast.Expr:
+        return ast.HasLabels(self._check_int(items[0]), (), items[2])
+
+    def _lx_combine(self, items: list[Any]) -> ast.LabelExpression:
+        """Items split by `|` into conjunctions joined by `&`: their disjunction."""
+        disjuncts: list[ast.LabelExpression] = []
+        conjuncts: list[ast.LabelExpression] = []
+        for item in [*items, None]:
+            if isinstance(item, ast.LabelExpression):
+                conjuncts.append(item)
+            elif item is None or item.type == "LBAR":
+                one = conjuncts[0] if len(conjuncts) == 1 else None
+                disjuncts.append(one or ast.LabelExpression("and", operands=tuple(conjuncts)))
+                conjuncts = []
+        if len(disjuncts) == 1:
+            return disjuncts[0]
+        return ast.LabelExpression("or", operands=tuple(disjuncts))
+
+    lx_or_head = lx_and_head = lx_prefix_head = lx_or = lx_and = _lx_combine
+
+    def lx_not(self, items: list[Any]) -> ast.LabelExpression:
+        return items[0]  # type: ignore[no-any-return]
+
+    def lx_name(self, items: list[Token]) -> ast.LabelExpression:
+        return ast.LabelExpression("label", str(items[0]))
+
+    def lx_negation(self, items: list[Any]) -> ast.LabelExpression:
+        return ast.LabelExpression("not", operands=(items[1],))
+
+    def lx_group(self, items: list[Any]) -> ast.LabelExpression:
+        return items[1]  # type: ignore[no-any-return]
+
     def param(self, items: list[Token]) -> ast.Expr:
         return ast.Parameter(str(items[0].value))
 

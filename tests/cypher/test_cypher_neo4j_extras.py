@@ -531,3 +531,43 @@ def test_ordinary_syntax_errors_keep_their_detail() -> None:
     for query in ("MATCH (a) RETRUN a", "RETURN 1 +* 2", "MATCH (a) RETURN a.x +"):
         error = fails(MemoryGraph(), query)
         assert error.status_code == SYNTAX and error.detail == "UnexpectedSyntax", query
+
+
+# -- label expressions as predicates ---------------------------------------------------------
+
+
+def test_label_expressions_are_predicates_in_where_and_return() -> None:
+    graph = MemoryGraph()
+    run(
+        graph,
+        "CREATE (:Person {name: 'Ada'})-[:KNOWS]->(:Person:Dev {name: 'Bob'}),"
+        " (:City {name: 'Paris'}), (:Dev {name: 'Dee'})-[:LIKES]->(:X {name: 'X'})",
+    )
+
+    def names(where: str) -> list[str]:
+        rows = run(graph, f"MATCH (n) WHERE {where} RETURN n.name ORDER BY n.name").rows
+        return [row[0] for row in rows]
+
+    assert names("n:Person|City") == ["Ada", "Bob", "Paris"]
+    assert names("n:!Person") == ["Dee", "Paris", "X"]
+    assert names("n:Person&Dev") == ["Bob"]
+    assert names("n:(Person|City)&!Dev") == ["Ada", "Paris"]
+    assert names("n:Dev&!Person|City") == ["Dee", "Paris"]  # & binds tighter than |
+    assert names("(n:Person|City) AND n.name STARTS WITH 'P'") == ["Paris"]
+    rows = run(graph, "MATCH ()-[r]->() WHERE r:KNOWS|LIKES RETURN type(r) ORDER BY type(r)").rows
+    assert rows == [["KNOWS"], ["LIKES"]]
+    rows = run(graph, "MATCH (n:City) RETURN n:Person|City, n:!City").rows
+    assert rows == [[True, False]]
+
+
+def test_a_bar_after_a_label_in_a_list_comprehension_still_projects() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE (:Person {name: 'Ada'}), (:Dev {name: 'Dee'})")
+    rows = run(
+        graph,
+        "MATCH (n) WITH collect(n) AS ns"
+        " RETURN [x IN ns WHERE x:Person | x.name], [x IN ns WHERE x:Dev | x:Person]",
+    ).rows
+    assert rows == [[["Ada"], [False]]]
+    rows = run(graph, "MATCH ()-[r:KNOWS|LIKES*1..2]->() RETURN count(r)").rows
+    assert rows == [[0]]
