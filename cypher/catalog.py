@@ -22,7 +22,7 @@ _SPELLING = {
         "toBooleanOrNull toFloat toFloatList toFloatOrNull toInteger toIntegerList "
         "toIntegerOrNull toLower toString toStringList toStringOrNull toUpper valueType "
         "percentileCont percentileDisc stDev stDevP datetime.fromEpoch datetime.fromEpochMillis "
-        "duration.inDays duration.inMonths duration.inSeconds"
+        "duration.inDays duration.inMonths duration.inSeconds point.withinBBox"
     )
 }
 
@@ -42,7 +42,8 @@ _CATEGORIES: dict[str, tuple[str, ...]] = {
         "tointegerlist tostringlist"
     ),
     "Predicate": _names("exists isempty"),
-    "Spatial": _names("point point.distance distance"),
+    "Spatial": _names("point point.distance distance point.withinbbox"),
+    "Vector": _names("vector.similarity.cosine vector.similarity.euclidean"),
 }
 _DEPRECATED = frozenset({"distance", "id"})
 

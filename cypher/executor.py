@@ -1082,6 +1082,11 @@ class Executor:
                     value = evaluate(item.value, row, self.ctx) if item.value else None
                     self._set_property(subject, target.key, value)
                     continue
+                if item.kind == "dynamic":
+                    subject, key = self._dynamic_key(item.target, row)
+                    value = evaluate(item.value, row, self.ctx) if item.value else None
+                    self._set_property(subject, key, value)
+                    continue
                 subject = evaluate(item.target, row, self.ctx)
                 if subject is None:
                     continue
@@ -1109,6 +1114,16 @@ class Executor:
                     self._set_property(subject, key, item_value)
         return rows
 
+    def _dynamic_key(self, target: ast.Expr, row: Row) -> tuple[Any, str]:
+        """`n[key]` in SET or REMOVE: the entity and the property key, which must be a
+        string."""
+        assert isinstance(target, ast.Subscript)
+        subject = evaluate(target.subject, row, self.ctx)
+        key = evaluate(target.index, row, self.ctx)
+        if not isinstance(key, str):
+            raise type_error(f"a dynamic property key must be a STRING, not {type_name(key)}")
+        return subject, key
+
     def _entity_properties(self, subject: Any) -> dict[str, Any]:
         if isinstance(subject, NodeRef):
             return self.tx.node_properties(subject.id)
@@ -1135,6 +1150,9 @@ class Executor:
                     assert isinstance(target, ast.Property)
                     subject = evaluate(target.subject, row, self.ctx)
                     self._set_property(subject, target.key, None)
+                elif item.kind == "dynamic":
+                    subject, key = self._dynamic_key(item.target, row)
+                    self._set_property(subject, key, None)
                 else:
                     subject = evaluate(item.target, row, self.ctx)
                     if subject is None:

@@ -445,6 +445,59 @@ def _null_if(ctx: Context, value: Any, other: Any) -> Any:
     return None if equals(value, other) is True else value
 
 
+def _vectors(a: Any, b: Any, name: str) -> tuple[list[float], list[float]] | None:
+    if a is None or b is None:
+        return None
+    for vector in (a, b):
+        if not isinstance(vector, list) or not all(is_number(x) for x in vector) or not vector:
+            raise type_error(f"{name}() expects two non-empty lists of numbers")
+    if len(a) != len(b):
+        raise argument_error(f"{name}(): the vectors have different dimensions")
+    return [float(x) for x in a], [float(x) for x in b]
+
+
+def _cosine(ctx: Context, a: Any, b: Any) -> Any:
+    """vector.similarity.cosine (Neo4j 5.18): (1 + cos θ) / 2, in [0, 1]."""
+    vectors = _vectors(a, b, "vector.similarity.cosine")
+    if vectors is None:
+        return None
+    left, right = vectors
+    norms = math.sqrt(sum(x * x for x in left)) * math.sqrt(sum(y * y for y in right))
+    if norms == 0 or not math.isfinite(norms):
+        return None
+    cosine = sum(x * y for x, y in zip(left, right, strict=True)) / norms
+    return (1 + max(-1.0, min(1.0, cosine))) / 2
+
+
+def _euclidean(ctx: Context, a: Any, b: Any) -> Any:
+    """vector.similarity.euclidean (Neo4j 5.18): 1 / (1 + squared distance), in (0, 1]."""
+    vectors = _vectors(a, b, "vector.similarity.euclidean")
+    if vectors is None:
+        return None
+    left, right = vectors
+    return 1 / (1 + sum((x - y) ** 2 for x, y in zip(left, right, strict=True)))
+
+
+def _within_bbox(ctx: Context, point: Any, lower_left: Any, upper_right: Any) -> Any:
+    """point.withinBBox: null unless three points of one coordinate system; a WGS-84 box
+    whose lower-left longitude exceeds its upper-right one crosses the date line."""
+    points = (point, lower_left, upper_right)
+    if any(not isinstance(p, sv.Point) for p in points):
+        if any(p is not None and not isinstance(p, sv.Point) for p in points):
+            raise type_error("point.withinBBox() expects three points")
+        return None
+    if len({p.srid for p in points}) != 1:
+        return None
+    if lower_left.srid in (4326, 4979) and lower_left.x > upper_right.x:
+        inside_x = point.x >= lower_left.x or point.x <= upper_right.x
+    else:
+        inside_x = lower_left.x <= point.x <= upper_right.x
+    inside = inside_x and lower_left.y <= point.y <= upper_right.y
+    if point.z is not None and lower_left.z is not None and upper_right.z is not None:
+        inside = inside and lower_left.z <= point.z <= upper_right.z
+    return inside
+
+
 def _value_type(ctx: Context, value: Any) -> Any:
     from cypher.types import value_type
 
@@ -681,6 +734,9 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
     "isnan": (_is_nan, 1, 1),
     "nullif": (_null_if, 2, 2),
     "valuetype": (_value_type, 1, 1),
+    "vector.similarity.cosine": (_cosine, 2, 2),
+    "vector.similarity.euclidean": (_euclidean, 2, 2),
+    "point.withinbbox": (_within_bbox, 3, 3),
     "tointegerlist": (_list_of(to_integer, "toIntegerList"), 1, 1),
     "tofloatlist": (_list_of(to_float, "toFloatList"), 1, 1),
     "tobooleanlist": (_list_of(to_boolean, "toBooleanList"), 1, 1),

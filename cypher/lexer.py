@@ -197,6 +197,14 @@ def tokenize(data: str) -> list[Token]:
             continue
         if ch == "$":
             m = _PARAM.match(data, pos)
+            if not m and data.startswith("$(", pos):
+                line = _line_of(pos, line_starts)
+                raise syntax_error(
+                    "dynamic labels and types $(...) are not supported: name them in the query",
+                    "UnsupportedFeature",
+                    line,
+                    pos - line_starts[line - 1] + 1,
+                )
             if not m:
                 raise _err("invalid parameter", pos, line_starts)
             name = m.group(1) or m.group(2) or m.group(3) or ""

@@ -184,6 +184,13 @@ class _Builder(Transformer[Token, Any]):
     def set_merge(self, items: list[Any]) -> ast.SetItem:
         return ast.SetItem("merge", items[0], items[2])
 
+    def set_dynamic(self, items: list[Any]) -> ast.SetItem:
+        target = ast.Subscript(items[0], self._check_int(items[2]))
+        return ast.SetItem("dynamic", target, self._check_int(items[5]))
+
+    def remove_dynamic(self, items: list[Any]) -> ast.RemoveItem:
+        return ast.RemoveItem("dynamic", ast.Subscript(items[0], self._check_int(items[2])))
+
     def set_labels(self, items: list[Any]) -> ast.SetItem:
         return ast.SetItem("labels", items[0], None, items[1])
 
@@ -1083,6 +1090,15 @@ def _unsupported_feature(text: str, position: int | None, token: Any) -> str | N
     word = str(token).upper() if token.type in ("NAME", "FUNCNAME") else ""
     if word in _FEATURES:
         return _FEATURES[word]
+    if word == "NULLS" or re.match(r"\s*NULLS\s+(FIRST|LAST)\b", text[position:], re.I):
+        return (
+            "NULLS FIRST / NULLS LAST is not supported: nulls sort last ascending, first descending"
+        )
+    if re.search(r"\btrim\s*\(\s*(BOTH|LEADING|TRAILING)\b|\btrim\s*\([^()]*\bFROM\b", text, re.I):
+        return (
+            "trim([BOTH|LEADING|TRAILING] [chars] FROM s) is not supported:"
+            " use btrim(s, chars), ltrim(s, chars) or rtrim(s, chars)"
+        )
     if token.type in ("ANY", "ALL") and re.match(
         r"\s*(SHORTEST\b|\d+\s*\()", text[position + len(str(token)) :], re.I
     ):

@@ -571,3 +571,60 @@ def test_a_bar_after_a_label_in_a_list_comprehension_still_projects() -> None:
     assert rows == [[["Ada"], [False]]]
     rows = run(graph, "MATCH ()-[r:KNOWS|LIKES*1..2]->() RETURN count(r)").rows
     assert rows == [[0]]
+
+
+# -- dynamic property keys, vector and bounding-box functions ------------------------------
+
+
+def test_set_and_remove_a_property_whose_key_is_computed() -> None:
+    graph = MemoryGraph()
+    run(graph, "CREATE (:P {name: 'A', age: 1})")
+    result = run(
+        graph, "MATCH (n:P) SET n[$key] = 37, n['x' + 'y'] = 1 RETURN n.age, n.xy", {"key": "age"}
+    )
+    assert result.rows == [[37, 1]] and counters(result) == {"properties_set": 2}
+    result = run(graph, "MATCH (n:P) REMOVE n[$key] RETURN keys(n)", {"key": "age"})
+    assert result.rows == [[["name", "xy"]]]
+    for key in (1, None):
+        assert fails(graph, "MATCH (n:P) SET n[$key] = 1", {"key": key}).status_code == TYPE
+
+
+def test_vector_similarity_functions() -> None:
+    cosine_orthogonal, cosine_parallel, euclidean, missing = one_row(
+        "RETURN vector.similarity.cosine([1.0, 0.0], [0.0, 1.0]),"
+        " vector.similarity.cosine([1, 1], [2, 2]), vector.similarity.euclidean([0, 0], [1, 1]),"
+        " vector.similarity.cosine(null, [1])"
+    )
+    assert cosine_orthogonal == pytest.approx(0.5)
+    assert cosine_parallel == pytest.approx(1.0)
+    assert euclidean == pytest.approx(1 / 3)
+    assert missing is None
+    error = fails(MemoryGraph(), "RETURN vector.similarity.cosine([1], [1, 2])")
+    assert error.status_code == "Neo.ClientError.Statement.ArgumentError"
+
+
+def test_point_within_bbox_including_across_the_date_line() -> None:
+    assert one_row(
+        "RETURN point.withinBBox(point({x: 1, y: 1}), point({x: 0, y: 0}), point({x: 2, y: 2})),"
+        " point.withinBBox(point({x: 3, y: 1}), point({x: 0, y: 0}), point({x: 2, y: 2})),"
+        " point.withinBBox(point({longitude: 179, latitude: 0}),"
+        "   point({longitude: 170, latitude: -1}), point({longitude: -170, latitude: 1})),"
+        " point.withinBBox(point({x: 1, y: 1}), point({longitude: 0, latitude: 0}),"
+        "   point({longitude: 2, latitude: 2})),"
+        " point.withinBBox(null, point({x: 0, y: 0}), point({x: 2, y: 2}))"
+    ) == [True, False, True, None, None]
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("MATCH (n:$($label)) RETURN n", "dynamic labels"),
+        ("MATCH (n) SET n:$($label)", "dynamic labels"),
+        ("MATCH (n) RETURN n ORDER BY n.name NULLS LAST", "NULLS FIRST / NULLS LAST"),
+        ("RETURN trim(BOTH 'x' FROM 'xax')", "btrim"),
+    ],
+)
+def test_newer_syntax_is_refused_naming_it(query: str, named: str) -> None:
+    error = fails(MemoryGraph(), query, {"label": "A"})
+    assert error.status_code == SYNTAX and error.detail == "UnsupportedFeature"
+    assert named in str(error)
