@@ -14,6 +14,7 @@ import pytest
 from cluster.security.privileges import NODES, RELATIONSHIPS, Action, deny, grant, resolve
 from cypher import CypherError, Engine
 from store.memory import MemoryGraph
+from store.writeset import CreateNode
 
 ENGINE = Engine()
 SYNTAX = "Neo.ClientError.Statement.SyntaxError"
@@ -628,3 +629,50 @@ def test_newer_syntax_is_refused_naming_it(query: str, named: str) -> None:
     error = fails(MemoryGraph(), query, {"label": "A"})
     assert error.status_code == SYNTAX and error.detail == "UnsupportedFeature"
     assert named in str(error)
+
+
+def test_foreach_over_the_leaders_pending_writes_sees_them_and_carries_only_its_own() -> None:
+    from cluster.pipeline import Pending, execute_over_pending
+
+    graph = MemoryGraph()
+    engine = Engine()
+    run(graph, "CREATE (:Root)")
+    first = engine.run(graph, "FOREACH (x IN [1, 2] | CREATE (:K {v: x}))").write_set
+    pending = [Pending(b"p1", first, index=2)]
+    second, overlaid = execute_over_pending(
+        engine,
+        graph,
+        1,
+        pending,
+        "MATCH (r:Root) FOREACH (x IN [2, 3] | MERGE (k:K {v: x}) MERGE (r)-[:HAS]->(k))",
+        {},
+    )
+    assert overlaid
+    assert counters(second)["nodes_created"] == 1  # v: 2 is pending, only v: 3 is new
+    assert counters(second)["relationships_created"] == 2
+    created = [op for op in second.write_set.operations if isinstance(op, CreateNode)]
+    assert [op.node_id for op in created] == [3]  # after the pending 1 and 2; none of theirs
+    writer = resolve(
+        ["custom"],
+        {"custom": (grant(Action.MATCH, NODES), grant(Action.MATCH, RELATIONSHIPS))},
+    )
+    with pytest.raises(CypherError) as caught:
+        execute_over_pending(
+            engine,
+            graph,
+            1,
+            [*pending, Pending(b"p2", second.write_set)],
+            "FOREACH (x IN [1] | CREATE (:K {v: 9}))",
+            {},
+            writer,
+        )
+    assert caught.value.status_code == FORBIDDEN
+    counted, _ = execute_over_pending(
+        engine,
+        graph,
+        1,
+        [*pending, Pending(b"p2", second.write_set)],
+        "MATCH (:Root)-[:HAS]->(k:K) RETURN collect(k.v) AS vs",
+        {},
+    )
+    assert sorted(counted.rows[0][0]) == [2, 3]
