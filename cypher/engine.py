@@ -158,7 +158,7 @@ class Engine:
 
     def begin(self, view: GraphView, privileges: PrivilegeSet | None = None) -> Transaction:
         tx = TxState(view) if privileges is None else _restricted(view, privileges)
-        return Transaction(self, tx)
+        return Transaction(self, tx, explicit=True)
 
     def _execute(
         self,
@@ -221,9 +221,13 @@ class Engine:
 class Transaction:
     """Several statements over one transaction state; `commit()` returns the write set."""
 
-    def __init__(self, engine: Engine, tx: TxState) -> None:
+    def __init__(self, engine: Engine, tx: TxState, explicit: bool = False) -> None:
         self.engine = engine
         self.tx = tx
+        self.explicit = explicit
+        """A client's explicit transaction (`Engine.begin`), where CALL { ... } IN
+        TRANSACTIONS is refused; False for a caller that runs one auto-commit statement
+        over a state of its own (the leader's pending overlay)."""
 
     def run(self, query: str, parameters: Mapping[str, Any] | None = None) -> Result:
         if self.tx.guard is not None:
@@ -234,7 +238,9 @@ class Transaction:
             if isinstance(self.tx.view, SecureView):
                 self.tx.view.new_statement()
         before = dict(self.tx.counters)
-        columns, rows, plan = self.engine._execute(self.tx, query, parameters, explicit=True)
+        columns, rows, plan = self.engine._execute(
+            self.tx, query, parameters, explicit=self.explicit
+        )
         counters = {k: v - before[k] for k, v in self.tx.counters.items()}
         return Result(columns, _public_rows(self.tx, rows), counters, plan=plan)
 

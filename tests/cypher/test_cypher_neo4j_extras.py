@@ -676,3 +676,21 @@ def test_foreach_over_the_leaders_pending_writes_sees_them_and_carries_only_its_
         {},
     )
     assert sorted(counted.rows[0][0]) == [2, 3]
+
+
+def test_call_in_transactions_is_an_auto_commit_statement_over_the_pending_overlay() -> None:
+    from cluster.pipeline import Pending, execute_over_pending
+
+    graph = MemoryGraph()
+    engine = Engine()
+    first = engine.run(graph, "CREATE (:K {v: 1})").write_set
+    result, overlaid = execute_over_pending(
+        engine,
+        graph,
+        0,
+        [Pending(b"p1", first, index=1)],
+        "MATCH (k:K) CALL (k) { SET k.seen = true } IN TRANSACTIONS RETURN k.v",
+        {},
+    )
+    assert overlaid and result.rows == [[1]]
+    assert counters(result) == {"properties_set": 1}
