@@ -27,6 +27,7 @@ INVALID_REQUEST: Final = "Neo.ClientError.Request.Invalid"
 UNKNOWN: Final = "Neo.DatabaseError.General.UnknownError"
 SERVICE_UNAVAILABLE: Final = "Neo.TransientError.General.ServiceUnavailable"
 COMMIT_OUTCOME_UNKNOWN: Final = "Neo.DatabaseError.Transaction.TransactionCommitFailed"
+TOO_LARGE: Final = "Neo.ClientError.General.TransactionOutOfMemoryError"
 """A transaction's commit that may or may not have been applied (drivers do not retry it)."""
 
 RETRYABLE_CLIENT_ERRORS: Final = frozenset({NOT_A_LEADER})

@@ -126,7 +126,7 @@ from store.codec import encode_write_set
 from store.crypto import fsync_dir, load_kek
 from store.graph import StoreWriteError
 from store.node_store import NodeStore
-from store.raftlog import LogSyncError
+from store.raftlog import MAX_ENTRIES_RECORD_BYTES, LogSyncError
 from store.snapshot import MAX_CHUNK_BYTES, SnapshotSource, read_snapshot_file
 from store.writeset import WriteSet
 
@@ -287,6 +287,21 @@ class _OpenTransaction:
     """The user who began it: only they may use it (its id alone is not enough)."""
 
 
+MAX_WRITE_SET_BYTES: Final = MAX_ENTRIES_RECORD_BYTES - (64 << 10)
+"""A transaction's writes, encoded, at most: they travel in one Raft entry, and a log record
+holds at most ``MAX_ENTRIES_RECORD_BYTES`` of entry data (the envelope's other fields take
+far less than the margin). A larger entry would stop every node that tried to persist it."""
+
+
+def _too_large(size: int) -> QuiverError:
+    return QuiverError(
+        errors.TOO_LARGE,
+        f"the transaction's writes take {size} bytes; at most {MAX_WRITE_SET_BYTES} fit one "
+        "replicated log entry: split the work into several transactions (Quiver commits "
+        "CALL { ... } IN TRANSACTIONS as one transaction)",
+    )
+
+
 @dataclass(slots=True)
 class _Executed:
     """A statement executed for a write request: its result, whether pending writes were
@@ -295,6 +310,9 @@ class _Executed:
     result: Result
     overlaid: bool
     written: Pending | None
+    encoded: bytes
+    """The write set as proposed (encoded even when empty: a request with an id proposes
+    it all the same)."""
 
 
 _Queued = tuple[Result, int, Envelope | None, "asyncio.Future[Outcome] | None"]
@@ -1419,14 +1437,14 @@ class Node:
 
     def _execute_batch(
         self, pending: list[Pending], batch: list[_QueuedWrite]
-    ) -> tuple[int, list[_Executed | CypherError | OverlayUnavailableError]]:
+    ) -> tuple[int, list[_Executed | CypherError | OverlayUnavailableError | QuiverError]]:
         """Each queued statement over the applied graph, the pending writes and the batch's
         earlier writes, in order; the applied index they ran at and, per statement, what came
         of it (a write's `Pending` is new, not in the pipeline). The caller holds the graph's
         read lock."""
         sm = self.sm
         assert sm is not None
-        executed: list[_Executed | CypherError | OverlayUnavailableError] = []
+        executed: list[_Executed | CypherError | OverlayUnavailableError | QuiverError] = []
         applied = sm.graph.applied_index()
         overlay = self._overlay
         if overlay is None or not overlay.serves(sm.graph, applied, pending):
@@ -1443,14 +1461,19 @@ class Node:
             finally:
                 self._timed(queued.query, started)
             written = None
+            encoded = encode_write_set(result.write_set)
             if result.write_set:
+                if len(encoded) > MAX_WRITE_SET_BYTES:
+                    overlay.discard_last()
+                    executed.append(_too_large(len(encoded)))
+                    continue
                 written = Pending(self._proposal_id(), result.write_set)
-            executed.append(_Executed(result, overlaid, written))
+            executed.append(_Executed(result, overlaid, written, encoded))
         return applied, executed
 
     async def _execute_writes(
         self, pending: list[Pending], batch: list[_QueuedWrite]
-    ) -> tuple[int, list[_Executed | CypherError | OverlayUnavailableError]]:
+    ) -> tuple[int, list[_Executed | CypherError | OverlayUnavailableError | QuiverError]]:
         """`_execute_batch` right here on the event loop when the batch is small, each of
         its statements last ran quick and the graph is not being written (a trip to a
         reader thread costs more than such a batch); else in a reader thread."""
@@ -1461,7 +1484,9 @@ class Node:
                 if held:
                     return self._execute_batch(pending, batch)
 
-        def locked() -> tuple[int, list[_Executed | CypherError | OverlayUnavailableError]]:
+        def locked() -> tuple[
+            int, list[_Executed | CypherError | OverlayUnavailableError | QuiverError]
+        ]:
             with sm.lock.read():
                 return self._execute_batch(pending, batch)
 
@@ -1483,7 +1508,9 @@ class Node:
         after = pending[-1].proposal_id if pending else b""
         again: list[_QueuedWrite] = []
         for queued, done in zip(batch, executed, strict=True):
-            if isinstance(done, CypherError):
+            if isinstance(done, QuiverError):
+                _settle(queued, error=done)
+            elif isinstance(done, CypherError):
                 _settle(queued, error=QuiverError(done.status_code, str(done.args[0])))
             elif isinstance(done, OverlayUnavailableError) or (
                 done.written is None and done.overlaid
@@ -1506,7 +1533,7 @@ class Node:
                     base,
                     written.proposal_id,
                     dict(result.counters),
-                    encode_write_set(result.write_set),
+                    done.encoded,
                     after,
                 )
                 after = written.proposal_id
@@ -1712,17 +1739,13 @@ class Node:
                 raise QuiverError(error.status_code, str(error.args[0])) from None
             if not write_set:
                 return bookmark(tx.base_index)
+            encoded = encode_write_set(write_set)
+            if len(encoded) > MAX_WRITE_SET_BYTES:
+                raise _too_large(len(encoded))
             async with self._write_lock:
                 if not self.is_leader():
                     raise self._not_leader_error()
-                envelope = Envelope(
-                    "",
-                    0,
-                    tx.base_index,
-                    self._proposal_id(),
-                    {},
-                    encode_write_set(write_set),
-                )
+                envelope = Envelope("", 0, tx.base_index, self._proposal_id(), {}, encoded)
                 outcome = await self._propose_settled(envelope)
         return bookmark(outcome.index)
 

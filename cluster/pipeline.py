@@ -113,6 +113,13 @@ class Overlay:
         theirs = [w for w in _unapplied(pending, applied_index) if w]
         return len(mine) == len(theirs) and all(a is b for a, b in zip(mine, theirs, strict=True))
 
+    def discard_last(self) -> None:
+        """Take back the write of the statement just executed (it will not be proposed):
+        the statements after it must not see it. The state is rebuilt from the writes kept,
+        when the next statement runs."""
+        self._writes.pop()
+        self._tx = None
+
     def _replayed(self) -> TxState:
         tx = TxState(self._graph)
         try:

@@ -147,6 +147,28 @@ def test_an_overlay_serves_the_next_batch_only_while_its_writes_are_the_pending_
     assert not overlay.serves(_graph(tmp_path / "other"), 1, pending)
 
 
+def test_a_discarded_write_is_not_seen_by_the_statements_after_it(tmp_path: Path) -> None:
+    """The leader takes back a statement's write it will not propose (too large for one
+    entry): the next statement of the batch runs as if it had never run."""
+    graph = _graph(tmp_path)
+    engine = Engine()
+    pending = [Pending(b"p1", engine.run(graph, "CREATE (:Item {i: 0})").write_set)]
+    overlay = Overlay(engine, graph, 0, pending)
+    overlay.execute("CREATE (:Item {i: 1})", {})
+    overlay.discard_last()
+    after, _ = overlay.execute(
+        "CREATE (:Item {i: 2}) WITH 1 AS x MATCH (n:Item) RETURN count(n)", {}
+    )
+    assert after.rows == [[2]]
+    assert after.write_set.operations == (CreateNode(1, ("Item",), (("i", 2),)),)
+    # With nothing pending, the first statement runs on the graph itself.
+    bare = Overlay(engine, graph, 0, [])
+    bare.execute("CREATE (:Item {i: 1})", {})
+    bare.discard_last()
+    alone, overlaid = bare.execute("MATCH (n:Item) RETURN count(n)", {})
+    assert alone.rows == [[0]] and not overlaid
+
+
 def test_a_pipelined_write_applies_only_after_the_write_it_followed(tmp_path: Path) -> None:
     graph = _graph(tmp_path)
     machine = StateMachine(graph)
