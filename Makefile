@@ -50,8 +50,11 @@ tck: venv
 sim: venv
 	$(BIN)/quiver sim --seeds 20000 --jobs $(shell nproc)
 
+# Every benchmark in turn, each printing its figures beside a baseline measured in the same
+# run (the cluster, Bolt and privilege ones start their own scratch cluster).
+BENCH_TARGETS ?= store cypher cluster bolt privileges
 bench: venv
-	$(BIN)/quiver bench
+	set -e; for target in $(BENCH_TARGETS); do $(BIN)/quiver bench $$target; done
 
 # The long chaos run: every workload (register, set, bank, graph) in turn, each on a fresh
 # 3-node cluster whose links all go through the fault proxy, under every nemesis, for

@@ -30,7 +30,7 @@ EXIT_NOT_YET = 2
 INVALID_REQUEST = "Neo.ClientError.Request.Invalid"
 UNKNOWN_ERROR = "Neo.DatabaseError.General.UnknownError"
 
-BENCH_NOT_YET = "quiver bench: not yet — benchmarks arrive with the store and cluster issues"
+BENCH_TARGETS = ("store", "cypher", "cluster", "bolt", "privileges")
 
 
 class CliError(Exception):
@@ -50,28 +50,12 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(INVALID_REQUEST, f"{self.prog}: {message}", EXIT_USAGE)
 
 
-@dataclass(frozen=True, slots=True)
-class _NotYet:
-    """Where a command's implementation will come from."""
-
-    what: str
-    issue: int
-
-
-_NOT_YET: dict[str, _NotYet] = {
-    "backup": _NotYet("backup and restore", 5),
-    "restore": _NotYet("backup and restore", 5),
-    "audit": _NotYet("security and the audit log", 7),
-    "chaos": _NotYet("chaos testing", 8),
-}
-
-
 def _not_yet(args: argparse.Namespace, _extra: list[str]) -> int:
-    source = _NOT_YET[args.command]
+    """A command that is planned and not built: backup and restore (no issue covers them
+    yet)."""
     raise CliError(
         INVALID_REQUEST,
-        f"'quiver {args.command}' is not yet available; "
-        f"{source.what} arrives with issue #{source.issue}",
+        f"'quiver {args.command}' is not yet available: backup and restore are planned, not built",
         EXIT_NOT_YET,
     )
 
@@ -88,7 +72,11 @@ def _chaos(args: argparse.Namespace, extra: list[str]) -> int:
         from chaos.runner import main as run_main
 
         return run_main(extra)
-    return _not_yet(args, extra)
+    raise CliError(
+        INVALID_REQUEST,
+        f"quiver chaos: no action {args.action!r}; the actions are 'proxy' and 'run'",
+        EXIT_USAGE,
+    )
 
 
 STORAGE_DAMAGE = "Neo.DatabaseError.General.StorageDamageDetected"
@@ -96,10 +84,15 @@ STORAGE_DAMAGE = "Neo.DatabaseError.General.StorageDamageDetected"
 
 def _audit(args: argparse.Namespace, extra: list[str]) -> int:
     """``quiver audit verify [--dir D] [FILE]``: check the hash chain of one audit log file, or
-    of every audit log under the cluster directory; the other audit actions are not yet
-    available."""
+    of every audit log under the cluster directory (the one audit action: the logs rotate
+    by themselves)."""
     if args.action != "verify":
-        return _not_yet(args, extra)
+        raise CliError(
+            INVALID_REQUEST,
+            f"quiver audit: no action {args.action!r}; 'verify' checks the audit logs "
+            "(they rotate by themselves)",
+            EXIT_USAGE,
+        )
     # Imported here: only this subcommand needs the audit module.
     from cluster.security.audit import segments_of, verify
 
@@ -170,8 +163,11 @@ def _bench(args: argparse.Namespace, extra: list[str]) -> int:
         from cluster.bolt.bench import main as bolt_bench
 
         return bolt_bench(extra)  # its own sizes: --persons, --knows, --lookups...
-    print(BENCH_NOT_YET)
-    return EXIT_OK
+    raise CliError(
+        INVALID_REQUEST,
+        f"quiver bench: what to benchmark is one of {', '.join(BENCH_TARGETS)}",
+        EXIT_USAGE,
+    )
 
 
 def _sim(_args: argparse.Namespace, extra: list[str]) -> int:
@@ -444,8 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "action",
                 nargs="?",
                 help=(
-                    "verify [FILE]: check the hash chain of FILE, or of every audit log under "
-                    "--dir; other actions are not yet available"
+                    "verify [FILE]: check the hash chain of FILE, or of every audit log under --dir"
                 ),
             )
             sub.add_argument("file", nargs="?", help="verify: one audit log file")
@@ -507,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "target",
                 nargs="?",
-                help="what to benchmark: store, cypher, cluster, bolt, privileges",
+                help=f"what to benchmark: {', '.join(BENCH_TARGETS)}",
             )
             sub.add_argument(
                 "--nodes", type=int, default=100_000, help="store: nodes in the read graph"
