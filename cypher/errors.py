@@ -26,6 +26,8 @@ _STATUS_BY_KIND = {
     "Unsupported": "Neo.ClientError.Statement.FeatureDeprecationWarning",
     "ExecutionFailed": "Neo.DatabaseError.Statement.ExecutionFailed",
     "Forbidden": "Neo.ClientError.Security.Forbidden",
+    "TransactionTimedOut": "Neo.ClientError.Transaction.TransactionTimedOut",
+    "Outdated": "Neo.TransientError.Transaction.Outdated",
 }
 
 COMPILE_TIME = "compile time"

@@ -10,8 +10,10 @@ relationships unique within a MATCH. Every loop is bounded by `Limits`.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,28 @@ class Limits:
     max_expansions: int = 5_000_000
     """Relationship expansions one statement may make (variable-length and shortest path)."""
     max_var_length: int = 1_000
+
+
+CHECK_EVERY_STEPS = 1024
+"""How often a statement asks its guard (`statement_guard`) whether it may go on: every
+1024 rows or expansions, often enough to stop within milliseconds, rarely enough to cost
+nothing measurable (a counter per row)."""
+
+_guard = threading.local()
+
+
+@contextmanager
+def statement_guard(check: Callable[[], None]) -> Iterator[None]:
+    """Statements that begin in this thread inside the block call `check` every
+    ``CHECK_EVERY_STEPS`` steps of work (rows produced, relationships expanded, list items
+    built); `check` stops the statement by raising a `CypherError` (a deadline passed, or
+    the graph's writer waits). Outside any block a statement runs unchecked."""
+    previous = getattr(_guard, "check", None)
+    _guard.check = check
+    try:
+        yield
+    finally:
+        _guard.check = previous
 
 
 @dataclass
@@ -93,6 +117,15 @@ class Executor:
         """Set by _node_candidates when its nodes need no label or property check."""
         self.clause_rows: dict[Any, int] | None = None
         """PROFILE's row counts (None: not profiling), under cypher.plan's operator keys."""
+        self._check: Callable[[], None] | None = getattr(_guard, "check", None)
+        self._steps = 0
+
+    def step(self) -> None:
+        """One step of work: every ``CHECK_EVERY_STEPS``, the statement's guard decides
+        whether it goes on (see `statement_guard`)."""
+        self._steps += 1
+        if not self._steps % CHECK_EVERY_STEPS and self._check is not None:
+            self._check()
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -256,6 +289,7 @@ class Executor:
     def _materialize(self, rows: Iterable[Row]) -> list[Row]:
         result = []
         for row in rows:
+            self.step()
             result.append(row)
             if len(result) > self.limits.max_rows:
                 self._check_size(len(result))
@@ -295,6 +329,7 @@ class Executor:
         for row in rows:
             found = False
             for out in self.patterns_rows(clause.patterns, row):
+                self.step()
                 if clause.where is None or evaluate_predicate(clause.where, out, ctx) is True:
                     found = True
                     yield out
@@ -357,6 +392,7 @@ class Executor:
         exact, self._exact_seek = self._exact_seek, False
         counts = self.clause_rows
         for node in candidates:
+            self.step()
             if exact:
                 bound = row
                 if start_pattern.variable is not None:
@@ -429,6 +465,7 @@ class Executor:
             for rel in self.tx.relationships(
                 source_id, _DIRECTIONS[direction], rel_pattern.types or None
             ):
+                self.step()
                 rel_id = rel.id
                 if rel_id in used:
                     continue
@@ -469,6 +506,7 @@ class Executor:
                 segments[index] = None
             return
         for rels, inner_nodes, end in self._expand(rel_pattern, source, direction, row, used):
+            self.step()
             bound = self._bind_node(target_pattern, end, row)
             if bound is None:
                 continue
@@ -673,6 +711,7 @@ class Executor:
                 continue
             expansions = []
             for rel in tx.relationships(node.id, _DIRECTIONS[direction], types):
+                self.step()
                 self.expansions += 1
                 if self.expansions > self.limits.max_expansions:
                     raise resource_error(
@@ -944,6 +983,7 @@ class Executor:
                 continue
             items = value if isinstance(value, list) else [value]
             for item in items:
+                self.step()
                 out = dict(row)
                 out[clause.variable] = item
                 yield out
@@ -1480,4 +1520,5 @@ __all__ = [
     "children",
     "is_aggregate",
     "order_compare",
+    "statement_guard",
 ]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cypher import ast
-from cypher.errors import CypherError, arithmetic_error, type_error
+from cypher.errors import CypherError, arithmetic_error, resource_error, type_error
 from cypher.values import (
     INT64_MAX,
     INT64_MIN,
@@ -33,6 +33,32 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 
 MAX_LIST_SIZE = 10_000_000
+"""Items a list made by `+` or `||` may hold: the bound `range()` has
+(functions.MAX_RANGE_SIZE), so that doubling a list (`reduce(s = [1], i IN range(1, 30) |
+s + s)`) fails at once instead of growing a node's memory by gigabytes."""
+MAX_STRING_CHARS = 64 << 20
+"""Characters a string made by `+` or `||` may hold: no message a node sends holds more
+(cluster.transport.MAX_MESSAGE_BYTES is 64 MiB), and doubling a string stops here."""
+
+
+def _check_list_size(size: int) -> None:
+    if size > MAX_LIST_SIZE:
+        raise resource_error(f"a list of {size} items exceeds {MAX_LIST_SIZE}")
+
+
+def _bounded_list(value: list[Any]) -> list[Any]:
+    _check_list_size(len(value))
+    return value
+
+
+def _bounded_string(left: str, right: str) -> str:
+    if len(left) + len(right) > MAX_STRING_CHARS:
+        raise resource_error(
+            f"a string of {len(left) + len(right)} characters exceeds {MAX_STRING_CHARS}"
+        )
+    return left + right
+
+
 AGGREGATES = frozenset(
     {
         "count",
@@ -231,18 +257,19 @@ def add(left: Any, right: Any) -> Any:
         return left + right
     if isinstance(left, list):
         if isinstance(right, list):
+            _check_list_size(len(left) + len(right))
             return left + right
-        return [*left, right]
+        return _bounded_list([*left, right])
     if isinstance(right, list):
-        return [left, *right]
+        return _bounded_list([left, *right])
     if (
         isinstance(left, str)
         and isinstance(right, (str, int, float))
         and not isinstance(right, bool)
     ):
-        return left + (right if isinstance(right, str) else _num_str(right))
+        return _bounded_string(left, right if isinstance(right, str) else _num_str(right))
     if isinstance(right, str) and is_number(left):
-        return _num_str(left) + right
+        return _bounded_string(_num_str(left), right)
     from cypher import temporal
 
     result = temporal.add(left, right)
@@ -256,8 +283,9 @@ def _concat(left: Any, right: Any) -> Any:
     if left is None or right is None:
         return None
     if isinstance(left, str) and isinstance(right, str):
-        return left + right
+        return _bounded_string(left, right)
     if isinstance(left, list) and isinstance(right, list):
+        _check_list_size(len(left) + len(right))
         return left + right
     raise type_error(f"|| cannot concatenate {type_name(left)} and {type_name(right)}")
 
@@ -529,7 +557,9 @@ def _list_comprehension(expr: ast.ListComprehension, row: Row, ctx: Context) -> 
         return None
     result = []
     inner = dict(row)
+    step = ctx.executor.step
     for item in items:
+        step()
         inner[expr.variable] = item
         if expr.where is not None and evaluate(expr.where, inner, ctx) is not True:
             continue
@@ -544,7 +574,9 @@ def _quantifier(expr: ast.Quantifier, row: Row, ctx: Context) -> Any:
     inner = dict(row)
     trues = 0
     unknown = 0
+    step = ctx.executor.step
     for item in items:
+        step()
         inner[expr.variable] = item
         value = True if expr.where is None else evaluate(expr.where, inner, ctx)
         if value is True:
@@ -581,7 +613,9 @@ def _reduce(expr: ast.Reduce, row: Row, ctx: Context) -> Any:
     if items is None:
         return None
     inner = dict(row)
+    step = ctx.executor.step
     for item in items:
+        step()
         inner[expr.accumulator] = accumulator
         inner[expr.variable] = item
         accumulator = evaluate(expr.expression, inner, ctx)

@@ -500,6 +500,10 @@ class _Analyzer:
         for node in _walk(expr):
             if isinstance(node, (ast.Variable, ast.PatternExpr, ast.PatternComprehension)):
                 raise _err("SKIP and LIMIT take constants", "NonConstantExpression")
+        if isinstance(expr, ast.OverflowInteger):
+            # A literal beyond 64 bits (SKIP 99999999999999999999): Neo4j's SyntaxError,
+            # not the engine failing on a node it cannot evaluate.
+            raise _err("integer literal is too large", "IntegerOverflow")
         if isinstance(expr, ast.Literal):
             value = expr.value
             if isinstance(value, (float, bool)) or not isinstance(value, int):
