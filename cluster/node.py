@@ -96,6 +96,7 @@ from cluster.transport import (
     snapshot_message,
 )
 from cypher import CypherError, Engine, Result, Transaction
+from cypher.executor import statement_guard
 from proto import admin_pb2, client_pb2, raft_pb2, raft_pb2_grpc
 from raft.core import Config
 from raft.errors import (
@@ -141,6 +142,16 @@ MAX_INPUTS_PER_READY: Final = 4096
 MAX_APPLY_WAITERS: Final = 100_000
 PROPOSAL_TIMEOUT_S: Final = 10.0
 DEFAULT_QUERY_TIMEOUT_S: Final = 30.0
+"""How long an auto-commit statement may run (an explicit transaction's statements: until
+the transaction's own deadline); then it ends with Neo.ClientError.Transaction.
+TransactionTimedOut. Before, nothing stopped a statement: a cartesian product ran for as
+long as it liked on a reader thread."""
+READ_HOLD_FRACTION: Final = 0.25
+"""A statement that holds the graph's read lock while an apply of committed entries waits
+for it stops (Neo.TransientError.Transaction.Outdated, retried by clients) once the apply
+waited this fraction of the election timeout. The Raft loop waits for its apply, so a
+leader that a long read holds up sends no heartbeats: a 36M-row count (12 s) on the
+leader cost it its leadership and held every write for 10 s."""
 CAUSAL_WAIT_S: Final = 5.0
 LEADER_READY_WAIT_S: Final = 5.0
 LEADER_WAIT_S: Final = 2.0
@@ -410,6 +421,7 @@ class Node:
         a message from it or another leader: not named in status, not forwarded to."""
         self._quick: dict[str, bool] = {}
         """Statement texts by whether their last run took under INLINE_BUDGET_S."""
+        self._read_hold_s = config.tick_ms * config.election_ticks / 1000 * READ_HOLD_FRACTION
         self._read_waiters: list[asyncio.Future[int]] = []
         """Linearizable readers waiting for the next read-index round."""
         self._read_round = False
@@ -1188,12 +1200,38 @@ class Node:
                         return run()
 
             def locked() -> Result:
-                with sm.lock.read():
+                deadline = time.monotonic() + DEFAULT_QUERY_TIMEOUT_S
+                with sm.lock.read(), statement_guard(self._statement_check(deadline)):
                     return run()
 
             return await asyncio.get_running_loop().run_in_executor(self._readers, locked)
         except CypherError as error:
             raise QuiverError(error.status_code, str(error.args[0])) from None
+
+    def _statement_check(self, deadline: float) -> Callable[[], None]:
+        """The guard of a statement run under the graph's read lock (``statement_guard``):
+        it stops at `deadline` (``time.monotonic()``), or once an apply waited for the lock
+        longer than the read hold (``READ_HOLD_FRACTION``)."""
+        sm = self.sm
+        assert sm is not None
+        lock, hold_s = sm.lock, self._read_hold_s
+
+        def check() -> None:
+            now = time.monotonic()
+            if now > deadline:
+                raise CypherError(
+                    "The transaction has been terminated: the statement ran past its timeout",
+                    kind="TransactionTimedOut",
+                )
+            waiting = lock.writer_waiting_since
+            if waiting is not None and now - waiting > hold_s:
+                raise CypherError(
+                    f"the statement held the graph for more than {hold_s * 1000:.0f} ms "
+                    "while committed writes waited to be applied; it may succeed if retried",
+                    kind="Outdated",
+                )
+
+        return check
 
     async def read(
         self,
@@ -1487,7 +1525,8 @@ class Node:
         def locked() -> tuple[
             int, list[_Executed | CypherError | OverlayUnavailableError | QuiverError]
         ]:
-            with sm.lock.read():
+            deadline = time.monotonic() + DEFAULT_QUERY_TIMEOUT_S
+            with sm.lock.read(), statement_guard(self._statement_check(deadline)):
                 return self._execute_batch(pending, batch)
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, locked)
@@ -1704,7 +1743,7 @@ class Node:
         assert sm is not None
 
         def run() -> Result:
-            with sm.lock.read():
+            with sm.lock.read(), statement_guard(self._statement_check(tx.deadline)):
                 return tx.transaction.run(query, parameters)
 
         async with tx.lock:

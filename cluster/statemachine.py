@@ -39,6 +39,7 @@ import enum
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -180,6 +181,9 @@ class ReadWriteLock:
         self._condition = threading.Condition()
         self._readers = 0
         self._writer = False
+        self.writer_waiting_since: float | None = None
+        """``time.monotonic()`` when a writer began to wait for readers to leave (None: no
+        writer waits): a long reader checks it to give way (the node's statement guard)."""
 
     @contextmanager
     def read(self) -> Iterator[None]:
@@ -214,7 +218,10 @@ class ReadWriteLock:
         with self._condition:
             self._condition.wait_for(lambda: not self._writer)
             self._writer = True
-            self._condition.wait_for(lambda: self._readers == 0)
+            if self._readers:
+                self.writer_waiting_since = time.monotonic()
+                self._condition.wait_for(lambda: self._readers == 0)
+                self.writer_waiting_since = None
         try:
             yield
         finally:

@@ -1,0 +1,75 @@
+"""A long statement neither wedges the cluster nor runs for ever. A read holding the graph
+while committed writes wait to be applied gives way (Outdated, which clients retry): the
+Raft loop waits for its apply, and before, a 36M-row count on the leader held every write
+for ~10 s and cost the leader its leadership. A statement in an explicit transaction stops
+at the transaction's timeout with Neo4j's TransactionTimedOut; before, nothing stopped it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from conftest import LocalCluster, wait_for
+
+from cluster import errors
+from cluster.errors import QuiverError
+
+# Tens of seconds of work on this machine: far longer than anything below waits.
+LONG_READ = "UNWIND range(1, 6000) AS a UNWIND range(1, 6000) AS b RETURN count(*)"
+
+
+def test_a_long_read_gives_way_to_committed_writes_and_the_leader_stays(
+    local_cluster: LocalCluster,
+) -> None:
+    client = local_cluster.client
+    leader = wait_for("a leader", local_cluster.leader)
+    term = local_cluster.statuses()[leader].term
+    pids = {node: local_cluster.node_pid(node) for node in (1, 2, 3)}
+    on_leader = local_cluster.node_client(leader, timeout_s=120)
+    call = on_leader.prepare_run(LONG_READ, {}, "read", "stale")
+    ended: list[QuiverError | object] = []
+
+    def read_once() -> None:
+        try:
+            ended.append(on_leader._run_once(on_leader._member(leader), call.request, 120))
+        except QuiverError as error:
+            ended.append(error)
+
+    reader = threading.Thread(target=read_once)
+    reader.start()
+    try:
+        # The reader holds the graph while these writes are applied on the leader.
+        for i in range(5):
+            client.run("CREATE (:Written {i: $i})", {"i": i})
+        reader.join(timeout=60)
+        assert not reader.is_alive()
+    finally:
+        reader.join()
+        on_leader.close()
+    (outcome,) = ended
+    assert isinstance(outcome, QuiverError) and outcome.code == errors.OUTDATED
+    assert outcome.retryable
+    counted = client.run(
+        "MATCH (w:Written) RETURN count(w)", mode="read", consistency="linearizable"
+    )
+    assert counted.rows == [[5]]
+    status = local_cluster.statuses()[leader]
+    assert (local_cluster.leader(), status.term) == (leader, term)
+    assert {node: local_cluster.node_pid(node) for node in (1, 2, 3)} == pids
+
+
+def test_a_statement_in_an_explicit_transaction_stops_at_the_transaction_timeout(
+    local_cluster: LocalCluster,
+) -> None:
+    client = local_cluster.client
+    wait_for("a leader", local_cluster.leader)
+    # Everything committed so far applied (logins, the leader's no-op), so that no apply
+    # waits on the statement below and only its timeout can stop it.
+    client.run("RETURN 1", mode="read", consistency="linearizable")
+    tx = client.begin(timeout_s=1.0)
+    with pytest.raises(QuiverError) as stopped:
+        tx.run(LONG_READ)
+    assert stopped.value.code == "Neo.ClientError.Transaction.TransactionTimedOut"
+    assert not stopped.value.retryable
+    # The node goes on serving.
+    assert client.run("RETURN 1 AS one", mode="read").rows == [[1]]
