@@ -442,10 +442,17 @@ _PLAIN = frozenset((int, str, float, bool, type(None)))
 def _public_rows(tx: TxState, rows: list[list[Any]]) -> list[list[Any]]:
     cache: dict[Any, Any] = {}
     plain = _PLAIN
-    return [
-        [value if type(value) in plain else _public(tx, value, cache) for value in row]
-        for row in rows
-    ]
+    try:
+        return [
+            [value if type(value) in plain else _public(tx, value, cache) for value in row]
+            for row in rows
+        ]
+    except RecursionError:
+        # A value the statement nested in itself (reduce(x = [], i IN range(1, 100000) |
+        # [x])): no face could send it anyway (their depth bound is 64).
+        raise CypherError(
+            "a returned value is nested too deeply", "NestingTooDeep", kind="ResourceLimit"
+        ) from None
 
 
 def _public(tx: TxState, value: Any, cache: dict[Any, Any]) -> Any:

@@ -108,3 +108,10 @@ def test_a_guard_stops_a_traversal_whose_hops_all_fail_their_filter() -> None:
     with statement_guard(check), pytest.raises(CypherError):
         ENGINE.run(graph, query)
     assert calls == 2
+
+
+@pytest.mark.parametrize("shape", ["[x]", "{a: x}"])
+def test_returning_a_value_nested_in_itself_is_a_typed_error(shape: str) -> None:
+    error = _run(f"RETURN reduce(x = [], i IN range(1, 100000) | {shape}) AS v")
+    assert error.status_code == "Neo.ClientError.General.MemoryPoolOutOfMemoryError"
+    assert "nested too deeply" in str(error)
