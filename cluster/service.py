@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Final
 
 import grpc
 
@@ -34,6 +34,7 @@ from cluster.node import (
 from cluster.security.node_security import SESSION_METADATA, SYSTEM_DATABASE
 from cluster.security.privileges import DEFAULT_DATABASE
 from cluster.security.sessions import FORBIDDEN, Session
+from cluster.transport import MAX_MESSAGE_BYTES
 from cluster.values import ValueConversionError, parameter_from_proto, write_value
 from proto import admin_pb2, admin_pb2_grpc, client_pb2, client_pb2_grpc
 
@@ -59,44 +60,74 @@ def _parameters(request: client_pb2.RunRequest) -> dict[str, Any]:
 _COUNTERS = frozenset(COUNTER_FIELDS) - {"contains_updates"}
 
 
+MAX_RESPONSE_RECORD_BYTES: Final = 4 << 20
+"""A Run response holds records of at most about this many bytes (then the next begins),
+whatever the fetch size. gRPC refuses a message over 64 MiB (transport.MAX_MESSAGE_BYTES),
+and the event loop builds each message in one go: 200 rows of 1 MiB strings made one 200 MB
+message that the leader spent long enough on to lose its leadership, then failed to send
+(RESOURCE_EXHAUSTED, which the client saw as an UnknownError)."""
+MAX_RECORD_BYTES: Final = MAX_MESSAGE_BYTES - (1 << 20)
+"""A single record larger than this cannot be sent in one message: the statement fails."""
+
+
+def _too_large_record(size: int) -> QuiverError:
+    return QuiverError(
+        errors.TOO_LARGE,
+        f"a result record takes {size} bytes; at most {MAX_RECORD_BYTES} fit one message",
+    )
+
+
 def answer_responses(answer: Answer, fetch_size: int) -> Iterator[client_pb2.RunResponse]:
-    """The answer as a Run stream: one message per batch of `fetch_size` rows (at least one),
-    the first carrying the header and the last the summary. Built in place: a message
-    handed to a repeated field or to ``CopyFrom`` is copied (serialized and parsed again)."""
+    """The answer as a Run stream: one message per batch of `fetch_size` rows, or fewer
+    when they reach ``MAX_RESPONSE_RECORD_BYTES`` (at least one message), the first
+    carrying the header and the last the summary. Built in place: a message handed to a
+    repeated field or to ``CopyFrom`` is copied (serialized and parsed again). A value no
+    message can carry raises QuiverError (before the message that would hold it)."""
     size = fetch_size or FETCH_SIZE
-    rows = answer.rows
-    starts = range(0, len(rows), size) if rows else range(1)
-    last = starts[-1]
-    for start in starts:
-        response = client_pb2.RunResponse()
-        if start == 0:
-            header = response.header
-            header.SetInParent()
-            header.columns.extend(answer.columns)
-        if rows:
+    response = client_pb2.RunResponse()
+    header = response.header
+    header.SetInParent()
+    header.columns.extend(answer.columns)
+    records = response.records.records
+    batch_rows = batch_bytes = 0
+    for row in answer.rows:
+        if batch_rows >= size or batch_bytes >= MAX_RESPONSE_RECORD_BYTES:
+            yield response
+            response = client_pb2.RunResponse()
             records = response.records.records
-            for row in rows[start : start + size]:
-                values = records.add().values
-                for value in row:
-                    write_value(values.add(), value)
-        if start == last:
-            summary = response.summary
-            counters = summary.counters
-            counters.SetInParent()
-            updates = False
-            for name, count in answer.counters.items():
-                # A zero is the field's default (no presence in proto3): not set, the
-                # same bytes, and a read's eleven zeros cost nothing.
-                if count and name in _COUNTERS:
-                    setattr(counters, name, count)
-                    updates = True
-            if updates:
-                counters.contains_updates = True
-            if answer.bookmark:
-                summary.bookmark = answer.bookmark
-            summary.applied_index = answer.applied_index
-            summary.query_type = answer.query_type  # type: ignore[assignment]
-        yield response
+            batch_rows = batch_bytes = 0
+        record = records.add()
+        values = record.values
+        try:
+            for value in row:
+                write_value(values.add(), value)
+        except ValueConversionError as error:
+            raise QuiverError(
+                "Neo.ClientError.General.MemoryPoolOutOfMemoryError",
+                f"a result value cannot be sent: {error}",
+            ) from None
+        record_bytes = record.ByteSize()
+        if record_bytes > MAX_RECORD_BYTES:
+            raise _too_large_record(record_bytes)
+        batch_rows += 1
+        batch_bytes += record_bytes
+    summary = response.summary
+    counters = summary.counters
+    counters.SetInParent()
+    updates = False
+    for name, count in answer.counters.items():
+        # A zero is the field's default (no presence in proto3): not set, the
+        # same bytes, and a read's eleven zeros cost nothing.
+        if count and name in _COUNTERS:
+            setattr(counters, name, count)
+            updates = True
+    if updates:
+        counters.contains_updates = True
+    if answer.bookmark:
+        summary.bookmark = answer.bookmark
+    summary.applied_index = answer.applied_index
+    summary.query_type = answer.query_type  # type: ignore[assignment]
+    yield response
 
 
 def _is_forwarded(metadata: tuple[tuple[str, str | bytes], ...]) -> bool:
@@ -271,8 +302,13 @@ class QueryService(client_pb2_grpc.QueryServicer):
             await _abort(context, error)
             return
         await record(len(answer.rows), "ok")
-        for response in answer_responses(answer, request.fetch_size):
-            yield response
+        try:
+            for response in answer_responses(answer, request.fetch_size):
+                yield response
+        except QuiverError as error:
+            if held is not None:
+                await held.flush()
+            await _abort(context, error)
 
     async def _forward(
         self, request: client_pb2.RunRequest, session: Session
