@@ -146,6 +146,12 @@ DEFAULT_QUERY_TIMEOUT_S: Final = 30.0
 the transaction's own deadline); then it ends with Neo.ClientError.Transaction.
 TransactionTimedOut. Before, nothing stopped a statement: a cartesian product ran for as
 long as it liked on a reader thread."""
+INLINE_STOP_S: Final = 0.02
+"""A statement run inline on the event loop (its text last ran under INLINE_BUDGET_S) that
+still runs after this long is stopped and run again on a reader thread: the same text with
+other parameters (UNWIND range(1, $n)) may be slow, and the event loop runs Raft: a 4.6 s
+inline read on the leader cost it its leadership. Ten inline budgets: a statement that
+was quick once and is a little slower now still finishes where it started."""
 READ_HOLD_FRACTION: Final = 0.25
 """A statement that holds the graph's read lock while an apply of committed entries waits
 for it stops (Neo.TransientError.Transaction.Outdated, retried by clients) once the apply
@@ -302,6 +308,22 @@ MAX_WRITE_SET_BYTES: Final = MAX_ENTRIES_RECORD_BYTES - (64 << 10)
 """A transaction's writes, encoded, at most: they travel in one Raft entry, and a log record
 holds at most ``MAX_ENTRIES_RECORD_BYTES`` of entry data (the envelope's other fields take
 far less than the margin). A larger entry would stop every node that tried to persist it."""
+
+
+class _LeaveLoop(Exception):
+    """Raised into a statement run inline on the event loop that ran past INLINE_STOP_S:
+    it is run again on a reader thread. Not a CypherError, which the engine and the
+    pipeline would take for the statement's own failure."""
+
+
+def _inline_check() -> Callable[[], None]:
+    stop = time.monotonic() + INLINE_STOP_S
+
+    def check() -> None:
+        if time.monotonic() > stop:
+            raise _LeaveLoop
+
+    return check
 
 
 def _too_large(size: int) -> QuiverError:
@@ -1197,7 +1219,11 @@ class Node:
             if self._quick.get(query):
                 with sm.lock.try_read() as held:
                     if held:
-                        return run()
+                        try:
+                            with statement_guard(_inline_check()):
+                                return run()
+                        except _LeaveLoop:
+                            self._quick[query] = False
 
             def locked() -> Result:
                 deadline = time.monotonic() + DEFAULT_QUERY_TIMEOUT_S
@@ -1520,7 +1546,15 @@ class Node:
         if len(batch) <= INLINE_WRITES and all(self._quick.get(q.query) for q in batch):
             with sm.lock.try_read() as held:
                 if held:
-                    return self._execute_batch(pending, batch)
+                    try:
+                        with statement_guard(_inline_check()):
+                            return self._execute_batch(pending, batch)
+                    except _LeaveLoop:
+                        # The overlay holds what the batch's earlier statements wrote:
+                        # built afresh from the pending writes for the run in a thread.
+                        self._overlay = None
+                        for queued in batch:
+                            self._quick[queued.query] = False
 
         def locked() -> tuple[
             int, list[_Executed | CypherError | OverlayUnavailableError | QuiverError]

@@ -127,6 +127,16 @@ class Executor:
         if not self._steps % CHECK_EVERY_STEPS and self._check is not None:
             self._check()
 
+    def advance(self, steps: int) -> None:
+        """`steps` steps of work done at once (a chunk of a list built in C): the guard is
+        asked if they crossed a multiple of ``CHECK_EVERY_STEPS``."""
+        before = self._steps
+        self._steps += steps
+        if self._check is not None and (
+            self._steps // CHECK_EVERY_STEPS != before // CHECK_EVERY_STEPS
+        ):
+            self._check()
+
     # -- queries ------------------------------------------------------------------------------
 
     def run_query(self, query: ast.Query) -> tuple[list[str], list[list[Any]]]:

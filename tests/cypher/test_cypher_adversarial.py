@@ -8,6 +8,7 @@ import pytest
 
 from cypher import CypherError, Engine, expressions
 from cypher.executor import CHECK_EVERY_STEPS, statement_guard
+from cypher.functions import RANGE_CHUNK
 from store.memory import MemoryGraph
 
 ENGINE = Engine()
@@ -115,3 +116,41 @@ def test_returning_a_value_nested_in_itself_is_a_typed_error(shape: str) -> None
     error = _run(f"RETURN reduce(x = [], i IN range(1, 100000) | {shape}) AS v")
     assert error.status_code == "Neo.ClientError.General.MemoryPoolOutOfMemoryError"
     assert "nested too deeply" in str(error)
+
+
+def test_range_is_built_in_chunks_that_the_guard_can_stop() -> None:
+    # One list(range(...)) of millions of items holds the GIL (a node's event loop) for
+    # most of a second; built in chunks, the guard is asked between them.
+    calls = 0
+
+    def check() -> None:
+        nonlocal calls
+        calls += 1
+
+    with statement_guard(check):
+        rows = ENGINE.run(MemoryGraph(), "RETURN size(range(1, 200000)) AS n").rows
+    assert rows == [[200000]] and calls >= 200000 // RANGE_CHUNK - 1
+
+    def stop() -> None:
+        raise CypherError("stopped", kind="TransactionTimedOut")
+
+    with statement_guard(stop), pytest.raises(CypherError):
+        ENGINE.run(MemoryGraph(), "RETURN size(range(1, 200000)) AS n")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "step"),
+    [
+        (1, 100_000, 1),
+        (1, 100_000, 7),
+        (100_000, 1, -3),
+        (-50_000, 50_000, 2),
+        (5, 5, 1),
+        (1, 0, 1),
+    ],
+)
+def test_range_in_chunks_equals_the_whole_range(start: int, end: int, step: int) -> None:
+    rows = ENGINE.run(
+        MemoryGraph(), "RETURN range($a, $b, $c) AS r", {"a": start, "b": end, "c": step}
+    ).rows
+    assert rows == [[list(range(start, end + (1 if step > 0 else -1), step))]]

@@ -1,0 +1,49 @@
+"""A statement whose text ran quick once runs inline on the event loop next time; with other
+parameters it may be slow (UNWIND range(1, $n)), and the event loop runs Raft: a 4.6 s inline
+read on the leader cost it its leadership. Such a statement now leaves the loop after
+INLINE_STOP_S and runs again on a reader thread, with the same answer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import SimpleNamespace
+
+from cluster.node import Node
+from cluster.statemachine import ReadWriteLock
+from cypher import Engine
+from store.memory import MemoryGraph
+
+QUERY = "UNWIND range(1, $n) AS i RETURN count(*) AS c"
+
+
+class _RecordingEngine(Engine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    def run(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.threads.append(threading.current_thread().name)
+        return super().run(*args, **kwargs)
+
+
+def test_a_quick_text_that_turns_slow_leaves_the_event_loop(unstarted_node: Node) -> None:
+    engine = _RecordingEngine()
+    unstarted_node.engine = engine
+    unstarted_node.sm = SimpleNamespace(graph=MemoryGraph(), lock=ReadWriteLock())  # type: ignore[assignment]
+
+    async def scenario() -> None:
+        loop = threading.current_thread().name
+        assert (await unstarted_node._execute(QUERY, {"n": 1})).rows == [[1]]
+        assert (await unstarted_node._execute(QUERY, {"n": 1})).rows == [[1]]
+        assert engine.threads[-1] == loop  # quick: the second run stayed on the loop
+        # Many times INLINE_STOP_S of work with the same text: started inline, left the loop.
+        n = 2_000_000
+        assert (await unstarted_node._execute(QUERY, {"n": n})).rows == [[n]]
+        assert engine.threads[-2] == loop and engine.threads[-1].startswith("reader")
+        assert not unstarted_node._quick[QUERY]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        unstarted_node._readers.shutdown()
