@@ -302,6 +302,9 @@ class _OpenTransaction:
     """Statements of one transaction run one at a time."""
     owner: str = ""
     """The user who began it: only they may use it (its id alone is not enough)."""
+    write_bytes: int = 0
+    """What its statements wrote so far, encoded: past MAX_WRITE_SET_BYTES it can never
+    commit, so it ends then rather than hold its writes in memory until the commit."""
 
 
 MAX_WRITE_SET_BYTES: Final = MAX_ENTRIES_RECORD_BYTES - (64 << 10)
@@ -1778,7 +1781,15 @@ class Node:
 
         def run() -> Result:
             with sm.lock.read(), statement_guard(self._statement_check(tx.deadline)):
-                return tx.transaction.run(query, parameters)
+                operations = tx.transaction.tx.operations
+                before = len(operations)
+                result = tx.transaction.run(query, parameters)
+            if len(operations) > before:
+                written = WriteSet(tuple(operations[before:]))
+                tx.write_bytes += len(encode_write_set(written))
+                if tx.write_bytes > MAX_WRITE_SET_BYTES:
+                    raise _too_large(tx.write_bytes)
+            return result
 
         async with tx.lock:
             try:
@@ -1786,6 +1797,9 @@ class Node:
             except CypherError as error:
                 self._transactions.pop(tx_id, None)
                 raise QuiverError(error.status_code, str(error.args[0])) from None
+            except QuiverError:
+                self._transactions.pop(tx_id, None)
+                raise
         return Answer(
             result.columns,
             result.rows,

@@ -29,12 +29,21 @@ def test_a_write_too_large_for_one_entry_is_refused_and_the_cluster_goes_on(
     assert refused.value.code == errors.TOO_LARGE and not refused.value.retryable
     assert str(MAX_WRITE_SET_BYTES) in refused.value.message
 
-    # The same through an explicit transaction: refused at commit, nothing written.
+    # The same through an explicit transaction: refused at the statement that overflows
+    # (the transaction could never commit; it ends rather than hold its writes), nothing
+    # written, also when each statement alone fits.
     tx = client.begin()
-    tx.run(TOO_LARGE, {"n": BLOBS, "blob": BLOB})
-    with pytest.raises(QuiverError) as at_commit:
+    with pytest.raises(QuiverError) as at_statement:
+        tx.run(TOO_LARGE, {"n": BLOBS, "blob": BLOB})
+    assert at_statement.value.code == errors.TOO_LARGE
+    tx = client.begin()
+    tx.run(TOO_LARGE, {"n": BLOBS // 2, "blob": BLOB})
+    with pytest.raises(QuiverError) as second:
+        tx.run(TOO_LARGE, {"n": BLOBS // 2 + 10, "blob": BLOB})
+    assert second.value.code == errors.TOO_LARGE
+    with pytest.raises(QuiverError) as ended:
         tx.commit()
-    assert at_commit.value.code == errors.TOO_LARGE
+    assert ended.value.code == errors.TRANSACTION_NOT_FOUND
 
     # Half of it fits; the leader and every node are the same processes as before.
     fits = client.run(TOO_LARGE, {"n": BLOBS // 2, "blob": BLOB})
