@@ -447,6 +447,8 @@ class Node:
         self._quick: dict[str, bool] = {}
         """Statement texts by whether their last run took under INLINE_BUDGET_S."""
         self._read_hold_s = config.tick_ms * config.election_ticks / 1000 * READ_HOLD_FRACTION
+        self._tick_queued = False
+        """A tick waits in the inbox: the ticker queues no other until it is stepped."""
         self._read_waiters: list[asyncio.Future[int]] = []
         """Linearizable readers waiting for the next read-index round."""
         self._read_round = False
@@ -583,13 +585,19 @@ class Node:
         while True:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            await self._inbox.put(_Tick())
+            if not self._tick_queued:
+                # Nor while the Raft loop is held up by an apply (the event loop runs on):
+                # a write set of 200K creates took seconds to apply on every node, and the
+                # ticks queued meanwhile made a burst that started elections after it.
+                self._tick_queued = True
+                await self._inbox.put(_Tick())
             next_at = max(next_at, time.monotonic() - interval)  # at most one tick owed
 
     def _handle_input(self, item: _Input) -> None:
         raw = self.raw
         assert raw is not None
         if isinstance(item, _Tick):
+            self._tick_queued = False
             raw.tick()
         elif isinstance(item, _Step):
             raw.step(item.message)
