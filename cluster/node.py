@@ -152,12 +152,19 @@ still runs after this long is stopped and run again on a reader thread: the same
 other parameters (UNWIND range(1, $n)) may be slow, and the event loop runs Raft: a 4.6 s
 inline read on the leader cost it its leadership. Ten inline budgets: a statement that
 was quick once and is a little slower now still finishes where it started."""
-READ_HOLD_FRACTION: Final = 0.25
+READ_HOLD_FRACTION: Final = 0.5
 """A statement that holds the graph's read lock while an apply of committed entries waits
 for it stops (Neo.TransientError.Transaction.Outdated, retried by clients) once the apply
 waited this fraction of the election timeout. The Raft loop waits for its apply, so a
 leader that a long read holds up sends no heartbeats: a 36M-row count (12 s) on the
-leader cost it its leadership and held every write for 10 s."""
+leader cost it its leadership and held every write for 10 s.
+
+Half the timeout: the leader stays silent for at most that (plus the apply), while its
+followers wait at least a whole timeout before they campaign; and a read of up to that
+long completes beside writes. A longer read does not complete while writes keep coming
+(2.5 s reads beside 5 writes/s failed after the client's 30 s of retries): this is the
+price of applying on the Raft loop under a graph lock; applying off the loop, or reading
+a store snapshot, would lift it."""
 CAUSAL_WAIT_S: Final = 5.0
 LEADER_READY_WAIT_S: Final = 5.0
 LEADER_WAIT_S: Final = 2.0
