@@ -56,6 +56,12 @@ GQL_ERRORS_FROM: Final = (5, 7)
 SUPPORTED_VERSIONS: Final = tuple((5, minor) for minor in range(1, 9))
 
 MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
+MAX_OVERSIZED_BYTES: Final = 256 * 1024 * 1024
+"""A message over MAX_MESSAGE_BYTES is read on and dropped, up to this many bytes, so that
+the client gets a FAILURE (Neo.ClientError.Request.Invalid, which drivers do not retry)
+instead of a dropped connection (ServiceUnavailable, which they retry: a 20 MB parameter
+was sent again and again). Reading costs only time (nothing is kept); past this the
+connection ends."""
 MAX_CHUNK_BYTES: Final = 0xFFFF
 MAX_CONNECTIONS: Final = 1024
 MAX_OPEN_STREAMS: Final = 256
@@ -121,6 +127,14 @@ class State(enum.Enum):
     TX_STREAMING = "TX_STREAMING"
     FAILED = "FAILED"
     DEFUNCT = "DEFUNCT"
+
+
+class MessageTooLarge(Exception):
+    """A message over MAX_MESSAGE_BYTES, read and dropped: the connection goes on."""
+
+
+class _Oversized(Exception):
+    """`MessageReader._message_end` found a message over MAX_MESSAGE_BYTES."""
 
 
 class ProtocolViolation(Exception):
@@ -439,14 +453,17 @@ class MessageReader:
                 continue  # NOOP keep-alive
             size_so_far += size
             if size_so_far > MAX_MESSAGE_BYTES:
-                raise ProtocolViolation(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+                raise _Oversized
             if position + 2 + size > len(buffer):
                 return None
             position += 2 + size
         return None
 
     def has_message(self) -> bool:
-        return self._message_end() is not None
+        try:
+            return self._message_end() is not None
+        except _Oversized:
+            return False  # `message` drops it
 
     def ready(self) -> bytes | None:
         """The next message's bytes if it is all here already (no wait), else None."""
@@ -460,15 +477,27 @@ class MessageReader:
                 message = bytes(buffer[2 : end - 2])
                 del buffer[:end]
                 return message
-        if self._message_end() is None:
-            return None
+        try:
+            if self._message_end() is None:
+                return None
+        except _Oversized:
+            return None  # `message` drops it
         return self._take_message()
 
     async def message(self, idle_timeout_s: float | None) -> bytes | None:
         """The next message's bytes, skipping NOOP chunks; None at a clean end of stream.
         Without `idle_timeout_s` the caller bounds the wait itself (a connection's
-        watchdog: one timer per connection instead of one per read)."""
-        while self._message_end() is None:
+        watchdog: one timer per connection instead of one per read). A message over
+        MAX_MESSAGE_BYTES is read to its end and dropped, then raises MessageTooLarge."""
+        while True:
+            try:
+                if self._message_end() is not None:
+                    break
+            except _Oversized:
+                await self._drop_message(idle_timeout_s)
+                raise MessageTooLarge(
+                    f"a Bolt message may take at most {MAX_MESSAGE_BYTES} bytes"
+                ) from None
             if idle_timeout_s is None:
                 data = await self.reader.read(READ_BYTES)
             else:
@@ -480,6 +509,41 @@ class MessageReader:
                 return None
             self.buffer += data
         return self._take_message()
+
+    async def _read(self, idle_timeout_s: float | None) -> bytes:
+        if idle_timeout_s is None:
+            return await self.reader.read(READ_BYTES)
+        async with asyncio.timeout(idle_timeout_s):
+            return await self.reader.read(READ_BYTES)
+
+    async def _drop_message(self, idle_timeout_s: float | None) -> None:
+        """Read the message at the buffer's start to its end marker, keeping none of it
+        (at most MAX_OVERSIZED_BYTES, else ProtocolViolation)."""
+        buffer = self.buffer
+        self._end = None
+        position = dropped = 0  # position: the next chunk header, from the buffer's start
+        data_seen = False
+        while True:
+            while position + 2 <= len(buffer):
+                size = (buffer[position] << 8) | buffer[position + 1]
+                position += 2
+                if size == 0:
+                    if data_seen:
+                        del buffer[:position]
+                        return
+                    continue  # NOOPs before the message
+                data_seen = True
+                position += size
+                if dropped + position > MAX_OVERSIZED_BYTES:
+                    raise ProtocolViolation(f"message larger than {MAX_OVERSIZED_BYTES} bytes")
+            consumed = min(position, len(buffer))
+            del buffer[:consumed]
+            position -= consumed
+            dropped += consumed
+            data = await self._read(idle_timeout_s)
+            if not data:
+                raise ProtocolViolation("connection closed inside a message")
+            buffer += data
 
     def _take_message(self) -> bytes:
         """The first complete message's bytes, out of the buffer (`_end` found)."""
@@ -812,8 +876,13 @@ class Connection:
                 if data is None:
                     await self._flush()  # the client waits for these answers
                     self._waiting_since = time.monotonic()
-                    data = await inbox.message(None)  # bounded by the watchdog
-                    self._waiting_since = None
+                    try:
+                        data = await inbox.message(None)  # bounded by the watchdog
+                    except MessageTooLarge as error:
+                        self._fail(QuiverError(INVALID_REQUEST, str(error)))
+                        continue
+                    finally:
+                        self._waiting_since = None
                     if data is None:
                         break
                 await self._handle(data)

@@ -1,7 +1,7 @@
 """The connection's MessageReader: pipelined messages come out one by one and it knows when
 the next is already buffered (so answers are flushed together only when the client waits);
-NOOPs are skipped; a stream cut inside a message or a message over the limit is a protocol
-violation, a clean end is None."""
+NOOPs are skipped; a stream cut inside a message is a protocol violation, a message over
+the limit is dropped and refused (MessageTooLarge), a clean end is None."""
 
 from __future__ import annotations
 
@@ -39,17 +39,44 @@ async def test_a_stream_cut_inside_a_message_is_a_protocol_violation() -> None:
         await reader.message(TIMEOUT_S)
 
 
-async def test_a_message_over_the_limit_is_refused_before_it_is_buffered() -> None:
+async def test_a_message_over_the_limit_is_dropped_unbuffered_and_the_next_one_read() -> None:
+    # Dropped as it is read (the reader's buffer never holds it), then refused with
+    # MessageTooLarge, for which the connection sends a FAILURE and goes on: a dropped
+    # connection is ServiceUnavailable, which drivers retry (a 20 MB parameter, sent again
+    # and again). Before, the connection ended.
     chunk = b"\xff\xff" + b"x" * 0xFFFF
     count = bolt.MAX_MESSAGE_BYTES // 0xFFFF + 1
     stream = asyncio.StreamReader()
     reader = bolt.MessageReader(stream)
-    with pytest.raises(bolt.ProtocolViolation):
+    most = 0
+
+    async def feed() -> None:
+        nonlocal most
         for _ in range(count + 1):
             stream.feed_data(chunk)
-            reader.buffer += await stream.read(len(chunk))
-            reader.has_message()
-    assert len(reader.buffer) <= bolt.MAX_MESSAGE_BYTES + 2 * 0xFFFF
+            await asyncio.sleep(0)
+            most = max(most, len(reader.buffer))
+        stream.feed_data(b"\x00\x00" + bolt.frame(b"RUN"))
+        stream.feed_eof()
+
+    feeder = asyncio.create_task(feed())
+    with pytest.raises(bolt.MessageTooLarge):
+        await reader.message(TIMEOUT_S)
+    await feeder
+    assert most <= bolt.MAX_MESSAGE_BYTES + 2 * 0xFFFF
+    assert await reader.message(TIMEOUT_S) == b"RUN"
+    assert await reader.message(TIMEOUT_S) is None
+
+
+async def test_a_message_over_the_dropping_limit_ends_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bolt, "MAX_MESSAGE_BYTES", 0xFFFF)
+    monkeypatch.setattr(bolt, "MAX_OVERSIZED_BYTES", 4 * 0xFFFF)
+    chunk = b"\xff\xff" + b"x" * 0xFFFF
+    reader = _reader(chunk * 10 + b"\x00\x00")
+    with pytest.raises(bolt.ProtocolViolation):
+        await reader.message(TIMEOUT_S)
 
 
 async def test_a_materialized_result_also_streams_its_rows_as_records() -> None:

@@ -196,13 +196,38 @@ async def test_gql_error_fields_only_from_5_7(server: bolt.BoltServer) -> None:
     assert await client.closed()
 
 
-async def test_a_message_over_the_size_limit_ends_the_connection(
+async def test_a_message_over_the_size_limit_is_a_failure_and_the_connection_goes_on(
     server: bolt.BoltServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A FAILURE drivers do not retry; a dropped connection (as before) is ServiceUnavailable,
+    # which they do: the same oversized parameter was sent again and again.
     monkeypatch.setattr(bolt, "MAX_MESSAGE_BYTES", 1000)
     client = await RawClient.open(server)
     await client.login()
-    client.send(bolt.RUN, "RETURN $x", {"x": "z" * 5000}, {})
+    client.send(bolt.RUN, "RETURN $x", {"x": "z" * 5000}, {}, chunk=700)
+    client.send(bolt.PULL, {"n": -1})
+    client.send(bolt.RESET)
+    client.send(bolt.RUN, "RETURN 1 AS one", {}, {})
+    client.send(bolt.PULL, {"n": -1})
+    tag, fields = await client.receive()
+    assert tag == bolt.FAILURE
+    assert fields[0]["neo4j_code"] == "Neo.ClientError.Request.Invalid"
+    assert "1000 bytes" in fields[0]["message"]
+    assert (await client.receive())[0] == bolt.IGNORED
+    assert (await client.receive())[0] == bolt.SUCCESS  # RESET
+    assert (await client.receive())[0] == bolt.SUCCESS  # RUN
+    assert await client.receive() == (bolt.RECORD, [[1]])
+    client.close()
+
+
+async def test_a_message_over_the_dropping_limit_ends_the_connection(
+    server: bolt.BoltServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bolt, "MAX_MESSAGE_BYTES", 1000)
+    monkeypatch.setattr(bolt, "MAX_OVERSIZED_BYTES", 4000)
+    client = await RawClient.open(server)
+    await client.login()
+    client.send(bolt.RUN, "RETURN $x", {"x": "z" * 50_000}, {})
     assert await client.closed()
 
 
