@@ -6,10 +6,11 @@ service (``cluster.echo``: grpc.aio, the same TLS certificate and channel option
 client port, requests and responses of the sizes a write exchanges), then measures
 single-client latency (echo, writes, reads per consistency), throughput of
 ``CONCURRENT_CLIENTS`` concurrent clients (writes, linearizable and causal reads, each beside
-an echo window run just before it) for ``DURATION_S`` each, and failover (SIGKILL of the leader to the first acknowledged write, over
-``KILLS`` kills), after a full write load of ``STEADY_S`` seconds (``$QUIVER_BENCH_STEADY_S``)
-that must see no leader change, and stops everything. Reports figures; asserts nothing (tests assert
-behaviour). Every client is a thread of this process, for the echo as for Quiver.
+an echo window run just before it) for ``DURATION_S`` each, and failover (SIGKILL of the
+leader to the first acknowledged write, over ``KILLS`` kills), after a full write load of
+``STEADY_S`` seconds (``$QUIVER_BENCH_STEADY_S``) that must see no leader change, and stops
+everything. Reports figures; asserts nothing (tests assert behaviour). Every client is a
+thread of this process, for the echo as for Quiver.
 """
 
 from __future__ import annotations
