@@ -96,7 +96,7 @@ from cluster.transport import (
     snapshot_message,
 )
 from cypher import CypherError, Engine, Result, Transaction
-from cypher.executor import statement_guard
+from cypher.executor import current_guard, statement_guard
 from proto import admin_pb2, client_pb2, raft_pb2, raft_pb2_grpc
 from raft.core import Config
 from raft.errors import (
@@ -320,10 +320,26 @@ holds at most ``MAX_ENTRIES_RECORD_BYTES`` of entry data (the envelope's other f
 far less than the margin). A larger entry would stop every node that tried to persist it."""
 
 
+def statement_deadline(timeout_ms: int | None) -> float | None:
+    """The deadline (``time.monotonic()``) of a client's timeout in milliseconds (Bolt's
+    tx_timeout), at most MAX_TRANSACTION_TIMEOUT_S away; None when none was given."""
+    if not timeout_ms:
+        return None
+    return time.monotonic() + min(timeout_ms / 1000, MAX_TRANSACTION_TIMEOUT_S)
+
+
 class _LeaveLoop(Exception):
     """Raised into a statement run inline on the event loop that ran past INLINE_STOP_S:
     it is run again on a reader thread. Not a CypherError, which the engine and the
     pipeline would take for the statement's own failure."""
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def check() -> None:
+        first()
+        second()
+
+    return check
 
 
 def _inline_check() -> Callable[[], None]:
@@ -372,6 +388,8 @@ class _QueuedWrite:
     ready: asyncio.Future[_Queued]
     privileges: PrivilegeSet | None = None
     """The caller's resolved privileges (None: unrestricted)."""
+    deadline: float | None = None
+    """The client's own (Bolt's tx_timeout, ``time.monotonic()``); None: the batch's."""
 
 
 def _settle(
@@ -1216,7 +1234,11 @@ class Node:
     # -- queries ------------------------------------------------------------------------------
 
     async def _execute(
-        self, query: str, parameters: dict[str, Any], privileges: PrivilegeSet | None = None
+        self,
+        query: str,
+        parameters: dict[str, Any],
+        privileges: PrivilegeSet | None = None,
+        deadline: float | None = None,
     ) -> Result:
         """Run a read-only statement on the applied graph. One whose text last ran in under
         ``INLINE_BUDGET_S`` runs right here on the event loop when the graph is not being
@@ -1244,8 +1266,8 @@ class Node:
                             self._quick[query] = False
 
             def locked() -> Result:
-                deadline = time.monotonic() + DEFAULT_QUERY_TIMEOUT_S
-                with sm.lock.read(), statement_guard(self._statement_check(deadline)):
+                until = time.monotonic() + DEFAULT_QUERY_TIMEOUT_S if deadline is None else deadline
+                with sm.lock.read(), statement_guard(self._statement_check(until)):
                     return run()
 
             return await asyncio.get_running_loop().run_in_executor(self._readers, locked)
@@ -1284,8 +1306,10 @@ class Node:
         consistency: int,
         bookmarks: list[str],
         privileges: PrivilegeSet | None = None,
+        deadline: float | None = None,
     ) -> Answer:
-        """A read-only statement; with `privileges`, as the user they belong to."""
+        """A read-only statement; with `privileges`, as the user they belong to. It stops
+        at `deadline` (``time.monotonic()``; None: ``DEFAULT_QUERY_TIMEOUT_S`` from now)."""
         if (
             failpoints.ACTIVE
             and "follower-local-read" in failpoints.ACTIVE
@@ -1299,7 +1323,7 @@ class Node:
             index = parse_bookmarks(bookmarks)
             await self.wait_applied(index, CAUSAL_WAIT_S, errors.BOOKMARK_TIMEOUT)
         applied = self.applied_index
-        result = await self._execute(query, parameters, privileges)
+        result = await self._execute(query, parameters, privileges, deadline)
         if result.write_set:
             raise QuiverError(
                 "Neo.ClientError.Statement.AccessMode", "a write query in a read-only request"
@@ -1531,12 +1555,18 @@ class Node:
         overlay = self._overlay
         if overlay is None or not overlay.serves(sm.graph, applied, pending):
             overlay = self._overlay = Overlay(self.engine, sm.graph, applied, pending)
+        outer = current_guard()
         for queued in batch:
             started = time.thread_time()
+            guard = outer
+            if queued.deadline is not None:
+                own = self._statement_check(queued.deadline)
+                guard = own if outer is None else _both(outer, own)
             try:
-                result, overlaid = overlay.execute(
-                    queued.query, queued.parameters, queued.privileges
-                )
+                with statement_guard(guard) if guard is not None else contextlib.nullcontext():
+                    result, overlaid = overlay.execute(
+                        queued.query, queued.parameters, queued.privileges
+                    )
             except (CypherError, OverlayUnavailableError) as error:
                 executed.append(error)
                 continue
@@ -1668,9 +1698,11 @@ class Node:
         client_id: str,
         sequence: int,
         privileges: PrivilegeSet | None = None,
+        deadline: float | None = None,
     ) -> Answer:
         """Execute on the leader over the applied graph plus the pending writes, propose,
-        answer after apply. Pipelined and batched: one task executes the queued writes a
+        answer after apply (execution stops at `deadline`, ``time.monotonic()``, when
+        given). Pipelined and batched: one task executes the queued writes a
         batch at a time and proposes them (``_drain_writes``); the wait for commit is the
         caller's, so many writes share a Ready. Callers checked leadership."""
         sm = self.sm
@@ -1697,6 +1729,7 @@ class Node:
             sequence,
             asyncio.get_running_loop().create_future(),
             privileges,
+            deadline,
         )
         self._write_queue.append(queued)
         if self._writer is None or self._writer.done():

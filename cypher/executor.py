@@ -69,6 +69,11 @@ def statement_guard(check: Callable[[], None]) -> Iterator[None]:
         _guard.check = previous
 
 
+def current_guard() -> Callable[[], None] | None:
+    """The check of the innermost `statement_guard` block of this thread (None: none)."""
+    return getattr(_guard, "check", None)
+
+
 @dataclass
 class Procedure:
     name: str
@@ -1528,6 +1533,7 @@ __all__ = [
     "Limits",
     "Procedure",
     "children",
+    "current_guard",
     "is_aggregate",
     "order_compare",
     "statement_guard",

@@ -46,7 +46,7 @@ from cluster.bolt.backend import (
 from cluster.bolt.embedded import system_database_result
 from cluster.bolt.forwarded import QUERY_TYPE, ForwardedTransaction, forward_run
 from cluster.errors import QuiverError
-from cluster.node import CAUSAL_WAIT_S, parse_bookmarks
+from cluster.node import CAUSAL_WAIT_S, parse_bookmarks, statement_deadline
 from proto import admin_pb2, client_pb2
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class ClusterNode(Protocol):
         consistency: int,
         bookmarks: list[str],
         privileges: Any = None,
+        deadline: float | None = None,
     ) -> AnswerLike: ...
 
     async def write(
@@ -90,6 +91,7 @@ class ClusterNode(Protocol):
         client_id: str,
         sequence: int,
         privileges: Any = None,
+        deadline: float | None = None,
     ) -> AnswerLike: ...
 
     async def wait_applied(self, index: int, timeout_s: float, code: str) -> None: ...
@@ -113,6 +115,8 @@ class _ReadTransaction:
     privileges: Any = None
     """What the node's read path restricts the user to (None: unrestricted)."""
     audit: _Audit | None = None
+    deadline: float | None = None
+    """From BEGIN's tx_timeout: its statements stop there (None: each its own default)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -327,10 +331,12 @@ class NodeBackend:
                 client_pb2.CONSISTENCY_CAUSAL,
                 list(options.bookmarks),
                 privileges,
+                statement_deadline(options.timeout_ms),
             )
             return _result(answer, True)
         if node.is_leader():
-            return _result(await node.write(query, parameters, "", 0, privileges), True)
+            deadline = statement_deadline(options.timeout_ms)
+            return _result(await node.write(query, parameters, "", 0, privileges, deadline), True)
         return await self._forward(query, parameters, options, session)
 
     async def _forward(
@@ -356,7 +362,9 @@ class NodeBackend:
         if session is not None:
             audit = _Audit(session, options.imp_user or "", connection, options.database)
         if options.database == SYSTEM_DATABASE or options.access_mode is AccessMode.READ:
-            return _ReadTransaction(list(options.bookmarks), privileges, audit)
+            return _ReadTransaction(
+                list(options.bookmarks), privileges, audit, statement_deadline(options.timeout_ms)
+            )
         if not self.node.is_leader():
             return await ForwardedTransaction.begin(self.node, options, session, audit)
         if options.bookmarks:  # as the client API's Begin: the transaction sees them
@@ -385,6 +393,7 @@ class NodeBackend:
                     client_pb2.CONSISTENCY_CAUSAL,
                     transaction.bookmarks,
                     transaction.privileges,
+                    transaction.deadline,
                 )
                 result = _result(answer, False)
             elif isinstance(transaction, ForwardedTransaction):

@@ -61,6 +61,7 @@ class FakeNode:
         consistency: int,
         bookmarks: list[str],
         privileges: Any = None,
+        deadline: float | None = None,
     ) -> FakeAnswer:
         self.calls.append(f"read {consistency} {bookmarks}")
         result = self.engine.run(self.graph, query, parameters)
@@ -75,6 +76,7 @@ class FakeNode:
         client_id: str,
         sequence: int,
         privileges: Any = None,
+        deadline: float | None = None,
     ) -> FakeAnswer:
         if not self.leader:
             raise self._not_leader()
