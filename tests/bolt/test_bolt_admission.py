@@ -61,6 +61,7 @@ class FakeNode:
         consistency: int,
         bookmarks: list[str],
         privileges: Any = None,
+        deadline: float | None = None,
     ) -> Any:
         assert consistency == client_pb2.CONSISTENCY_CAUSAL and bookmarks == ["quiver:1"]
         self.privileges.append(privileges)
