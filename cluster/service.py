@@ -10,6 +10,7 @@ Must never: answer a write before it is applied, or forward a request twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -48,6 +49,18 @@ async def _abort(context: Context, error: QuiverError) -> None:
     await context.abort(
         errors.grpc_status(error.code), error.message, errors.trailing_metadata(error)
     )
+
+
+INLINE_PARAMETER_BYTES: Final = 64 << 10
+"""Parameters up to this size (as received) are converted on the event loop; larger ones in
+a thread: a list of 5M integers took 5-10 s to convert, all that time holding the event
+loop, which runs Raft (heartbeats, votes) on the node."""
+
+
+async def _parameters_of(request: client_pb2.RunRequest) -> dict[str, Any]:
+    if sum(value.ByteSize() for value in request.parameters.values()) <= INLINE_PARAMETER_BYTES:
+        return _parameters(request)
+    return await asyncio.to_thread(_parameters, request)
 
 
 def _parameters(request: client_pb2.RunRequest) -> dict[str, Any]:
@@ -239,7 +252,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
 
         try:
             session = await authenticate(node, context, metadata, address)
-            parameters = _parameters(request)
+            parameters = await _parameters_of(request)
             if request.database not in ("", DEFAULT_DATABASE, SYSTEM_DATABASE):
                 raise QuiverError(
                     "Neo.ClientError.Database.DatabaseNotFound",

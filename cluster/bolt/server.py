@@ -63,6 +63,10 @@ instead of a dropped connection (ServiceUnavailable, which they retry: a 20 MB p
 was sent again and again). Reading costs only time (nothing is kept); past this the
 connection ends."""
 MAX_CHUNK_BYTES: Final = 0xFFFF
+INLINE_UNPACK_BYTES: Final = 64 * 1024
+"""Messages up to this size are unpacked on the event loop, larger ones in a thread: a
+16 MiB message of small integers takes seconds to unpack, which on the event loop would
+hold up every connection and, on a node, Raft's heartbeats."""
 MAX_CONNECTIONS: Final = 1024
 MAX_OPEN_STREAMS: Final = 256
 HANDSHAKE_TIMEOUT_S: Final = 10.0
@@ -915,7 +919,10 @@ class Connection:
             tag, fields = repeated
         else:
             try:
-                tag, fields = self._unpack(data)
+                if len(data) <= INLINE_UNPACK_BYTES:
+                    tag, fields = self._unpack(data)
+                else:
+                    tag, fields = await asyncio.to_thread(self._unpack, data)
             except ps.PackStreamError as error:
                 self._fail(QuiverError(INVALID_FORMAT, str(error)))
                 return
