@@ -51,6 +51,10 @@ async def _abort(context: Context, error: QuiverError) -> None:
     )
 
 
+STALLED_CLIENT_S: Final = 60.0
+"""How long a Run response may wait for the client to take it (gRPC flow control) before the
+call ends: a client that stopped reading a large answer, with no deadline of its own, held
+it (up to the engine's 2M rows) in the node's memory for as long as its connection lived."""
 INLINE_PARAMETER_BYTES: Final = 64 << 10
 """Parameters up to this size (as received) are converted on the event loop; larger ones in
 a thread: a list of 5M integers took 5-10 s to convert, all that time holding the event
@@ -188,7 +192,18 @@ class _Held:
     async def flush(self) -> None:
         if self.response is not None:
             response, self.response = self.response, None
-            await self.context.write(response.SerializeToString())
+            try:
+                await asyncio.wait_for(
+                    self.context.write(response.SerializeToString()), STALLED_CLIENT_S
+                )
+            except TimeoutError:
+                await _abort(
+                    self.context,
+                    QuiverError(
+                        errors.INVALID_REQUEST,
+                        f"the client took no response for {STALLED_CLIENT_S:.0f} s",
+                    ),
+                )
 
     def last(self) -> bytes:
         # A statement answers with a response at least, or aborts (raising out of _run);
