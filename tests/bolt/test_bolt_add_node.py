@@ -5,7 +5,6 @@ table), the new node serves Bolt itself, and `quiver status` shows its Bolt addr
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -15,32 +14,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import neo4j
 import pytest
+from bolt_cluster_helpers import helpers
 
 from cluster.bolt import packstream as ps
 from cluster.bolt import server as bolt
 
 pytestmark = pytest.mark.slow
 
-_CLUSTER_CONFTEST = Path(__file__).resolve().parent.parent / "cluster" / "conftest.py"
 SOCKET_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 10.0
-
-
-def _cluster_helpers() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("quiver_cluster_helpers", _CLUSTER_CONFTEST)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _cluster_helpers()
 
 
 @pytest.fixture

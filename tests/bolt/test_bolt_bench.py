@@ -3,32 +3,17 @@ way (gRPC, Bolt auto-commit, managed and direct) and the driver's answers equal 
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from bolt_cluster_helpers import helpers
 
 from cluster.bolt.bench import BoltBenchConfig, run_bench
 
 pytestmark = pytest.mark.slow
-
-_CLUSTER_CONFTEST = Path(__file__).resolve().parent.parent / "cluster" / "conftest.py"
-
-
-def _cluster_helpers() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("quiver_cluster_helpers", _CLUSTER_CONFTEST)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _cluster_helpers()
 
 
 @pytest.fixture

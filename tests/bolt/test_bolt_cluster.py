@@ -5,36 +5,18 @@ driver's AuthError."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import neo4j
 import pytest
+from bolt_cluster_helpers import helpers
 from neo4j import exceptions as neo4j_errors
 
 pytestmark = pytest.mark.slow
-
-_CLUSTER_CONFTEST = Path(__file__).resolve().parent.parent / "cluster" / "conftest.py"
-
-
-def _cluster_helpers() -> ModuleType:
-    """tests/cluster/conftest.py's helpers (start_cluster, wait_for, quiver), loaded by path:
-    the name `conftest` belongs to whichever conftest pytest imported first."""
-    spec = importlib.util.spec_from_file_location("quiver_cluster_helpers", _CLUSTER_CONFTEST)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _cluster_helpers()
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,15 @@ against a real three-node cluster with the same adapter taught TLS with the clus
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import neo4j
 import pytest
+from bolt_cluster_helpers import helpers
 from opencypher_compliance.adapters.bolt import BoltAdapter
 from opencypher_compliance.runner import run_compliance
 
@@ -29,20 +27,7 @@ from cluster.bolt.server import BoltServer
 
 FLOOR = int((Path(__file__).with_name("compliance_floor.txt")).read_text().strip())
 USER, PASSWORD = "neo4j", "compliance password"
-_CLUSTER_CONFTEST = Path(__file__).resolve().parent.parent / "cluster" / "conftest.py"
 START_TIMEOUT_S = 10.0
-
-
-def _cluster_helpers() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("quiver_cluster_helpers", _CLUSTER_CONFTEST)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _cluster_helpers()
 
 
 @pytest.fixture

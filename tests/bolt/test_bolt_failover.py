@@ -9,40 +9,25 @@ Bolt path carries no request id, so idempotence comes from the statement."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import neo4j
 import pytest
+from bolt_cluster_helpers import helpers
 
 pytestmark = pytest.mark.slow
 
-_CLUSTER_CONFTEST = Path(__file__).resolve().parent.parent / "cluster" / "conftest.py"
 WRITES_BEFORE = 15
 WRITES_AFTER = 15
 MAX_INCOMPLETE_COMMITS = 3
-
-
-def _cluster_helpers() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("quiver_cluster_helpers", _CLUSTER_CONFTEST)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _cluster_helpers()
 
 
 @pytest.fixture

@@ -6,35 +6,17 @@ rolled-back write is nowhere, and after a failure inside a transaction the sessi
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import neo4j
 import pytest
+from bolt_cluster_helpers import helpers
 from neo4j import exceptions as neo4j_errors
 
 pytestmark = pytest.mark.slow
-
-_CLUSTER_CONFTEST = Path(__file__).resolve().parent.parent / "cluster" / "conftest.py"
-
-
-def _cluster_helpers() -> ModuleType:
-    """tests/cluster/conftest.py's helpers, loaded by path (as test_bolt_cluster.py does)."""
-    spec = importlib.util.spec_from_file_location("quiver_cluster_helpers", _CLUSTER_CONFTEST)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _cluster_helpers()
 
 
 @pytest.fixture(scope="module")

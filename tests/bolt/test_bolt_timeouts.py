@@ -5,33 +5,17 @@ for explicit write transactions only: a 1 s query ran its full 10 s and more."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import neo4j
 import pytest
+from bolt_cluster_helpers import helpers
 from neo4j import exceptions as neo4j_errors
 
-_CLUSTER_CONFTEST = Path(__file__).resolve().parent.parent / "cluster" / "conftest.py"
 LONG_READ = "UNWIND range(1, 6000) AS a UNWIND range(1, 6000) AS b RETURN count(*)"
 TIMED_OUT = "Neo.ClientError.Transaction.TransactionTimedOut"
-
-
-def _cluster_helpers() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("quiver_cluster_helpers_t", _CLUSTER_CONFTEST)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _cluster_helpers()
 
 
 @pytest.fixture(scope="module")
