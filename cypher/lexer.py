@@ -198,12 +198,11 @@ def tokenize(data: str) -> list[Token]:
         if ch == "$":
             m = _PARAM.match(data, pos)
             if not m and data.startswith("$(", pos):
-                line = _line_of(pos, line_starts)
-                raise syntax_error(
+                raise _err(
                     "dynamic labels and types $(...) are not supported: name them in the query",
+                    pos,
+                    line_starts,
                     "UnsupportedFeature",
-                    line,
-                    pos - line_starts[line - 1] + 1,
                 )
             if not m:
                 raise _err("invalid parameter", pos, line_starts)
@@ -314,9 +313,10 @@ def _is_map_key(data: str, end: int, prev: str | None) -> bool:
     return rest.startswith(":")
 
 
-def _err(message: str, pos: int, line_starts: list[int]):
+def _err(message: str, pos: int, line_starts: list[int], detail: str = "UnexpectedSyntax"):
+    """A syntax error at `pos`, with its line and column."""
     line = _line_of(pos, line_starts)
-    return syntax_error(message, "UnexpectedSyntax", line, pos - line_starts[line - 1] + 1)
+    return syntax_error(message, detail, line, pos - line_starts[line - 1] + 1)
 
 
 def _number_token(text: str, pos: int, end: int, line_starts: list[int]) -> Token:
@@ -335,22 +335,14 @@ def _number_token(text: str, pos: int, end: int, line_starts: list[int]) -> Toke
             value = float(text)
             kind = "FLOAT"
             if value == float("inf"):
-                line = _line_of(pos, line_starts)
-                raise syntax_error(
-                    "floating point number is too large",
-                    "FloatingPointOverflow",
-                    line,
-                    pos - line_starts[line - 1] + 1,
+                raise _err(
+                    "floating point number is too large", pos, line_starts, "FloatingPointOverflow"
                 )
         else:
             raise ValueError(text)
     except ValueError:
-        line = _line_of(pos, line_starts)
-        raise syntax_error(
-            f"invalid number literal {text!r}",
-            "InvalidNumberLiteral",
-            line,
-            pos - line_starts[line - 1] + 1,
+        raise _err(
+            f"invalid number literal {text!r}", pos, line_starts, "InvalidNumberLiteral"
         ) from None
     return _tok(kind, value, text, pos, end, line_starts)
 
@@ -395,10 +387,7 @@ def _read_string(data: str, pos: int, line_starts: list[int]) -> tuple[str, int]
 
 
 def _unicode_err(pos: int, line_starts: list[int]):
-    line = _line_of(pos, line_starts)
-    return syntax_error(
-        "invalid unicode escape", "InvalidUnicodeLiteral", line, pos - line_starts[line - 1] + 1
-    )
+    return _err("invalid unicode escape", pos, line_starts, "InvalidUnicodeLiteral")
 
 
 def mark_pattern_parens(tokens: list[Token]) -> None:
