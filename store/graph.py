@@ -55,6 +55,7 @@ from rocksdict import (
     DBCompressionType,
     Options,
     Rdict,
+    RdictIter,
     ReadOptions,
     WriteBatch,
     WriteOptions,
@@ -394,164 +395,35 @@ def open_rdict(path: Path, block_cache_bytes: int = DEFAULT_BLOCK_CACHE_BYTES) -
     return Rdict(str(path), options, column_families=families)
 
 
-class GraphStore:
-    """The graph on RocksDB. Reads are thread-safe; writes (apply) are serialised."""
+class _GraphReads:
+    """The graph's read side (``store.view.GraphView``), over a few primitives that its two
+    forms provide: the live store (``GraphStore``) and a snapshot of it (``GraphSnapshot``)."""
 
-    def __init__(
-        self,
-        directory: Path,
-        cipher: Cipher,
-        *,
-        sync: bool = False,
-        block_cache_bytes: int = DEFAULT_BLOCK_CACHE_BYTES,
-        node_cache_bytes: int = DEFAULT_NODE_CACHE_BYTES,
-    ) -> None:
-        if node_cache_bytes < 0:
-            raise ValueError("node_cache_bytes must not be negative")
-        self._path = Path(directory)
-        self._path.mkdir(parents=True, exist_ok=True)
-        self.cipher = cipher
-        self._db = open_rdict(self._path, block_cache_bytes)
-        self._families = {name: self._db.get_column_family(name) for name in COLUMN_FAMILIES}
-        self._handles = {name: self._db.get_column_family_handle(name) for name in COLUMN_FAMILIES}
-        self._write_options = WriteOptions()
-        self._write_options.sync = sync
-        self._write_lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-        """Held by ``flush_memtables`` (which runs beside writes) and by ``close``."""
-        self._closed = False
-        self._reencrypt_pass: _ReencryptPass | None = None
-        # Decoded node records (with their cost) by id, oldest first. Reads look up without
-        # the lock; only records read from RocksDB at the current generation go in (under
-        # the lock), and a commit drops the nodes it wrote and moves the generation on.
-        self._node_cache: OrderedDict[int, tuple[NodeRecord, int]] = OrderedDict()
-        self._node_cache_budget = node_cache_bytes
-        self._node_cache_bytes = 0
-        self._node_cache_lock = threading.Lock()
-        self._node_generation = 0
-        self._load_caches()
-        if META_INDEX_VERSION not in self._meta:
-            if META_APPLIED in self._meta or META_NEXT_IDS in self._meta:
-                self.close()
-                raise IntegrityError(
-                    f"graph store {self._path.name}",
-                    "written with an older key layout (index entries without an index key "
-                    "version, adjacency without the other end): re-create it from a snapshot",
-                )
-            with self._write_lock:  # a new store: its indexes start under the current key
-                txn = _Apply(self)
-                txn.put(CF_META, META_INDEX_VERSION, _U32.pack(cipher.index_key_version()))
-                self._commit(txn, _synced())
-
-    def _load_caches(self) -> None:
-        # The meta family is small (tokens, counts, schema, ids): held decrypted in memory,
-        # authenticated once here, and kept in step by _commit.
-        self._forget_nodes(everything=True)
-        self._meta: dict[bytes, bytes] = {}
-        for key, sealed in self._families[CF_META].items():
-            assert isinstance(key, bytes) and isinstance(sealed, bytes)
-            self._meta[key] = self.cipher.open(sealed, _aad(CF_META, key))
-        self._token_by_name: dict[tuple[bytes, str], int] = {}
-        self._name_by_token: dict[tuple[bytes, int], str] = {}
-        for key in self._keys(CF_META, _NAME_BY_TOKEN):
-            kind = key[len(_NAME_BY_TOKEN) : len(_NAME_BY_TOKEN) + 1]
-            (token,) = _U32.unpack_from(key, len(_NAME_BY_TOKEN) + 1)
-            name = self._get_plain(CF_META, key)
-            assert name is not None
-            self._name_by_token[(kind, token)] = name.decode("utf-8")
-            self._token_by_name[(kind, name.decode("utf-8"))] = token
-        self._indexes: dict[str, IndexInfo] = {}
-        for key in self._keys(CF_META, _SCHEMA_INDEX):
-            data = self._get_plain(CF_META, key)
-            assert data is not None
-            index = _decode_index(data)
-            self._indexes[index.name] = index
-        self._constraints: dict[str, ConstraintInfo] = {}
-        for key in self._keys(CF_META, _SCHEMA_CONSTRAINT):
-            data = self._get_plain(CF_META, key)
-            assert data is not None
-            constraint = _decode_constraint(data)
-            self._constraints[constraint.name] = constraint
-        self._set_indexes(self._indexes)
-
-    def _set_indexes(self, indexes: dict[str, IndexInfo]) -> None:
-        self._indexes = indexes
-        # What has_index asks on every seek, as sets: a lookup asks it several times.
-        self._node_index_pairs = frozenset(
-            (index.label, index.properties[0])
-            for index in indexes.values()
-            if not index.on_relationships and len(index.properties) == 1
-        )
-        self._rel_index_pairs = frozenset(
-            (index.label, index.properties[0])
-            for index in indexes.values()
-            if index.on_relationships and len(index.properties) == 1
-        )
-
-    def _remember_node(self, record: NodeRecord, plain_bytes: int, generation: int) -> None:
-        """Cache `record` (`plain_bytes` of plaintext), read from RocksDB since
-        `generation` began, unless a commit came in between (it may have changed the node
-        after the read); the oldest records leave to keep within the budget."""
-        cost = plain_bytes + NODE_RECORD_OVERHEAD_BYTES
-        with self._node_cache_lock:
-            if generation != self._node_generation or cost > self._node_cache_budget:
-                return
-            cache = self._node_cache
-            replaced = cache.pop(record.id, None)
-            if replaced is not None:
-                self._node_cache_bytes -= replaced[1]
-            cache[record.id] = (record, cost)
-            self._node_cache_bytes += cost
-            while self._node_cache_bytes > self._node_cache_budget:
-                self._node_cache_bytes -= cache.popitem(last=False)[1][1]
-
-    def _forget_nodes(self, keys: Iterable[bytes] = (), everything: bool = False) -> None:
-        """Drop the cached records of the node `keys` (graph family keys; others are
-        skipped), or of every node; called once the write that changed them is in RocksDB
-        (or failed), so that a read after it decodes what RocksDB holds now."""
-        with self._node_cache_lock:
-            self._node_generation += 1
-            cache = self._node_cache
-            if everything:
-                cache.clear()
-                self._node_cache_bytes = 0
-                return
-            for key in keys:
-                if key[:1] == b"n":
-                    dropped = cache.pop(_U64.unpack_from(key, 1)[0], None)
-                    if dropped is not None:
-                        self._node_cache_bytes -= dropped[1]
-
-    # -- low-level reads ----------------------------------------------------------------------
+    cipher: Cipher
+    _token_by_name: dict[tuple[bytes, str], int]
+    _name_by_token: dict[tuple[bytes, int], str]
+    _indexes: dict[str, IndexInfo]
+    _constraints: dict[str, ConstraintInfo]
+    _node_index_pairs: frozenset[tuple[str, str]]
+    _rel_index_pairs: frozenset[tuple[str, str]]
 
     def _get_plain(self, family: str, key: bytes) -> bytes | None:
-        if family == CF_META:
-            return self._meta.get(key)
-        sealed = self._families[family].get(key)
-        if sealed is None:
-            return None
-        if family not in SEALED_FAMILIES:
-            return b""
-        return self.cipher.open(sealed, _aad(family, key))
+        """The plaintext value of `key` (b"" in a family without values), or None."""
+        raise NotImplementedError
 
     def _keys(self, family: str, prefix: bytes, start: bytes | None = None) -> Iterator[bytes]:
         """Keys with `prefix`, ascending, from `start` (default: the first)."""
-        options = ReadOptions()
-        upper = _prefix_upper_bound(prefix)
-        if upper is not None:
-            options.set_iterate_upper_bound(upper)
-        for key in self._families[family].keys(from_key=start or prefix, read_opt=options):
-            assert isinstance(key, bytes)
-            if not key.startswith(prefix):
-                return
-            yield key
+        raise NotImplementedError
+
+    def node(self, node_id: int) -> NodeRecord | None:
+        raise NotImplementedError
 
     def index_versions(self) -> tuple[int, ...]:
         """The index key versions property index entries are kept under: the one lookups
         use, then, during a rebuild, the one being built."""
-        data = self._meta.get(META_INDEX_VERSION)
+        data = self._get_plain(CF_META, META_INDEX_VERSION)
         read = self.cipher.index_key_version() if data is None else _U32.unpack(data)[0]
-        building = self._meta.get(META_INDEX_BUILD)
+        building = self._get_plain(CF_META, META_INDEX_BUILD)
         if building is None:
             return (read,)
         return (read, _INDEX_BUILD.unpack(building)[0])
@@ -605,22 +477,6 @@ class GraphStore:
             self._names(PROPERTY_KEY, rel.properties),
         )
 
-    # -- GraphView ----------------------------------------------------------------------------
-
-    def node(self, node_id: int) -> NodeRecord | None:
-        """The node's record, shared with other readers (treat it as read-only): a recent
-        one comes from the cache, which every commit keeps in step with RocksDB."""
-        cached = self._node_cache.get(node_id)
-        if cached is not None:
-            return cached[0]
-        generation = self._node_generation
-        data = self._get_plain(CF_GRAPH, node_key(node_id))
-        if data is None:
-            return None
-        record = self._decode_node_record(node_id, data)
-        self._remember_node(record, len(data), generation)
-        return record
-
     def relationship(self, rel_id: int) -> RelationshipRecord | None:
         rel = self._load_rel(rel_id)
         return None if rel is None else self._rel_record(rel_id, rel)
@@ -646,7 +502,7 @@ class GraphStore:
         token = self._token_by_name.get((LABEL, label))
         if token is None:
             return False
-        return self._families[CF_MEMBERSHIP].get(_label_member(token, node_id)) is not None
+        return self._get_plain(CF_MEMBERSHIP, _label_member(token, node_id)) is not None
 
     def node_ids_by_property(self, label: str, key: str, value: Value) -> Iterator[int]:
         if not self.has_index(label, key):
@@ -821,6 +677,197 @@ class GraphStore:
         dump.append(("next", *self.next_ids()))
         return dump
 
+
+class GraphStore(_GraphReads):
+    """The graph on RocksDB. Reads are thread-safe; writes (apply) are serialised."""
+
+    def __init__(
+        self,
+        directory: Path,
+        cipher: Cipher,
+        *,
+        sync: bool = False,
+        block_cache_bytes: int = DEFAULT_BLOCK_CACHE_BYTES,
+        node_cache_bytes: int = DEFAULT_NODE_CACHE_BYTES,
+    ) -> None:
+        if node_cache_bytes < 0:
+            raise ValueError("node_cache_bytes must not be negative")
+        self._path = Path(directory)
+        self._path.mkdir(parents=True, exist_ok=True)
+        self.cipher = cipher
+        self._db = open_rdict(self._path, block_cache_bytes)
+        self._families = {name: self._db.get_column_family(name) for name in COLUMN_FAMILIES}
+        self._handles = {name: self._db.get_column_family_handle(name) for name in COLUMN_FAMILIES}
+        self._write_options = WriteOptions()
+        self._write_options.sync = sync
+        self._write_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        """Held by ``flush_memtables`` (which runs beside writes) and by ``close``."""
+        self._closed = False
+        self._reencrypt_pass: _ReencryptPass | None = None
+        # Decoded node records (with their cost) by id, oldest first. Reads look up without
+        # the lock; only records read from RocksDB at the current generation go in (under
+        # the lock), and a commit drops the nodes it wrote and moves the generation on.
+        # An entry is (record, cost, the generation its read began in): a snapshot uses
+        # one read at or before its own generation (see GraphSnapshot.node).
+        self._node_cache: OrderedDict[int, tuple[NodeRecord, int, int]] = OrderedDict()
+        self._node_cache_budget = node_cache_bytes
+        self._node_cache_bytes = 0
+        self._node_cache_lock = threading.Lock()
+        self._node_generation = 0
+        self._view_lock = threading.Lock()
+        """Held while a commit writes RocksDB and brings the caches in step, and while a
+        snapshot is taken: a snapshot sees all of a commit, caches included, or none."""
+        self._load_caches()
+        if META_INDEX_VERSION not in self._meta:
+            if META_APPLIED in self._meta or META_NEXT_IDS in self._meta:
+                self.close()
+                raise IntegrityError(
+                    f"graph store {self._path.name}",
+                    "written with an older key layout (index entries without an index key "
+                    "version, adjacency without the other end): re-create it from a snapshot",
+                )
+            with self._write_lock:  # a new store: its indexes start under the current key
+                txn = _Apply(self)
+                txn.put(CF_META, META_INDEX_VERSION, _U32.pack(cipher.index_key_version()))
+                self._commit(txn, _synced())
+
+    def _load_caches(self) -> None:
+        # The meta family is small (tokens, counts, schema, ids): held decrypted in memory,
+        # authenticated once here, and kept in step by _commit.
+        self._forget_nodes(everything=True)
+        self._meta: dict[bytes, bytes] = {}
+        for key, sealed in self._families[CF_META].items():
+            assert isinstance(key, bytes) and isinstance(sealed, bytes)
+            self._meta[key] = self.cipher.open(sealed, _aad(CF_META, key))
+        self._token_by_name: dict[tuple[bytes, str], int] = {}
+        self._name_by_token: dict[tuple[bytes, int], str] = {}
+        for key in self._keys(CF_META, _NAME_BY_TOKEN):
+            kind = key[len(_NAME_BY_TOKEN) : len(_NAME_BY_TOKEN) + 1]
+            (token,) = _U32.unpack_from(key, len(_NAME_BY_TOKEN) + 1)
+            name = self._get_plain(CF_META, key)
+            assert name is not None
+            self._name_by_token[(kind, token)] = name.decode("utf-8")
+            self._token_by_name[(kind, name.decode("utf-8"))] = token
+        self._indexes: dict[str, IndexInfo] = {}
+        for key in self._keys(CF_META, _SCHEMA_INDEX):
+            data = self._get_plain(CF_META, key)
+            assert data is not None
+            index = _decode_index(data)
+            self._indexes[index.name] = index
+        self._constraints: dict[str, ConstraintInfo] = {}
+        for key in self._keys(CF_META, _SCHEMA_CONSTRAINT):
+            data = self._get_plain(CF_META, key)
+            assert data is not None
+            constraint = _decode_constraint(data)
+            self._constraints[constraint.name] = constraint
+        self._set_indexes(self._indexes)
+
+    def _set_indexes(self, indexes: dict[str, IndexInfo]) -> None:
+        self._indexes = indexes
+        # What has_index asks on every seek, as sets: a lookup asks it several times.
+        self._node_index_pairs = frozenset(
+            (index.label, index.properties[0])
+            for index in indexes.values()
+            if not index.on_relationships and len(index.properties) == 1
+        )
+        self._rel_index_pairs = frozenset(
+            (index.label, index.properties[0])
+            for index in indexes.values()
+            if index.on_relationships and len(index.properties) == 1
+        )
+
+    def _remember_node(self, record: NodeRecord, plain_bytes: int, generation: int) -> None:
+        """Cache `record` (`plain_bytes` of plaintext), read from RocksDB since
+        `generation` began, unless a commit came in between (it may have changed the node
+        after the read); the oldest records leave to keep within the budget."""
+        cost = plain_bytes + NODE_RECORD_OVERHEAD_BYTES
+        with self._node_cache_lock:
+            if generation != self._node_generation or cost > self._node_cache_budget:
+                return
+            cache = self._node_cache
+            replaced = cache.pop(record.id, None)
+            if replaced is not None:
+                self._node_cache_bytes -= replaced[1]
+            cache[record.id] = (record, cost, generation)
+            self._node_cache_bytes += cost
+            while self._node_cache_bytes > self._node_cache_budget:
+                self._node_cache_bytes -= cache.popitem(last=False)[1][1]
+
+    def _new_generation(self) -> None:
+        """Called before a commit writes (``_forget_nodes`` begins another after it): no
+        generation sees RocksDB change, so a record read within one generation is what the
+        store held all through it (``GraphSnapshot.node`` relies on that)."""
+        with self._node_cache_lock:
+            self._node_generation += 1
+
+    def _forget_nodes(self, keys: Iterable[bytes] = (), everything: bool = False) -> None:
+        """Drop the cached records of the node `keys` (graph family keys; others are
+        skipped), or of every node; called once the write that changed them is in RocksDB
+        (or failed), so that a read after it decodes what RocksDB holds now."""
+        with self._node_cache_lock:
+            self._node_generation += 1
+            cache = self._node_cache
+            if everything:
+                cache.clear()
+                self._node_cache_bytes = 0
+                return
+            for key in keys:
+                if key[:1] == b"n":
+                    dropped = cache.pop(_U64.unpack_from(key, 1)[0], None)
+                    if dropped is not None:
+                        self._node_cache_bytes -= dropped[1]
+
+    # -- low-level reads ----------------------------------------------------------------------
+
+    def _get_plain(self, family: str, key: bytes) -> bytes | None:
+        if family == CF_META:
+            return self._meta.get(key)
+        sealed = self._families[family].get(key)
+        if sealed is None:
+            return None
+        if family not in SEALED_FAMILIES:
+            return b""
+        return self.cipher.open(sealed, _aad(family, key))
+
+    def _keys(self, family: str, prefix: bytes, start: bytes | None = None) -> Iterator[bytes]:
+        """Keys with `prefix`, ascending, from `start` (default: the first)."""
+        options = ReadOptions()
+        upper = _prefix_upper_bound(prefix)
+        if upper is not None:
+            options.set_iterate_upper_bound(upper)
+        for key in self._families[family].keys(from_key=start or prefix, read_opt=options):
+            assert isinstance(key, bytes)
+            if not key.startswith(prefix):
+                return
+            yield key
+
+    # -- GraphView ----------------------------------------------------------------------------
+
+    def node(self, node_id: int) -> NodeRecord | None:
+        """The node's record, shared with other readers (treat it as read-only): a recent
+        one comes from the cache, which every commit keeps in step with RocksDB."""
+        cached = self._node_cache.get(node_id)
+        if cached is not None:
+            return cached[0]
+        generation = self._node_generation
+        data = self._get_plain(CF_GRAPH, node_key(node_id))
+        if data is None:
+            return None
+        record = self._decode_node_record(node_id, data)
+        self._remember_node(record, len(data), generation)
+        return record
+
+    def snapshot(self) -> GraphSnapshot:
+        """The graph as it is now, for reads that run while commits go on (a long query
+        beside writes); close it when done (it is a context manager). Cheap to take: one
+        RocksDB iterator per column family, no copy."""
+        with self._view_lock:
+            self._check_open()
+            if self.installing():
+                raise StoreNotReadyError("a snapshot installation did not finish")
+            return GraphSnapshot(self)
+
     def app_meta(self, key: bytes) -> bytes | None:
         """The application's record `key` (written through ``apply``'s `meta`), or None."""
         return self._meta.get(_APP_META + key)
@@ -903,11 +950,13 @@ class GraphStore:
                 self.cipher.seal(version, _aad(CF_META, META_INDEX_VERSION)),
                 self._handles[CF_META],
             )
-            try:
-                self._write(batch, _synced())
-            finally:
-                self._forget_nodes(everything=True)
-            self._load_caches()
+            with self._view_lock:
+                self._new_generation()
+                try:
+                    self._write(batch, _synced())
+                finally:
+                    self._forget_nodes(everything=True)
+                self._load_caches()
 
     def install_operations(self, operations: Sequence[Operation]) -> None:
         """Add part of an installing snapshot's content (one batch, not synced)."""
@@ -964,26 +1013,28 @@ class GraphStore:
                     batch.put(key, self.cipher.seal(plain, _aad(family, key)), handle)
                 else:
                     batch.put(key, b"", handle)
-        try:
-            self._write(batch, options or self._write_options)
-        finally:
-            # Written or not (a failed write stops the node), a node written here is read
-            # from RocksDB again.
-            graph_ranges = any(family == CF_GRAPH for family, _, _ in txn.range_deletes)
-            self._forget_nodes(txn.writes.get(CF_GRAPH, {}), everything=graph_ranges)
-        # Caches change only after the batch is durable in RocksDB's WAL.
-        for key, plain in txn.writes.get(CF_META, {}).items():
-            if plain is None:
-                self._meta.pop(key, None)
-            else:
-                self._meta[key] = plain
-        if txn.new_tokens:
-            for (kind, name), token in txn.new_tokens.items():
-                self._token_by_name[(kind, name)] = token
-                self._name_by_token[(kind, token)] = name
-        if txn.schema_changed:
-            self._set_indexes(dict(txn.indexes))
-            self._constraints = dict(txn.constraints)
+        with self._view_lock:
+            self._new_generation()
+            try:
+                self._write(batch, options or self._write_options)
+            finally:
+                # Written or not (a failed write stops the node), a node written here is
+                # read from RocksDB again.
+                graph_ranges = any(family == CF_GRAPH for family, _, _ in txn.range_deletes)
+                self._forget_nodes(txn.writes.get(CF_GRAPH, {}), everything=graph_ranges)
+            # Caches change only after the batch is durable in RocksDB's WAL.
+            for key, plain in txn.writes.get(CF_META, {}).items():
+                if plain is None:
+                    self._meta.pop(key, None)
+                else:
+                    self._meta[key] = plain
+            if txn.new_tokens:
+                for (kind, name), token in txn.new_tokens.items():
+                    self._token_by_name[(kind, name)] = token
+                    self._name_by_token[(kind, token)] = name
+            if txn.schema_changed:
+                self._set_indexes(dict(txn.indexes))
+                self._constraints = dict(txn.constraints)
 
     def rotate_index_key(self) -> int:
         """Start moving every property index (and the name and schema keys) to a new
@@ -1163,6 +1214,105 @@ class GraphStore:
     @property
     def path(self) -> Path:
         return self._path
+
+
+class GraphSnapshot(_GraphReads):
+    """The graph as one moment left it: reads see every commit before it and nothing after.
+
+    A long query reads a snapshot instead of holding writes back until it is done. RocksDB
+    iterators see the database as it was when they were created; a snapshot creates one per
+    column family at once, under the store's view lock (so between two commits), and reads
+    only through them: a point read seeks, a scan steps. A scan whose iterator something
+    else moved (a nested scan, a point read) seeks back to where it was before its next step.
+    (rocksdict's own ``Snapshot`` applies to point reads only: its iterators read the live
+    database.) The store's in-memory state is taken as of that moment too: the decoded
+    schema, the token maps (which commits only add to), and node records from the shared
+    cache only where they were read before the snapshot's generation ended.
+
+    For one thread at a time (a statement's); closing it releases the iterators, which pin
+    the files and memtables they read from.
+    """
+
+    def __init__(self, store: GraphStore) -> None:
+        self.cipher = store.cipher
+        self._store = store
+        self._token_by_name = store._token_by_name
+        self._name_by_token = store._name_by_token
+        self._indexes = store._indexes
+        self._constraints = store._constraints
+        self._node_index_pairs = store._node_index_pairs
+        self._rel_index_pairs = store._rel_index_pairs
+        self._generation = store._node_generation
+        families = store._families
+        self._iterators: dict[str, RdictIter] = {
+            family: families[family].iter(ReadOptions()) for family in COLUMN_FAMILIES
+        }
+        self._moves = dict.fromkeys(COLUMN_FAMILIES, 0)
+        """How often each iterator was moved: a scan that finds its count changed after
+        a step it yielded seeks back to the key it yielded."""
+
+    def __enter__(self) -> GraphSnapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._iterators = {}
+
+    def _iterator(self, family: str) -> RdictIter:
+        iterator = self._iterators.get(family)
+        if iterator is None:
+            raise ValueError("the graph snapshot is closed")
+        return iterator
+
+    def _get_plain(self, family: str, key: bytes) -> bytes | None:
+        iterator = self._iterator(family)
+        self._moves[family] += 1
+        iterator.seek(key)
+        if not iterator.valid():
+            iterator.status()
+            return None
+        if iterator.key() != key:
+            return None
+        if family not in SEALED_FAMILIES:
+            return b""
+        return self.cipher.open(iterator.value(), _aad(family, key))
+
+    def _keys(self, family: str, prefix: bytes, start: bytes | None = None) -> Iterator[bytes]:
+        iterator = self._iterator(family)
+        moves = self._moves
+        moves[family] += 1
+        mine = moves[family]
+        iterator.seek(start or prefix)
+        while iterator.valid():
+            key = iterator.key()
+            if not key.startswith(prefix):
+                return
+            yield key
+            if moves[family] != mine:
+                moves[family] += 1
+                mine = moves[family]
+                iterator.seek(key)  # the iterator still sees the key: it is pinned
+            iterator.next()
+        iterator.status()
+
+    def node(self, node_id: int) -> NodeRecord | None:
+        store = self._store
+        cached = store._node_cache.get(node_id)
+        # An entry read in an earlier generation than the snapshot's is what the snapshot
+        # holds: a commit drops the entries of the nodes it changes (and only records
+        # read wholly within one generation go in).
+        if cached is not None and cached[2] <= self._generation:
+            return cached[0]
+        data = self._get_plain(CF_GRAPH, node_key(node_id))
+        if data is None:
+            return None
+        record = self._decode_node_record(node_id, data)
+        # Into the cache only while no commit has ended since the snapshot (the record is
+        # then also what the store holds).
+        store._remember_node(record, len(data), self._generation)
+        return record
 
 
 _KEY_SPACE_END: Final = b"\xff" * 64
