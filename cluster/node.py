@@ -129,6 +129,7 @@ from store.graph import StoreWriteError
 from store.node_store import NodeStore
 from store.raftlog import MAX_ENTRIES_RECORD_BYTES, LogSyncError
 from store.snapshot import MAX_CHUNK_BYTES, SnapshotSource, read_snapshot_file
+from store.view import GraphView
 from store.writeset import WriteSet
 
 if TYPE_CHECKING:
@@ -156,15 +157,15 @@ READ_HOLD_FRACTION: Final = 0.5
 """A statement that holds the graph's read lock while an apply of committed entries waits
 for it stops (Neo.TransientError.Transaction.Outdated, retried by clients) once the apply
 waited this fraction of the election timeout. The Raft loop waits for its apply, so a
-leader that a long read holds up sends no heartbeats: a 36M-row count (12 s) on the
+leader that a long statement holds up sends no heartbeats: a 36M-row count (12 s) on the
 leader cost it its leadership and held every write for 10 s.
 
 Half the timeout: the leader stays silent for at most that (plus the apply), while its
-followers wait at least a whole timeout before they campaign; and a read of up to that
-long completes beside writes. A longer read does not complete while writes keep coming
-(2.5 s reads beside 5 writes/s failed after the client's 30 s of retries): this is the
-price of applying on the Raft loop under a graph lock; applying off the loop, or reading
-a store snapshot, would lift it."""
+followers wait at least a whole timeout before they campaign. Read-only statements in a
+reader thread read a snapshot and hold no lock (``Node._execute``); the statements that
+do are writes on the leader (against the applied graph plus the pending writes) and
+those of explicit read-write transactions: such a statement of more than half an election
+timeout does not complete while other writes keep coming."""
 CAUSAL_WAIT_S: Final = 5.0
 LEADER_READY_WAIT_S: Final = 5.0
 LEADER_WAIT_S: Final = 2.0
@@ -1239,19 +1240,22 @@ class Node:
         parameters: dict[str, Any],
         privileges: PrivilegeSet | None = None,
         deadline: float | None = None,
-    ) -> Result:
-        """Run a read-only statement on the applied graph. One whose text last ran in under
-        ``INLINE_BUDGET_S`` runs right here on the event loop when the graph is not being
-        written (a trip to a reader thread costs more than such a statement); any other in
-        a reader thread. A statement that turns out slow inline is sent to the threads
-        from then on, so the loop is held up by it once at most."""
+    ) -> tuple[Result, int]:
+        """Run a read-only statement on the applied graph; returns its result and the
+        index of the last entry applied to the graph it read. One whose text last ran in
+        under ``INLINE_BUDGET_S`` runs right here on the event loop when the graph is not
+        being written (a trip to a reader thread costs more than such a statement); any
+        other in a reader thread, on a snapshot of the graph (``GraphStore.snapshot``):
+        applies go on beside it, however long it takes. A statement that turns out slow
+        inline is sent to the threads from then on, so the loop is held up by it once at
+        most."""
         sm = self.sm
         assert sm is not None
 
-        def run() -> Result:
+        def run(view: GraphView) -> Result:
             started = time.thread_time()
             try:
-                return self.engine.run(sm.graph, query, parameters, privileges)
+                return self.engine.run(view, query, parameters, privileges)
             finally:
                 self._timed(query, started)
 
@@ -1261,23 +1265,26 @@ class Node:
                     if held:
                         try:
                             with statement_guard(_inline_check()):
-                                return run()
+                                return run(sm.graph), sm.graph.applied_index()
                         except _LeaveLoop:
                             self._quick[query] = False
 
-            def locked() -> Result:
+            def in_snapshot() -> tuple[Result, int]:
                 until = time.monotonic() + DEFAULT_QUERY_TIMEOUT_S if deadline is None else deadline
-                with sm.lock.read(), statement_guard(self._statement_check(until)):
-                    return run()
+                with sm.lock.read():  # waits out an apply or a snapshot installation
+                    snapshot = sm.graph.snapshot()
+                with snapshot, statement_guard(self._statement_check(until, give_way=False)):
+                    return run(snapshot), snapshot.applied_index()
 
-            return await asyncio.get_running_loop().run_in_executor(self._readers, locked)
+            return await asyncio.get_running_loop().run_in_executor(self._readers, in_snapshot)
         except CypherError as error:
             raise QuiverError(error.status_code, str(error.args[0])) from None
 
-    def _statement_check(self, deadline: float) -> Callable[[], None]:
-        """The guard of a statement run under the graph's read lock (``statement_guard``):
-        it stops at `deadline` (``time.monotonic()``), or once an apply waited for the lock
-        longer than the read hold (``READ_HOLD_FRACTION``)."""
+    def _statement_check(self, deadline: float, give_way: bool = True) -> Callable[[], None]:
+        """The guard of a statement (``statement_guard``): it stops at `deadline`
+        (``time.monotonic()``), or, with `give_way` (one that holds the graph's read lock),
+        once an apply waited for the lock longer than the read hold
+        (``READ_HOLD_FRACTION``)."""
         sm = self.sm
         assert sm is not None
         lock, hold_s = sm.lock, self._read_hold_s
@@ -1290,7 +1297,7 @@ class Node:
                     kind="TransactionTimedOut",
                 )
             waiting = lock.writer_waiting_since
-            if waiting is not None and now - waiting > hold_s:
+            if give_way and waiting is not None and now - waiting > hold_s:
                 raise CypherError(
                     f"the statement held the graph for more than {hold_s * 1000:.0f} ms "
                     "while committed writes waited to be applied; it may succeed if retried",
@@ -1322,8 +1329,7 @@ class Node:
         elif consistency != client_pb2.CONSISTENCY_STALE:
             index = parse_bookmarks(bookmarks)
             await self.wait_applied(index, CAUSAL_WAIT_S, errors.BOOKMARK_TIMEOUT)
-        applied = self.applied_index
-        result = await self._execute(query, parameters, privileges, deadline)
+        result, applied = await self._execute(query, parameters, privileges, deadline)
         if result.write_set:
             raise QuiverError(
                 "Neo.ClientError.Statement.AccessMode", "a write query in a read-only request"

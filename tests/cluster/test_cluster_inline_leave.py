@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 from cluster.node import Node
 from cluster.statemachine import ReadWriteLock
 from cypher import Engine
-from store.memory import MemoryGraph
+from store.crypto import PlaintextCipher
+from store.graph import GraphStore
 
 QUERY = "UNWIND range(1, $n) AS i RETURN count(*) AS c"
 
@@ -27,21 +29,24 @@ class _RecordingEngine(Engine):
         return super().run(*args, **kwargs)
 
 
-def test_a_quick_text_that_turns_slow_leaves_the_event_loop(unstarted_node: Node) -> None:
+def test_a_quick_text_that_turns_slow_leaves_the_event_loop(
+    unstarted_node: Node, tmp_path: Path
+) -> None:
     engine = _RecordingEngine()
     unstarted_node.engine = engine
-    unstarted_node.sm = SimpleNamespace(graph=MemoryGraph(), lock=ReadWriteLock())  # type: ignore[assignment]
+    graph = GraphStore(tmp_path / "graph", PlaintextCipher())
+    unstarted_node.sm = SimpleNamespace(graph=graph, lock=ReadWriteLock())  # type: ignore[assignment]
 
     async def scenario() -> None:
         loop = threading.current_thread().name
         # As after a quick run (timed by thread CPU, which a loaded machine may stretch).
         unstarted_node._quick[QUERY] = True
-        assert (await unstarted_node._execute(QUERY, {"n": 1})).rows == [[1]]
+        assert (await unstarted_node._execute(QUERY, {"n": 1}))[0].rows == [[1]]
         assert engine.threads[-1] == loop
         unstarted_node._quick[QUERY] = True
         # Many times INLINE_STOP_S of work with the same text: started inline, left the loop.
         n = 2_000_000
-        assert (await unstarted_node._execute(QUERY, {"n": n})).rows == [[n]]
+        assert (await unstarted_node._execute(QUERY, {"n": n}))[0].rows == [[n]]
         assert engine.threads[-2] == loop and engine.threads[-1].startswith("reader")
         assert not unstarted_node._quick[QUERY]
 
@@ -49,3 +54,4 @@ def test_a_quick_text_that_turns_slow_leaves_the_event_loop(unstarted_node: Node
         asyncio.run(scenario())
     finally:
         unstarted_node._readers.shutdown()
+        graph.close()
