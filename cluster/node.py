@@ -10,9 +10,14 @@ proposals and read requests reach it through one bounded inbox. For each Ready i
      ``must_sync``) and waits for it,
   2. then queues the messages to the peers (a steady leader queues them first),
   3. then applies committed entries in the storage thread (conf changes through the core),
+     or, when they are big (``INLINE_APPLY_BYTES``) or the apply thread has entries still to
+     apply, hands them to the apply thread, in order, and goes on: ``advance`` then tells
+     the core they are applied, as far as it is concerned (what it hands out next, and
+     conf changes, which wait for the apply thread and are applied here);
   4. then calls ``advance``.
-RocksDB and fsync run only in the single storage thread; queries run in a small reader pool;
-the event loop never blocks on disk.
+The Raft log's writes and fsyncs run only in the single storage thread, the graph's applies
+there or in the apply thread; queries run in a small reader pool; the event loop never
+blocks on disk.
 
 Writes run on the leader, pipelined (``cluster.pipeline``): under the write lock a statement
 executes against the applied graph plus the overlay of this leader's pending proposals and
@@ -125,7 +130,7 @@ from raft.types import (
 from store import failpoints
 from store.codec import encode_write_set
 from store.crypto import fsync_dir, load_kek
-from store.graph import StoreWriteError
+from store.graph import StoreNotReadyError, StoreWriteError
 from store.node_store import NodeStore
 from store.raftlog import MAX_ENTRIES_RECORD_BYTES, LogSyncError
 from store.snapshot import MAX_CHUNK_BYTES, SnapshotSource, read_snapshot_file
@@ -141,6 +146,17 @@ log = logging.getLogger("quiver.node")
 INBOX_ITEMS: Final = 16_384
 MAX_INPUTS_PER_READY: Final = 4096
 MAX_APPLY_WAITERS: Final = 100_000
+INLINE_APPLY_BYTES: Final = 256 * 1024
+"""Committed entries of at most this much data (one Ready's) are applied while the Raft loop
+waits, in the storage thread, with the persistence of the entries when they come together
+(one trip); bigger ones are applied off the loop, in the apply thread, while the loop goes
+on stepping, ticking and sending. Before, the loop waited for every apply: a write of 100K
+property updates took seconds to apply on every node, the leader sent no heartbeats
+meanwhile and the followers none of their answers, and each such write cost an election or
+two (6 terms for 4 of them beside a stream of small writes)."""
+APPLY_BACKLOG_BYTES: Final = 64 * 1024 * 1024
+"""Entry data handed to the apply thread and not yet applied, at most: beyond it the Raft
+loop waits for the apply thread to catch up."""
 PROPOSAL_TIMEOUT_S: Final = 10.0
 DEFAULT_QUERY_TIMEOUT_S: Final = 30.0
 """How long an auto-commit statement may run (an explicit transaction's statements: until
@@ -343,6 +359,10 @@ def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[],
     return check
 
 
+def _data_bytes(entries: list[Entry]) -> int:
+    return sum(len(entry.data) for entry in entries)
+
+
 def _inline_check() -> Callable[[], None]:
     stop = time.monotonic() + INLINE_STOP_S
 
@@ -424,6 +444,16 @@ class Node:
         self.id = config.id
         self.engine = Engine()
         self._storage = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage")
+        # Big applies, off the Raft loop (INLINE_APPLY_BYTES): the storage thread goes on
+        # persisting the log meanwhile (the log and the graph are separate stores).
+        self._applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply")
+        self._apply_backlog: collections.deque[list[Entry]] = collections.deque()
+        """Committed entries the apply thread has still to apply, in log order, each list
+        one trip to it; while any are, every later entry goes after them."""
+        self._apply_backlog_bytes = 0
+        self._applies_drained = asyncio.Event()
+        self._applies_drained.set()
+        self._apply_task: asyncio.Task[None] | None = None
         self._readers = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
         # Snapshot files (writing our own, reading for a peer, keeping a received one): long
         # work that must not hold up the storage thread.
@@ -710,6 +740,8 @@ class Node:
             and snapshot is None
             and (send_first or not ready.messages)
             and all(entry.type is EntryType.NORMAL for entry in committed)
+            and not self._apply_backlog
+            and _data_bytes(committed) <= INLINE_APPLY_BYTES
         ):
             # Nothing waits to be sent after the persistence: persist and apply in one trip
             # to the storage thread (the order within it is the same).
@@ -723,6 +755,8 @@ class Node:
             await self._maybe_snapshot(raw)
             raw.advance(ready)
             return
+        if snapshot is not None:
+            await self._drain_applies()  # the installation replaces the graph
         if snapshot is not None or entries or hard_state is not None:
 
             def persist() -> None:
@@ -757,13 +791,13 @@ class Node:
         must_sync: bool,
         committed: list[Entry],
     ) -> None:
-        store, sm = self.store, self.sm
-        assert store is not None and sm is not None
+        store = self.store
+        assert store is not None
 
         def work() -> list[Outcome]:
             if entries or hard_state is not None:
                 store.log.save(entries, hard_state, sync=must_sync)
-            return [sm.apply_entry(entry.index, entry.data) for entry in committed]
+            return self._apply_entries(committed)
 
         outcomes = await self._in_storage(work)
         for entry, outcome in zip(committed, outcomes, strict=True):
@@ -809,6 +843,8 @@ class Node:
         assert store is not None
         if self.applied_index - self.snapshot_index < self.config.snapshot_entries:
             return
+        if self._apply_backlog:
+            return  # the checkpoint must not run beside an apply: at a later one
         if self.applied_index < self._replayed_to:
             return  # still replaying after a restart: the graph is ahead of the core
         if self._snapshotting or self._snapshot_jobs.full():
@@ -1006,8 +1042,9 @@ class Node:
             sender.send(message)
 
     async def _apply(self, raw: RawNode, entries: list[Entry]) -> None:
-        sm = self.sm
-        assert sm is not None
+        """Apply committed entries in log order: a few small ones while the Raft loop waits,
+        others in the apply thread after those it has still to apply (the loop goes on);
+        a conf change once everything before it is applied, through the core."""
         batch: list[Entry] = []
 
         async def flush() -> None:
@@ -1015,19 +1052,58 @@ class Node:
                 return
             work = list(batch)
             batch.clear()
-            outcomes = await self._in_storage(
-                lambda: [sm.apply_entry(e.index, e.data) for e in work]
-            )
+            if self._apply_backlog or _data_bytes(work) > INLINE_APPLY_BYTES:
+                await self._apply_later(work)
+                return
+            outcomes = await self._in_storage(lambda: self._apply_entries(work))
             for entry, outcome in zip(work, outcomes, strict=True):
                 self._applied(entry, outcome)
 
         for entry in entries:
             if entry.type is EntryType.CONF_CHANGE:
                 await flush()
+                await self._drain_applies()
                 await self._apply_conf_change(raw, entry)
             else:
                 batch.append(entry)
         await flush()
+
+    def _apply_entries(self, entries: list[Entry]) -> list[Outcome]:
+        """Storage or apply thread: the state machine applies `entries`."""
+        sm = self.sm
+        assert sm is not None
+        return [sm.apply_entry(entry.index, entry.data) for entry in entries]
+
+    async def _apply_later(self, work: list[Entry]) -> None:
+        """Hand `work` to the apply thread (after the entries it has already); waits only
+        while the backlog is full (``APPLY_BACKLOG_BYTES``)."""
+        size = _data_bytes(work)
+        while self._apply_backlog and self._apply_backlog_bytes + size > APPLY_BACKLOG_BYTES:
+            await self._drain_applies()
+        self._apply_backlog.append(work)
+        self._apply_backlog_bytes += size
+        self._applies_drained.clear()
+        if self._apply_task is None or self._apply_task.done():
+            assert self._task_group is not None
+            # In the node's task group: an apply that fails stops the node, as it did on
+            # the Raft loop.
+            self._apply_task = self._task_group.create_task(self._apply_backlogged())
+
+    async def _apply_backlogged(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._apply_backlog:
+            work = self._apply_backlog[0]
+            outcomes = await loop.run_in_executor(self._applier, self._apply_entries, work)
+            self._apply_backlog.popleft()
+            self._apply_backlog_bytes -= _data_bytes(work)
+            for entry, outcome in zip(work, outcomes, strict=True):
+                self._applied(entry, outcome)
+        self._applies_drained.set()
+
+    async def _drain_applies(self) -> None:
+        """Until the apply thread has applied everything handed to it."""
+        while self._apply_backlog:
+            await self._applies_drained.wait()
 
     async def _apply_conf_change(self, raw: RawNode, entry: Entry) -> None:
         sm = self.sm
@@ -1271,8 +1347,11 @@ class Node:
 
             def in_snapshot() -> tuple[Result, int]:
                 until = time.monotonic() + DEFAULT_QUERY_TIMEOUT_S if deadline is None else deadline
-                with sm.lock.read():  # waits out an apply or a snapshot installation
-                    snapshot = sm.graph.snapshot()
+                try:
+                    snapshot = sm.graph.snapshot()  # between two commits, even in an apply
+                except StoreNotReadyError:
+                    with sm.lock.read():  # waits out the snapshot installation
+                        snapshot = sm.graph.snapshot()
                 with snapshot, statement_guard(self._statement_check(until, give_way=False)):
                     return run(snapshot), snapshot.applied_index()
 
@@ -2128,6 +2207,7 @@ class Node:
             while not self._snapshot_jobs.empty():
                 self._snapshot_jobs.get_nowait()[0].close()
             self._files.shutdown(wait=True)
+            self._applier.shutdown(wait=True)
             await self._in_storage(self._close_store)
             self._storage.shutdown(wait=True)
             self._readers.shutdown(wait=True)

@@ -86,3 +86,27 @@ def test_a_statement_in_an_explicit_transaction_stops_at_the_transaction_timeout
     assert not stopped.value.retryable
     # The node goes on serving.
     assert client.run("RETURN 1 AS one", mode="read").rows == [[1]]
+
+
+def test_big_writes_apply_off_the_raft_loop_and_the_leader_stays(
+    local_cluster: LocalCluster,
+) -> None:
+    # Each of these write sets takes a second or more to apply on every node. Applied while
+    # the Raft loop waited, they kept the leader from sending heartbeats and the followers
+    # from answering, and cost elections (6 terms for 4 such writes on this machine).
+    client = local_cluster.client
+    leader = wait_for("a leader", local_cluster.leader)
+    term = local_cluster.statuses()[leader].term
+    pids = {node: local_cluster.node_pid(node) for node in (1, 2, 3)}
+    created = client.run("UNWIND range(1, 60000) AS i CREATE (:Big {i: i})")
+    assert created.counters["nodes_created"] == 60_000
+    for value in range(2):
+        updated = client.run("MATCH (b:Big) SET b.value = $v RETURN count(*)", {"v": value})
+        assert updated.rows == [[60_000]]
+    counted = client.run(
+        "MATCH (b:Big {value: 1}) RETURN count(b)", mode="read", consistency="linearizable"
+    )
+    assert counted.rows == [[60_000]]
+    status = local_cluster.statuses()[leader]
+    assert (local_cluster.leader(), status.term) == (leader, term)
+    assert {node: local_cluster.node_pid(node) for node in (1, 2, 3)} == pids
