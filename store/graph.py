@@ -1250,6 +1250,9 @@ class GraphSnapshot(_GraphReads):
         self._moves = dict.fromkeys(COLUMN_FAMILIES, 0)
         """How often each iterator was moved: a scan that finds its count changed after
         a step it yielded seeks back to the key it yielded."""
+        self._meta: dict[bytes, bytes | None] = {}
+        """Meta records read so far, decrypted (counts, index versions: asked again and
+        again, and the snapshot never changes)."""
 
     def __enter__(self) -> GraphSnapshot:
         return self
@@ -1267,6 +1270,13 @@ class GraphSnapshot(_GraphReads):
         return iterator
 
     def _get_plain(self, family: str, key: bytes) -> bytes | None:
+        if family == CF_META:
+            if key not in self._meta:
+                self._meta[key] = self._read(family, key)
+            return self._meta[key]
+        return self._read(family, key)
+
+    def _read(self, family: str, key: bytes) -> bytes | None:
         iterator = self._iterator(family)
         self._moves[family] += 1
         iterator.seek(key)
