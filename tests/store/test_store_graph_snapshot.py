@@ -6,6 +6,7 @@ installed store, and one taken before an installation still reads the old graph.
 from __future__ import annotations
 
 import copy
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -190,4 +191,53 @@ def test_snapshots_agree_with_the_model_as_it_was(
         assert snapshot.canonical_dump() == then.canonical_dump()
         views_agree(snapshot, then)
         snapshot.close()
+    graph.close()
+
+
+def test_snapshots_taken_beside_a_writing_thread_each_see_one_moment(tmp_path: Path) -> None:
+    # A writer moves value between nodes (the total never changes) and reads live, so the
+    # node cache keeps getting newer records; every snapshot taken meanwhile must add up.
+    graph = GraphStore(tmp_path / "graph", Keyring(tmp_path, KEK))
+    nodes, total = 20, 2000
+    graph.apply(_ws(*(CreateNode(n, ("A",), (("v", total // nodes),)) for n in range(nodes))), 1)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            values = {n: total // nodes for n in range(nodes)}
+            for index in range(2, 402):
+                a, b = index % nodes, (index * 7 + 3) % nodes
+                if a == b:
+                    continue
+                values[a] -= 1
+                values[b] += 1
+                operations: list[object] = [
+                    SetNodeProperty(a, "v", values[a]),
+                    SetNodeProperty(b, "v", values[b]),
+                ]
+                if index % 3:
+                    operations.append(CreateNode(1000 + index, ("B",), ()))
+                graph.apply(_ws(*operations), index)
+                graph.node(a)
+                graph.node(b)
+        except BaseException as error:  # reported by the test thread
+            errors.append(error)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    applied = 0
+    checked = 0
+    while writer.is_alive() or checked < 5:
+        with graph.snapshot() as snapshot:
+            records = [snapshot.node(n) for n in range(nodes)]
+            assert sum(r.properties["v"] for r in records if r is not None) == total
+            assert snapshot.count_nodes("B") == len(list(snapshot.node_ids_by_label("B")))
+            assert snapshot.count_nodes() == len(list(snapshot.node_ids()))
+            assert snapshot.applied_index() >= applied
+            applied = snapshot.applied_index()
+        checked += 1
+    writer.join()
+    assert not errors
+    with graph.snapshot() as snapshot:
+        assert snapshot.applied_index() == 401
     graph.close()
