@@ -172,6 +172,22 @@ class Overlay:
         return result
 
 
+def over_pending(graph: GraphView, applied_index: int, pending: Sequence[Pending]) -> GraphView:
+    """The graph (applied up to `applied_index`) with the pending writes not applied yet
+    replayed over it, read-only (``OverlayUnavailableError`` when they cannot be). Use
+    under the state machine's read lock, in one thread."""
+    writes = _unapplied(pending, applied_index)
+    if not writes:
+        return graph
+    tx = TxState(graph)
+    try:
+        for write_set in writes:
+            _replay(tx, write_set)
+    except CypherError as error:
+        raise OverlayUnavailableError(f"replay failed: {error}") from None
+    return TxStateView(tx)
+
+
 def execute_over_pending(
     engine: Engine,
     graph: GraphView,

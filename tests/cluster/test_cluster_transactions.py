@@ -1,6 +1,8 @@
 """Explicit transactions on a real cluster: statements see each other's writes, nothing is
 visible before commit, a rollback leaves no trace, and a transaction that a concurrent write
-outdated is refused with a retryable error instead of losing that write."""
+outdated is refused with a retryable error instead of losing that write; one whose
+statements answer the same over the concurrent writes commits (it runs again at the
+commit)."""
 
 from __future__ import annotations
 
@@ -47,3 +49,37 @@ def test_transactions_commit_roll_back_and_refuse_outdated_writes(
         "MATCH (a:Account {id: 1}) RETURN a.balance", mode="read", consistency="linearizable"
     )
     assert final.rows == [[110]], "the concurrent write was lost"
+
+
+def test_a_transaction_whose_answers_stay_the_same_commits_beside_concurrent_writes(
+    local_cluster: LocalCluster,
+) -> None:
+    client = local_cluster.client
+    wait_for("a leader", local_cluster.leader)
+    client.run("CREATE (:Counter {id: 1, n: 0})")
+    first, second = client.begin(), client.begin()
+    first.run("CREATE (:Item {by: 'first'})")
+    second.run("CREATE (:Item {by: 'second'})")
+    bumped = second.run("MATCH (c:Counter {id: 1}) SET c.n = c.n + 1")
+    assert bumped.counters["properties_set"] == 1
+    client.run("MATCH (c:Counter {id: 1}) SET c.n = c.n + 1")  # after both began
+    # Before, both commits were outdated: a write had been applied since they began.
+    first.commit()
+    second.commit()  # ran again over the increment above: it counts too
+    final = client.run(
+        "MATCH (c:Counter {id: 1}) OPTIONAL MATCH (i:Item) RETURN c.n, count(i)",
+        mode="read",
+        consistency="linearizable",
+    )
+    assert final.rows == [[2, 2]]
+
+    # An answer that would change now: outdated, as before.
+    third = client.begin()
+    assert third.run("MATCH (c:Counter {id: 1}) RETURN c.n").rows == [[2]]
+    client.run("MATCH (c:Counter {id: 1}) SET c.n = 10")
+    third.run("CREATE (:Item {by: 'third'})")
+    with pytest.raises(QuiverError) as refused:
+        third.commit()
+    assert refused.value.code == errors.OUTDATED and refused.value.retryable
+    items = client.run("MATCH (i:Item) RETURN count(i)", mode="read", consistency="linearizable")
+    assert items.rows == [[2]]
