@@ -222,10 +222,12 @@ CERT_CHANNEL_GRACE_S: Final = 30.0
 """A forwarding channel replaced by a CA rotation closes after its calls, at most this long."""
 FAILPOINTS_ENV: Final = "QUIVER_FAILPOINTS"
 MAX_TRANSACTIONS: Final = 1000
-REEXECUTE_MAX_ROWS: Final = 10_000
-"""An explicit transaction whose statements answered at most this many rows (in all) is run
-again at its commit when writes were applied since it began, and commits if every
-statement answers the same again (see ``Node.commit``); a bigger one is outdated then."""
+REEXECUTE_MAX_S: Final = 0.05
+"""An explicit transaction whose statements took at most this much CPU time (in all) is run
+again at its commit when writes were applied since it began, and commits if every statement
+answers the same again (``Node._reexecuted``); a longer one is outdated then, as it would
+hold the leader's write pipeline up for as long."""
+REEXECUTE_MAX_STATEMENTS: Final = 100
 DEFAULT_TRANSACTION_TIMEOUT_S: Final = 30.0
 MAX_TRANSACTION_TIMEOUT_S: Final = 300.0
 MAX_SNAPSHOT_BYTES: Final = 64 << 30
@@ -341,19 +343,26 @@ class _OpenTransaction:
     commit, so it ends then rather than hold its writes in memory until the commit."""
     privileges: PrivilegeSet | None = None
     statements: list[_Answered] | None = field(default_factory=list)
-    """Its statements with what each answered, to run them again at the commit when other
-    writes were applied since it began (``Node.commit``); None once they answered more
-    than REEXECUTE_MAX_ROWS rows (not kept: such a commit is outdated then)."""
-    rows: int = 0
+    """Its statements with a digest of what each answered, to run them again at the commit
+    when other writes were applied since it began (``Node._reexecuted``); None once they
+    took more than REEXECUTE_MAX_S or were more than REEXECUTE_MAX_STATEMENTS."""
+    spent_s: float = 0.0
 
 
 @dataclass(slots=True, frozen=True)
 class _Answered:
     query: str
     parameters: dict[str, Any]
-    columns: list[str]
-    rows: list[list[Any]]
-    counters: dict[str, int]
+    digest: bytes
+    """``_answer_digest`` of its result."""
+
+
+def _answer_digest(result: Result) -> bytes:
+    """What a statement answered (columns, rows, counters), in 32 bytes. Values that are
+    equal may print differently (a map's key order): then two answers differ here, which
+    costs a transaction its re-run at the commit, never its correctness."""
+    answer = (result.columns, result.rows, sorted(result.counters.items()))
+    return hashlib.sha256(repr(answer).encode("utf-8", "surrogatepass")).digest()
 
 
 MAX_WRITE_SET_BYTES: Final = MAX_ENTRIES_RECORD_BYTES - (64 << 10)
@@ -1938,7 +1947,8 @@ class Node:
         sm = self.sm
         assert sm is not None
 
-        def run() -> Result:
+        def run() -> tuple[Result, float, bytes]:
+            started = time.thread_time()
             with sm.lock.read(), statement_guard(self._statement_check(tx.deadline)):
                 operations = tx.transaction.tx.operations
                 before = len(operations)
@@ -1948,26 +1958,26 @@ class Node:
                 tx.write_bytes += len(encode_write_set(written))
                 if tx.write_bytes > MAX_WRITE_SET_BYTES:
                     raise _too_large(tx.write_bytes)
-            return result
+            spent = time.thread_time() - started
+            return result, spent, _answer_digest(result) if tx.statements is not None else b""
 
         async with tx.lock:
             try:
-                result = await asyncio.get_running_loop().run_in_executor(self._readers, run)
+                result, spent, digest = await asyncio.get_running_loop().run_in_executor(
+                    self._readers, run
+                )
             except CypherError as error:
                 self._transactions.pop(tx_id, None)
                 raise QuiverError(error.status_code, str(error.args[0])) from None
             except QuiverError:
                 self._transactions.pop(tx_id, None)
                 raise
+            tx.spent_s += spent
             if tx.statements is not None:
-                tx.rows += len(result.rows)
-                if tx.rows > REEXECUTE_MAX_ROWS:
+                if tx.spent_s > REEXECUTE_MAX_S or len(tx.statements) >= REEXECUTE_MAX_STATEMENTS:
                     tx.statements = None
                 else:
-                    answered = _Answered(
-                        query, parameters, list(result.columns), result.rows, result.counters
-                    )
-                    tx.statements.append(answered)
+                    tx.statements.append(_Answered(query, parameters, digest))
         return Answer(
             result.columns,
             result.rows,
@@ -2013,11 +2023,12 @@ class Node:
         answers what it answered (columns, rows, counters), the transaction commits what
         they write now, as if it had run at this moment: its client saw nothing that this
         run would not have shown it, so the history stays serializable. Else, and for a
-        transaction that answered too many rows to keep (``REEXECUTE_MAX_ROWS``), `envelope`
-        as it is, which the state machine finds outdated. Before, every such commit was
-        outdated: 16 clients each running one-statement CREATE transactions through a
-        driver's ``execute_write`` committed 10 a second (1 client: 163), the rest retried.
-        """
+        transaction too long to run again (``REEXECUTE_MAX_S``), `envelope` as it is, which
+        the state machine finds outdated.
+
+        Before, every such commit was outdated: 16 clients each running one-statement
+        CREATE transactions through a driver's ``execute_write`` committed 10 a second
+        (1 client: 163), the rest retried."""
         statements = tx.statements
         if statements is None:
             return envelope
@@ -2035,11 +2046,7 @@ class Node:
                     )
                     for answered in statements:
                         result = rerun.run(answered.query, answered.parameters)
-                        if (result.columns, result.rows, result.counters) != (
-                            answered.columns,
-                            answered.rows,
-                            answered.counters,
-                        ):
+                        if _answer_digest(result) != answered.digest:
                             return None
                     return applied, rerun.commit()
                 except (CypherError, OverlayUnavailableError):
