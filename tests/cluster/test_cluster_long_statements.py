@@ -9,6 +9,7 @@ before, nothing stopped it."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import pytest
 from conftest import LocalCluster, wait_for
@@ -26,20 +27,39 @@ SPINNING_READ = (
 )
 
 
+@dataclass(frozen=True)
+class _Steady:
+    """The leader, its term and every node's process, to check that none changed."""
+
+    leader: int
+    term: int
+    pids: dict[int, int | None]
+
+    @staticmethod
+    def now(cluster: LocalCluster) -> _Steady:
+        leader = wait_for("a leader", cluster.leader)
+        pids = {node: cluster.node_pid(node) for node in (1, 2, 3)}
+        return _Steady(leader, cluster.statuses()[leader].term, pids)
+
+    def holds(self, cluster: LocalCluster) -> None:
+        status = cluster.statuses()[self.leader]
+        assert (cluster.leader(), status.term) == (self.leader, self.term)
+        assert {node: cluster.node_pid(node) for node in (1, 2, 3)} == self.pids
+
+
 def test_a_long_read_completes_beside_writes_on_one_snapshot_and_the_leader_stays(
     local_cluster: LocalCluster,
 ) -> None:
     client = local_cluster.client
-    leader = wait_for("a leader", local_cluster.leader)
-    term = local_cluster.statuses()[leader].term
-    pids = {node: local_cluster.node_pid(node) for node in (1, 2, 3)}
-    on_leader = local_cluster.node_client(leader, timeout_s=120)
+    steady = _Steady.now(local_cluster)
+    on_leader = local_cluster.node_client(steady.leader, timeout_s=120)
     call = on_leader.prepare_run(SPINNING_READ, {}, "read", "stale")
     ended: list[QuiverError | Result] = []
 
     def read_once() -> None:
         try:
-            ended.append(on_leader._run_once(on_leader._member(leader), call.request, 120))
+            member = on_leader._member(steady.leader)
+            ended.append(on_leader._run_once(member, call.request, 120))
         except QuiverError as error:
             ended.append(error)
 
@@ -66,9 +86,7 @@ def test_a_long_read_completes_beside_writes_on_one_snapshot_and_the_leader_stay
         "MATCH (w:Written) RETURN count(w)", mode="read", consistency="linearizable"
     )
     assert counted.rows == [[written]]
-    status = local_cluster.statuses()[leader]
-    assert (local_cluster.leader(), status.term) == (leader, term)
-    assert {node: local_cluster.node_pid(node) for node in (1, 2, 3)} == pids
+    steady.holds(local_cluster)
 
 
 def test_a_statement_in_an_explicit_transaction_stops_at_the_transaction_timeout(
@@ -95,9 +113,7 @@ def test_big_writes_apply_off_the_raft_loop_and_the_leader_stays(
     # the Raft loop waited, they kept the leader from sending heartbeats and the followers
     # from answering, and cost elections (6 terms for 4 such writes on this machine).
     client = local_cluster.client
-    leader = wait_for("a leader", local_cluster.leader)
-    term = local_cluster.statuses()[leader].term
-    pids = {node: local_cluster.node_pid(node) for node in (1, 2, 3)}
+    steady = _Steady.now(local_cluster)
     created = client.run("UNWIND range(1, 60000) AS i CREATE (:Big {i: i})")
     assert created.counters["nodes_created"] == 60_000
     for value in range(2):
@@ -107,6 +123,4 @@ def test_big_writes_apply_off_the_raft_loop_and_the_leader_stays(
         "MATCH (b:Big {value: 1}) RETURN count(b)", mode="read", consistency="linearizable"
     )
     assert counted.rows == [[60_000]]
-    status = local_cluster.statuses()[leader]
-    assert (local_cluster.leader(), status.term) == (leader, term)
-    assert {node: local_cluster.node_pid(node) for node in (1, 2, 3)} == pids
+    steady.holds(local_cluster)
