@@ -24,6 +24,7 @@ UNAUTHORIZED = "Neo.ClientError.Security.Unauthorized"
 LOCKED = "Neo.ClientError.Security.AuthenticationRateLimit"
 EXPIRED = "Neo.ClientError.Security.CredentialsExpired"
 TRANSACTION_NOT_FOUND = "Neo.ClientError.Transaction.TransactionNotFound"
+OUTDATED_CODE = "Neo.TransientError.Transaction.Outdated"
 
 
 @pytest.fixture(scope="module")
@@ -599,3 +600,37 @@ def test_a_transaction_belongs_to_the_user_who_began_it(cluster: LocalCluster) -
             consistency="linearizable",
         ).rows
     assert rows == [["owner"], ["owner, again"]]
+
+
+def test_a_restricted_transaction_runs_again_at_its_commit_as_its_own_user(
+    cluster: LocalCluster,
+) -> None:
+    """A transaction that writes were applied beside runs again at its commit (and commits
+    when it answers the same): as the user who began it, through the same filter. A write
+    she cannot see changes none of her answers; one she can, does."""
+    leader = wait_for("a leader", cluster.leader)
+    admin = cluster.client
+    admin.system("CREATE USER tess IF NOT EXISTS SET PASSWORD 'tess-pass-1' CHANGE NOT REQUIRED")
+    admin.system("CREATE ROLE no_safe IF NOT EXISTS")
+    admin.system("DENY TRAVERSE ON GRAPH * NODES Safe TO no_safe")
+    admin.system("GRANT ROLE publisher TO tess")
+    admin.system("GRANT ROLE no_safe TO tess")
+    wait_for("tess on the leader", lambda: _can_read(cluster, leader, "tess", "tess-pass-1"))
+    admin.run("CREATE (:Shelf {by: 'admin'})")
+    count = "MATCH (s:Shelf) RETURN count(s) AS shelves"
+    with _client(cluster, leader, "tess", "tess-pass-1") as tess:
+        tx = tess.begin()
+        assert tx.run(count).rows == [[1]]
+        tx.run("CREATE (:Shelf {by: 'tess'})")
+        admin.run("CREATE (:Shelf:Safe {by: 'admin'})")  # hidden from her
+        tx.commit()  # run again as tess: still one shelf before hers
+
+        tx = tess.begin()
+        assert tx.run(count).rows == [[2]]
+        tx.run("CREATE (:Shelf {by: 'tess'})")
+        admin.run("CREATE (:Shelf {by: 'admin'})")  # she would see it
+        with pytest.raises(QuiverError) as refused:
+            tx.commit()
+        assert refused.value.code == OUTDATED_CODE
+    shelves = admin.run(count, mode="read", consistency="linearizable")
+    assert shelves.rows == [[4]]
