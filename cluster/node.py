@@ -202,6 +202,7 @@ COMMIT_NOTICE_DELAY_S: Final = 0.001
 which carries the new commit index anyway (see ``Node._defer_notice``)."""
 FETCH_SIZE: Final = 1000
 READER_THREADS: Final = 4
+WRITER_THREADS: Final = 2
 WRITE_BATCH: Final = 64
 """Queued writes executed in one trip to a reader thread, at most."""
 MAX_QUEUED_WRITES: Final = 4096
@@ -487,8 +488,14 @@ class Node:
         self._apply_backlog_bytes = 0
         self._applies_drained = asyncio.Event()
         self._applies_drained.set()
+        self._apply_progress = asyncio.Event()
+        """Set each time the apply thread finishes a piece of the backlog."""
         self._apply_task: asyncio.Task[None] | None = None
         self._readers = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
+        # The write path's statements (queued writes, explicit transactions, commits): reads
+        # on snapshots may take their whole timeout, and four of them must not hold every
+        # write up for as long.
+        self._writers = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="writer")
         # Snapshot files (writing our own, reading for a peer, keeping a received one): long
         # work that must not hold up the storage thread.
         self._files = ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="files")
@@ -871,14 +878,16 @@ class Node:
             if path.name != keep:
                 path.unlink(missing_ok=True)
 
-    async def _maybe_snapshot(self, raw: RawNode) -> None:
-        """Pin a checkpoint when the policy says so; the snapshotter writes it out."""
+    async def _maybe_snapshot(self, raw: RawNode, in_backlog: bool = False) -> None:
+        """Pin a checkpoint when the policy says so; the snapshotter writes it out. From the
+        Raft loop while the apply thread has no work, or from the apply task between two
+        pieces of it (`in_backlog`): never beside an apply."""
         store = self.store
         assert store is not None
         if self.applied_index - self.snapshot_index < self.config.snapshot_entries:
             return
-        if self._apply_backlog:
-            return  # the checkpoint must not run beside an apply: at a later one
+        if self._apply_backlog and not in_backlog:
+            return  # the apply task checks between the pieces of its backlog
         if self.applied_index < self._replayed_to:
             return  # still replaying after a restart: the graph is ahead of the core
         if self._snapshotting or self._snapshot_jobs.full():
@@ -1113,7 +1122,8 @@ class Node:
         while the backlog is full (``APPLY_BACKLOG_BYTES``)."""
         size = _data_bytes(work)
         while self._apply_backlog and self._apply_backlog_bytes + size > APPLY_BACKLOG_BYTES:
-            await self._drain_applies()
+            self._apply_progress.clear()
+            await self._apply_progress.wait()  # room, not the whole backlog applied
         self._apply_backlog.append(work)
         self._apply_backlog_bytes += size
         self._applies_drained.clear()
@@ -1124,14 +1134,21 @@ class Node:
             self._apply_task = self._task_group.create_task(self._apply_backlogged())
 
     async def _apply_backlogged(self) -> None:
+        raw = self.raw
+        assert raw is not None
         loop = asyncio.get_running_loop()
         while self._apply_backlog:
             work = self._apply_backlog[0]
             outcomes = await loop.run_in_executor(self._applier, self._apply_entries, work)
-            self._apply_backlog.popleft()
-            self._apply_backlog_bytes -= _data_bytes(work)
             for entry, outcome in zip(work, outcomes, strict=True):
                 self._applied(entry, outcome)
+            # The snapshot policy here too: under a stream of big writes the backlog is
+            # never empty when the Raft loop checks it. The piece is still in the backlog,
+            # so nothing applies meanwhile (the Raft loop applies nothing inline then).
+            await self._maybe_snapshot(raw, in_backlog=True)
+            self._apply_backlog.popleft()
+            self._apply_backlog_bytes -= _data_bytes(work)
+            self._apply_progress.set()
         self._applies_drained.set()
 
     async def _drain_applies(self) -> None:
@@ -1730,7 +1747,7 @@ class Node:
             with sm.lock.read(), statement_guard(self._statement_check(deadline)):
                 return self._execute_batch(pending, batch)
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, locked)
+        return await asyncio.get_running_loop().run_in_executor(self._writers, locked)
 
     async def _execute_and_propose(self, batch: list[_QueuedWrite]) -> list[_QueuedWrite]:
         """Execute a batch (`_execute_writes`) and propose its writes in order,
@@ -1964,7 +1981,7 @@ class Node:
         async with tx.lock:
             try:
                 result, spent, digest = await asyncio.get_running_loop().run_in_executor(
-                    self._readers, run
+                    self._writers, run
                 )
             except CypherError as error:
                 self._transactions.pop(tx_id, None)
@@ -1999,7 +2016,7 @@ class Node:
                     return tx.transaction.commit()
 
             try:
-                write_set = await asyncio.get_running_loop().run_in_executor(self._readers, finish)
+                write_set = await asyncio.get_running_loop().run_in_executor(self._writers, finish)
             except CypherError as error:
                 raise QuiverError(error.status_code, str(error.args[0])) from None
             if not write_set:
@@ -2052,7 +2069,7 @@ class Node:
                 except (CypherError, OverlayUnavailableError):
                     return None  # what it read changed enough to fail now: outdated
 
-        done = await asyncio.get_running_loop().run_in_executor(self._readers, again)
+        done = await asyncio.get_running_loop().run_in_executor(self._writers, again)
         if done is None:
             return envelope
         applied, write_set = done
@@ -2301,7 +2318,8 @@ class Node:
                 self._snapshot_jobs.get_nowait()[0].close()
             self._files.shutdown(wait=True)
             self._applier.shutdown(wait=True)
-            await self._in_storage(self._close_store)
+            self._writers.shutdown(wait=True)
+            await self._in_storage(self._close_store)  # closes the snapshots reads still use
             self._storage.shutdown(wait=True)
             self._readers.shutdown(wait=True)
             self.security.close()

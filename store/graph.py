@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -718,6 +719,9 @@ class GraphStore(_GraphReads):
         self._view_lock = threading.Lock()
         """Held while a commit writes RocksDB and brings the caches in step, and while a
         snapshot is taken: a snapshot sees all of a commit, caches included, or none."""
+        self._snapshots: weakref.WeakSet[GraphSnapshot] = weakref.WeakSet()
+        """The snapshots in use: closing the store closes them (their iterators would keep
+        the database open under a read that goes on)."""
         self._load_caches()
         if META_INDEX_VERSION not in self._meta:
             if META_APPLIED in self._meta or META_NEXT_IDS in self._meta:
@@ -866,7 +870,9 @@ class GraphStore(_GraphReads):
             self._check_open()
             if self.installing():
                 raise StoreNotReadyError("a snapshot installation did not finish")
-            return GraphSnapshot(self)
+            snapshot = GraphSnapshot(self)
+            self._snapshots.add(snapshot)
+            return snapshot
 
     def app_meta(self, key: bytes) -> bytes | None:
         """The application's record `key` (written through ``apply``'s `meta`), or None."""
@@ -1201,6 +1207,8 @@ class GraphStore(_GraphReads):
                 return
             self._closed = True
             self._forget_nodes(everything=True)
+            for snapshot in list(self._snapshots):
+                snapshot.close()  # its reader fails at its next step
             # Column family objects keep the database (and its LOCK) alive: drop them first.
             self._families = {}
             self._handles = {}

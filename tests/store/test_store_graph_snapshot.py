@@ -241,3 +241,13 @@ def test_snapshots_taken_beside_a_writing_thread_each_see_one_moment(tmp_path: P
     with graph.snapshot() as snapshot:
         assert snapshot.applied_index() == 401
     graph.close()
+
+
+def test_closing_the_store_closes_its_snapshots(tmp_path: Path) -> None:
+    graph = GraphStore(tmp_path / "graph", PlaintextCipher())
+    _people(graph)
+    snapshot = graph.snapshot()
+    assert snapshot.node(1) is not None
+    graph.close()
+    with pytest.raises(ValueError, match="closed"):
+        list(snapshot.node_ids())
