@@ -394,6 +394,12 @@ def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[],
     return check
 
 
+def _received_index(name: str) -> int:
+    """The index in a received snapshot file's name (0 for a name not of that form)."""
+    digits = name[len(RECEIVED_PREFIX) :].split("-", 1)[0]
+    return int(digits) if digits.isdigit() else 0
+
+
 def _data_bytes(entries: list[Entry]) -> int:
     return sum(len(entry.data) for entry in entries)
 
@@ -869,14 +875,19 @@ class Node:
         self._release_apply_waiters()
 
     def _remove_stale_snapshot_files(self) -> None:
-        """Received snapshot files other than the one the log names are no longer needed."""
+        """Received snapshot files are no longer needed once the log names a snapshot at
+        or past their index (but the one it names). A newer one may be on its way to the
+        core, to be installed at a Ready yet to come: kept. Before, the snapshotter, writing
+        this node's own snapshot meanwhile, removed it, and the installation stopped the
+        node (twice in a soak where every apply went through the apply thread)."""
         store = self.store
         assert store is not None
         current = store.log.snapshot()
         keep = store.snapshot_path(current).name if current.data else ""
         for path in store.snapshot_dir.glob(f"{RECEIVED_PREFIX}*"):
-            if path.name != keep:
-                path.unlink(missing_ok=True)
+            if path.name == keep or _received_index(path.name) > current.metadata.index:
+                continue
+            path.unlink(missing_ok=True)
 
     async def _maybe_snapshot(self, raw: RawNode, in_backlog: bool = False) -> None:
         """Pin a checkpoint when the policy says so; the snapshotter writes it out. From the
