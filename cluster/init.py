@@ -67,18 +67,52 @@ class InitError(Exception):
     pass
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free on 127.0.0.1 right now (held open together, then let go)."""
-    sockets: list[socket.socket] = []
+EPHEMERAL_RANGE_FILE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_LISTEN_PORT: Final = 10_000
+PORT_PICK_ATTEMPTS: Final = 200
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the source ports of outgoing connections (Linux's default
+    when it cannot be read)."""
     try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((LOOPBACK, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        low, high = (int(part) for part in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on 127.0.0.1 right now, for a node to listen on for its
+    whole life, across restarts.
+
+    They are taken below the kernel's ephemeral range. A port from that range (what binding
+    to port 0 hands out) is the source port of any outgoing connection: once a node that
+    listened on one was killed, a client or a peer connection could take it, and the
+    restarted node failed to bind it for as long as that connection lived (a chaos test
+    saw a node restarted 30 times in a minute)."""
+    low, _ = _ephemeral_range()
+    if low - LOWEST_LISTEN_PORT < 1000:
+        raise InitError(
+            f"the ephemeral port range starts at {low}: no room below it for listening ports"
+        )
+    chosen: list[int] = []
+    for _ in range(PORT_PICK_ATTEMPTS):
+        port = LOWEST_LISTEN_PORT + secrets.randbelow(low - LOWEST_LISTEN_PORT)
+        if port not in chosen and _bindable(port):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise InitError(f"found {len(chosen)} of {count} free ports below {low}")
 
 
 def init_cluster(
