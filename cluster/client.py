@@ -293,10 +293,12 @@ class Client(_Connected):
         return builder.result(member.id)
 
     @contextmanager
-    def transaction(self, timeout_s: float | None = None) -> Iterator[Transaction]:
+    def transaction(
+        self, timeout_s: float | None = None, mode: str = "write"
+    ) -> Iterator[Transaction]:
         """``with client.transaction() as tx: tx.run(...)``: commits when the block ends,
-        rolls back when it raises."""
-        transaction = self.begin(timeout_s)
+        rolls back when it raises. `mode` as for :meth:`begin`."""
+        transaction = self.begin(timeout_s, mode)
         try:
             yield transaction
         except BaseException:
@@ -305,30 +307,34 @@ class Client(_Connected):
         if transaction.open:
             transaction.commit()
 
-    def begin(self, timeout_s: float | None = None) -> Transaction:
-        """Open a transaction on the leader (found, and followed, with bounded retries)."""
-        request = self.prepare_begin(timeout_s)
+    def begin(self, timeout_s: float | None = None, mode: str = "write") -> Transaction:
+        """Open a transaction (with bounded retries): a "write" one on the leader (found,
+        and followed), a "read" one (read-only) on a replica as a causal read would be."""
+        request = self.prepare_begin(timeout_s, mode)
+        to_leader = mode == "write"
         retry = self.retry(None, time.monotonic())
         while True:
-            member = self._pick(True, retry.attempt)
+            member = self._pick(to_leader, retry.attempt)
             stub = self._query(member)
             try:
                 response = stub.Begin(request, timeout=retry.call_timeout_s(time.monotonic()))
             except grpc.RpcError as rpc_error:
                 error = _rpc_error(rpc_error)
-                pause = self.failed(error, member, True, retry, time.monotonic())
+                pause = self.failed(error, member, to_leader, retry, time.monotonic())
                 if pause is None:
                     raise error from None
                 time.sleep(pause)
                 continue
-            self.succeeded(member, True, "")
+            self.succeeded(member, to_leader, "")
             return Transaction(self, member, response.transaction_id)
 
 
 class Transaction:
-    """An explicit transaction on the leader: statements see each other's writes; the
-    commit is refused with a retryable ``Neo.TransientError.Transaction.Outdated`` when
-    another write was applied after it began (never a lost update)."""
+    """An explicit transaction: its statements read the graph as it was when it began plus
+    their own writes. A write one runs on the leader; its commit is refused with a
+    retryable ``Neo.TransientError.Transaction.Outdated`` when a write applied after it
+    began changes what its statements answer (never a lost update). A read one runs on a
+    replica and commits with the bookmark of the moment it read."""
 
     def __init__(self, client: Client, member: Member, transaction_id: str) -> None:
         self._client = client
@@ -571,10 +577,12 @@ class AsyncClient(_Connected):
         return builder.result(member.id)
 
     @asynccontextmanager
-    async def transaction(self, timeout_s: float | None = None) -> AsyncIterator[AsyncTransaction]:
+    async def transaction(
+        self, timeout_s: float | None = None, mode: str = "write"
+    ) -> AsyncIterator[AsyncTransaction]:
         """``async with client.transaction() as tx: await tx.run(...)``: commits when the
-        block ends, rolls back when it raises."""
-        transaction = await self.begin(timeout_s)
+        block ends, rolls back when it raises. `mode` as for :meth:`begin`."""
+        transaction = await self.begin(timeout_s, mode)
         try:
             yield transaction
         except BaseException:
@@ -583,23 +591,25 @@ class AsyncClient(_Connected):
         if transaction.open:
             await transaction.commit()
 
-    async def begin(self, timeout_s: float | None = None) -> AsyncTransaction:
-        """Open a transaction on the leader (found, and followed, with bounded retries)."""
-        request = self.prepare_begin(timeout_s)
+    async def begin(self, timeout_s: float | None = None, mode: str = "write") -> AsyncTransaction:
+        """Open a transaction (with bounded retries): a "write" one on the leader (found,
+        and followed), a "read" one (read-only) on a replica as a causal read would be."""
+        request = self.prepare_begin(timeout_s, mode)
+        to_leader = mode == "write"
         retry = self.retry(None, time.monotonic())
         while True:
-            member = await self._pick(True, retry.attempt)
+            member = await self._pick(to_leader, retry.attempt)
             stub = self._query(member)
             try:
                 response = await stub.Begin(request, timeout=retry.call_timeout_s(time.monotonic()))
             except grpc.RpcError as rpc_error:
                 error = _rpc_error(rpc_error)
-                pause = self.failed(error, member, True, retry, time.monotonic())
+                pause = self.failed(error, member, to_leader, retry, time.monotonic())
                 if pause is None:
                     raise error from None
                 await asyncio.sleep(pause)
                 continue
-            self.succeeded(member, True, "")
+            self.succeeded(member, to_leader, "")
             return AsyncTransaction(self, member, response.transaction_id)
 
 

@@ -136,7 +136,7 @@ from raft.types import (
 from store import failpoints
 from store.codec import encode_write_set
 from store.crypto import fsync_dir, load_kek
-from store.graph import StoreNotReadyError, StoreWriteError
+from store.graph import GraphSnapshot, StoreNotReadyError, StoreWriteError
 from store.node_store import NodeStore
 from store.raftlog import MAX_ENTRIES_RECORD_BYTES, LogSyncError
 from store.snapshot import MAX_CHUNK_BYTES, SnapshotSource, read_snapshot_file
@@ -331,8 +331,14 @@ class MemberChange(enum.Enum):
 @dataclass(slots=True)
 class _OpenTransaction:
     transaction: Transaction
+    snapshot: GraphSnapshot
+    """The graph as it was when the transaction began: every statement reads it (plus the
+    transaction's own writes), so a write committed between two statements shows in
+    neither. Before, each read the graph as it was then, and a read-only transaction could
+    see half of a concurrent write (read skew)."""
     base_index: int
-    """The applied index it began at: its commit is outdated if a write was applied since."""
+    """The applied index of `snapshot`: its commit runs again if a write was applied since
+    (``Node._reexecuted``), and a read-only one answers its bookmark."""
     deadline: float
     client_id: str
     lock: asyncio.Lock
@@ -346,8 +352,11 @@ class _OpenTransaction:
     statements: list[_Answered] | None = field(default_factory=list)
     """Its statements with a digest of what each answered, to run them again at the commit
     when other writes were applied since it began (``Node._reexecuted``); None once they
-    took more than REEXECUTE_MAX_S or were more than REEXECUTE_MAX_STATEMENTS."""
+    took more than REEXECUTE_MAX_S or were more than REEXECUTE_MAX_STATEMENTS, and for a
+    read-only one."""
     spent_s: float = 0.0
+    read_only: bool = False
+    """Begun in read access mode: a statement that writes fails it."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -525,6 +534,9 @@ class Node:
         self._overlay: Overlay | None = None
         """The last batch's overlay, for the next batch if it still serves (one writer at a
         time uses it: under the write lock)."""
+        self._pipeline_snapshot: GraphSnapshot | None = None
+        """The snapshot the last batch run in a thread read (``_pipeline_graph``; under the
+        write lock too)."""
         self._pipeline_room = asyncio.Event()
         self._pipeline_empty = asyncio.Event()
         self.snapshots_installed = 0
@@ -1409,17 +1421,25 @@ class Node:
 
             def in_snapshot() -> tuple[Result, int]:
                 until = time.monotonic() + DEFAULT_QUERY_TIMEOUT_S if deadline is None else deadline
-                try:
-                    snapshot = sm.graph.snapshot()  # between two commits, even in an apply
-                except StoreNotReadyError:
-                    with sm.lock.read():  # waits out the snapshot installation
-                        snapshot = sm.graph.snapshot()
+                snapshot = self._graph_snapshot()
                 with snapshot, statement_guard(self._statement_check(until, give_way=False)):
                     return run(snapshot), snapshot.applied_index()
 
             return await asyncio.get_running_loop().run_in_executor(self._readers, in_snapshot)
         except CypherError as error:
             raise QuiverError(error.status_code, str(error.args[0])) from None
+
+    def _graph_snapshot(self) -> GraphSnapshot:
+        """A snapshot of the applied graph (``GraphStore.snapshot``), taken between two
+        commits, even during an apply; during a snapshot installation, once it is done.
+        Blocks: for a reader thread."""
+        sm = self.sm
+        assert sm is not None
+        try:
+            return sm.graph.snapshot()
+        except StoreNotReadyError:
+            with sm.lock.read():  # waits out the snapshot installation
+                return sm.graph.snapshot()
 
     def _statement_check(self, deadline: float, give_way: bool = True) -> Callable[[], None]:
         """The guard of a statement (``statement_guard``): it stops at `deadline`
@@ -1472,9 +1492,7 @@ class Node:
             await self.wait_applied(index, CAUSAL_WAIT_S, errors.BOOKMARK_TIMEOUT)
         result, applied = await self._execute(query, parameters, privileges, deadline)
         if result.write_set:
-            raise QuiverError(
-                "Neo.ClientError.Statement.AccessMode", "a write query in a read-only request"
-            )
+            raise QuiverError(errors.ACCESS_MODE, errors.WRITE_IN_READ_MODE)
         return Answer(
             result.columns,
             result.rows,
@@ -1689,25 +1707,23 @@ class Node:
         return self._id_prefix + next(self._id_counter).to_bytes(8, "big")
 
     def _execute_batch(
-        self, pending: list[Pending], batch: list[_QueuedWrite]
+        self, pending: list[Pending], batch: list[_QueuedWrite], graph: GraphView, locked: bool
     ) -> tuple[int, list[_Executed | CypherError | OverlayUnavailableError | QuiverError]]:
-        """Each queued statement over the applied graph, the pending writes and the batch's
-        earlier writes, in order; the applied index they ran at and, per statement, what came
-        of it (a write's `Pending` is new, not in the pipeline). The caller holds the graph's
-        read lock."""
-        sm = self.sm
-        assert sm is not None
+        """Each queued statement over `graph` (the applied graph, its read lock `locked` by
+        the caller, or a snapshot of it), the pending writes and the batch's earlier writes,
+        in order; the applied index they ran at and, per statement, what came of it (a
+        write's `Pending` is new, not in the pipeline)."""
         executed: list[_Executed | CypherError | OverlayUnavailableError | QuiverError] = []
-        applied = sm.graph.applied_index()
+        applied = graph.applied_index()
         overlay = self._overlay
-        if overlay is None or not overlay.serves(sm.graph, applied, pending):
-            overlay = self._overlay = Overlay(self.engine, sm.graph, applied, pending)
+        if overlay is None or not overlay.serves(graph, applied, pending):
+            overlay = self._overlay = Overlay(self.engine, graph, applied, pending)
         outer = current_guard()
         for queued in batch:
             started = time.thread_time()
             guard = outer
             if queued.deadline is not None:
-                own = self._statement_check(queued.deadline)
+                own = self._statement_check(queued.deadline, give_way=locked)
                 guard = own if outer is None else _both(outer, own)
             try:
                 with statement_guard(guard) if guard is not None else contextlib.nullcontext():
@@ -1733,9 +1749,15 @@ class Node:
     async def _execute_writes(
         self, pending: list[Pending], batch: list[_QueuedWrite]
     ) -> tuple[int, list[_Executed | CypherError | OverlayUnavailableError | QuiverError]]:
-        """`_execute_batch` right here on the event loop when the batch is small, each of
-        its statements last ran quick and the graph is not being written (a trip to a
-        reader thread costs more than such a batch); else in a reader thread."""
+        """`_execute_batch` right here on the event loop, over the applied graph, when the
+        batch is small, each of its statements last ran quick and the graph is not being
+        written (a trip to a thread costs more than such a batch); else in a writer thread
+        over a snapshot of the graph (``_pipeline_graph``), holding no lock: committed
+        writes are applied beside it, however long it runs. Before, it held the graph's read
+        lock, and gave way (a retryable Outdated) after half an election timeout when an
+        apply waited: a write of a second or more could not complete while writes kept
+        coming. `pending` must be taken before the snapshot: every write of this leader's
+        that the snapshot lacks is then among them."""
         sm = self.sm
         assert sm is not None
         if len(batch) <= INLINE_WRITES and all(self._quick.get(q.query) for q in batch):
@@ -1743,7 +1765,7 @@ class Node:
                 if held:
                     try:
                         with statement_guard(_inline_check()):
-                            return self._execute_batch(pending, batch)
+                            return self._execute_batch(pending, batch, sm.graph, locked=True)
                     except _LeaveLoop:
                         # The overlay holds what the batch's earlier statements wrote:
                         # built afresh from the pending writes for the run in a thread.
@@ -1751,14 +1773,29 @@ class Node:
                         for queued in batch:
                             self._quick[queued.query] = False
 
-        def locked() -> tuple[
+        def in_snapshot() -> tuple[
             int, list[_Executed | CypherError | OverlayUnavailableError | QuiverError]
         ]:
             deadline = time.monotonic() + DEFAULT_QUERY_TIMEOUT_S
-            with sm.lock.read(), statement_guard(self._statement_check(deadline)):
-                return self._execute_batch(pending, batch)
+            snapshot = self._pipeline_graph()
+            with statement_guard(self._statement_check(deadline, give_way=False)):
+                return self._execute_batch(pending, batch, snapshot, locked=False)
 
-        return await asyncio.get_running_loop().run_in_executor(self._writers, locked)
+        return await asyncio.get_running_loop().run_in_executor(self._writers, in_snapshot)
+
+    def _pipeline_graph(self) -> GraphSnapshot:
+        """A snapshot of the applied graph for the write pipeline: the one it used last
+        while nothing was applied since (so the overlay built over it serves on), else a
+        new one. Under the write lock, a batch at a time."""
+        sm = self.sm
+        assert sm is not None
+        snapshot = self._pipeline_snapshot
+        if snapshot is not None and snapshot.applied_index() == sm.graph.applied_index():
+            return snapshot
+        if snapshot is not None:
+            snapshot.close()
+        snapshot = self._pipeline_snapshot = self._graph_snapshot()
+        return snapshot
 
     async def _execute_and_propose(self, batch: list[_QueuedWrite]) -> list[_QueuedWrite]:
         """Execute a batch (`_execute_writes`) and propose its writes in order,
@@ -1919,13 +1956,14 @@ class Node:
             client_pb2.QUERY_TYPE_READ_WRITE,
         )
 
-    # -- explicit transactions (on the leader; optimistic: outdated at commit if any write
-    #    was applied after the transaction began) --------------------------------------------
+    # -- explicit transactions (each over a snapshot of the graph taken when it began; a
+    #    read-write one on the leader, run again at its commit when writes were applied
+    #    since, outdated if it then answers differently) -------------------------------------
 
     def _purge_transactions(self) -> None:
         now = time.monotonic()
         for tx_id in [t for t, tx in self._transactions.items() if tx.deadline < now]:
-            del self._transactions[tx_id]
+            self._end(tx_id)
 
     async def begin(
         self,
@@ -1933,25 +1971,35 @@ class Node:
         timeout_ms: int,
         privileges: PrivilegeSet | None = None,
         owner: str = "",
+        read_only: bool = False,
     ) -> str:
-        if not self.is_leader():
-            raise self._not_leader_error()
-        sm = self.sm
-        assert sm is not None
+        """Open a transaction over a snapshot of the graph as this node has applied it. A
+        read-write one only on the leader, once it has applied everything committed; a
+        `read_only` one on any member (its caller first waits for the bookmarks it must
+        see): it refuses writes, and its commit answers the bookmark of what it read."""
+        if not read_only:
+            if not self.is_leader():
+                raise self._not_leader_error()
+            await self._leader_ready()
+        timeout_s = timeout_ms / 1000 if timeout_ms else DEFAULT_TRANSACTION_TIMEOUT_S
         self._purge_transactions()
         if len(self._transactions) >= MAX_TRANSACTIONS:
             raise QuiverError(errors.UNAVAILABLE, "too many open transactions")
-        await self._leader_ready()
-        timeout_s = timeout_ms / 1000 if timeout_ms else DEFAULT_TRANSACTION_TIMEOUT_S
+        snapshot = await asyncio.get_running_loop().run_in_executor(
+            self._readers, self._graph_snapshot
+        )
         tx_id = secrets.token_hex(16)
         self._transactions[tx_id] = _OpenTransaction(
-            self.engine.begin(sm.graph, privileges),
-            self.applied_index,
+            self.engine.begin(snapshot, privileges),
+            snapshot,
+            snapshot.applied_index(),
             time.monotonic() + min(timeout_s, MAX_TRANSACTION_TIMEOUT_S),
             client_id,
             asyncio.Lock(),
             owner,
             privileges=privileges,
+            statements=None if read_only else [],
+            read_only=read_only,
         )
         return tx_id
 
@@ -1961,27 +2009,30 @@ class Node:
         self._purge_transactions()
         tx = self._transactions.get(tx_id)
         if tx is None or (owner is not None and owner != tx.owner):
-            raise QuiverError(
-                errors.TRANSACTION_NOT_FOUND,
-                f"no open transaction {tx_id!r} on n{self.id} (ended, timed out, or the "
-                "leader changed)",
-            )
+            raise self._no_transaction(tx_id)
         return tx
+
+    def _no_transaction(self, tx_id: str) -> QuiverError:
+        return QuiverError(
+            errors.TRANSACTION_NOT_FOUND,
+            f"no open transaction {tx_id!r} on n{self.id} (ended, timed out, or the "
+            "leader changed)",
+        )
 
     async def run_in_transaction(
         self, tx_id: str, query: str, parameters: dict[str, Any], owner: str | None = None
     ) -> Answer:
         tx = self._transaction(tx_id, owner)
-        sm = self.sm
-        assert sm is not None
 
         def run() -> tuple[Result, float, bytes]:
             started = time.thread_time()
-            with sm.lock.read(), statement_guard(self._statement_check(tx.deadline)):
+            with statement_guard(self._statement_check(tx.deadline, give_way=False)):
                 operations = tx.transaction.tx.operations
                 before = len(operations)
                 result = tx.transaction.run(query, parameters)
             if len(operations) > before:
+                if tx.read_only:
+                    raise QuiverError(errors.ACCESS_MODE, errors.WRITE_IN_READ_MODE)
                 written = WriteSet(tuple(operations[before:]))
                 tx.write_bytes += len(encode_write_set(written))
                 if tx.write_bytes > MAX_WRITE_SET_BYTES:
@@ -1990,15 +2041,17 @@ class Node:
             return result, spent, _answer_digest(result) if tx.statements is not None else b""
 
         async with tx.lock:
+            if self._transactions.get(tx_id) is not tx:  # ended while this waited
+                raise self._no_transaction(tx_id)
             try:
                 result, spent, digest = await asyncio.get_running_loop().run_in_executor(
-                    self._writers, run
+                    self._readers if tx.read_only else self._writers, run
                 )
             except CypherError as error:
-                self._transactions.pop(tx_id, None)
+                self._end(tx_id)
                 raise QuiverError(error.status_code, str(error.args[0])) from None
             except QuiverError:
-                self._transactions.pop(tx_id, None)
+                self._end(tx_id)
                 raise
             tx.spent_s += spent
             if tx.statements is not None:
@@ -2011,19 +2064,21 @@ class Node:
             result.rows,
             result.counters,
             "",
-            self.applied_index,
+            tx.base_index,
             client_pb2.QUERY_TYPE_READ_WRITE,
         )
 
     async def commit(self, tx_id: str, owner: str | None = None) -> str:
         tx = self._transaction(tx_id, owner)
         async with tx.lock:
-            self._transactions.pop(tx_id, None)
+            if self._transactions.get(tx_id) is not tx:  # ended while this waited
+                raise self._no_transaction(tx_id)
+            self._end(tx_id)
             sm = self.sm
             assert sm is not None
 
             def finish() -> WriteSet:
-                with sm.lock.read():
+                with tx.snapshot:
                     return tx.transaction.commit()
 
             try:
@@ -2200,8 +2255,15 @@ class Node:
         """End a transaction without committing it; whether there was one (of `owner`)."""
         if not self.has_transaction(tx_id, owner):
             return False
-        del self._transactions[tx_id]
+        self._end(tx_id)
         return True
+
+    def _end(self, tx_id: str) -> None:
+        """Forget a transaction; its snapshot is closed unless a statement of it is still
+        running (which holds it until it stops: the snapshot goes with its last reference)."""
+        tx = self._transactions.pop(tx_id, None)
+        if tx is not None and not tx.lock.locked():
+            tx.snapshot.close()
 
     async def forward_channel(self) -> grpc.aio.Channel:
         """The leader's client channel, for a statement this follower forwards; while an

@@ -360,7 +360,8 @@ class QueryService(client_pb2_grpc.QueryServicer):
             address = client_address(context)
             acting = await security.acting(session, request.impersonated_user, address)
             await security.check_graph_access(acting, address)
-            if request.bookmarks and self.node.is_leader():
+            read_only = request.access_mode == client_pb2.ACCESS_MODE_READ
+            if request.bookmarks and (read_only or self.node.is_leader()):
                 # The transaction sees them (a deposed leader that still thinks it leads waits
                 # and times out instead of beginning on a state older than the bookmarks).
                 await self.node.wait_applied(
@@ -373,6 +374,7 @@ class QueryService(client_pb2_grpc.QueryServicer):
                 request.timeout_ms,
                 security.graph_privileges(acting),
                 owner=session.user,
+                read_only=read_only,
             )
         except QuiverError as error:
             await _abort(context, error)

@@ -391,8 +391,17 @@ class Session:
                 assert call.lane not in self._free_lanes, "a lane finished twice"
                 self._free_lanes.append(call.lane)
 
-    def prepare_begin(self, timeout_s: float | None) -> client_pb2.BeginRequest:
+    def prepare_begin(
+        self, timeout_s: float | None, mode: str = "write"
+    ) -> client_pb2.BeginRequest:
+        """A transaction in `mode`: "write" on the leader, "read" on any replica (read-only,
+        over one snapshot taken once the session's bookmarks are applied there)."""
+        if mode not in ("read", "write"):
+            raise ValueError("mode is 'read' or 'write'")
         return client_pb2.BeginRequest(
+            access_mode=(
+                client_pb2.ACCESS_MODE_READ if mode == "read" else client_pb2.ACCESS_MODE_WRITE
+            ),
             bookmarks=sorted(self.bookmarks),
             client_id=self.client_id,
             timeout_ms=int((timeout_s or self.timeout_s) * 1000),

@@ -23,13 +23,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from cluster import errors
 from cluster.errors import QuiverError
 
 DEFAULT_DATABASE: Final = "neo4j"
 SYSTEM_DATABASE: Final = "system"
 DATABASE_NOT_FOUND: Final = "Neo.ClientError.Database.DatabaseNotFound"
 UNAUTHORIZED: Final = "Neo.ClientError.Security.Unauthorized"
-ACCESS_MODE_ERROR: Final = "Neo.ClientError.Statement.AccessMode"
+ACCESS_MODE_ERROR: Final = errors.ACCESS_MODE
 
 
 class AccessMode(enum.Enum):

@@ -8,9 +8,11 @@ an auto-commit write is forwarded to the leader over the client gRPC API exactly
 ``QueryService`` forwards it; a write transaction is proxied to the leader whole (Neo4j's
 server-side routing, ``cluster.bolt.forwarded``: Begin, every Run, Commit and Rollback on the
 node that began it), so that a driver on ``bolt://`` to a follower can write; a lost leader
-fails its statement with a retryable ``Neo.TransientError.*``; a read transaction runs each
-statement as a causal read, bookmarks first. On the leader (or a follower that became it)
-transactions run locally.
+fails its statement with a retryable ``Neo.TransientError.*``. A read transaction runs on
+the node it was begun on, any member, over one snapshot of its graph taken once the
+bookmarks are applied there: its statements see one moment, and its commit answers that
+moment's bookmark. On the leader (or a follower that became it) write transactions run
+locally.
 
 Routing: the leader as writer, every other member (learners included) as reader, every
 member as router, from the node's live Raft status and the members' Bolt addresses.
@@ -96,7 +98,9 @@ class ClusterNode(Protocol):
 
     async def wait_applied(self, index: int, timeout_s: float, code: str) -> None: ...
 
-    async def begin(self, client_id: str, timeout_ms: int, privileges: Any = None) -> str: ...
+    async def begin(
+        self, client_id: str, timeout_ms: int, privileges: Any = None, read_only: bool = False
+    ) -> str: ...
 
     async def run_in_transaction(
         self, tx_id: str, query: str, parameters: dict[str, Any]
@@ -111,6 +115,8 @@ class ClusterNode(Protocol):
 
 @dataclass(slots=True)
 class _ReadTransaction:
+    """In the system database without a security layer (which answers its few reads)."""
+
     bookmarks: list[str]
     privileges: Any = None
     """What the node's read path restricts the user to (None: unrestricted)."""
@@ -120,7 +126,7 @@ class _ReadTransaction:
 
 
 @dataclass(slots=True, frozen=True)
-class _WriteTransaction:
+class _NodeTransaction:
     tx_id: str
     audit: _Audit | None = None
 
@@ -361,18 +367,19 @@ class NodeBackend:
         audit = None
         if session is not None:
             audit = _Audit(session, options.imp_user or "", connection, options.database)
-        if options.database == SYSTEM_DATABASE or options.access_mode is AccessMode.READ:
+        if options.database == SYSTEM_DATABASE:
             return _ReadTransaction(
                 list(options.bookmarks), privileges, audit, statement_deadline(options.timeout_ms)
             )
-        if not self.node.is_leader():
+        read_only = options.access_mode is AccessMode.READ
+        if not read_only and not self.node.is_leader():
             return await ForwardedTransaction.begin(self.node, options, session, audit)
         if options.bookmarks:  # as the client API's Begin: the transaction sees them
             await self.node.wait_applied(
                 parse_bookmarks(list(options.bookmarks)), CAUSAL_WAIT_S, errors.BOOKMARK_TIMEOUT
             )
-        tx_id = await self.node.begin("", options.timeout_ms or 0, privileges)
-        return _WriteTransaction(tx_id, audit)
+        tx_id = await self.node.begin("", options.timeout_ms or 0, privileges, read_only=read_only)
+        return _NodeTransaction(tx_id, audit)
 
     async def run_in_transaction(
         self, transaction: object, query: str, parameters: dict[str, Any]
@@ -383,7 +390,7 @@ class NodeBackend:
             )
             transaction.bookmark = result.summary().bookmark or transaction.bookmark
             return result
-        assert isinstance(transaction, (_ReadTransaction, _WriteTransaction, ForwardedTransaction))
+        assert isinstance(transaction, (_ReadTransaction, _NodeTransaction, ForwardedTransaction))
         started = time.monotonic()
         try:
             if isinstance(transaction, _ReadTransaction):
@@ -415,11 +422,11 @@ class NodeBackend:
             return max(transaction.bookmarks, key=_bookmark_index, default=None)
         if isinstance(transaction, ForwardedTransaction):
             return await transaction.commit()
-        assert isinstance(transaction, _WriteTransaction)
+        assert isinstance(transaction, _NodeTransaction)
         return await self.node.commit(transaction.tx_id)
 
     async def rollback(self, transaction: object) -> None:
-        if isinstance(transaction, _WriteTransaction):
+        if isinstance(transaction, _NodeTransaction):
             self.node.rollback(transaction.tx_id)
         elif isinstance(transaction, ForwardedTransaction):
             await transaction.rollback()

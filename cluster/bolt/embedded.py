@@ -111,7 +111,7 @@ class EmbeddedBackend:
         bookmark = f"{BOOKMARK_PREFIX}{self.applied_index}"
         if result.write_set:
             if options.access_mode is AccessMode.READ:
-                raise QuiverError(ACCESS_MODE_ERROR, "Writing in read access mode not allowed.")
+                raise QuiverError(ACCESS_MODE_ERROR, errors.WRITE_IN_READ_MODE)
             bookmark = self._apply(result.write_set)
         summary = Summary(result.counters, bookmark, _query_type(result, options.access_mode))
         return QueryResult.of(result.columns, result.rows, summary)
@@ -152,7 +152,7 @@ class EmbeddedBackend:
         wrote = any(result.counters.values())
         if wrote and tx.access_mode is AccessMode.READ:
             self._transactions.pop(str(transaction), None)
-            raise QuiverError(ACCESS_MODE_ERROR, "Writing in read access mode not allowed.")
+            raise QuiverError(ACCESS_MODE_ERROR, errors.WRITE_IN_READ_MODE)
         summary = Summary(result.counters, None, "rw" if wrote else "r")
         return QueryResult.of(result.columns, result.rows, summary)
 

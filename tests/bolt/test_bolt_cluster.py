@@ -157,3 +157,57 @@ def test_an_open_connection_loses_its_rights_as_soon_as_the_security_state_chang
         helpers.wait_for(
             "the suspension", lambda: _code(session) == "Neo.ClientError.Security.Unauthorized"
         )
+
+
+def test_a_read_transaction_on_a_follower_reads_one_moment_and_refuses_writes(
+    cluster: Any,
+) -> None:
+    """A read transaction's statements all read one snapshot of the node it runs on, taken
+    once the bookmarks are applied there, and its bookmark is that snapshot's: the next
+    transaction of the session reads no older state than it read. Before, each statement
+    was a causal read of its own, and the commit handed back the bookmarks it began with."""
+    leader = helpers.wait_for("a leader", cluster.leader)
+    addresses = _bolt_addresses(cluster.directory)
+    follower = min(node for node in addresses if node != leader)
+    tag = uuid.uuid4().hex[:8]
+    auth = _auth(cluster.directory)
+    writer = _driver(f"neo4j://{addresses[leader]}", cluster.directory, auth)
+    reader = _driver(f"bolt://{addresses[follower]}", cluster.directory, auth)
+    with writer, reader, writer.session() as writes:
+        writes.run("CREATE (:Pair {tag: $tag, side: 'a', v: 0})", tag=tag).consume()
+        writes.run("CREATE (:Pair {tag: $tag, side: 'b', v: 0})", tag=tag).consume()
+        with reader.session(
+            default_access_mode=neo4j.READ_ACCESS, bookmarks=writes.last_bookmarks()
+        ) as reads:
+            tx = reads.begin_transaction()
+            count = "MATCH (p:Pair {tag: $tag}) RETURN count(p) AS n, sum(p.v) AS v"
+            assert tx.run(count, tag=tag).single(strict=True).values() == [2, 0]
+            moved = writes.run(
+                "MATCH (p:Pair {tag: $tag}) SET p.v = 1 WITH count(*) AS n "
+                "CREATE (:Pair {tag: $tag, side: 'c', v: 1})",
+                tag=tag,
+            )
+            moved.consume()
+            helpers.wait_for(
+                "the follower to apply the write",
+                lambda: _applied(reader, writes.last_bookmarks(), count, tag) == [3, 3],
+            )
+            assert tx.run(count, tag=tag).single(strict=True).values() == [2, 0]
+            tx.commit()
+            seen = reads.last_bookmarks()
+            assert _index(seen) < _index(writes.last_bookmarks())
+
+            tx = reads.begin_transaction()
+            with pytest.raises(neo4j_errors.ClientError) as refused:
+                tx.run("CREATE (:Pair {tag: $tag})", tag=tag).consume()
+            assert refused.value.code == "Neo.ClientError.Statement.AccessMode"
+            tx.close()
+
+
+def _applied(driver: neo4j.Driver, bookmarks: Any, query: str, tag: str) -> list[Any]:
+    with driver.session(default_access_mode=neo4j.READ_ACCESS, bookmarks=bookmarks) as session:
+        return list(session.run(query, tag=tag).single(strict=True).values())
+
+
+def _index(bookmarks: Any) -> int:
+    return max(int(text.split(":")[1]) for text in bookmarks.raw_values)

@@ -90,21 +90,28 @@ class FakeNode:
         if index > self.applied:
             raise QuiverError(code, f"index {index} not applied (applied {self.applied})")
 
-    async def begin(self, client_id: str, timeout_ms: int, privileges: Any = None) -> str:
-        if not self.leader:
+    async def begin(
+        self, client_id: str, timeout_ms: int, privileges: Any = None, read_only: bool = False
+    ) -> str:
+        if not self.leader and not read_only:
             raise self._not_leader()
         tx_id = f"tx{len(self.transactions)}"
-        self.transactions[tx_id] = self.engine.begin(self.graph)
+        self.calls.append(f"begin {'read' if read_only else 'write'} {tx_id}")
+        self.transactions[tx_id] = (self.engine.begin(self.graph), read_only)
         return tx_id
 
     async def run_in_transaction(
         self, tx_id: str, query: str, parameters: dict[str, Any]
     ) -> FakeAnswer:
-        result = self.transactions[tx_id].run(query, parameters)
+        transaction, read_only = self.transactions[tx_id]
+        result = transaction.run(query, parameters)
+        if read_only and transaction.tx.operations:
+            del self.transactions[tx_id]
+            raise QuiverError(errors.ACCESS_MODE, errors.WRITE_IN_READ_MODE)
         return FakeAnswer(result.columns, result.rows, result.counters, "", 3)
 
     async def commit(self, tx_id: str) -> str:
-        write_set = self.transactions.pop(tx_id).commit()
+        write_set = self.transactions.pop(tx_id)[0].commit()
         if write_set:
             self.graph.apply(write_set)
             self.applied += 1
@@ -157,7 +164,12 @@ async def test_driver_writes_reads_and_transactions_go_through_the_node_paths(
                 return int((await (await tx.run("MATCH (n:N) RETURN count(n) AS c")).single())["c"])
 
             assert await session.execute_read(count) == 1
-        assert f"read {client_pb2.CONSISTENCY_CAUSAL} ['quiver:1']" in node.calls
+            await (await session.run("MATCH (n:N) RETURN count(n)")).consume()
+        # The read transaction on this node (after its bookmarks), the auto-commit read causal.
+        assert node.calls[:2] == [
+            "begin read tx0",
+            f"read {client_pb2.CONSISTENCY_CAUSAL} ['quiver:1']",
+        ]
         async with d.session() as session:
             tx = await session.begin_transaction()
             await tx.run("CREATE (:N {v: 2})")

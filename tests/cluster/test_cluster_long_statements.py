@@ -124,3 +124,61 @@ def test_big_writes_apply_off_the_raft_loop_and_the_leader_stays(
     )
     assert counted.rows == [[60_000]]
     steady.holds(local_cluster)
+
+
+# About a second of work before it writes one node.
+SPINNING_WRITE = (
+    "MATCH (w:Beside) WITH count(w) AS first "
+    "UNWIND range(1, 1500) AS a UNWIND range(1, 1500) AS b WITH first, count(*) AS spun "
+    "CREATE (:AfterSpin {first: first}) RETURN first, spun"
+)
+
+
+def test_a_long_write_completes_beside_a_stream_of_small_writes(
+    local_cluster: LocalCluster,
+) -> None:
+    """A write statement that is not quick runs in a thread over a snapshot of the graph
+    plus the pending writes, so the small writes proposed before it are applied while it
+    runs. Before, it held the graph's read lock: their apply waited for it, and after half
+    an election timeout it gave way with a retryable Outdated, again on every retry while
+    writes kept coming."""
+    client = local_cluster.client
+    steady = _Steady.now(local_cluster)
+    on_leader = local_cluster.node_client(steady.leader, timeout_s=60)
+    stop = threading.Event()
+    written: list[int] = []
+
+    def small_writes() -> None:
+        with local_cluster.node_client(steady.leader, timeout_s=30) as writer:
+            while not stop.is_set() and len(written) < 2000:
+                writer.run("CREATE (:Beside {i: $i})", {"i": len(written)})
+                written.append(1)
+
+    beside = [threading.Thread(target=small_writes) for _ in range(4)]
+    for thread in beside:
+        thread.start()
+    try:
+        wait_for("small writes going", lambda: len(written) >= 20)
+        outcomes: list[QuiverError | Result] = []
+        for _ in range(3):
+            call = on_leader.prepare_run(SPINNING_WRITE, {}, "write", "causal")
+            try:  # once, without the client's retries
+                outcomes.append(
+                    on_leader._run_once(on_leader._member(steady.leader), call.request, 60)
+                )
+            except QuiverError as error:
+                outcomes.append(error)
+    finally:
+        stop.set()
+        for thread in beside:
+            thread.join()
+        on_leader.close()
+    assert all(isinstance(outcome, Result) for outcome in outcomes), outcomes
+    assert all(outcome.rows[0][1] == 1500 * 1500 for outcome in outcomes)  # type: ignore[union-attr]
+    counted = client.run(
+        "MATCH (w:Beside) WITH count(w) AS beside MATCH (a:AfterSpin) RETURN beside, count(a)",
+        mode="read",
+        consistency="linearizable",
+    )
+    assert counted.rows == [[len(written), 3]]
+    steady.holds(local_cluster)

@@ -10,7 +10,9 @@ import pytest
 from conftest import LocalCluster, wait_for
 
 from cluster import errors
+from cluster.client import connect
 from cluster.errors import QuiverError
+from cluster.session import bookmark_index
 
 
 def test_transactions_commit_roll_back_and_refuse_outdated_writes(
@@ -83,3 +85,61 @@ def test_a_transaction_whose_answers_stay_the_same_commits_beside_concurrent_wri
     assert refused.value.code == errors.OUTDATED and refused.value.retryable
     items = client.run("MATCH (i:Item) RETURN count(i)", mode="read", consistency="linearizable")
     assert items.rows == [[2]]
+
+
+def test_a_transaction_reads_one_moment_and_its_bookmark_covers_what_it_read(
+    local_cluster: LocalCluster,
+) -> None:
+    """Every statement of a transaction reads the graph as it was when the transaction
+    began (plus its own writes), so a write committed between two of them shows in neither:
+    no read skew. Before, each statement read the graph as it was then: the second saw half
+    of a write the first had not seen, and the read-only commit answered the bookmark of the
+    moment the transaction began, older than what it had read."""
+    client = local_cluster.client
+    wait_for("a leader", local_cluster.leader)
+    client.run("CREATE (:Side {name: 'a', v: 0}), (:Side {name: 'b', v: 0})")
+    reader = client.begin()
+    assert reader.run("MATCH (s:Side {name: 'a'}) RETURN s.v").rows == [[0]]
+    moved = client.run(
+        "MATCH (s:Side) SET s.v = 1 WITH count(*) AS n CREATE (:Side {name: 'new', v: n - 1})"
+    )
+    assert reader.run("MATCH (s:Side) RETURN count(s), sum(s.v)").rows == [[2, 0]]
+    assert reader.run("MATCH (s:Side {name: 'new'}) RETURN s.v").rows == []
+    read_at = reader.commit()
+    assert int(read_at.split(":")[1]) < int(moved.bookmark.split(":")[1])
+
+    # A read-write transaction sees its own writes over the same moment.
+    writer = client.begin()
+    writer.run("CREATE (:Side {name: 'c', v: 5})")
+    client.run("MATCH (s:Side {name: 'a'}) SET s.v = 2")
+    assert writer.run("MATCH (s:Side) RETURN s.name, s.v ORDER BY s.name").rows == [
+        ["a", 1],
+        ["b", 1],
+        ["c", 5],
+        ["new", 1],
+    ]
+    with pytest.raises(QuiverError) as refused:  # what it read changed: outdated
+        writer.commit()
+    assert refused.value.code == errors.OUTDATED
+
+
+def test_a_read_transaction_runs_on_a_replica_and_refuses_writes(
+    local_cluster: LocalCluster,
+) -> None:
+    leader = wait_for("a leader", local_cluster.leader)
+    follower = next(m for m in local_cluster.client.members if m.id != leader)
+    written = local_cluster.client.run("CREATE (:Shelf {n: 1})")
+    with connect(local_cluster.directory, zone=follower.zone) as zoned:
+        zoned.bookmarks = {written.bookmark}
+        tx = zoned.begin(mode="read")
+        first = tx.run("MATCH (s:Shelf) RETURN count(s)")  # after the bookmark
+        assert first.rows == [[1]] and first.served_by == follower.id
+        read_at = tx.commit()  # the moment it read, no older than the bookmark
+        assert bookmark_index(read_at) >= bookmark_index(written.bookmark)  # type: ignore[operator]
+        refused_tx = zoned.begin(mode="read")
+        with pytest.raises(QuiverError) as refused:
+            refused_tx.run("CREATE (:Shelf {n: 2})")
+        assert refused.value.code == errors.ACCESS_MODE
+        assert zoned.run("MATCH (s:Shelf) RETURN count(s)", mode="read").rows == [[1]]
+        with pytest.raises(ValueError, match="mode is 'read' or 'write'"):
+            zoned.begin(mode="stale")
