@@ -223,6 +223,12 @@ CERT_CHANNEL_GRACE_S: Final = 30.0
 """A forwarding channel replaced by a CA rotation closes after its calls, at most this long."""
 FAILPOINTS_ENV: Final = "QUIVER_FAILPOINTS"
 MAX_TRANSACTIONS: Final = 1000
+MAX_OPEN_TRANSACTION_BYTES: Final = 256 << 20
+"""The writes all open transactions on a node hold, encoded, at most (each holds at most
+MAX_WRITE_SET_BYTES): a statement that would take them past it fails its transaction with
+Neo4j's transient MemoryPoolOutOfMemoryError (as past ``db.memory.transaction.total.max``).
+Their state in memory takes some times more; without the bound, 1000 open transactions
+could hold 16 GiB of writes."""
 REEXECUTE_MAX_S: Final = 0.05
 """An explicit transaction whose statements took at most this much CPU time (in all) is run
 again at its commit when writes were applied since it began, and commits if every statement
@@ -347,7 +353,8 @@ class _OpenTransaction:
     """The user who began it: only they may use it (its id alone is not enough)."""
     write_bytes: int = 0
     """What its statements wrote so far, encoded: past MAX_WRITE_SET_BYTES it can never
-    commit, so it ends then rather than hold its writes in memory until the commit."""
+    commit, so it ends then rather than hold its writes in memory until the commit; it
+    counts towards MAX_OPEN_TRANSACTION_BYTES until it ends."""
     privileges: PrivilegeSet | None = None
     statements: list[_Answered] | None = field(default_factory=list)
     """Its statements with a digest of what each answered, to run them again at the commit
@@ -578,6 +585,8 @@ class Node:
         self._id_counter = itertools.count()
         self._writer: asyncio.Task[None] | None = None
         self._transactions: dict[str, _OpenTransaction] = {}
+        self._open_write_bytes = 0
+        """What the open transactions wrote, encoded, in all (``MAX_OPEN_TRANSACTION_BYTES``)."""
         # Failpoint: peers this node is cut off from (tests only; see Admin.Partition).
         self.failpoints_enabled = failpoints.enabled()
         self.blocked: frozenset[int] = frozenset()
@@ -2024,27 +2033,28 @@ class Node:
     ) -> Answer:
         tx = self._transaction(tx_id, owner)
 
-        def run() -> tuple[Result, float, bytes]:
+        def run() -> tuple[Result, float, bytes, int]:
             started = time.thread_time()
             with statement_guard(self._statement_check(tx.deadline, give_way=False)):
                 operations = tx.transaction.tx.operations
                 before = len(operations)
                 result = tx.transaction.run(query, parameters)
+            added = 0
             if len(operations) > before:
                 if tx.read_only:
                     raise QuiverError(errors.ACCESS_MODE, errors.WRITE_IN_READ_MODE)
-                written = WriteSet(tuple(operations[before:]))
-                tx.write_bytes += len(encode_write_set(written))
-                if tx.write_bytes > MAX_WRITE_SET_BYTES:
-                    raise _too_large(tx.write_bytes)
+                added = len(encode_write_set(WriteSet(tuple(operations[before:]))))
+                if tx.write_bytes + added > MAX_WRITE_SET_BYTES:
+                    raise _too_large(tx.write_bytes + added)
             spent = time.thread_time() - started
-            return result, spent, _answer_digest(result) if tx.statements is not None else b""
+            digest = _answer_digest(result) if tx.statements is not None else b""
+            return result, spent, digest, added
 
         async with tx.lock:
             if self._transactions.get(tx_id) is not tx:  # ended while this waited
                 raise self._no_transaction(tx_id)
             try:
-                result, spent, digest = await asyncio.get_running_loop().run_in_executor(
+                result, spent, digest, added = await asyncio.get_running_loop().run_in_executor(
                     self._readers if tx.read_only else self._writers, run
                 )
             except CypherError as error:
@@ -2053,6 +2063,16 @@ class Node:
             except QuiverError:
                 self._end(tx_id)
                 raise
+            if self._open_write_bytes + added > MAX_OPEN_TRANSACTION_BYTES:
+                self._end(tx_id)
+                raise QuiverError(
+                    errors.MEMORY_POOL,
+                    f"the open transactions on n{self.id} would hold more than "
+                    f"{MAX_OPEN_TRANSACTION_BYTES >> 20} MiB of writes; this one is rolled "
+                    "back (retry it once others have ended)",
+                )
+            tx.write_bytes += added
+            self._open_write_bytes += added
             tx.spent_s += spent
             if tx.statements is not None:
                 if tx.spent_s > REEXECUTE_MAX_S or len(tx.statements) >= REEXECUTE_MAX_STATEMENTS:
@@ -2262,7 +2282,10 @@ class Node:
         """Forget a transaction; its snapshot is closed unless a statement of it is still
         running (which holds it until it stops: the snapshot goes with its last reference)."""
         tx = self._transactions.pop(tx_id, None)
-        if tx is not None and not tx.lock.locked():
+        if tx is None:
+            return
+        self._open_write_bytes -= tx.write_bytes
+        if not tx.lock.locked():
             tx.snapshot.close()
 
     async def forward_channel(self) -> grpc.aio.Channel:
