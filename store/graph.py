@@ -722,6 +722,10 @@ class GraphStore(_GraphReads):
         self._snapshots: weakref.WeakSet[GraphSnapshot] = weakref.WeakSet()
         """The snapshots in use: closing the store closes them (their iterators would keep
         the database open under a read that goes on)."""
+        self._index_keys_to_retire: set[int] = set()
+        """Index key versions a finished rebuild left behind, retired once no open snapshot
+        reads under them (``_retire_unread_index_keys``)."""
+        self._retire_lock = threading.Lock()
         self._load_caches()
         if META_INDEX_VERSION not in self._meta:
             if META_APPLIED in self._meta or META_NEXT_IDS in self._meta:
@@ -870,9 +874,23 @@ class GraphStore(_GraphReads):
             self._check_open()
             if self.installing():
                 raise StoreNotReadyError("a snapshot installation did not finish")
-            snapshot = GraphSnapshot(self)
+            snapshot = GraphSnapshot(self, frozenset(self.index_versions()))
             self._snapshots.add(snapshot)
-            return snapshot
+        if self._index_keys_to_retire:  # one a snapshot held back and then dropped unclosed
+            self._retire_unread_index_keys()
+        return snapshot
+
+    def _retire_unread_index_keys(self) -> None:
+        """Retire the index keys a finished rebuild left behind that no open snapshot reads
+        under. A snapshot taken before the rebuild's last step still looks its indexes up
+        under the old key (its entries are there for it): retiring that key at once failed
+        its next lookup."""
+        with self._retire_lock:
+            read = {v for snapshot in list(self._snapshots) for v in snapshot.index_key_versions}
+            for version in sorted(self._index_keys_to_retire - read):
+                self._index_keys_to_retire.discard(version)
+                if version in self.cipher.index_key_versions():
+                    self.cipher.retire_index_key(version)
 
     def app_meta(self, key: bytes) -> bytes | None:
         """The application's record `key` (written through ``apply``'s `meta`), or None."""
@@ -1112,10 +1130,10 @@ class GraphStore(_GraphReads):
             txn.save_schema(version)
             self._commit(txn, _synced())
             current = self.cipher.index_key_version()
-            for stale in self.cipher.index_key_versions():
-                if stale not in (version, current):
-                    self.cipher.retire_index_key(stale)
-            return IndexRebuildProgress(visited, complete=True)
+            stale = set(self.cipher.index_key_versions()) - {version, current}
+            self._index_keys_to_retire.update(stale)
+        self._retire_unread_index_keys()
+        return IndexRebuildProgress(visited, complete=True)
 
     def reencrypt(self, max_values: int = 10_000) -> ReencryptProgress:
         """Visit up to `max_values` stored values, moving those under older data keys to
@@ -1241,9 +1259,11 @@ class GraphSnapshot(_GraphReads):
     the files and memtables they read from.
     """
 
-    def __init__(self, store: GraphStore) -> None:
+    def __init__(self, store: GraphStore, index_key_versions: frozenset[int]) -> None:
         self.cipher = store.cipher
         self._store = store
+        self.index_key_versions = index_key_versions
+        """The index keys its lookups use: kept until it is closed."""
         self._token_by_name = store._token_by_name
         self._name_by_token = store._name_by_token
         self._indexes = store._indexes
@@ -1270,6 +1290,9 @@ class GraphSnapshot(_GraphReads):
 
     def close(self) -> None:
         self._iterators = {}
+        self.index_key_versions = frozenset()
+        if self._store._index_keys_to_retire:
+            self._store._retire_unread_index_keys()
 
     def _iterator(self, family: str) -> RdictIter:
         iterator = self._iterators.get(family)

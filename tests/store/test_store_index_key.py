@@ -213,3 +213,33 @@ def test_a_sigkill_anywhere_in_a_rotation_leaves_working_lookups(tmp_path: Path)
         finally:
             graph.close()
     assert len(rotations_seen) > 1, "every kill landed in the same rotation state"
+
+
+def test_a_snapshot_taken_before_the_switch_keeps_the_old_key_until_it_is_closed(
+    tmp_path: Path,
+) -> None:
+    """A snapshot looks its indexes up under the key it began with; the rebuild's last
+    step retires that key only once no open snapshot reads under it. Before, it retired it
+    at once, and the snapshot's next index lookup failed (no such key)."""
+    ring = Keyring(tmp_path, KEK)
+    graph = GraphStore(tmp_path / "graph", ring)
+    graph.apply(_initial(), 1)
+    model = MemoryGraph()
+    model.apply(_initial())
+    (old,) = graph.index_versions()
+    new = graph.rotate_index_key()
+    before = graph.snapshot()
+    dropped = graph.snapshot()
+    while not graph.rebuild_indexes(max_records=7).complete:
+        pass
+    assert graph.index_versions() == (new,)
+    assert ring.index_key_versions() == [old, new]  # the snapshots still read under `old`
+    views_agree(before, model)
+    assert sorted(before.node_ids_by_property("Person", "k", 1)) == list(range(1, 30, 3))
+    dropped.close()
+    assert ring.index_key_versions() == [old, new]
+    before.close()
+    assert ring.index_key_versions() == [new], "the old index key was not retired"
+    with graph.snapshot() as after:
+        views_agree(after, model)
+    graph.close()
