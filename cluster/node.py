@@ -183,11 +183,11 @@ leader that a long statement holds up sends no heartbeats: a 36M-row count (12 s
 leader cost it its leadership and held every write for 10 s.
 
 Half the timeout: the leader stays silent for at most that (plus the apply), while its
-followers wait at least a whole timeout before they campaign. Read-only statements in a
-reader thread read a snapshot and hold no lock (``Node._execute``); the statements that
-do are writes on the leader (against the applied graph plus the pending writes) and
-those of explicit read-write transactions: such a statement of more than half an election
-timeout does not complete while other writes keep coming."""
+followers wait at least a whole timeout before they campaign. Statements in threads read a
+snapshot and hold no lock (``Node._execute``, ``Node._execute_writes``, explicit
+transactions); what still holds it is a quick statement on the event loop (which stops at
+INLINE_STOP_S anyway) and the re-run of a transaction at its commit (``Node._reexecuted``,
+at most REEXECUTE_MAX_S)."""
 CAUSAL_WAIT_S: Final = 5.0
 LEADER_READY_WAIT_S: Final = 5.0
 LEADER_WAIT_S: Final = 2.0
@@ -204,7 +204,7 @@ FETCH_SIZE: Final = 1000
 READER_THREADS: Final = 4
 WRITER_THREADS: Final = 2
 WRITE_BATCH: Final = 64
-"""Queued writes executed in one trip to a reader thread, at most."""
+"""Queued writes executed in one trip to a writer thread, at most."""
 MAX_QUEUED_WRITES: Final = 4096
 INLINE_BUDGET_S: Final = 0.002
 """A statement whose text last ran faster than this (CPU time of the thread that ran it) runs
@@ -214,7 +214,7 @@ to get it back); it only adds the trip.
 Measured: friend-of-friend over Bolt 1.84 -> 1.55 ms p50 with 2 ms instead of 0.5 ms."""
 INLINE_WRITES: Final = 4
 """Queued writes executed on the event loop together, at most (each of them quick); a bigger
-batch goes to a reader thread."""
+batch goes to a writer thread."""
 INLINE_QUERIES: Final = 1024
 BOOKMARK_PREFIX: Final = "quiver:"
 FORWARDED_METADATA: Final = "quiver-forwarded"
@@ -223,6 +223,8 @@ CERT_CHANNEL_GRACE_S: Final = 30.0
 """A forwarding channel replaced by a CA rotation closes after its calls, at most this long."""
 FAILPOINTS_ENV: Final = "QUIVER_FAILPOINTS"
 MAX_TRANSACTIONS: Final = 1000
+TRANSACTION_PURGE_S: Final = 1.0
+"""How often transactions left open past their timeout are ended (see ``Node._ticker``)."""
 MAX_OPEN_TRANSACTION_BYTES: Final = 256 << 20
 """The writes all open transactions on a node hold, encoded, at most (each holds at most
 MAX_WRITE_SET_BYTES): a statement that would take them past it fails its transaction with
@@ -336,6 +338,7 @@ class MemberChange(enum.Enum):
 
 @dataclass(slots=True)
 class _OpenTransaction:
+    tx_id: str
     transaction: Transaction
     snapshot: GraphSnapshot
     """The graph as it was when the transaction began: every statement reads it (plus the
@@ -364,6 +367,29 @@ class _OpenTransaction:
     spent_s: float = 0.0
     read_only: bool = False
     """Begun in read access mode: a statement that writes fails it."""
+    running: asyncio.Future[Any] | None = None
+    """What a thread last did or does for it (a statement, its commit)."""
+
+    def close_when_idle(self) -> None:
+        """Close its snapshot now, or once the thread working for it is done (a statement
+        whose caller went away runs on: its thread must not lose the snapshot under it)."""
+        if self.running is None or self.running.done():
+            self.snapshot.close()
+        else:
+            self.running.add_done_callback(lambda _: self.snapshot.close())
+
+
+def _discard_outcome(future: asyncio.Future[Any], close: bool = False) -> None:
+    """For a thread's work whose caller went away: its outcome is retrieved (no "never
+    retrieved" warning) and, with `close`, the snapshot it returns is closed."""
+
+    def done(_: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        if close:
+            future.result().close()
+
+    future.add_done_callback(done)
 
 
 @dataclass(slots=True, frozen=True)
@@ -705,10 +731,15 @@ class Node:
         Dropping ticks only slows this node's clock: reads never rely on it (ReadIndex), and
         a slow voter refuses votes for longer, which costs liveness at worst."""
         interval = self.config.tick_ms / 1000 / failpoints.clock_rate()
-        next_at = time.monotonic()
+        next_at = purge_at = time.monotonic()
         while True:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            if next_at >= purge_at:
+                # Transactions left open past their timeout (each pins a snapshot) end even
+                # when no other transaction comes along to purge them.
+                purge_at = next_at + TRANSACTION_PURGE_S
+                self._purge_transactions()
             if not self._tick_queued:
                 # Nor while the Raft loop is held up by an apply (the event loop runs on):
                 # a write set of 200K creates took seconds to apply on every node, and the
@@ -1766,7 +1797,10 @@ class Node:
         lock, and gave way (a retryable Outdated) after half an election timeout when an
         apply waited: a write of a second or more could not complete while writes kept
         coming. `pending` must be taken before the snapshot: every write of this leader's
-        that the snapshot lacks is then among them."""
+        that the snapshot lacks is then among them, but for one whose outcome timed out
+        (``_outcome`` takes it out of the pipeline while it may still be applied); a write
+        executed without it is refused by the state machine (its base is older than that
+        write, and it is not chained after it), as under the lock."""
         sm = self.sm
         assert sm is not None
         if len(batch) <= INLINE_WRITES and all(self._quick.get(q.query) for q in batch):
@@ -1858,7 +1892,7 @@ class Node:
 
     async def _drain_writes(self) -> None:
         """The one task that executes and proposes queued writes, a batch at a time: many
-        writes share a trip to a reader thread, a Ready, an fsync and an append round."""
+        writes share a trip to a writer thread, a Ready, an fsync and an append round."""
         batch: list[_QueuedWrite] = []
         try:
             while self._write_queue:
@@ -1882,6 +1916,10 @@ class Node:
             unavailable = QuiverError(errors.UNAVAILABLE, "the write was not executed; retry it")
             for queued in [*batch, *self._write_queue]:
                 _settle(queued, error=unavailable)
+            # Idle (or no longer the leader): no snapshot kept pinned (no thread uses it).
+            if self._pipeline_snapshot is not None:
+                self._pipeline_snapshot.close()
+                self._pipeline_snapshot = None
             self._write_queue.clear()
 
     async def write(
@@ -1971,8 +2009,8 @@ class Node:
 
     def _purge_transactions(self) -> None:
         now = time.monotonic()
-        for tx_id in [t for t, tx in self._transactions.items() if tx.deadline < now]:
-            self._end(tx_id)
+        for tx in [tx for tx in self._transactions.values() if tx.deadline < now]:
+            self._end(tx)
 
     async def begin(
         self,
@@ -1994,11 +2032,18 @@ class Node:
         self._purge_transactions()
         if len(self._transactions) >= MAX_TRANSACTIONS:
             raise QuiverError(errors.UNAVAILABLE, "too many open transactions")
-        snapshot = await asyncio.get_running_loop().run_in_executor(
-            self._readers, self._graph_snapshot
-        )
+        taking = asyncio.get_running_loop().run_in_executor(self._readers, self._graph_snapshot)
+        try:
+            snapshot = await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            _discard_outcome(taking, close=True)
+            raise
+        if len(self._transactions) >= MAX_TRANSACTIONS:  # others began meanwhile
+            snapshot.close()
+            raise QuiverError(errors.UNAVAILABLE, "too many open transactions")
         tx_id = secrets.token_hex(16)
         self._transactions[tx_id] = _OpenTransaction(
+            tx_id,
             self.engine.begin(snapshot, privileges),
             snapshot,
             snapshot.applied_index(),
@@ -2054,17 +2099,17 @@ class Node:
             if self._transactions.get(tx_id) is not tx:  # ended while this waited
                 raise self._no_transaction(tx_id)
             try:
-                result, spent, digest, added = await asyncio.get_running_loop().run_in_executor(
-                    self._readers if tx.read_only else self._writers, run
-                )
+                result, spent, digest, added = await self._in_thread(tx, run)
             except CypherError as error:
-                self._end(tx_id)
+                self._end(tx)
                 raise QuiverError(error.status_code, str(error.args[0])) from None
             except QuiverError:
-                self._end(tx_id)
+                self._end(tx)
                 raise
+            if self._transactions.get(tx_id) is not tx:  # ended (rolled back) meanwhile
+                raise self._no_transaction(tx_id)
             if self._open_write_bytes + added > MAX_OPEN_TRANSACTION_BYTES:
-                self._end(tx_id)
+                self._end(tx)
                 raise QuiverError(
                     errors.MEMORY_POOL,
                     f"the open transactions on n{self.id} would hold more than "
@@ -2085,26 +2130,38 @@ class Node:
             result.counters,
             "",
             tx.base_index,
-            client_pb2.QUERY_TYPE_READ_WRITE,
+            client_pb2.QUERY_TYPE_READ_ONLY if tx.read_only else client_pb2.QUERY_TYPE_READ_WRITE,
         )
+
+    async def _in_thread(self, tx: _OpenTransaction, work: Callable[[], T]) -> T:
+        """`work` for `tx` in a thread (a reader for a read-only transaction, else a
+        writer). A caller cancelled meanwhile (its client's deadline, a disconnect) ends
+        the transaction: the thread goes on with its state, and its snapshot is closed
+        once that is done. Before, the cancellation let the transaction's next statement
+        (or a rollback closing the snapshot) in beside the thread still running."""
+        pool = self._readers if tx.read_only else self._writers
+        future = asyncio.get_running_loop().run_in_executor(pool, work)
+        tx.running = future
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            _discard_outcome(future)
+            self._end(tx)
+            raise
 
     async def commit(self, tx_id: str, owner: str | None = None) -> str:
         tx = self._transaction(tx_id, owner)
         async with tx.lock:
-            if self._transactions.get(tx_id) is not tx:  # ended while this waited
+            if not self._forget(tx):  # ended while this waited
                 raise self._no_transaction(tx_id)
-            self._end(tx_id)
             sm = self.sm
             assert sm is not None
-
-            def finish() -> WriteSet:
-                with tx.snapshot:
-                    return tx.transaction.commit()
-
             try:
-                write_set = await asyncio.get_running_loop().run_in_executor(self._writers, finish)
+                write_set = await self._in_thread(tx, tx.transaction.commit)
             except CypherError as error:
                 raise QuiverError(error.status_code, str(error.args[0])) from None
+            finally:
+                tx.close_when_idle()
             if not write_set:
                 return bookmark(tx.base_index)
             encoded = encode_write_set(write_set)
@@ -2273,20 +2330,26 @@ class Node:
 
     def rollback(self, tx_id: str, owner: str | None = None) -> bool:
         """End a transaction without committing it; whether there was one (of `owner`)."""
-        if not self.has_transaction(tx_id, owner):
+        tx = self._transactions.get(tx_id)
+        if tx is None or (owner is not None and owner != tx.owner):
             return False
-        self._end(tx_id)
+        self._end(tx)
         return True
 
-    def _end(self, tx_id: str) -> None:
-        """Forget a transaction; its snapshot is closed unless a statement of it is still
-        running (which holds it until it stops: the snapshot goes with its last reference)."""
-        tx = self._transactions.pop(tx_id, None)
-        if tx is None:
-            return
+    def _forget(self, tx: _OpenTransaction) -> bool:
+        """Take `tx` out of the open transactions, with its share of their writes; whether
+        it was open."""
+        if self._transactions.get(tx.tx_id) is not tx:
+            return False
+        del self._transactions[tx.tx_id]
         self._open_write_bytes -= tx.write_bytes
-        if not tx.lock.locked():
-            tx.snapshot.close()
+        return True
+
+    def _end(self, tx: _OpenTransaction) -> None:
+        """End `tx` (if it is still open): forgotten, its snapshot closed once no thread
+        works for it."""
+        self._forget(tx)
+        tx.close_when_idle()
 
     async def forward_channel(self) -> grpc.aio.Channel:
         """The leader's client channel, for a statement this follower forwards; while an

@@ -15,7 +15,8 @@ executed after, and the state machine applies it only if that write is the last 
 (``cluster.statemachine``), so a pending write that failed or was refused takes everything
 pipelined after it down with a retryable ``Neo.TransientError.Transaction.Outdated``.
 
-Must never: write to the graph, or run outside the state machine's read lock.
+Must never: write to the graph, or read a live graph outside the state machine's read lock
+(a snapshot of it needs none).
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class Overlay:
     and its own operations are cut off the end; a statement that writes stays in the
     overlay for the next, one that fails is dropped (the state is rebuilt from the writes
     kept, on the next statement). So a batch of n statements over k pending writes costs
-    one replay of k, not n. Use under the state machine's read lock, in one thread.
+    one replay of k, not n. Use in one thread, over a snapshot or under the state
+    machine's read lock.
     """
 
     def __init__(
@@ -175,7 +177,7 @@ class Overlay:
 def over_pending(graph: GraphView, applied_index: int, pending: Sequence[Pending]) -> GraphView:
     """The graph (applied up to `applied_index`) with the pending writes not applied yet
     replayed over it, read-only (``OverlayUnavailableError`` when they cannot be). Use
-    under the state machine's read lock, in one thread."""
+    in one thread, over a snapshot or under the state machine's read lock."""
     writes = _unapplied(pending, applied_index)
     if not writes:
         return graph
@@ -199,5 +201,6 @@ def execute_over_pending(
 ) -> tuple[Result, bool]:
     """Run `query` over the graph (applied up to `applied_index`) plus the pending writes
     not applied yet; the result (its write set: this statement's operations only) and
-    whether any pending write was under it. Call under the state machine's read lock."""
+    whether any pending write was under it. Call over a snapshot or under the state
+    machine's read lock."""
     return Overlay(engine, graph, applied_index, pending).execute(query, parameters, privileges)

@@ -739,6 +739,12 @@ class GraphStore(_GraphReads):
                 txn = _Apply(self)
                 txn.put(CF_META, META_INDEX_VERSION, _U32.pack(cipher.index_key_version()))
                 self._commit(txn, _synced())
+        if not self.installing():
+            # Keys a finished rebuild left to retire when the process stopped before the
+            # last snapshot reading under them closed: none is open now.
+            needed = {*self.index_versions(), cipher.index_key_version()}
+            self._index_keys_to_retire.update(set(cipher.index_key_versions()) - needed)
+            self._retire_unread_index_keys()
 
     def _load_caches(self) -> None:
         # The meta family is small (tokens, counts, schema, ids): held decrypted in memory,
@@ -876,7 +882,7 @@ class GraphStore(_GraphReads):
                 raise StoreNotReadyError("a snapshot installation did not finish")
             snapshot = GraphSnapshot(self, frozenset(self.index_versions()))
             self._snapshots.add(snapshot)
-        if self._index_keys_to_retire:  # one a snapshot held back and then dropped unclosed
+        if self._index_keys_to_retire:  # held back by a snapshot since closed or dropped
             self._retire_unread_index_keys()
         return snapshot
 
@@ -886,7 +892,9 @@ class GraphStore(_GraphReads):
         under the old key (its entries are there for it): retiring that key at once failed
         its next lookup."""
         with self._retire_lock:
-            read = {v for snapshot in list(self._snapshots) for v in snapshot.index_key_versions}
+            with self._view_lock:  # where snapshots are added
+                open_snapshots = list(self._snapshots)
+            read = {v for snapshot in open_snapshots for v in snapshot.index_key_versions}
             for version in sorted(self._index_keys_to_retire - read):
                 self._index_keys_to_retire.discard(version)
                 if version in self.cipher.index_key_versions():
@@ -1088,7 +1096,8 @@ class GraphStore(_GraphReads):
         with the position reached. The last step switches lookups to the new key, drops
         every entry under the old one, writes the name and schema keys again, and then
         retires the old index key (synced first: no crash leaves the store reading under
-        a key it no longer has). Applies go on between steps, under both keys."""
+        a key it no longer has) once no open snapshot looks up under it (at the latest when
+        the store is next opened). Applies go on between steps, under both keys."""
         if max_records <= 0:
             raise ValueError("max_records must be positive")
         with self._write_lock:
@@ -1289,10 +1298,11 @@ class GraphSnapshot(_GraphReads):
         self.close()
 
     def close(self) -> None:
+        """Release the iterators. An index key only this snapshot still read under is
+        retired at the store's next snapshot or rebuild step (retiring writes the key file
+        with fsyncs: not here, which may be an event loop)."""
         self._iterators = {}
         self.index_key_versions = frozenset()
-        if self._store._index_keys_to_retire:
-            self._store._retire_unread_index_keys()
 
     def _iterator(self, family: str) -> RdictIter:
         iterator = self._iterators.get(family)

@@ -2,7 +2,8 @@
 
 Every call goes to the same ``cluster.node.Node`` methods the gRPC ``QueryService`` uses —
 ``read`` (causal, after the bookmarks), ``write`` (on the leader), ``begin`` /
-``run_in_transaction`` / ``commit`` / ``rollback`` (explicit transactions on the leader) —
+``run_in_transaction`` / ``commit`` / ``rollback`` (explicit transactions: read-write ones on
+the leader, read-only ones on any member) —
 so both faces share one engine, one transaction table, one error taxonomy. On a follower:
 an auto-commit write is forwarded to the leader over the client gRPC API exactly as
 ``QueryService`` forwards it; a write transaction is proxied to the leader whole (Neo4j's

@@ -1,13 +1,15 @@
-"""The writes a node's open transactions hold are bounded together, not only one by one:
-a statement that would take them past ``MAX_OPEN_TRANSACTION_BYTES`` fails its transaction
-with Neo4j's transient MemoryPoolOutOfMemoryError, and what a transaction held is given back
-when it ends. Before, 1000 open transactions could each hold 16 MiB of writes."""
+"""The lifecycle of a node's explicit transactions, without Raft or a store: the writes the
+open transactions hold are bounded together (``MAX_OPEN_TRANSACTION_BYTES``; before, 1000
+open transactions could each hold 16 MiB), what a transaction held is given back when it
+ends however it ends, and its snapshot is closed once, and never under a statement still
+running (a rollback, or a caller that went away, while a thread runs it)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
@@ -47,6 +49,7 @@ def node() -> Iterator[Node]:
 def _open(node: Node, tx_id: str) -> _Snapshot:
     snapshot = _Snapshot()
     node._transactions[tx_id] = _OpenTransaction(
+        tx_id,
         Engine().begin(MemoryGraph()),
         snapshot,  # type: ignore[arg-type]
         0,
@@ -79,3 +82,69 @@ async def test_open_transactions_hold_a_bounded_amount_of_writes_together(
     assert node._open_write_bytes == 0
     await node.run_in_transaction("third", WRITE, {})
     assert node._open_write_bytes == one
+
+
+def _held(node: Node, tx_id: str) -> tuple[threading.Event, threading.Event]:
+    """Make the transaction's next statement wait in its thread: (started, release)."""
+    started, release = threading.Event(), threading.Event()
+    transaction = node._transactions[tx_id].transaction
+    run = transaction.run
+
+    def held(query: str, parameters: dict[str, object]) -> object:
+        started.set()
+        release.wait(30)
+        return run(query, parameters)
+
+    transaction.run = held  # type: ignore[method-assign, assignment]
+    return started, release
+
+
+async def test_a_rollback_while_a_statement_runs_ends_it_once_the_thread_is_done(
+    node: Node,
+) -> None:
+    snapshot = _open(node, "t")
+    started, release = _held(node, "t")
+    statement = asyncio.create_task(node.run_in_transaction("t", WRITE, {}))
+    await asyncio.to_thread(started.wait, 30)
+    assert node.rollback("t")
+    assert not snapshot.closed  # the thread still reads it
+    release.set()
+    with pytest.raises(QuiverError) as ended:
+        await statement
+    assert ended.value.code == errors.TRANSACTION_NOT_FOUND
+    assert snapshot.closed
+    assert node._open_write_bytes == 0  # before, the statement's writes were added after
+
+
+async def test_a_failed_statement_closes_its_snapshot(node: Node) -> None:
+    snapshot = _open(node, "t")
+    with pytest.raises(QuiverError):
+        await node.run_in_transaction("t", "RETURN 1 / 0", {})
+    assert snapshot.closed and "t" not in node._transactions
+
+
+async def test_a_caller_that_goes_away_ends_the_transaction_and_no_one_runs_beside_it(
+    node: Node,
+) -> None:
+    snapshot = _open(node, "t")
+    started, release = _held(node, "t")
+    statement = asyncio.create_task(node.run_in_transaction("t", WRITE, {}))
+    await asyncio.to_thread(started.wait, 30)
+    statement.cancel()  # its client's deadline, a disconnect
+    with pytest.raises(asyncio.CancelledError):
+        await statement
+    assert "t" not in node._transactions  # no next statement beside the running thread
+    with pytest.raises(QuiverError) as gone:
+        await node.run_in_transaction("t", "RETURN 1", {})
+    assert gone.value.code == errors.TRANSACTION_NOT_FOUND
+    assert not snapshot.closed
+    release.set()
+    await _until(lambda: snapshot.closed)  # once the thread is done with it
+    assert node._open_write_bytes == 0
+
+
+async def _until(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
