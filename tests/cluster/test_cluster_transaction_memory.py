@@ -84,10 +84,14 @@ async def test_open_transactions_hold_a_bounded_amount_of_writes_together(
     assert node._open_write_bytes == one
 
 
-def _held(node: Node, tx_id: str) -> tuple[threading.Event, threading.Event]:
-    """Make the transaction's next statement wait in its thread: (started, release)."""
+async def _running_statement(
+    node: Node,
+) -> tuple[_Snapshot, threading.Event, asyncio.Task[object]]:
+    """An open transaction "t" whose statement waits in its thread: (its snapshot, the
+    event that lets the statement go on, the task awaiting it)."""
+    snapshot = _open(node, "t")
     started, release = threading.Event(), threading.Event()
-    transaction = node._transactions[tx_id].transaction
+    transaction = node._transactions["t"].transaction
     run = transaction.run
 
     def held(query: str, parameters: dict[str, object]) -> object:
@@ -96,16 +100,15 @@ def _held(node: Node, tx_id: str) -> tuple[threading.Event, threading.Event]:
         return run(query, parameters)
 
     transaction.run = held  # type: ignore[method-assign, assignment]
-    return started, release
+    statement = asyncio.create_task(node.run_in_transaction("t", WRITE, {}))
+    await asyncio.to_thread(started.wait, 30)
+    return snapshot, release, statement  # type: ignore[return-value]
 
 
 async def test_a_rollback_while_a_statement_runs_ends_it_once_the_thread_is_done(
     node: Node,
 ) -> None:
-    snapshot = _open(node, "t")
-    started, release = _held(node, "t")
-    statement = asyncio.create_task(node.run_in_transaction("t", WRITE, {}))
-    await asyncio.to_thread(started.wait, 30)
+    snapshot, release, statement = await _running_statement(node)
     assert node.rollback("t")
     assert not snapshot.closed  # the thread still reads it
     release.set()
@@ -126,10 +129,7 @@ async def test_a_failed_statement_closes_its_snapshot(node: Node) -> None:
 async def test_a_caller_that_goes_away_ends_the_transaction_and_no_one_runs_beside_it(
     node: Node,
 ) -> None:
-    snapshot = _open(node, "t")
-    started, release = _held(node, "t")
-    statement = asyncio.create_task(node.run_in_transaction("t", WRITE, {}))
-    await asyncio.to_thread(started.wait, 30)
+    snapshot, release, statement = await _running_statement(node)
     statement.cancel()  # its client's deadline, a disconnect
     with pytest.raises(asyncio.CancelledError):
         await statement
