@@ -64,7 +64,7 @@ from cluster.admin import run_admin
 from cluster.client import Client, connect
 from cluster.config import CLUSTER_FILE, LOOPBACK, NODE_FILE, NodeEntry, load_cluster, write_json
 from cluster.errors import QuiverError
-from cluster.init import add_node, free_ports, init_cluster
+from cluster.init import add_node, cluster_ports, free_ports, init_cluster
 from proto import admin_pb2, admin_pb2_grpc
 from store.failpoints import ENV as FAILPOINTS_ENV
 from store.failpoints import parse as parse_failpoints
@@ -182,6 +182,16 @@ class ChaosCluster:
     or restarts them, a joiner of the same id waits for them, ``close`` reaps them."""
     _peer_listen: dict[tuple[int, int], str] = field(default_factory=dict)
     """(sender, receiver) -> the listen address of the proxy of that peer link."""
+    _taken_ports: set[int] = field(default_factory=set)
+    """Every port this cluster assigned (nodes, proxies, relays, the proxy's API): a new
+    one is none of them, even one free now because its node is down or not yet started.
+    Before, the proxies' ports were taken while the nodes' were assigned but not yet bound,
+    and a joiner's while a removed node's stood unbound: two listeners, one port."""
+
+    def _ports(self, count: int) -> list[int]:
+        ports = free_ports(count, self._taken_ports)
+        self._taken_ports.update(ports)
+        return ports
 
     # -- building --------------------------------------------------------------------------
 
@@ -226,6 +236,7 @@ class ChaosCluster:
         ids = list(range(1, nodes + 1))
         cluster = ChaosCluster(directory, ids, failpoints)
         cluster.all_ids = list(range(1, nodes + spare_members + 1))
+        cluster._taken_ports = cluster_ports(load_cluster(directory))
         try:
             if netns:
                 cluster._wire_namespaces()
@@ -246,7 +257,7 @@ class ChaosCluster:
         return cluster
 
     def _start_proxy(self, out: Path, seed: int) -> None:
-        api_port = free_ports(1)[0]
+        (api_port,) = self._ports(1)
         with open(out / "proxy.log", "ab") as proxy_log:
             self.proxy_process = subprocess.Popen(
                 [
@@ -295,7 +306,7 @@ class ChaosCluster:
         cluster = load_cluster(self.directory)
         authority = pki.load(self.directory / "ca.pem", self.directory / "ca.key")
         paths = {n: f"unix:{self.sockets / f'{name(n)}.sock'}" for n in self.nodes}
-        relay_ports = dict(zip(self.nodes, free_ports(len(self.nodes)), strict=True))
+        relay_ports = dict(zip(self.nodes, self._ports(len(self.nodes)), strict=True))
         clients = {n: f"{LOOPBACK}:{relay_ports[n]}" for n in self.nodes}
         grpc_ports: dict[int, int] = {}
         for entry in cluster.nodes:
@@ -364,7 +375,7 @@ class ChaosCluster:
         real = {entry.id: entry for entry in cluster.nodes}
         ids = self.all_ids
         links = [(a, b) for a in ids for b in ids if a != b]
-        ports = free_ports(len(links) + len(ids))
+        ports = self._ports(len(links) + len(ids))
         peer_listen: dict[tuple[int, int], str] = {}
         for (a, b), port in zip(links, ports, strict=False):
             listen = f"{LOOPBACK}:{port}"
@@ -704,7 +715,7 @@ class ChaosCluster:
         # and on a busy machine anything may have taken them meanwhile (a port another
         # process listens on, or a connection's local port, even one in TIME_WAIT, fails
         # the bind: the node would exit with status 1 on every restart). Its proxies follow.
-        grpc_port, peer_port, bolt_port = free_ports(3)
+        grpc_port, peer_port, bolt_port = self._ports(3)
         entry = dataclasses.replace(
             self.entries[node_id],
             peer=f"{LOOPBACK}:{peer_port}",

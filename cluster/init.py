@@ -29,6 +29,7 @@ import json
 import re
 import secrets
 import socket
+from collections.abc import Collection
 from pathlib import Path
 from typing import Final
 
@@ -91,9 +92,10 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free on 127.0.0.1 right now, for a node to listen on for its
-    whole life, across restarts.
+def free_ports(count: int, avoid: Collection[int] = ()) -> list[int]:
+    """`count` distinct ports free on 127.0.0.1 right now, none of `avoid` (the ports the
+    cluster already assigned: one whose node is down is free, yet taken), for a node to
+    listen on for its whole life, across restarts.
 
     They are taken below the kernel's ephemeral range. A port from that range (what binding
     to port 0 hands out) is the source port of any outgoing connection: once a node that
@@ -108,11 +110,22 @@ def free_ports(count: int) -> list[int]:
     chosen: list[int] = []
     for _ in range(PORT_PICK_ATTEMPTS):
         port = LOWEST_LISTEN_PORT + secrets.randbelow(low - LOWEST_LISTEN_PORT)
-        if port not in chosen and _bindable(port):
+        if port not in chosen and port not in avoid and _bindable(port):
             chosen.append(port)
             if len(chosen) == count:
                 return chosen
     raise InitError(f"found {len(chosen)} of {count} free ports below {low}")
+
+
+def cluster_ports(cluster: ClusterFile) -> set[int]:
+    """The loopback ports `cluster.json` assigns to its nodes."""
+    ports = set()
+    for node in cluster.nodes:
+        for address in (node.grpc, node.peer, node.bolt):
+            host, _, port = address.rpartition(":")
+            if host == LOOPBACK and port.isdigit():
+                ports.add(int(port))
+    return ports
 
 
 def init_cluster(
@@ -243,7 +256,7 @@ def add_node(directory: Path, zone: str | None = None) -> NodeEntry:
     if zone is None:
         # The zone with the fewest nodes, so that the cluster stays spread.
         zone = min(zones, key=lambda z: (sum(n.zone == z for n in cluster.nodes), z))
-    grpc_port, peer_port, bolt_port = free_ports(3)
+    grpc_port, peer_port, bolt_port = free_ports(3, cluster_ports(cluster))
     entry = NodeEntry(
         id=node_id,
         zone=zone,

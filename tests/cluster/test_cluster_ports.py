@@ -42,3 +42,22 @@ def test_no_room_below_the_ephemeral_range_is_a_clear_error(
     monkeypatch.setattr(init, "EPHEMERAL_RANGE_FILE", squeezed)
     with pytest.raises(InitError, match="ephemeral port range starts at 10500"):
         free_ports(3)
+
+
+def test_a_port_the_cluster_assigned_is_not_handed_out_again_while_unbound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that is down (or not started yet) leaves its port free but taken: a node added
+    meanwhile, or a chaos proxy, must not get it. Before, the chaos harness picked its
+    proxies' ports while the nodes' were assigned but unbound, and a soak saw a restarted
+    node fail to bind its port 4 times, a proxy on it."""
+    cluster = init.init_cluster(tmp_path / "q", nodes=3, zones=3)
+    assigned = init.cluster_ports(cluster)
+    assert len(assigned) == 9
+    first = min(assigned)
+    offsets = iter([first - init.LOWEST_LISTEN_PORT, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    monkeypatch.setattr(init.secrets, "randbelow", lambda _: next(offsets))
+    monkeypatch.setattr(init, "_bindable", lambda _: True)  # every node is down
+    entry = init.add_node(tmp_path / "q")
+    added = {int(address.rsplit(":", 1)[1]) for address in (entry.grpc, entry.peer, entry.bolt)}
+    assert first not in added and not added & assigned
