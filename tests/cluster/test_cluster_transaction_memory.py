@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
@@ -26,10 +26,15 @@ WRITE = "UNWIND range(1, 100) AS i CREATE (:N {i: i, pad: 'abcdefghijklmnop'})"
 
 
 class _Snapshot:
-    closed = False
+    def __init__(self) -> None:
+        self.closed_event = threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_event.is_set()
 
     def close(self) -> None:
-        self.closed = True
+        self.closed_event.set()
 
 
 @pytest.fixture
@@ -139,12 +144,6 @@ async def test_a_caller_that_goes_away_ends_the_transaction_and_no_one_runs_besi
     assert gone.value.code == errors.TRANSACTION_NOT_FOUND
     assert not snapshot.closed
     release.set()
-    await _until(lambda: snapshot.closed)  # once the thread is done with it
+    # Once the thread is done with it (a callback on the event loop closes it).
+    assert await asyncio.to_thread(snapshot.closed_event.wait, 10)
     assert node._open_write_bytes == 0
-
-
-async def _until(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
