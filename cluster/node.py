@@ -613,6 +613,9 @@ class Node:
         self._transactions: dict[str, _OpenTransaction] = {}
         self._open_write_bytes = 0
         """What the open transactions wrote, encoded, in all (``MAX_OPEN_TRANSACTION_BYTES``)."""
+        self._timed_out: collections.OrderedDict[str, str] = collections.OrderedDict()
+        """The last transactions that ended at their timeout (id -> owner): a statement or
+        commit that comes for one is told so, not that there is no such transaction."""
         # Failpoint: peers this node is cut off from (tests only; see Admin.Partition).
         self.failpoints_enabled = failpoints.enabled()
         self.blocked: frozenset[int] = frozenset()
@@ -2011,6 +2014,9 @@ class Node:
         now = time.monotonic()
         for tx in [tx for tx in self._transactions.values() if tx.deadline < now]:
             self._end(tx)
+            self._timed_out[tx.tx_id] = tx.owner
+            if len(self._timed_out) > MAX_TRANSACTIONS:
+                self._timed_out.popitem(last=False)
         if not self._transactions and self._open_write_bytes:
             # A bug (the accounting missed a path): said, and the bound given back.
             log.error(
@@ -2071,14 +2077,20 @@ class Node:
         self._purge_transactions()
         tx = self._transactions.get(tx_id)
         if tx is None or (owner is not None and owner != tx.owner):
-            raise self._no_transaction(tx_id)
+            raise self._no_transaction(tx_id, owner)
         return tx
 
-    def _no_transaction(self, tx_id: str) -> QuiverError:
+    def _no_transaction(self, tx_id: str, owner: str | None) -> QuiverError:
+        timed_out = self._timed_out.get(tx_id)
+        if timed_out is not None and (owner is None or owner == timed_out):
+            return QuiverError(
+                errors.TRANSACTION_TIMED_OUT,
+                f"transaction {tx_id!r} ran past its timeout and was rolled back; run it "
+                "again in a new transaction (with a longer timeout if it needs one)",
+            )
         return QuiverError(
             errors.TRANSACTION_NOT_FOUND,
-            f"no open transaction {tx_id!r} on n{self.id} (ended, timed out, or the "
-            "leader changed)",
+            f"no open transaction {tx_id!r} on n{self.id} (ended, or the leader changed)",
         )
 
     async def run_in_transaction(
@@ -2105,7 +2117,7 @@ class Node:
 
         async with tx.lock:
             if self._transactions.get(tx_id) is not tx:  # ended while this waited
-                raise self._no_transaction(tx_id)
+                raise self._no_transaction(tx_id, owner)
             try:
                 result, spent, digest, added = await self._in_thread(tx, run)
             except CypherError as error:
@@ -2115,7 +2127,7 @@ class Node:
                 self._end(tx)
                 raise
             if self._transactions.get(tx_id) is not tx:  # ended (rolled back) meanwhile
-                raise self._no_transaction(tx_id)
+                raise self._no_transaction(tx_id, owner)
             if self._open_write_bytes + added > MAX_OPEN_TRANSACTION_BYTES:
                 self._end(tx)
                 raise QuiverError(
@@ -2161,7 +2173,7 @@ class Node:
         tx = self._transaction(tx_id, owner)
         async with tx.lock:
             if not self._forget(tx):  # ended while this waited
-                raise self._no_transaction(tx_id)
+                raise self._no_transaction(tx_id, owner)
             sm = self.sm
             assert sm is not None
             try:

@@ -7,6 +7,7 @@ running (a rollback, or a caller that went away, while a thread runs it)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 import time
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ def node() -> Iterator[Node]:
     node.id = 1
     node._transactions = {}
     node._open_write_bytes = 0
+    node._timed_out = collections.OrderedDict()
     node.sm = SimpleNamespace(lock=SimpleNamespace(writer_waiting_since=None))  # type: ignore[assignment]
     node._read_hold_s = 0.25
     with ThreadPoolExecutor(1) as pool:
@@ -147,3 +149,18 @@ async def test_a_caller_that_goes_away_ends_the_transaction_and_no_one_runs_besi
     # Once the thread is done with it (a callback on the event loop closes it).
     assert await asyncio.to_thread(snapshot.closed_event.wait, 10)
     assert node._open_write_bytes == 0
+
+
+async def test_a_statement_for_a_transaction_past_its_timeout_says_so(node: Node) -> None:
+    """Neo4j's TransactionTimedOut, not "no such transaction" (and, to another user, still
+    nothing about a transaction that is not theirs)."""
+    snapshot = _open(node, "t")
+    node._transactions["t"].owner = "ada"
+    node._transactions["t"].deadline = time.monotonic() - 1
+    with pytest.raises(QuiverError) as late:
+        await node.run_in_transaction("t", "RETURN 1", {}, owner="ada")
+    assert late.value.code == errors.TRANSACTION_TIMED_OUT and not late.value.retryable
+    assert snapshot.closed
+    with pytest.raises(QuiverError) as other:
+        await node.commit("t", owner="bob")
+    assert other.value.code == errors.TRANSACTION_NOT_FOUND
