@@ -875,15 +875,29 @@ class GraphStore(_GraphReads):
     def snapshot(self) -> GraphSnapshot:
         """The graph as it is now, for reads that run while commits go on (a long query
         beside writes); close it when done (it is a context manager). Cheap to take: one
-        RocksDB iterator per column family, no copy."""
+        RocksDB iterator per column family, no copy. Waits for a commit being written."""
         with self._view_lock:
-            self._check_open()
-            if self.installing():
-                raise StoreNotReadyError("a snapshot installation did not finish")
-            snapshot = GraphSnapshot(self, frozenset(self.index_versions()))
-            self._snapshots.add(snapshot)
+            snapshot = self._snapshot_locked()
         if self._index_keys_to_retire:  # held back by a snapshot since closed or dropped
             self._retire_unread_index_keys()
+        return snapshot
+
+    def try_snapshot(self) -> GraphSnapshot | None:
+        """``snapshot`` without waiting (for an event loop): None while a commit is being
+        written, or index keys wait to be retired (which writes the key file)."""
+        if self._index_keys_to_retire or not self._view_lock.acquire(blocking=False):
+            return None
+        try:
+            return self._snapshot_locked()
+        finally:
+            self._view_lock.release()
+
+    def _snapshot_locked(self) -> GraphSnapshot:
+        self._check_open()
+        if self.installing():
+            raise StoreNotReadyError("a snapshot installation did not finish")
+        snapshot = GraphSnapshot(self, frozenset(self.index_versions()))
+        self._snapshots.add(snapshot)
         return snapshot
 
     def _retire_unread_index_keys(self) -> None:
@@ -1313,7 +1327,16 @@ class GraphSnapshot(_GraphReads):
     def _get_plain(self, family: str, key: bytes) -> bytes | None:
         if family == CF_META:
             if key not in self._meta:
-                self._meta[key] = self._read(family, key)
+                # While no commit began since the snapshot, the store's decrypted meta is
+                # this moment's: taken from there (read first, then the generation checked:
+                # a commit moves it on before it changes the meta), else read and decrypted.
+                # A short transaction (a driver's managed read) reads the counts and index
+                # versions of a fresh snapshot each time.
+                store = self._store
+                value = store._meta.get(key)
+                if store._node_generation != self._generation:
+                    value = self._read(family, key)
+                self._meta[key] = value
             return self._meta[key]
         return self._read(family, key)
 

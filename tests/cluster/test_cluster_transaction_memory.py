@@ -46,6 +46,7 @@ def node() -> Iterator[Node]:
     node._transactions = {}
     node._open_write_bytes = 0
     node._timed_out = collections.OrderedDict()
+    node._quick = {}
     node.sm = SimpleNamespace(lock=SimpleNamespace(writer_waiting_since=None))  # type: ignore[assignment]
     node._read_hold_s = 0.25
     with ThreadPoolExecutor(1) as pool:
@@ -53,7 +54,7 @@ def node() -> Iterator[Node]:
         yield node
 
 
-def _open(node: Node, tx_id: str) -> _Snapshot:
+def _open(node: Node, tx_id: str, read_only: bool = False) -> _Snapshot:
     snapshot = _Snapshot()
     node._transactions[tx_id] = _OpenTransaction(
         tx_id,
@@ -63,6 +64,8 @@ def _open(node: Node, tx_id: str) -> _Snapshot:
         time.monotonic() + 30,
         "",
         asyncio.Lock(),
+        statements=None if read_only else [],
+        read_only=read_only,
     )
     return snapshot
 
@@ -164,3 +167,19 @@ async def test_a_statement_for_a_transaction_past_its_timeout_says_so(node: Node
     with pytest.raises(QuiverError) as other:
         await node.commit("t", owner="bob")
     assert other.value.code == errors.TRANSACTION_NOT_FOUND
+
+
+async def test_a_read_transaction_runs_quick_statements_and_its_commit_on_the_event_loop(
+    node: Node,
+) -> None:
+    """As an auto-commit read would: a trip to a thread for each step of a managed read
+    (BEGIN, RUN, COMMIT) cost it a third to a half of its latency over Bolt."""
+    snapshot = _open(node, "r", read_only=True)
+    tx = node._transactions["r"]
+    first = await node.run_in_transaction("r", "RETURN 1 AS one", {})  # not known quick yet
+    assert first.rows == [[1]] and tx.running is not None
+    tx.running = None
+    again = await node.run_in_transaction("r", "RETURN 1 AS one", {})
+    assert again.rows == [[1]] and tx.running is None  # on the loop
+    assert await node.commit("r") == "quiver:0" and tx.running is None
+    assert snapshot.closed
