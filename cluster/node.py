@@ -2213,8 +2213,6 @@ class Node:
         async with tx.lock:
             if not self._forget(tx):  # ended while this waited
                 raise self._no_transaction(tx_id, owner)
-            sm = self.sm
-            assert sm is not None
             if tx.read_only:  # it wrote nothing: nothing to take from its state
                 tx.close_when_idle()
                 return bookmark(tx.base_index)
@@ -2229,6 +2227,8 @@ class Node:
             encoded = encode_write_set(write_set)
             if len(encoded) > MAX_WRITE_SET_BYTES:
                 raise _too_large(len(encoded))
+            sm = self.sm
+            assert sm is not None
             async with self._write_lock:
                 if not self.is_leader():
                     raise self._not_leader_error()
