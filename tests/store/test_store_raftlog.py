@@ -47,14 +47,19 @@ reached the disk), or the bytes back to zeros (a write into preallocated blocks 
 reached the disk)."""
 
 
-def _tear(segment: Path, cut: int, end: int, how: str) -> None:
-    """Lose the bytes ``[cut, end)`` of `segment` the way `how` says."""
+def _tear(segment: Path, cut: int, end: int, how: str) -> int:
+    """Lose the bytes ``[cut, end)`` of `segment` the way `how` says, and return where the
+    file first changed: bytes that were zeros already are not lost when zeroed (an AEAD tag
+    ends in a zero byte once in 256 records)."""
     with open(segment, "r+b") as file:
         if how == "truncated":
             file.truncate(cut)
-        else:
-            file.seek(cut)
-            file.write(bytes(end - cut))
+            return cut
+        file.seek(cut)
+        lost = file.read(end - cut)
+        file.seek(cut)
+        file.write(bytes(end - cut))
+    return cut + next((at for at, byte in enumerate(lost) if byte), end - cut)
 
 
 def test_entries_and_hard_state_survive_reopening(tmp_path: Path) -> None:
@@ -119,10 +124,10 @@ def test_torn_tail_is_cut_at_the_last_whole_record(tmp_path: Path, how: str) -> 
     segment, end = log.tail()
     log.close()
     for cut in (end - 1, end - 7, end - 30, end - 200):
-        _tear(segment, cut, end, how)
+        torn = _tear(segment, cut, end, how) < end
         log = _open(tmp_path)
-        assert 0 < log.last_index() < 20
         survivors = log.last_index()
+        assert 0 < survivors < 20 if torn else survivors == 20
         assert log.entries(1, survivors + 1, NO_LIMIT) == _entries(1, survivors, 1)
         log.save(_entries(survivors + 1, 20 - survivors, 1))
         assert log.tail()[0] == segment
@@ -406,8 +411,7 @@ def test_a_log_cut_anywhere_reopens_as_some_prefix_of_its_saves(
         segment, end = log.tail()
         ends.append(end)
     log.close()
-    cut = int(ends[-1] * cut_fraction)
-    _tear(segment, cut, ends[-1], how)
+    cut = _tear(segment, int(ends[-1] * cut_fraction), ends[-1], how)
     reopened = _open(path)
     whole = sum(1 for end in ends if end <= cut)
     expected_last, expected_entries = states[whole - 1] if whole else (0, [])
