@@ -337,6 +337,26 @@ def _unwrap(kek: AESGCM, wrapped: bytes, label: bytes) -> bytes:
         ) from None
 
 
+class StreamKeys:
+    """Wraps and unwraps stream keys with a bare KEK, as a ``Keyring`` under that KEK does:
+    for opening a stream (a backup) sealed by a cluster whose keyring is not at hand."""
+
+    def __init__(self, kek: bytes) -> None:
+        if len(kek) != KEY_BYTES:
+            raise KeyConfigurationError(f"the key-encryption key must be {KEY_BYTES} bytes")
+        self._kek = AESGCM(kek)
+
+    def wrap_key(self, key: bytes, label: bytes) -> bytes:
+        return _wrap(self._kek, key, b"stream-key/" + label)
+
+    def unwrap_key(self, wrapped: bytes, label: bytes) -> bytes:
+        return _unwrap(self._kek, wrapped, b"stream-key/" + label)
+
+    @property
+    def encrypts(self) -> bool:
+        return True
+
+
 class Keyring:
     """Versioned data keys and the index key, wrapped by the KEK, in ``keyring.json``.
 
@@ -359,6 +379,7 @@ class Keyring:
             raise ValueError("reserve_block must be positive")
         self._path = Path(directory) / KEYRING_FILE
         self._kek = AESGCM(kek)
+        self._streams = StreamKeys(kek)
         self._rotate_after = rotate_after
         self._reserve_block = min(reserve_block, rotate_after)
         self._lock = threading.Lock()
@@ -500,6 +521,7 @@ class Keyring:
                 label = b"data-key-%d" % key.version
                 key.wrapped = _wrap(new, _unwrap(old, key.wrapped, label), label)
             self._kek = new
+            self._streams = StreamKeys(new_kek)
             self._save_locked()
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
@@ -567,10 +589,10 @@ class Keyring:
             self._save_locked()
 
     def wrap_key(self, key: bytes, label: bytes) -> bytes:
-        return _wrap(self._kek, key, b"stream-key/" + label)
+        return self._streams.wrap_key(key, label)
 
     def unwrap_key(self, wrapped: bytes, label: bytes) -> bytes:
-        return _unwrap(self._kek, wrapped, b"stream-key/" + label)
+        return self._streams.unwrap_key(wrapped, label)
 
     @property
     def encrypts(self) -> bool:

@@ -19,17 +19,28 @@ sentinel scan can fail).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import shutil
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from raft.types import ConfState, Snapshot
+from raft.types import ConfState, Snapshot, SnapshotMetadata
 from store.crypto import Cipher, Keyring, PlaintextCipher, load_kek
 from store.graph import GraphStore
 from store.raftlog import DEFAULT_MAX_SEGMENT_BYTES, DurableLog
-from store.snapshot import SnapshotSource, install_chunks, read_snapshot_file, write_snapshot_file
+from store.snapshot import (
+    SnapshotError,
+    SnapshotSource,
+    StreamKeyOpener,
+    install_chunks,
+    read_snapshot_file,
+    write_snapshot_file,
+)
 
+SEED_TERM: Final = 1
+"""The term of the snapshot a seeded store's log begins with (``NodeStore.seed``): the same
+on every member of the new cluster, which elects its first leader in a later term."""
 SNAPSHOTS_KEPT: Final = 2
 """Snapshot files kept on disk; older ones are deleted when a new one is taken."""
 DEFAULT_REENCRYPT_STEP_RECORDS: Final = 1_000
@@ -81,6 +92,10 @@ class NodeStore:
         )
         self.graph = GraphStore(self.data_dir / "graph", self.cipher)
         self.snapshot_dir = self.data_dir / "snapshots"
+        # Checkpoints left by a process that died while streaming one: nothing reads them
+        # now, and each would pin old SSTs (and hold back key retirement) for ever.
+        for stale in (self.snapshot_dir / "work").glob("checkpoint-*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
     @classmethod
     def open(
@@ -109,13 +124,49 @@ class NodeStore:
         """Write a pinned checkpoint to a durable snapshot file and record it in the log
         (which may then be compacted up to it). `conf_state` is the configuration as of the
         checkpoint's applied index."""
+        descriptor = self._snapshot_file(source)
+        snapshot = self.log.create_snapshot(source.applied_index, conf_state, descriptor)
+        for old in sorted(self.snapshot_dir.glob("snapshot-*.qsnap"))[:-SNAPSHOTS_KEPT]:
+            old.unlink()
+        return snapshot
+
+    def _snapshot_file(self, source: SnapshotSource) -> bytes:
+        """Write the checkpoint's stream to its durable file; the log's descriptor of it."""
         applied = source.applied_index
         path = self.snapshot_dir / f"snapshot-{applied:020d}.qsnap"
         write_snapshot_file(source.chunks(), path)
-        descriptor = json.dumps({"file": path.name, "index": applied}).encode()
-        snapshot = self.log.create_snapshot(applied, conf_state, descriptor)
-        for old in sorted(self.snapshot_dir.glob("snapshot-*.qsnap"))[:-SNAPSHOTS_KEPT]:
-            old.unlink()
+        return json.dumps({"file": path.name, "index": applied}).encode()
+
+    def seed(
+        self,
+        chunks: Iterable[bytes],
+        conf_state: ConfState,
+        *,
+        keys: StreamKeyOpener | None = None,
+        keep_meta: Callable[[bytes], bool] | None = None,
+    ) -> Snapshot:
+        """Make this new store a member of a new cluster holding the state `chunks` carry
+        (a backup): the graph installed from them, and the log beginning with a snapshot of
+        it in `conf_state`, at the stream's applied index and ``SEED_TERM``. Every member
+        seeded from one stream starts from the same state and log. `keys` opens the
+        stream's key when this store's KEK is not the one that sealed it.
+
+        Refuses a store that holds anything (a log, a snapshot or an applied entry)."""
+        if self.log.last_index() or self.log.snapshot().metadata.index:
+            raise ValueError(f"{self.data_dir} has a Raft log: only a new store is seeded")
+        if self.graph.applied_index():
+            raise ValueError(f"{self.data_dir} has a graph: only a new store is seeded")
+        applied = install_chunks(self.graph, chunks, keys=keys, keep_meta=keep_meta)
+        if applied < 1:
+            raise SnapshotError("seed stream", "holds no applied entry to begin a log at")
+        self.snapshot_dir.mkdir(exist_ok=True)
+        with self.checkpoint() as source:
+            descriptor = self._snapshot_file(source)
+        snapshot = Snapshot(
+            data=descriptor,
+            metadata=SnapshotMetadata(conf_state=conf_state, index=applied, term=SEED_TERM),
+        )
+        self.log.apply_snapshot(snapshot)
         return snapshot
 
     def retire_unused_keys(self) -> list[int]:

@@ -27,9 +27,9 @@ import hashlib
 import os
 import shutil
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -178,12 +178,32 @@ def _stream(view: GraphStore, cipher: Cipher, chunk_bytes: int) -> Iterator[byte
     yield chunk(bytes(buffer), final=True)
 
 
-class SnapshotInstaller:
-    """Feeds verified chunks, in order, into `store`, replacing everything in it."""
+class StreamKeyOpener(Protocol):
+    """What opens a stream's key: the receiving store's cipher, or a backup's KEK."""
 
-    def __init__(self, store: GraphStore) -> None:
+    def unwrap_key(self, wrapped: bytes, label: bytes) -> bytes: ...
+
+    @property
+    def encrypts(self) -> bool: ...
+
+
+class SnapshotInstaller:
+    """Feeds verified chunks, in order, into `store`, replacing everything in it.
+
+    `keys` opens the stream's key (default: the store's own cipher, which shares the
+    sender's KEK); `keep_meta` chooses the application records installed (default: all).
+    """
+
+    def __init__(
+        self,
+        store: GraphStore,
+        *,
+        keys: StreamKeyOpener | None = None,
+        keep_meta: Callable[[bytes], bool] | None = None,
+    ) -> None:
         self._store = store
-        self._cipher = store.cipher
+        self._cipher: StreamKeyOpener = store.cipher if keys is None else keys
+        self._keep_meta = keep_meta
         self._stream_id: bytes | None = None
         self._aead: AESGCM | None = None
         self._next_seq = 0
@@ -266,7 +286,8 @@ class SnapshotInstaller:
             _, key, value = record
             if not isinstance(key, bytes) or not isinstance(value, bytes):
                 raise SnapshotError(where, "malformed application record")
-            self._app_meta.append((key, value))
+            if self._keep_meta is None or self._keep_meta(key):
+                self._app_meta.append((key, value))
         elif kind == "N":
             _, node_id, labels, props = record
             assert isinstance(node_id, int) and isinstance(labels, list)
@@ -340,9 +361,15 @@ def _schema_operations(header: dict[str, Value]) -> list[Operation]:
     return operations
 
 
-def install_chunks(store: GraphStore, chunks: Iterable[bytes]) -> int:
+def install_chunks(
+    store: GraphStore,
+    chunks: Iterable[bytes],
+    *,
+    keys: StreamKeyOpener | None = None,
+    keep_meta: Callable[[bytes], bool] | None = None,
+) -> int:
     """Install a whole stream; the applied index it brought."""
-    installer = SnapshotInstaller(store)
+    installer = SnapshotInstaller(store, keys=keys, keep_meta=keep_meta)
     for chunk in chunks:
         installer.feed(chunk)
     if not installer.done:
