@@ -5,8 +5,8 @@ Every command takes ``--dir`` (default ``.quiver``) and ``--help``; ``--format j
 exists where the output is data. An error prints exactly one line, led by a Neo4j-style
 status code, to stderr, and the process exits non-zero.
 
-Must never: pretend. A command whose implementation has not landed says which issue
-brings it and exits with status 2.
+Must never: pretend. A command whose implementation has not landed says so and exits with
+status 2.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from cluster.config import NoClusterError
+
 DEFAULT_DIR = ".quiver"
 
 # Exit statuses. 2 is also what argparse uses for a bad command line.
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_NOT_YET = 2
 
 INVALID_REQUEST = "Neo.ClientError.Request.Invalid"
 UNKNOWN_ERROR = "Neo.DatabaseError.General.UnknownError"
@@ -50,14 +51,31 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(INVALID_REQUEST, f"{self.prog}: {message}", EXIT_USAGE)
 
 
-def _not_yet(args: argparse.Namespace, _extra: list[str]) -> int:
-    """A command that is planned and not built: backup and restore (no issue covers them
-    yet)."""
-    raise CliError(
-        INVALID_REQUEST,
-        f"'quiver {args.command}' is not yet available: backup and restore are planned, not built",
-        EXIT_NOT_YET,
-    )
+def _backup(args: argparse.Namespace, _extra: list[str]) -> int:
+    """``quiver backup take|list|verify|prune|schedule``: see ``cluster.backup``."""
+    from cluster.backup import run_backup
+
+    return _reporting(lambda: run_backup(args))
+
+
+def _restore(args: argparse.Namespace, _extra: list[str]) -> int:
+    """``quiver restore BACKUP --dir NEW``: seed a new cluster from a backup."""
+    from cluster.backup import run_restore
+
+    return _reporting(lambda: run_restore(args))
+
+
+def _reporting(command: Callable[[], int]) -> int:
+    """Run `command`, its errors as one status-coded line."""
+    from cluster.errors import QuiverError
+    from store.crypto import KeyConfigurationError
+
+    try:
+        return command()
+    except QuiverError as error:
+        raise CliError(error.code, error.message) from None
+    except KeyConfigurationError as error:
+        raise CliError(INVALID_REQUEST, str(error)) from None
 
 
 def _chaos(args: argparse.Namespace, extra: list[str]) -> int:
@@ -310,8 +328,13 @@ _COMMANDS: tuple[_Command, ...] = (
         "run fault-injection tests against real processes ('chaos proxy': the fault proxy)",
         _chaos,
     ),
-    _Command("backup", "take, list and verify encrypted backups", _not_yet),
-    _Command("restore", "seed a new cluster from a backup", _not_yet),
+    _Command(
+        "backup",
+        "take, list, verify and prune encrypted backups, or take them on a schedule",
+        _backup,
+        data_output=True,
+    ),
+    _Command("restore", "seed a new cluster (in --dir) from a backup", _restore),
     _Command("audit", "inspect and verify the tamper-evident audit log", _audit),
     _Command("certs", "rotate the cluster's TLS certificates without a restart", _certs),
 )
@@ -460,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="trust only the current CA (once every node presents its certificate)",
             )
+        if command.name == "backup":
+            _backup_arguments(sub)
+        if command.name == "restore":
+            _restore_arguments(sub)
         if command.name == "serve":
             sub.add_argument("--config", help="the node's configuration file (JSON)")
         if command.name == "query":
@@ -517,6 +544,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backup_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "action",
+        choices=("take", "list", "verify", "prune", "schedule"),
+        help=(
+            "take: stream a backup from a follower into the backup directory; list; verify "
+            "[NAME]: prove a backup restores (default: the newest); prune --keep N: keep the "
+            "newest N; schedule --every T --keep N: take, verify and prune every T"
+        ),
+    )
+    sub.add_argument("name", nargs="?", help="verify: a backup's name or path, or 'latest'")
+    sub.add_argument(
+        "--to",
+        default=None,
+        metavar="DIR",
+        help="the backup directory (default: backups/ in the cluster directory)",
+    )
+    sub.add_argument(
+        "--from",
+        dest="from_node",
+        type=int,
+        default=0,
+        metavar="N",
+        help="take: stream from member N (default: the most up-to-date follower)",
+    )
+    sub.add_argument(
+        "--keep", type=int, default=0, help="take, schedule: then keep only the newest N"
+    )
+    sub.add_argument(
+        "--no-verify", action="store_true", help="take: do not restore it trially afterwards"
+    )
+    sub.add_argument(
+        "--every",
+        default="1h",
+        metavar="T",
+        help="schedule: how often, as seconds or with s, m, h or d (default: 1h)",
+    )
+    sub.add_argument(
+        "--rounds", type=int, default=0, help="schedule: stop after N rounds (default: never)"
+    )
+
+
+def _restore_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("backup", help="the backup: its path, or a name in --from-dir's backups")
+    sub.add_argument(
+        "--from-dir",
+        default=None,
+        metavar="DIR",
+        help=(
+            "the backed-up cluster's directory, for its key file and credentials (default: "
+            "the directory whose backups/ holds the backup)"
+        ),
+    )
+    sub.add_argument(
+        "--key-file",
+        default=None,
+        help="the key file that opens the backup (default: the backed-up cluster's)",
+    )
+    sub.add_argument("--nodes", type=int, default=3, help="nodes of the new cluster (default: 3)")
+    sub.add_argument("--zones", type=int, default=3, help="zones (default: 3)")
+
+
 def _run(argv: Sequence[str]) -> int:
     if list(argv[:2]) == ["chaos", "run"] and any(a in ("-h", "--help") for a in argv[2:]):
         from chaos.runner import main as run_main  # its own options, not the chaos parser's
@@ -548,6 +637,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         print(f"{error.code}: {error.message}", file=sys.stderr)
         return error.exit_status
+    except NoClusterError as error:
+        print(f"{INVALID_REQUEST}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except BrokenPipeError:
         # The reader went away (`quiver status | head -1`): as CPython's documentation
         # recommends, point stdout at devnull so that the flush at exit does not raise again.

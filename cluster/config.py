@@ -134,9 +134,19 @@ class NodeConfig:
     peer link, members added later included, through its own fault proxy)."""
 
 
+class NoClusterError(FileNotFoundError):
+    """The directory holds no cluster file: never initialised, or another directory meant."""
+
+
 def load_cluster(directory: Path) -> ClusterFile:
     path = directory / CLUSTER_FILE
-    doc = json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NoClusterError(
+            f"no cluster in {directory} ({CLUSTER_FILE} is missing): make one with "
+            "'quiver up' or 'quiver init', or name its directory with --dir"
+        ) from None
     nodes = tuple(
         NodeEntry(
             id=int(n["id"]),

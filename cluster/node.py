@@ -77,7 +77,7 @@ import signal
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -243,6 +243,8 @@ MAX_SNAPSHOT_BYTES: Final = 64 << 30
 """A snapshot stream claiming more is refused."""
 MAX_SNAPSHOT_CHUNK_BYTES: Final = MAX_CHUNK_BYTES + 4096
 FILE_THREADS: Final = 2
+MAX_BACKUP_WAIT_S: Final = 300.0
+"""The longest a backup waits for its member to apply the index it must hold."""
 RECEIVED_PREFIX: Final = "received-"
 RECEIVING_PREFIX: Final = "receiving-"
 PROMOTE_MAX_LAG_ENTRIES: Final = 100
@@ -547,6 +549,10 @@ class Node:
         # Snapshot files (writing our own, reading for a peer, keeping a received one): long
         # work that must not hold up the storage thread.
         self._files = ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="files")
+        # Backups streamed to a client: one at a time, every step of it (the pin, each
+        # chunk, the release) on this one thread, so the release never overtakes a chunk.
+        self._backups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup")
+        self._backing_up = False
         self._snapshot_senders: dict[int, SnapshotSender] = {}
         self._snapshot_jobs: asyncio.Queue[tuple[SnapshotSource, ConfState]] = asyncio.Queue(
             maxsize=1
@@ -1375,6 +1381,50 @@ class Node:
                 f"index {index} not applied within {timeout_s:.1f} s "
                 f"(n{self.id} applied {self.applied_index})",
             ) from None
+
+    # -- backups ------------------------------------------------------------------------------
+
+    async def backup(self, min_index: int, wait_s: float) -> AsyncIterator[tuple[int, bytes]]:
+        """This member's state as a sealed snapshot stream: (applied index, chunk), in order.
+
+        Waits (at most `wait_s`) until `min_index` is applied here, then pins a checkpoint,
+        like the snapshotter's but from the backup thread and without a configuration (a
+        restore makes its own). The memtables are flushed first, without the GIL. One
+        backup at a time; the checkpoint goes when the stream ends, however it ends."""
+        store = self.store
+        if store is None:
+            raise QuiverError(errors.UNAVAILABLE, f"n{self.id} is not started")
+        if self._backing_up:
+            raise QuiverError(errors.UNAVAILABLE, f"a backup of n{self.id} is running already")
+        self._backing_up = True
+        pin: Future[SnapshotSource] | None = None
+        loop = asyncio.get_running_loop()
+        try:
+            await self.wait_applied(
+                min_index, min(max(wait_s, 0.0), MAX_BACKUP_WAIT_S), errors.BOOKMARK_TIMEOUT
+            )
+            await loop.run_in_executor(self._backups, store.graph.flush_memtables)
+            pin = self._backups.submit(store.checkpoint)
+            source = await asyncio.wrap_future(pin)
+            chunks = source.chunks()
+            chunk = await loop.run_in_executor(self._backups, next, chunks, None)
+            while chunk is not None:
+                yield source.applied_index, chunk
+                chunk = await loop.run_in_executor(self._backups, next, chunks, None)
+        finally:
+            self._backing_up = False
+            if pin is not None:
+                pin.add_done_callback(self._release_backup)
+
+    def _release_backup(self, pin: Future[SnapshotSource]) -> None:
+        """Close a backup's checkpoint once pinned (a cancelled stream may end first), on the
+        backup thread, after any chunk still being read there."""
+        if pin.cancelled() or pin.exception() is not None:
+            return
+        try:
+            self._backups.submit(pin.result().close)
+        except RuntimeError:  # shut down: nothing reads it any more
+            pin.result().close()
 
     # -- status -------------------------------------------------------------------------------
 
@@ -2538,6 +2588,7 @@ class Node:
             while not self._snapshot_jobs.empty():
                 self._snapshot_jobs.get_nowait()[0].close()
             self._files.shutdown(wait=True)
+            self._backups.shutdown(wait=True)
             self._applier.shutdown(wait=True)
             self._writers.shutdown(wait=True)
             await self._in_storage(self._close_store)  # closes the snapshots reads still use

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, Final
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Final, TypeVar
 
 import grpc
 
@@ -40,6 +40,7 @@ from cluster.values import ValueConversionError, parameter_from_proto, write_val
 from proto import admin_pb2, admin_pb2_grpc, client_pb2, client_pb2_grpc
 
 log = logging.getLogger("quiver.service")
+_T = TypeVar("_T")
 
 Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
 FORWARD_TIMEOUT_S = 30.0
@@ -449,19 +450,49 @@ def add_query_service(service: QueryService, server: grpc.aio.Server) -> None:
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    """Status is open (clients find the leader with it); changes need an admin."""
+    """Status is open (clients find the leader with it); changes and backups need an admin,
+    and each one lands in the security log (``cluster_admin``: who, from where, what, how
+    it ended)."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
 
-    async def _require_admin(self, context: Context) -> None:
-        session = await authenticate(self.node, context)
+    def _check_admin(self, session: Session) -> None:
         state = self.node.security.state()
         if state.users and not state.is_admin(session.user):
             raise QuiverError(
-                "Neo.ClientError.Security.Forbidden",
+                FORBIDDEN,
                 f"cluster administration needs the admin role (user '{session.user}')",
             )
+
+    async def _audit(
+        self, context: Context, session: Session | None, action: str, outcome: str, **fields: Any
+    ) -> None:
+        await self.node.security.authenticator.record(
+            "cluster_admin",
+            user=session.user if session is not None else "",
+            client=client_address(context),
+            action=action,
+            outcome=outcome,
+            **fields,
+        )
+
+    async def _act(
+        self, context: Context, action: str, target: int, act: Callable[[], Awaitable[_T]]
+    ) -> _T:
+        """Run the admin act `act()` for an admin caller, audited however it ends (a
+        failed login is the authenticator's to log); a refusal goes back as the status."""
+        session: Session | None = None
+        try:
+            session = await authenticate(self.node, context)
+            self._check_admin(session)
+            result = await act()
+        except QuiverError as error:
+            await self._audit(context, session, action, error.code, target=target)
+            await _abort(context, error)
+            raise AssertionError("unreachable") from error
+        await self._audit(context, session, action, "ok", target=target)
+        return result
 
     async def Status(
         self, request: admin_pb2.StatusRequest, context: Context
@@ -471,23 +502,18 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def TransferLeader(
         self, request: admin_pb2.TransferLeaderRequest, context: Context
     ) -> admin_pb2.TransferLeaderResponse:
-        try:
-            await self._require_admin(context)
-            leader = await self.node.transfer_leader(request.to)
-        except QuiverError as error:
-            await _abort(context, error)
-            raise AssertionError("unreachable") from error
+        leader = await self._act(
+            context, "transfer-leader", request.to, lambda: self.node.transfer_leader(request.to)
+        )
         return admin_pb2.TransferLeaderResponse(leader_id=leader)
 
     async def Partition(
         self, request: admin_pb2.PartitionRequest, context: Context
     ) -> admin_pb2.PartitionResponse:
-        try:
-            await self._require_admin(context)
+        async def partition() -> None:
             self.node.partition(list(request.peers))
-        except QuiverError as error:
-            await _abort(context, error)
-            raise AssertionError("unreachable") from error
+
+        await self._act(context, "partition", 0, partition)
         return admin_pb2.PartitionResponse()
 
     async def _member_change(
@@ -499,14 +525,12 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 request.node_id, request.zone, request.grpc, request.peer, "", request.bolt
             )
         catch_up_s = (request.catch_up_timeout_ms or 0) / 1000 or DEFAULT_CATCH_UP_S
-        try:
-            await self._require_admin(context)
-            index, conf = await self.node.change_membership(
-                kind, request.node_id, member, catch_up_s
-            )
-        except QuiverError as error:
-            await _abort(context, error)
-            raise AssertionError("unreachable") from error
+        index, conf = await self._act(
+            context,
+            kind.name.lower().replace("_", "-"),
+            request.node_id,
+            lambda: self.node.change_membership(kind, request.node_id, member, catch_up_s),
+        )
         return admin_pb2.MemberChangeResponse(
             voters=conf.voters, learners=conf.learners, index=index
         )
@@ -530,3 +554,36 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self, request: admin_pb2.MemberChangeRequest, context: Context
     ) -> admin_pb2.MemberChangeResponse:
         return await self._member_change(MemberChange.REMOVE, request, context)
+
+    async def Backup(
+        self, request: admin_pb2.BackupRequest, context: Context
+    ) -> AsyncIterator[admin_pb2.BackupChunk]:
+        session: Session | None = None
+        applied = sent = 0
+        outcome = "cancelled"  # unless it ends otherwise: the client went away
+        try:
+            session = await authenticate(self.node, context)
+            self._check_admin(session)
+            chunks = self.node.backup(request.min_index, request.wait_ms / 1000)
+            held: bytes | None = None
+            async for applied, chunk in chunks:
+                if held is not None:
+                    yield admin_pb2.BackupChunk(
+                        applied_index=applied, node_id=self.node.id, data=held
+                    )
+                sent += len(held or b"")
+                held = chunk
+            assert held is not None, "a snapshot stream always has a final chunk"
+            yield admin_pb2.BackupChunk(
+                applied_index=applied, node_id=self.node.id, data=held, last=True
+            )
+            sent += len(held)
+            outcome = "ok"
+        except QuiverError as error:
+            outcome = error.code
+            await _abort(context, error)
+        finally:
+            # Shielded: a cancelled stream is still audited.
+            await asyncio.shield(
+                self._audit(context, session, "backup", outcome, applied_index=applied, bytes=sent)
+            )

@@ -114,3 +114,23 @@ class MemberChangeResponse(_message.Message):
     learners: _containers.RepeatedScalarFieldContainer[int]
     index: int
     def __init__(self, voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ..., index: _Optional[int] = ...) -> None: ...
+
+class BackupRequest(_message.Message):
+    __slots__ = ("min_index", "wait_ms")
+    MIN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    min_index: int
+    wait_ms: int
+    def __init__(self, min_index: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class BackupChunk(_message.Message):
+    __slots__ = ("applied_index", "node_id", "data", "last")
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    applied_index: int
+    node_id: int
+    data: bytes
+    last: bool
+    def __init__(self, applied_index: _Optional[int] = ..., node_id: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...

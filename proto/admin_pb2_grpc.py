@@ -69,6 +69,11 @@ class AdminStub:
                 request_serializer=proto_dot_admin__pb2.MemberChangeRequest.SerializeToString,
                 response_deserializer=proto_dot_admin__pb2.MemberChangeResponse.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_stream(
+                '/quiver.v1.Admin/Backup',
+                request_serializer=proto_dot_admin__pb2.BackupRequest.SerializeToString,
+                response_deserializer=proto_dot_admin__pb2.BackupChunk.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -120,6 +125,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +168,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.RemoveMember,
                     request_deserializer=proto_dot_admin__pb2.MemberChangeRequest.FromString,
                     response_serializer=proto_dot_admin__pb2.MemberChangeResponse.SerializeToString,
+            ),
+            'Backup': grpc.unary_stream_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=proto_dot_admin__pb2.BackupRequest.FromString,
+                    response_serializer=proto_dot_admin__pb2.BackupChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -348,6 +364,33 @@ class Admin:
             '/quiver.v1.Admin/RemoveMember',
             proto_dot_admin__pb2.MemberChangeRequest.SerializeToString,
             proto_dot_admin__pb2.MemberChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/quiver.v1.Admin/Backup',
+            proto_dot_admin__pb2.BackupRequest.SerializeToString,
+            proto_dot_admin__pb2.BackupChunk.FromString,
             options,
             channel_credentials,
             insecure,

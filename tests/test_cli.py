@@ -26,7 +26,6 @@ ALL_COMMANDS = [
     "restore",
     "audit",
 ]
-NOT_YET = ("backup", "restore")
 
 
 def _quiver(repo_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -55,20 +54,6 @@ def test_every_command_has_help_with_a_dir_option(repo_root: Path, command: str)
     assert "--dir" in result.stdout
 
 
-@pytest.mark.parametrize("command", sorted(NOT_YET))
-def test_not_yet_available_command_refuses_in_one_status_coded_line(
-    repo_root: Path, command: str
-) -> None:
-    result = _quiver(repo_root, command, "--dir", "unused-dir")
-    assert result.returncode == 2
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Neo.ClientError.Request.Invalid: ")
-    assert f"'quiver {command}' is not yet available" in lines[0]
-    assert not (repo_root / "unused-dir").exists()
-
-
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
@@ -87,6 +72,27 @@ def test_a_missing_or_unknown_action_names_the_real_ones(
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Neo.ClientError.Request.Invalid: ")
     assert says in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status"],
+        ["backup", "take"],
+        ["backup", "schedule", "--keep", "2", "--rounds", "1"],
+        ["admin", "promote", "2"],
+        ["certs", "rotate"],
+    ],
+)
+def test_a_command_without_a_cluster_says_so_in_one_line(
+    repo_root: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    result = _quiver(repo_root, *argv, "--dir", str(tmp_path / "none"))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Neo.ClientError.Request.Invalid: "), lines
+    assert "no cluster in" in lines[0] and "cluster.json is missing" in lines[0]
+    assert not (tmp_path / "none").exists()
 
 
 @pytest.mark.parametrize(

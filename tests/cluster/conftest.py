@@ -95,9 +95,12 @@ class LocalCluster:
             stub.Partition(admin_pb2.PartitionRequest(peers=others), timeout=5)
 
 
-def start_cluster(tmp_path: Path, *extra_args: str) -> Iterator[LocalCluster]:
-    """`quiver up --detach` with the test timings (plus `extra_args`), stopped afterwards."""
-    directory = tmp_path / "q"
+def start_cluster(
+    tmp_path: Path, *extra_args: str, directory: Path | None = None
+) -> Iterator[LocalCluster]:
+    """`quiver up --detach` with the test timings (plus `extra_args`), stopped afterwards;
+    in `directory` when given (a cluster made there already starts as it is)."""
+    directory = directory if directory is not None else tmp_path / "q"
     result = quiver(
         "up",
         "--dir",

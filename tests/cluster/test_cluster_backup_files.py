@@ -1,0 +1,247 @@
+"""Backups on disk, without a cluster: the stream written whole or not at all, a damaged or
+foreign backup found by verify, retention, and a restore that seeds every member."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cluster import backup
+from cluster.backup import Manifest
+from cluster.config import load_cluster, load_node_config
+from cluster.errors import QuiverError
+from cluster.node import Node
+from cluster.statemachine import MEMBER_PREFIX, SECURITY_KEY
+from proto import admin_pb2
+from store.crypto import load_kek, write_key_file
+from store.node_store import NodeStore
+from store.snapshot import snapshot_chunks
+from store.writeset import CreateNode, CreateRelationship, CreateUniqueConstraint, WriteSet
+
+DAMAGE = "Neo.DatabaseError.General.StorageDamageDetected"
+
+
+def _source(path: Path) -> tuple[NodeStore, Path]:
+    key_file = path / "key"
+    path.mkdir(parents=True)
+    write_key_file(key_file)
+    store = NodeStore(path / "data", load_kek(key_file))
+    ops = [CreateUniqueConstraint("name", "P", ("name",))]
+    ops += [CreateNode(i, ("P",), (("name", f"p{i}"), ("pad", "x" * 300))) for i in range(200)]
+    ops += [CreateRelationship(i, "R", i, (i + 1) % 200, ()) for i in range(150)]
+    meta = {MEMBER_PREFIX + b"9": b'{"zone": "old"}', b"sm/other": b"kept"}
+    store.graph.apply(WriteSet(tuple(ops)), 30, meta)
+    return store, key_file
+
+
+def _responses(store: NodeStore, work: Path, last: bool = True) -> Iterator[admin_pb2.BackupChunk]:
+    chunks = list(snapshot_chunks(store.graph, work, chunk_bytes=4096))
+    for at, chunk in enumerate(chunks):
+        final = at == len(chunks) - 1
+        if final and not last:
+            return
+        yield admin_pb2.BackupChunk(applied_index=30, node_id=2, data=chunk, last=final)
+
+
+def _take(folder: Path, store: NodeStore, work: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = backup._receive(_responses(store, work), folder / ".partial-x.qbackup", 7)
+    backup._write_manifest(folder, manifest)
+    return folder / (manifest.name + backup.SUFFIX)
+
+
+@pytest.fixture
+def taken(tmp_path: Path) -> tuple[Path, Path]:
+    store, key_file = _source(tmp_path / "source")
+    path = _take(tmp_path / "backups", store, tmp_path / "work")
+    store.close()
+    return path, key_file
+
+
+def test_a_backup_verifies_by_restoring_and_records_what_it_found(taken: tuple[Path, Path]) -> None:
+    path, key_file = taken
+    manifest = backup.verify(path, key_file)
+    assert manifest.verified is not None
+    assert (manifest.verified["nodes"], manifest.verified["relationships"]) == (200, 150)
+    assert (manifest.applied_index, manifest.node, manifest.cluster_id) == (30, 2, 7)
+    on_disk = json.loads(path.with_suffix(".json").read_text())
+    assert Manifest.from_json(on_disk) == manifest
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".verify")] == []
+
+
+def test_a_damaged_backup_is_found_with_or_without_the_key(taken: tuple[Path, Path]) -> None:
+    path, key_file = taken
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(QuiverError, match="does not match its manifest") as caught:
+        backup.verify(path, key_file)
+    assert caught.value.code == DAMAGE
+    # Damage that matches the manifest (both rewritten) is still found: by the stream itself.
+    manifest = Manifest.from_json(json.loads(path.with_suffix(".json").read_text()))
+    forged = Manifest(**{**backup._fields(manifest), "sha256": hashlib.sha256(data).hexdigest()})
+    backup._write_manifest(path.parent, forged)
+    with pytest.raises(QuiverError, match="does not restore") as caught:
+        backup.verify(path, key_file)
+    assert caught.value.code == DAMAGE
+
+
+def test_a_backup_opens_only_with_its_clusters_key(
+    taken: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path, _ = taken
+    other = tmp_path / "other-key"
+    write_key_file(other)
+    with pytest.raises(QuiverError, match="wrong key-encryption key"):
+        backup.verify(path, other)
+
+
+def test_a_stream_that_stops_early_leaves_no_backup(tmp_path: Path) -> None:
+    store, _ = _source(tmp_path / "source")
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    with pytest.raises(QuiverError, match="ended before its end"):
+        backup._receive(
+            _responses(store, tmp_path / "work", last=False), folder / ".partial-y.qbackup", 7
+        )
+    store.close()
+    assert backup.list_backups(folder) == []
+    assert backup.prune(folder, 1) == [".partial-y.qbackup"]  # the partial file the taker left
+
+
+def test_retention_keeps_the_newest_complete_backups(tmp_path: Path) -> None:
+    store, _ = _source(tmp_path / "source")
+    folder = tmp_path / "backups"
+    paths = [_take(folder, store, tmp_path / "work") for _ in range(4)]
+    store.close()
+    paths[1].with_suffix(".json").unlink()  # a taker died before the manifest
+    listed = backup.list_backups(folder)
+    assert [b.path for b in listed] == paths
+    assert [b.manifest is None for b in listed] == [False, True, False, False]
+    removed = backup.prune(folder, 2)
+    assert sorted(removed) == sorted([paths[0].name, paths[1].name])
+    assert [b.path for b in backup.list_backups(folder)] == paths[2:]
+    assert backup.resolve(tmp_path, "latest", folder) == paths[3]
+    with pytest.raises(QuiverError, match="at least 1"):
+        backup.prune(folder, 0)
+
+
+def test_restore_seeds_every_member_of_a_new_cluster(
+    taken: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path, key_file = taken
+    target = tmp_path / "restored"
+    manifest, has_users = backup.restore(path, target, key_file, None, nodes=3, zones=3)
+    assert (manifest.applied_index, has_users) == (30, False)
+    cluster = load_cluster(target)
+    for node in cluster.nodes:
+        config = load_node_config(target / node.config)
+        store = NodeStore(config.data_dir, load_kek(config.key_file))
+        snapshot = store.log.snapshot()
+        assert (snapshot.metadata.index, snapshot.metadata.conf_state.voters) == (30, (1, 2, 3))
+        assert store.graph.count_nodes("P") == 200
+        assert store.graph.app_meta(MEMBER_PREFIX + b"9") is None  # the old cluster's member
+        assert store.graph.app_meta(b"sm/other") == b"kept"
+        assert store.graph.app_meta(SECURITY_KEY) is None
+        store.close()
+    with pytest.raises(QuiverError, match="holds a cluster already"):
+        backup.restore(path, target, key_file, None, nodes=3, zones=3)
+
+
+def test_a_restore_that_fails_leaves_no_cluster_behind(
+    taken: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path, _ = taken
+    other = tmp_path / "other-key"
+    write_key_file(other)
+    target = tmp_path / "restored"
+    with pytest.raises(QuiverError, match="does not restore"):
+        backup.restore(path, target, other, None, nodes=3, zones=3)
+    assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("1h", 3600), ("2d", 172800)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert backup.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "-1h", "0", "1w", "nan", "inf"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(QuiverError, match="duration"):
+        backup.parse_duration(text)
+
+
+def _checkpoints(store: NodeStore) -> list[Path]:
+    return list((store.snapshot_dir / "work").glob("checkpoint-*"))
+
+
+def test_a_node_lets_go_of_a_backup_however_the_stream_ends(
+    unstarted_node: Node, tmp_path: Path
+) -> None:
+    """Closed after one chunk, or cancelled while a chunk is read: the checkpoint goes, on
+    the backup thread after that read, and the next backup runs."""
+    node = unstarted_node
+    store = NodeStore(tmp_path / "data", bytes(32))
+    blob = "x" * 100_000
+    store.graph.apply(WriteSet(tuple(CreateNode(i, ("B",), (("s", blob),)) for i in range(30))), 9)
+    node.store, node.applied_index = store, 9
+
+    async def scenario() -> int:
+        loop = asyncio.get_running_loop()
+        stream = node.backup(0, 1.0)
+        assert (await anext(stream))[0] == 9
+        assert _checkpoints(store)
+        with pytest.raises(QuiverError, match="running already"):
+            await anext(node.backup(0, 1.0))
+        await stream.aclose()
+        await loop.run_in_executor(node._backups, lambda: None)  # after the release
+        assert not _checkpoints(store)
+
+        got_one = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in node.backup(0, 1.0):
+                got_one.set()
+
+        task = asyncio.create_task(consume())
+        await got_one.wait()
+        task.cancel()  # while the next chunk is read on the backup thread
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await loop.run_in_executor(node._backups, lambda: None)
+        assert not _checkpoints(store) and not node._backing_up
+        return len([chunk async for _, chunk in node.backup(0, 1.0)])
+
+    try:
+        assert asyncio.run(scenario()) > 1
+        node._backups.submit(lambda: None).result()  # after the release
+        assert not _checkpoints(store)
+    finally:
+        node._backups.shutdown(wait=True)
+        store.close()
+
+
+def test_a_backup_waits_for_the_index_it_must_hold(unstarted_node: Node, tmp_path: Path) -> None:
+    node = unstarted_node
+    store = NodeStore(tmp_path / "data", bytes(32))
+    store.graph.apply(WriteSet(), 5)
+    node.store, node.applied_index = store, 5
+
+    async def scenario() -> None:
+        with pytest.raises(QuiverError, match="index 6 not applied") as caught:
+            await anext(node.backup(6, 0.05))
+        assert caught.value.code == "Neo.TransientError.Transaction.BookmarkTimeout"
+        assert not node._backing_up and not _checkpoints(store)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
