@@ -1,6 +1,6 @@
 """Backups of a running cluster: taken from a follower with every acknowledged write, audited,
 verified, kept on a schedule with retention, and restored into a new cluster that serves the
-same graph, schema and users."""
+same graph, schema and users; no backup or restored file holds a value in the clear."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ PEOPLE = 300
 BLOBS = 30
 BLOB = "x" * 100_000
 """3 MB of blobs: a stream of several chunks."""
+SENTINEL = "SENTINEL-backup-4f1c9e"
+"""A value that must appear in no backup file and no restored member's file."""
+
+
+def _files_holding(root: Path, text: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and text.encode() in p.read_bytes()]
 
 
 def _audited(cluster: LocalCluster, node_id: int) -> list[dict[str, object]]:
@@ -49,6 +55,7 @@ def test_a_backup_from_a_follower_restores_into_a_new_cluster(
         {"n": PEOPLE},
     )
     client.run("UNWIND range(1, $n) AS i CREATE (:Blob {i: i, s: $s})", {"n": BLOBS, "s": BLOB})
+    client.run("CREATE (:Secret {s: $s})", {"s": SENTINEL})
     client.system("CREATE USER alice SET PASSWORD 'alice-pass-1' CHANGE NOT REQUIRED")
     client.system("GRANT ROLE reader TO alice")
 
@@ -56,7 +63,7 @@ def test_a_backup_from_a_follower_restores_into_a_new_cluster(
     taken = quiver("backup", "take", "--dir", str(cluster.directory))
     assert taken.returncode == 0, taken.stderr
     assert "(a follower)" in taken.stdout
-    nodes = 2 * PEOPLE + BLOBS
+    nodes = 2 * PEOPLE + BLOBS + 1
     assert " verified " in taken.stdout
     assert f"{nodes} nodes, {PEOPLE} relationships, 2 users" in taken.stdout
     (backup,) = list_backups(cluster.directory / BACKUP_DIR)
@@ -69,6 +76,8 @@ def test_a_backup_from_a_follower_restores_into_a_new_cluster(
     restored = tmp_path / "restored"
     result = quiver("restore", str(backup.path), "--dir", str(restored), "--nodes", "3")
     assert result.returncode == 0, result.stderr
+    assert _files_holding(cluster.directory / BACKUP_DIR, SENTINEL) == []
+    assert _files_holding(restored, SENTINEL) == []
     with contextlib.contextmanager(start_cluster)(tmp_path, directory=restored) as new:
         wait_for("a leader of the restored cluster", new.leader)
         counted = new.client.run("MATCH (n) RETURN count(n), sum(CASE WHEN n:After THEN 1 END)")
