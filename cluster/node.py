@@ -592,6 +592,9 @@ class Node:
         self._settling: dict[bytes, int] = {}
         """Proposals no retry can deduplicate (``_propose_settled``), by id: their log index
         once proposed (0 before)."""
+        self._leading = False
+        """Whether this node led as of the last soft state handled (``_on_soft_state``): the
+        core's own state has moved on already when a Ready reports the change."""
         self._reads: dict[bytes, asyncio.Future[int]] = {}
         self._leader_known = asyncio.Event()
         """Set while this node knows a leader (itself included)."""
@@ -822,7 +825,7 @@ class Node:
     async def _handle_ready(self, raw: RawNode, ready: Ready) -> None:
         store = self.store
         assert store is not None
-        was_leader = raw.raft.state is StateType.LEADER
+        was_leader = self._leading
         if ready.soft_state is not None:
             self._on_soft_state(was_leader)
         # 1. persist (a leader that stays leader sends first: its appends go out while its
@@ -1327,6 +1330,7 @@ class Node:
     def _on_soft_state(self, was_leader: bool) -> None:
         assert self.raw is not None
         raft = self.raw.raft
+        self._leading = raft.state is StateType.LEADER
         log.info(
             "n%d is %s in term %d (leader n%d)", self.id, raft.state.value, raft.term, raft.lead
         )

@@ -5,10 +5,13 @@ commits nothing, the majority elects another, and the write it was given never a
 
 from __future__ import annotations
 
+import grpc
 import pytest
 from conftest import LocalCluster, wait_for
 
+from cluster import errors
 from cluster.errors import QuiverError
+from proto import client_pb2, client_pb2_grpc
 
 MINORITY_TIMEOUT_S = 3.0
 
@@ -56,8 +59,14 @@ def test_a_minority_serves_no_linearizable_read_and_takes_no_write(
     others = [node for node in members if node != leader]
     local_cluster.partition([[leader], others])
     lonely = local_cluster.node_client(leader, timeout_s=MINORITY_TIMEOUT_S)
-    with pytest.raises(QuiverError):
-        lonely.run("CREATE (:Event {i: -2})")
+    # The write waits in the old leader's log until it steps down (check-quorum), then fails
+    # there and then with NotALeader, which the client retries elsewhere with the same
+    # request id; not after the proposal timeout, with a write of unknown outcome.
+    request = client_pb2.RunRequest(query="CREATE (:Event {i: -2})", client_id="lonely", sequence=1)
+    stub = client_pb2_grpc.QueryStub(lonely._channel(lonely._member(leader)))
+    with pytest.raises(grpc.RpcError) as refused:
+        list(stub.Run(request, timeout=30))
+    assert errors.from_rpc_error(refused.value).code == errors.NOT_A_LEADER
     new_leader = wait_for(
         "a leader in the majority",
         lambda: next(
