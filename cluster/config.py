@@ -35,6 +35,8 @@ class NodeEntry:
     bolt: str = ""
     """host:port of the Bolt listener (Neo4j drivers): TLS, server certificate only; empty
     for a member whose Bolt address this process does not know (one added at run time)."""
+    metrics: str = ""
+    """host:port of its Prometheus endpoint (plain HTTP, ``GET /metrics``); empty: none."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -70,6 +72,7 @@ class ClusterFile:
                     "peer": n.peer,
                     "config": n.config,
                     **({"bolt": n.bolt} if n.bolt else {}),
+                    **({"metrics": n.metrics} if n.metrics else {}),
                 }
                 for n in self.nodes
             ],
@@ -104,6 +107,8 @@ class NodeConfig:
     behind catches up from the log rather than by a whole snapshot."""
     listen_bolt: str = ""
     """Where the Bolt listener binds (``""``: none)."""
+    listen_metrics: str = ""
+    """Where the Prometheus endpoint binds (``cluster.metrics``; ``""``: none)."""
     credentials: Path | None = None
     """The credentials file (``{"user", "password"}``) the Bolt listener authenticates
     against, until the security issue's user store replaces it."""
@@ -155,6 +160,7 @@ def load_cluster(directory: Path) -> ClusterFile:
             peer=str(n["peer"]),
             config=str(n["config"]),
             bolt=str(n.get("bolt", "")),
+            metrics=str(n.get("metrics", "")),
         )
         for n in doc["nodes"]
     )
@@ -217,6 +223,7 @@ def load_node_config(path: Path) -> NodeConfig:
         snapshot_entries=int(doc.get("snapshot_entries", 10_000)),
         compact_keep_entries=int(doc.get("compact_keep_entries", 1_000)),
         listen_bolt=str(doc.get("listen_bolt", "")),
+        listen_metrics=str(doc.get("listen_metrics", "")),
         credentials=resolve(doc["credentials"]) if doc.get("credentials") else None,
         admin_user=str(doc.get("admin_user", "")),
         admin_password_hash=str(doc.get("admin_password_hash", "")),

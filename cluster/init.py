@@ -2,7 +2,8 @@
 
 Layout of DIR::
 
-    cluster.json            nodes (id, zone, grpc, peer, bolt, config), ca, credentials
+    cluster.json            nodes (id, zone, grpc, peer, bolt, metrics, config), ca,
+                            credentials
     ca.pem, ca.key          the cluster CA (key 0600)
     key                     the key-encryption key for data at rest (0600), shared by the
                             nodes so that one node's snapshot streams open on another
@@ -55,6 +56,7 @@ MAX_NODES: Final = 15
 CONTAINER_GRPC_PORT: Final = 7000
 CONTAINER_PEER_PORT: Final = 7100
 CONTAINER_BOLT_PORT: Final = 7687
+CONTAINER_METRICS_PORT: Final = 2004
 CONTAINER_DATA_DIR: Final = "/var/lib/quiver"
 _HOST_NAME = re.compile(
     r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
@@ -121,7 +123,7 @@ def cluster_ports(cluster: ClusterFile) -> set[int]:
     """The loopback ports `cluster.json` assigns to its nodes."""
     ports = set()
     for node in cluster.nodes:
-        for address in (node.grpc, node.peer, node.bolt):
+        for address in (node.grpc, node.peer, node.bolt, node.metrics):
             host, _, port = address.rpartition(":")
             if host == LOOPBACK and port.isdigit():
                 ports.add(int(port))
@@ -169,14 +171,16 @@ def init_cluster(
     admin_hash = hash_password(credentials["password"])
 
     if hosts is None:
-        ports = free_ports(3 * nodes)
-        grpc_addresses = [f"{LOOPBACK}:{ports[3 * i]}" for i in range(nodes)]
-        peer_addresses = [f"{LOOPBACK}:{ports[3 * i + 1]}" for i in range(nodes)]
-        bolt_addresses = [f"{LOOPBACK}:{ports[3 * i + 2]}" for i in range(nodes)]
+        ports = free_ports(4 * nodes)
+        grpc_addresses = [f"{LOOPBACK}:{ports[4 * i]}" for i in range(nodes)]
+        peer_addresses = [f"{LOOPBACK}:{ports[4 * i + 1]}" for i in range(nodes)]
+        bolt_addresses = [f"{LOOPBACK}:{ports[4 * i + 2]}" for i in range(nodes)]
+        metrics_addresses = [f"{LOOPBACK}:{ports[4 * i + 3]}" for i in range(nodes)]
     else:
         grpc_addresses = [f"{host}:{CONTAINER_GRPC_PORT}" for host in hosts]
         peer_addresses = [f"{host}:{CONTAINER_PEER_PORT}" for host in hosts]
         bolt_addresses = [f"{host}:{CONTAINER_BOLT_PORT}" for host in hosts]
+        metrics_addresses = [f"{host}:{CONTAINER_METRICS_PORT}" for host in hosts]
     entries = tuple(
         NodeEntry(
             id=node_id,
@@ -185,6 +189,7 @@ def init_cluster(
             peer=peer_addresses[node_id - 1],
             config=f"nodes/{node_id}/{NODE_FILE}",
             bolt=bolt_addresses[node_id - 1],
+            metrics=metrics_addresses[node_id - 1],
         )
         for node_id in range(1, nodes + 1)
     )
@@ -211,6 +216,9 @@ def init_cluster(
             "listen_grpc": entry.grpc if hosts is None else f"0.0.0.0:{CONTAINER_GRPC_PORT}",
             "listen_peer": entry.peer if hosts is None else f"0.0.0.0:{CONTAINER_PEER_PORT}",
             "listen_bolt": entry.bolt if hosts is None else f"0.0.0.0:{CONTAINER_BOLT_PORT}",
+            "listen_metrics": (
+                entry.metrics if hosts is None else f"0.0.0.0:{CONTAINER_METRICS_PORT}"
+            ),
             "credentials": f"../../{CREDENTIALS}",
             "admin_user": ADMIN_USER,
             "admin_password_hash": admin_hash,
@@ -256,7 +264,7 @@ def add_node(directory: Path, zone: str | None = None) -> NodeEntry:
     if zone is None:
         # The zone with the fewest nodes, so that the cluster stays spread.
         zone = min(zones, key=lambda z: (sum(n.zone == z for n in cluster.nodes), z))
-    grpc_port, peer_port, bolt_port = free_ports(3, cluster_ports(cluster))
+    grpc_port, peer_port, bolt_port, metrics_port = free_ports(4, cluster_ports(cluster))
     entry = NodeEntry(
         id=node_id,
         zone=zone,
@@ -264,6 +272,7 @@ def add_node(directory: Path, zone: str | None = None) -> NodeEntry:
         peer=f"{LOOPBACK}:{peer_port}",
         config=f"nodes/{node_id}/{NODE_FILE}",
         bolt=f"{LOOPBACK}:{bolt_port}",
+        metrics=f"{LOOPBACK}:{metrics_port}",
     )
     template = json.loads((directory / cluster.nodes[0].config).read_text())
     authority = pki.load(directory / CA_CERT, directory / CA_KEY)
@@ -278,6 +287,7 @@ def add_node(directory: Path, zone: str | None = None) -> NodeEntry:
         "listen_grpc": entry.grpc,
         "listen_peer": entry.peer,
         "listen_bolt": entry.bolt,
+        "listen_metrics": entry.metrics,
         "credentials": f"../../{CREDENTIALS}",
         "join": True,
         "peers": [_peer_doc(p) for p in members],

@@ -89,6 +89,7 @@ from cluster import errors, eventloop
 from cluster.certs import CERT_POLL_S, CertificateReloader
 from cluster.config import NodeConfig, NodeEntry
 from cluster.errors import QuiverError
+from cluster.metrics import NodeMetrics
 from cluster.pipeline import (
     MAX_PIPELINE,
     Overlay,
@@ -641,6 +642,7 @@ class Node:
         from cluster.security.node_security import NodeSecurity
 
         self.security = NodeSecurity(self)
+        self.metrics = NodeMetrics(self)
         """Logins, session tokens, the ``system`` database, the initial admin, the audit log."""
 
     # -- storage thread -----------------------------------------------------------------------
@@ -1343,6 +1345,7 @@ class Node:
             for proposal_id in list(self._pipeline):
                 self._unpipeline(proposal_id)
         if not was_leader and raft.state is StateType.LEADER:
+            self.metrics.leaderships.inc()
             self.security.on_leader()
         if raft.lead != self._lost_leader:
             self._lost_leader = NONE
@@ -2552,16 +2555,20 @@ class Node:
         await peer_server.start()
         await client_server.start()
         bolt_server: BoltServer | None = None
+        metrics_server: asyncio.Server | None = None
         try:
             bolt_server = await self._start_bolt()
+            if cfg.listen_metrics:
+                metrics_server = await self.metrics.serve(cfg.listen_metrics)
             await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
             await self.health.set("quiver.v1.Query", health_pb2.HealthCheckResponse.SERVING)
             log.info(
-                "n%d serving clients on %s, peers on %s, Bolt on %s",
+                "n%d serving clients on %s, peers on %s, Bolt on %s, metrics on %s",
                 self.id,
                 cfg.listen_grpc,
                 cfg.listen_peer,
                 cfg.listen_bolt or "-",
+                cfg.listen_metrics or "-",
             )
             # What exists now (modules, the store's caches, the servers) lives as long as
             # the process: out of the collector's sight, a full collection walks only what
@@ -2585,6 +2592,8 @@ class Node:
             await self.health.enter_graceful_shutdown()
             if bolt_server is not None:
                 await bolt_server.close()
+            if metrics_server is not None:
+                metrics_server.close()
             await client_server.stop(SHUTDOWN_GRACE_S)
             await peer_server.stop(SHUTDOWN_GRACE_S)
             for channel in self._leader_channels.values():

@@ -452,7 +452,7 @@ def add_query_service(service: QueryService, server: grpc.aio.Server) -> None:
 class AdminService(admin_pb2_grpc.AdminServicer):
     """Status is open (clients find the leader with it); changes and backups need an admin,
     and each one lands in the security log (``cluster_admin``: who, from where, what, how
-    it ended)."""
+    it ended) and in the metrics (``quiver_admin_acts_total``)."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -468,6 +468,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def _audit(
         self, context: Context, session: Session | None, action: str, outcome: str, **fields: Any
     ) -> None:
+        self.node.metrics.admin_acts.labels(action, outcome).inc()
         await self.node.security.authenticator.record(
             "cluster_admin",
             user=session.user if session is not None else "",

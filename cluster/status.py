@@ -1,8 +1,9 @@
 """``quiver status``: every member's view of itself, and whether the voters survive a zone.
 
 Owns the JSON shape of the issue: ``{"nodes": [{"id", "zone", "role", "term",
-"commit_index", "applied_index", "lag", "pid", "health", "bolt"}], "survives_zone_loss"}``
-(``bolt``: the node's Bolt address from ``cluster.json``, for Neo4j drivers, or null); a node
+"commit_index", "applied_index", "lag", "pid", "health", "bolt", "metrics"}],
+"survives_zone_loss"}`` (``bolt``: the node's Bolt address from ``cluster.json``, for Neo4j
+drivers, or null; ``metrics``: its Prometheus endpoint, ``http://ADDRESS/metrics``); a node
 that does not answer is ``"down"``. ``lag`` is how far its applied index trails the
 highest commit index any member reports.
 """
@@ -49,7 +50,9 @@ def collect(directory: Path, timeout_s: float = 1.0) -> dict[str, Any]:
         zone_of = {member.id: member.zone for member in client.members}
     finally:
         client.close()
-    bolt_of = {node.id: node.bolt or None for node in load_cluster(directory).nodes}
+    listed = load_cluster(directory).nodes
+    bolt_of = {node.id: node.bolt or None for node in listed}
+    metrics_of = {node.id: node.metrics or None for node in listed}
     commit = max((s.commit_index for s in answers.values() if s is not None), default=0)
     leaders = {s.leader_id for s in answers.values() if s is not None and s.leader_id}
     voters: list[int] = []
@@ -73,6 +76,7 @@ def collect(directory: Path, timeout_s: float = 1.0) -> dict[str, Any]:
                     "pid": None,
                     "health": "unreachable",
                     "bolt": bolt_of.get(node_id),
+                    "metrics": metrics_of.get(node_id),
                 }
             )
             continue
@@ -95,6 +99,7 @@ def collect(directory: Path, timeout_s: float = 1.0) -> dict[str, Any]:
                 "pid": status.pid,
                 "health": health,
                 "bolt": bolt_of.get(node_id),
+                "metrics": metrics_of.get(node_id),
             }
         )
     return {

@@ -581,11 +581,14 @@ class NodeSecurity:
         rows: int,
         outcome: str,
     ) -> None:
-        """One statement's query-log record (``started``: its ``time.monotonic()``).
+        """One statement's query-log record (``started``: its ``time.monotonic()``), and its
+        count and duration in the node's metrics.
 
         Records gather on the loop and go to the audit thread in batches (masking and the
         write happen there): a full batch at once, else after ``QUERY_LOG_FLUSH_S``. A
         statement waits only when ``MAX_QUERY_LOG_BATCHES`` batches are already queued."""
+        seconds = time.monotonic() - started
+        self.node.metrics.statement(database, outcome, seconds)
         audit = self.query_audit
         if audit is None:
             return
@@ -594,7 +597,7 @@ class NodeSecurity:
                 "user": user,
                 "client": client,
                 "query": query,
-                "duration_ms": round((time.monotonic() - started) * 1000, 3),
+                "duration_ms": round(seconds * 1000, 3),
                 "rows": rows,
                 "outcome": outcome,
                 "parameters": dict.fromkeys(parameters),

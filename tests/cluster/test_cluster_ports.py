@@ -53,11 +53,14 @@ def test_a_port_the_cluster_assigned_is_not_handed_out_again_while_unbound(
     node fail to bind its port 4 times, a proxy on it."""
     cluster = init.init_cluster(tmp_path / "q", nodes=3, zones=3)
     assigned = init.cluster_ports(cluster)
-    assert len(assigned) == 9
+    assert len(assigned) == 12  # gRPC, peer, Bolt and metrics, each
     first = min(assigned)
-    offsets = iter([first - init.LOWEST_LISTEN_PORT, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    offsets = iter([first - init.LOWEST_LISTEN_PORT, *range(1, 12)])
     monkeypatch.setattr(init.secrets, "randbelow", lambda _: next(offsets))
     monkeypatch.setattr(init, "_bindable", lambda _: True)  # every node is down
     entry = init.add_node(tmp_path / "q")
-    added = {int(address.rsplit(":", 1)[1]) for address in (entry.grpc, entry.peer, entry.bolt)}
+    added = {
+        int(address.rsplit(":", 1)[1])
+        for address in (entry.grpc, entry.peer, entry.bolt, entry.metrics)
+    }
     assert first not in added and not added & assigned
