@@ -15,6 +15,7 @@ A backup directory (default ``DIR/backups``)::
     backup-<UTC time>-<applied index>.qbackup   the stream: length-prefixed sealed chunks
     backup-<UTC time>-<applied index>.json      its manifest, written last (atomically)
     .lock                                       held while a backup is written or pruned
+    .verify-*/                                  a restore being verified (locked in use)
 
 The stream is sealed under a fresh key wrapped by the cluster's key-encryption key: a backup
 opens only with that cluster's ``key`` file. Each chunk is authenticated, the last carries a
@@ -45,6 +46,7 @@ import os
 import secrets
 import shutil
 import struct
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +72,8 @@ BACKUP_DIR: Final = "backups"
 SUFFIX: Final = ".qbackup"
 MANIFEST_FORMAT: Final = 1
 LOCK_FILE: Final = ".lock"
+SCRATCH_PREFIX: Final = ".verify-"
+ABANDONED_SCRATCH_S: Final = 3600.0
 MAX_BACKUP_CHUNK_BYTES: Final = MAX_CHUNK_BYTES + 4096
 WAIT_FOR_INDEX_S: Final = 60.0
 """How long the member may take to apply the leader's commit index before streaming."""
@@ -111,20 +115,27 @@ class Manifest:
         }
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Manifest:
-        if doc.get("format") != MANIFEST_FORMAT:
-            raise ValueError(f"unknown manifest format {doc.get('format')!r}")
-        return cls(
-            name=str(doc["name"]),
-            taken_at=str(doc["taken_at"]),
-            cluster_id=int(doc["cluster_id"]),
-            node=int(doc["node"]),
-            applied_index=int(doc["applied_index"]),
-            bytes=int(doc["bytes"]),
-            chunks=int(doc["chunks"]),
-            sha256=str(doc["sha256"]),
-            verified=doc.get("verified"),
-        )
+    def from_json(cls, doc: object) -> Manifest:
+        """ValueError for anything but a manifest this version writes."""
+        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+            raise ValueError("not a manifest of format 1")
+        verified = doc.get("verified")
+        if verified is not None and not isinstance(verified, dict):
+            raise ValueError("'verified' is not an object")
+        try:
+            return cls(
+                name=str(doc["name"]),
+                taken_at=str(doc["taken_at"]),
+                cluster_id=int(doc["cluster_id"]),
+                node=int(doc["node"]),
+                applied_index=int(doc["applied_index"]),
+                bytes=int(doc["bytes"]),
+                chunks=int(doc["chunks"]),
+                sha256=str(doc["sha256"]),
+                verified=verified,
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"a field is missing or malformed ({error})") from None
 
 
 def backup_dir(directory: Path, to: Path | None = None) -> Path:
@@ -135,9 +146,20 @@ def _manifest_path(stream: Path) -> Path:
     return stream.with_suffix(".json")
 
 
-def _write_manifest(folder: Path, manifest: Manifest) -> None:
+def _write_manifest(stream: Path, manifest: Manifest) -> None:
+    """The manifest beside the backup file `stream` (atomically, durably)."""
     data = json.dumps(manifest.to_json(), indent=2, sort_keys=True).encode() + b"\n"
-    atomic_write(folder / f"{manifest.name}.json", data)
+    atomic_write(_manifest_path(stream), data)
+
+
+def _read_manifest(stream: Path) -> Manifest:
+    """The manifest beside `stream`; ValueError when it does not parse, OSError when it
+    cannot be read (FileNotFoundError: there is none)."""
+    try:
+        doc = json.loads(_manifest_path(stream).read_text())
+    except UnicodeDecodeError as error:
+        raise ValueError(str(error)) from None
+    return Manifest.from_json(doc)
 
 
 @contextlib.contextmanager
@@ -210,20 +232,26 @@ def take(
             partial = folder / f".partial-{secrets.token_hex(8)}{SUFFIX}"
             try:
                 manifest = _receive(
-                    stub.Backup(request, timeout=stream_timeout_s), partial, cluster.cluster_id
+                    stub.Backup(request, timeout=stream_timeout_s),
+                    partial,
+                    cluster.cluster_id,
+                    min_index,
                 )
             except grpc.RpcError as error:
                 raise errors.from_rpc_error(error) from None
             finally:
                 partial.unlink(missing_ok=True)
-            _write_manifest(folder, manifest)
+            _write_manifest(folder / (manifest.name + SUFFIX), manifest)
     finally:
         client.close()
     return manifest, f"from n{node_id} ({why})"
 
 
-def _receive(responses: Iterator[admin_pb2.BackupChunk], partial: Path, cluster: int) -> Manifest:
-    """Write the stream to `partial`, fsync it and move it to its name; its manifest."""
+def _receive(
+    responses: Iterator[admin_pb2.BackupChunk], partial: Path, cluster: int, min_index: int = 0
+) -> Manifest:
+    """Write the stream to `partial`, fsync it and move it to its name; its manifest. A
+    stream of a state older than `min_index` is refused."""
     digest = hashlib.sha256()
     size = chunks = 0
     applied = node = 0
@@ -245,6 +273,11 @@ def _receive(responses: Iterator[admin_pb2.BackupChunk], partial: Path, cluster:
             chunks += 1
         if not last:
             raise QuiverError(errors.SERVICE_UNAVAILABLE, "the backup stream ended before its end")
+        if applied < min_index:
+            raise QuiverError(
+                errors.UNAVAILABLE,
+                f"n{node} streamed its state at index {applied}, before {min_index}: retry",
+            )
         file.flush()
         os.fsync(file.fileno())
     taken = datetime.now(UTC)
@@ -272,17 +305,22 @@ def _receive(responses: Iterator[admin_pb2.BackupChunk], partial: Path, cluster:
 class Listed:
     path: Path
     manifest: Manifest | None
-    """None: incomplete (no manifest, or one that does not parse)."""
+    problem: str = ""
+    """Why there is no manifest: ``incomplete`` (none: the taker died before writing it;
+    retention removes these) or ``unreadable manifest: ...`` (kept: a newer version's, or
+    damaged; look at it)."""
 
 
 def list_backups(folder: Path) -> list[Listed]:
     """Every backup in `folder`, oldest first (names sort by time)."""
     found = []
     for path in sorted(folder.glob(f"backup-*{SUFFIX}")):
-        manifest = None
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            manifest = Manifest.from_json(json.loads(_manifest_path(path).read_text()))
-        found.append(Listed(path, manifest))
+        try:
+            found.append(Listed(path, _read_manifest(path)))
+        except FileNotFoundError:
+            found.append(Listed(path, None, "incomplete"))
+        except (OSError, ValueError) as error:
+            found.append(Listed(path, None, f"unreadable manifest: {error}"))
     return found
 
 
@@ -303,10 +341,10 @@ def resolve(directory: Path, name: str, to: Path | None = None) -> Path:
 def _checked_manifest(path: Path) -> Manifest:
     """The manifest of the backup at `path`, once the file matches its size and SHA-256."""
     try:
-        manifest = Manifest.from_json(json.loads(_manifest_path(path).read_text()))
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        manifest = _read_manifest(path)
+    except (OSError, ValueError) as error:
         raise QuiverError(
-            STORAGE_DAMAGE, f"{path.name} has no readable manifest: incomplete ({error})"
+            STORAGE_DAMAGE, f"{path.name} has no readable manifest ({error})"
         ) from None
     digest = hashlib.sha256()
     with open(path, "rb") as file:
@@ -343,14 +381,40 @@ def _open_failure(path: Path, error: Exception) -> QuiverError:
     return QuiverError(STORAGE_DAMAGE, f"{path.name} does not restore: {error}")
 
 
+@contextlib.contextmanager
+def _scratch(folder: Path) -> Iterator[Path]:
+    """A scratch directory in `folder`, locked while in use: ``prune`` removes the ones a
+    killed ``verify`` left, never one in use."""
+    with (
+        tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=folder) as scratch,
+        open(Path(scratch) / LOCK_FILE, "wb") as lock,
+    ):
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield Path(scratch)
+
+
+def _abandoned(scratch: Path) -> bool:
+    """A scratch directory nobody uses: its lock is free (or, lockless, it is old)."""
+    try:
+        with open(scratch / LOCK_FILE, "rb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+    except BlockingIOError:
+        return False
+    except FileNotFoundError:  # between its creation and its lock, or older than locks
+        with contextlib.suppress(FileNotFoundError):
+            return time.time() - scratch.stat().st_mtime > ABANDONED_SCRATCH_S
+        return False
+
+
 def verify(path: Path, key_file: Path) -> Manifest:
     """Prove that the backup at `path` restores: checksum, then a whole restore into a
     scratch member beside it, reopened and counted; the manifest, updated with the counts."""
     manifest = _checked_manifest(path)
     source_kek = load_kek(key_file)
     scratch_kek = secrets.token_bytes(32)
-    with tempfile.TemporaryDirectory(prefix=".verify-", dir=path.parent) as scratch:
-        data_dir = Path(scratch) / "data"
+    with _scratch(path.parent) as scratch:
+        data_dir = scratch / "data"
         try:
             _seed(data_dir, scratch_kek, path, source_kek, (1,))
             store = NodeStore(data_dir, scratch_kek)
@@ -373,7 +437,9 @@ def verify(path: Path, key_file: Path) -> Manifest:
         finally:
             store.close()
     verified = Manifest(**{**_fields(manifest), "verified": found})
-    _write_manifest(path.parent, verified)
+    if not path.exists():
+        raise QuiverError(errors.INVALID_REQUEST, f"{path.name} was removed while verified")
+    _write_manifest(path, verified)  # a prune meanwhile: the next one removes it
     return verified
 
 
@@ -382,22 +448,31 @@ def _fields(manifest: Manifest) -> dict[str, Any]:
 
 
 def prune(folder: Path, keep: int) -> list[str]:
-    """Keep the newest `keep` complete backups; remove older ones, and incomplete ones no
-    taker is writing. The names removed."""
+    """Keep the newest `keep` complete backups; remove older ones, incomplete ones (no
+    manifest: their taker died), manifests without a backup, and what killed takers and
+    verifiers left. A backup whose manifest does not read is kept. The names removed."""
     if keep < 1:
         raise QuiverError(errors.INVALID_REQUEST, "--keep must be at least 1")
     removed = []
     with _locked(folder):
         backups = list_backups(folder)
-        complete = [b for b in backups if b.manifest is not None]
-        doomed = complete[:-keep] + [b for b in backups if b.manifest is None]
-        for backup in doomed:
-            _manifest_path(backup.path).unlink(missing_ok=True)
-            backup.path.unlink(missing_ok=True)
-            removed.append(backup.path.name)
+        complete = [b.path for b in backups if b.manifest is not None]
+        incomplete = [b.path for b in backups if b.problem == "incomplete"]
+        for path in complete[:-keep] + incomplete:
+            _manifest_path(path).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+        for manifest in folder.glob("backup-*.json"):
+            if not manifest.with_suffix(SUFFIX).exists():
+                manifest.unlink(missing_ok=True)
+                removed.append(manifest.name)
         for partial in folder.glob(f".partial-*{SUFFIX}"):
             partial.unlink(missing_ok=True)
             removed.append(partial.name)
+        for scratch in folder.glob(f"{SCRATCH_PREFIX}*"):
+            if scratch.is_dir() and _abandoned(scratch):
+                shutil.rmtree(scratch, ignore_errors=True)
+                removed.append(scratch.name)
     if removed:
         fsync_dir(folder)
     return removed
@@ -411,6 +486,7 @@ def schedule(
     to: Path | None = None,
     from_node: int = 0,
     say: Callable[[str], None] = print,
+    warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Take, verify and prune every `every_s` seconds, `rounds` times (0: until stopped).
@@ -429,7 +505,7 @@ def schedule(
             say(f"{describe(manifest)} {source}; removed {len(removed)}")
         except QuiverError as error:
             failed += 1
-            say(f"{error.code}: {error.message}")
+            warn(f"{error.code}: {error.message}")
         done += 1
         if not rounds or done < rounds:
             sleep(max(0.0, every_s - (time.monotonic() - started)))
@@ -463,28 +539,32 @@ def restore(
     credentials: Path | None,
     **init_options: Any,
 ) -> tuple[Manifest, bool]:
-    """Seed a new cluster in `target` (which must not hold one) from the backup at `path`,
-    opened with `key_file`. With users in the backup, the cluster's ``credentials.json``
-    becomes a copy of `credentials` (the backed-up cluster's), when given. Returns the
-    manifest and whether the backup holds users."""
+    """Seed a new cluster in `target` (absent, or an empty directory) from the backup at
+    `path`, opened with `key_file`. With users in the backup, the cluster's
+    ``credentials.json`` becomes a copy of `credentials` (the backed-up cluster's), when
+    given. Returns the manifest and whether the backup holds users.
+
+    The cluster is built in a hidden directory beside `target` and renamed to it once every
+    member is seeded: a restore that fails or is killed leaves no cluster at `target`."""
     from cluster.init import InitError, init_cluster
 
-    if (target / CLUSTER_FILE).exists():
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise QuiverError(
-            errors.INVALID_REQUEST, f"{target} holds a cluster already: restore into a new one"
+            errors.INVALID_REQUEST, f"{target} exists and is not empty: restore into a new one"
         )
     manifest = _checked_manifest(path)
     source_kek = load_kek(key_file)
-    created = not target.exists() or not any(target.iterdir())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.restoring-", dir=target.parent))
     try:
         try:
-            cluster = init_cluster(target, **init_options)
+            cluster = init_cluster(building, **init_options)
         except InitError as error:
             raise QuiverError(errors.INVALID_REQUEST, str(error)) from None
         voters = tuple(node.id for node in cluster.nodes)
         has_users = False
         for node in cluster.nodes:
-            config = load_node_config(target / node.config)
+            config = load_node_config(building / node.config)
             kek = load_kek(config.key_file)
             try:
                 _seed(config.data_dir, kek, path, source_kek, voters)
@@ -496,9 +576,12 @@ def restore(
                 store.close()
         if has_users and credentials is not None and credentials.is_file():
             atomic_write(cluster.credentials_path, credentials.read_bytes())
+        if target.exists():
+            target.rmdir()
+        building.rename(target)
+        fsync_dir(target.parent)
     except BaseException:
-        if created:  # what init wrote, and every seeded store
-            shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(building, ignore_errors=True)
         raise
     return manifest, has_users
 
@@ -527,9 +610,13 @@ def run_backup(args: Any) -> int:
     directory = Path(args.dir)
     to = Path(args.to) if args.to else None
     folder = backup_dir(directory, to)
+    if args.keep < 0:
+        raise QuiverError(errors.INVALID_REQUEST, "--keep must be at least 1")
+    if args.action in ("prune", "schedule") and not args.keep:
+        raise QuiverError(errors.INVALID_REQUEST, f"{args.action} needs --keep N")
+    if args.rounds < 0:
+        raise QuiverError(errors.INVALID_REQUEST, "--rounds must be 0 (no end) or more")
     if args.action == "take":
-        if args.keep < 0:
-            raise QuiverError(errors.INVALID_REQUEST, "--keep must be at least 1")
         manifest, source = take(directory, to, args.from_node)
         if not args.no_verify:
             manifest = verify(folder / (manifest.name + SUFFIX), _key_file(directory))
@@ -544,6 +631,7 @@ def run_backup(args: Any) -> int:
                 json.dumps(
                     [
                         {"file": str(b.path), "complete": b.manifest is not None}
+                        | ({"problem": b.problem} if b.problem else {})
                         | (b.manifest.to_json() if b.manifest else {})
                         for b in backups
                     ],
@@ -552,24 +640,17 @@ def run_backup(args: Any) -> int:
             )
         else:
             for backup in backups:
-                print(
-                    describe(backup.manifest)
-                    if backup.manifest
-                    else f"{backup.path.name}  incomplete"
-                )
+                manifest = backup.manifest
+                print(describe(manifest) if manifest else f"{backup.path.name}  {backup.problem}")
             if not backups:
                 print(f"no backups in {folder}")
     elif args.action == "verify":
         path = resolve(directory, args.name or "latest", to)
         print(describe(verify(path, _key_file(directory))))
     elif args.action == "prune":
-        if not args.keep:
-            raise QuiverError(errors.INVALID_REQUEST, "prune needs --keep N")
         removed = prune(folder, args.keep)
         print("\n".join(f"removed {name}" for name in removed) or "nothing to remove")
     else:
-        if not args.keep:
-            raise QuiverError(errors.INVALID_REQUEST, "schedule needs --keep N")
         every_s = parse_duration(args.every)
         failed = schedule(directory, every_s, args.keep, args.rounds, to, args.from_node)
         return 1 if failed else 0
@@ -603,10 +684,13 @@ def run_restore(args: Any) -> int:
         path, target, key_file, credentials, nodes=args.nodes, zones=args.zones
     )
     print(f"restored {manifest.name} (index {manifest.applied_index}) into {target}")
-    if has_users and credentials is None:
+    if has_users and credentials is not None and credentials.is_file():
+        print(f"{target / 'credentials.json'}: copied from {credentials}")
+    elif has_users:
         print(
-            "the backup's users, roles and privileges are restored: log in as one of them "
-            f"({target / 'credentials.json'} names a user the backup does not have)"
+            "the backup's users, roles and privileges are restored, with their passwords; "
+            f"{target / 'credentials.json'} holds a new password none of them has (no "
+            "credentials file of the backed-up cluster was found): log in as one of them"
         )
     print(f"start it with: quiver up --dir {target}")
     return 0

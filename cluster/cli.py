@@ -75,6 +75,11 @@ def _reporting(command: Callable[[], int]) -> int:
     except QuiverError as error:
         raise CliError(error.code, error.message) from None
     except KeyConfigurationError as error:
+        code, _, message = str(error).partition(": ")
+        raise CliError(code, message) from None
+    except NoClusterError:
+        raise
+    except OSError as error:
         raise CliError(INVALID_REQUEST, str(error)) from None
 
 

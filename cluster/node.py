@@ -524,6 +524,32 @@ class Answer:
     query_type: int
 
 
+class BackupStream:
+    """One backup being streamed (``Node.open_backup``): ``await next()`` gives each chunk,
+    then None; ``close()``, however the stream ends, lets the member take the next backup
+    and closes the checkpoint (idempotent; safe while a chunk is being read)."""
+
+    def __init__(self, node: Node, source: SnapshotSource) -> None:
+        self._node = node
+        self._source = source
+        self._chunks = source.chunks()
+        self._closed = False
+        self.applied_index = source.applied_index
+
+    async def next(self) -> bytes | None:
+        if self._closed:
+            raise QuiverError(errors.UNAVAILABLE, "the backup stream is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._node._backups, next, self._chunks, None)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._node._backing_up = False
+        self._node._release_checkpoint(self._source)
+
+
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -1391,13 +1417,13 @@ class Node:
 
     # -- backups ------------------------------------------------------------------------------
 
-    async def backup(self, min_index: int, wait_s: float) -> AsyncIterator[tuple[int, bytes]]:
-        """This member's state as a sealed snapshot stream: (applied index, chunk), in order.
+    async def open_backup(self, min_index: int, wait_s: float) -> BackupStream:
+        """This member's state as a sealed snapshot stream, chunk by chunk (``BackupStream``).
 
-        Waits (at most `wait_s`) until `min_index` is applied here, then pins a checkpoint,
-        like the snapshotter's but from the backup thread and without a configuration (a
-        restore makes its own). The memtables are flushed first, without the GIL. One
-        backup at a time; the checkpoint goes when the stream ends, however it ends."""
+        Waits (at most `wait_s`) until `min_index` is applied here, flushes the memtables on
+        the backup thread (without the GIL), then pins a checkpoint on the storage thread,
+        where no snapshot install runs beside it, without a configuration (a restore makes
+        its own). One backup at a time; the caller closes the stream however it ends."""
         store = self.store
         if store is None:
             raise QuiverError(errors.UNAVAILABLE, f"n{self.id} is not started")
@@ -1405,33 +1431,41 @@ class Node:
             raise QuiverError(errors.UNAVAILABLE, f"a backup of n{self.id} is running already")
         self._backing_up = True
         pin: Future[SnapshotSource] | None = None
-        loop = asyncio.get_running_loop()
         try:
             await self.wait_applied(
                 min_index, min(max(wait_s, 0.0), MAX_BACKUP_WAIT_S), errors.BOOKMARK_TIMEOUT
             )
+            loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._backups, store.graph.flush_memtables)
-            pin = self._backups.submit(store.checkpoint)
+            pin = self._storage.submit(store.checkpoint)
             source = await asyncio.wrap_future(pin)
-            chunks = source.chunks()
-            chunk = await loop.run_in_executor(self._backups, next, chunks, None)
-            while chunk is not None:
-                yield source.applied_index, chunk
-                chunk = await loop.run_in_executor(self._backups, next, chunks, None)
-        finally:
+        except BaseException:
             self._backing_up = False
-            if pin is not None:
-                pin.add_done_callback(self._release_backup)
+            if pin is not None:  # cancelled while pinning: let go of it once pinned
+                pin.add_done_callback(
+                    lambda done: (
+                        None
+                        if done.cancelled() or done.exception() is not None
+                        else self._release_checkpoint(done.result())
+                    )
+                )
+            raise
+        stream = BackupStream(self, source)
+        if source.installing or source.applied_index < min_index:
+            stream.close()
+            raise QuiverError(
+                errors.UNAVAILABLE,
+                f"n{self.id} holds no whole state at index {min_index} now; retry the backup",
+            )
+        return stream
 
-    def _release_backup(self, pin: Future[SnapshotSource]) -> None:
-        """Close a backup's checkpoint once pinned (a cancelled stream may end first), on the
-        backup thread, after any chunk still being read there."""
-        if pin.cancelled() or pin.exception() is not None:
-            return
+    def _release_checkpoint(self, source: SnapshotSource) -> None:
+        """Close a backup's checkpoint on the backup thread, after any chunk still being
+        read there (inline once that thread is shut down: nothing reads it any more)."""
         try:
-            self._backups.submit(pin.result().close)
-        except RuntimeError:  # shut down: nothing reads it any more
-            pin.result().close()
+            self._backups.submit(source.close)
+        except RuntimeError:
+            source.close()
 
     # -- status -------------------------------------------------------------------------------
 

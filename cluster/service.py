@@ -28,6 +28,7 @@ from cluster.node import (
     FETCH_SIZE,
     FORWARDED_METADATA,
     Answer,
+    BackupStream,
     MemberChange,
     Node,
     parse_bookmarks,
@@ -456,6 +457,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        self._audits: set[asyncio.Future[None]] = set()
+        """Audit records of backups whose call ended under them, being written."""
 
     def _check_admin(self, session: Session) -> None:
         state = self.node.security.state()
@@ -466,13 +469,13 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             )
 
     async def _audit(
-        self, context: Context, session: Session | None, action: str, outcome: str, **fields: Any
+        self, address: str, session: Session | None, action: str, outcome: str, **fields: Any
     ) -> None:
         self.node.metrics.admin_acts.labels(action, outcome).inc()
         await self.node.security.authenticator.record(
             "cluster_admin",
             user=session.user if session is not None else "",
-            client=client_address(context),
+            client=address,
             action=action,
             outcome=outcome,
             **fields,
@@ -481,19 +484,27 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def _act(
         self, context: Context, action: str, target: int, act: Callable[[], Awaitable[_T]]
     ) -> _T:
-        """Run the admin act `act()` for an admin caller, audited however it ends (a
-        failed login is the authenticator's to log); a refusal goes back as the status."""
-        session: Session | None = None
+        """Run the admin act `act()` for an admin caller, audited however it ends once the
+        caller is known (a failed login is the authenticator's to log); a refusal goes back
+        as the call's status."""
+        address = client_address(context)
+        session = await self._admin_session(context, address)
         try:
-            session = await authenticate(self.node, context)
             self._check_admin(session)
             result = await act()
         except QuiverError as error:
-            await self._audit(context, session, action, error.code, target=target)
+            await self._audit(address, session, action, error.code, target=target)
             await _abort(context, error)
             raise AssertionError("unreachable") from error
-        await self._audit(context, session, action, "ok", target=target)
+        await self._audit(address, session, action, "ok", target=target)
         return result
+
+    async def _admin_session(self, context: Context, address: str) -> Session:
+        try:
+            return await authenticate(self.node, context, address=address)
+        except QuiverError as error:
+            await _abort(context, error)
+            raise AssertionError("unreachable") from error
 
     async def Status(
         self, request: admin_pb2.StatusRequest, context: Context
@@ -559,32 +570,57 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def Backup(
         self, request: admin_pb2.BackupRequest, context: Context
     ) -> AsyncIterator[admin_pb2.BackupChunk]:
+        # The stream may end while this generator waits at a yield (the client went away):
+        # gRPC then ends the call without closing the generator, and the call's context is
+        # gone by the time the generator is collected. So the address is read now, and the
+        # end of the call (``ended``) closes the stream and audits it, whatever the
+        # generator does later.
+        address = client_address(context)
         session: Session | None = None
-        applied = sent = 0
-        outcome = "cancelled"  # unless it ends otherwise: the client went away
+        stream: BackupStream | None = None
+        state = {"outcome": "cancelled", "applied": 0, "sent": 0, "audited": False}
+
+        def audit() -> Awaitable[None]:
+            state["audited"] = True
+            return self._audit(
+                address, session, "backup", str(state["outcome"]),
+                applied_index=state["applied"], bytes=state["sent"],
+            )  # fmt: skip
+
+        def ended(_: object) -> None:
+            if stream is not None:
+                stream.close()
+            if not state["audited"]:
+                task = asyncio.ensure_future(audit())
+                self._audits.add(task)
+                task.add_done_callback(self._audits.discard)
+
+        context.add_done_callback(ended)
         try:
-            session = await authenticate(self.node, context)
+            session = await authenticate(self.node, context, address=address)
             self._check_admin(session)
-            chunks = self.node.backup(request.min_index, request.wait_ms / 1000)
-            held: bytes | None = None
-            async for applied, chunk in chunks:
-                if held is not None:
-                    yield admin_pb2.BackupChunk(
-                        applied_index=applied, node_id=self.node.id, data=held
-                    )
-                sent += len(held or b"")
-                held = chunk
-            assert held is not None, "a snapshot stream always has a final chunk"
-            yield admin_pb2.BackupChunk(
-                applied_index=applied, node_id=self.node.id, data=held, last=True
-            )
-            sent += len(held)
-            outcome = "ok"
+            stream = await self.node.open_backup(request.min_index, request.wait_ms / 1000)
+            state["applied"] = stream.applied_index
+            chunk = await stream.next()
+            while chunk is not None:
+                following = await stream.next()
+                yield admin_pb2.BackupChunk(
+                    applied_index=stream.applied_index,
+                    node_id=self.node.id,
+                    data=chunk,
+                    last=following is None,
+                )
+                state["sent"] = int(state["sent"]) + len(chunk)
+                chunk = following
+            state["outcome"] = "ok"
         except QuiverError as error:
-            outcome = error.code
+            state["outcome"] = error.code
             await _abort(context, error)
+        except Exception:
+            state["outcome"] = errors.UNKNOWN
+            raise
         finally:
-            # Shielded: a cancelled stream is still audited.
-            await asyncio.shield(
-                self._audit(context, session, "backup", outcome, applied_index=applied, bytes=sent)
-            )
+            if stream is not None:
+                stream.close()
+            if state["outcome"] != "cancelled" and not state["audited"]:
+                await audit()

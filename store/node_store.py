@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from raft.types import ConfState, Snapshot, SnapshotMetadata
+from raft.types import ConfState, HardState, Snapshot, SnapshotMetadata
 from store.crypto import Cipher, Keyring, PlaintextCipher, load_kek
 from store.graph import GraphStore
 from store.raftlog import DEFAULT_MAX_SEGMENT_BYTES, DurableLog
@@ -167,6 +167,8 @@ class NodeStore:
             metadata=SnapshotMetadata(conf_state=conf_state, index=applied, term=SEED_TERM),
         )
         self.log.apply_snapshot(snapshot)
+        # Its term as the log's: the new cluster's first election is in a later one.
+        self.log.save(hard_state=HardState(term=SEED_TERM, commit=applied))
         return snapshot
 
     def retire_unused_keys(self) -> list[int]:

@@ -91,6 +91,8 @@ class SnapshotSource:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
         self.applied_index = self._view.applied_index()
+        self.installing = self._view.installing()
+        """Pinned in the middle of a snapshot install: not a whole state."""
 
     def chunks(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
         if not 0 < chunk_bytes <= MAX_CHUNK_BYTES:

@@ -75,6 +75,27 @@ def test_a_missing_or_unknown_action_names_the_real_ones(
 
 
 @pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["backup", "take", "--keep", "-2"], "--keep must be at least 1"),
+        (["backup", "prune"], "prune needs --keep N"),
+        (["backup", "schedule", "--keep", "1", "--rounds", "-3"], "--rounds must be 0"),
+        (["backup", "schedule", "--keep", "1", "--every", "0"], "not a positive duration"),
+        (["backup", "verify", "nothing"], "no backup 'nothing'"),
+        (["restore", "nothing.qbackup"], "no backup file 'nothing.qbackup'"),
+    ],
+)
+def test_backup_arguments_are_checked_before_anything_runs(
+    repo_root: Path, tmp_path: Path, argv: list[str], says: str
+) -> None:
+    result = _quiver(repo_root, *argv, "--dir", str(tmp_path / "none"))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Neo.ClientError.Request.Invalid: "), lines
+    assert says in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
     "argv",
     [
         ["status"],

@@ -51,8 +51,9 @@ def _responses(store: NodeStore, work: Path, last: bool = True) -> Iterator[admi
 def _take(folder: Path, store: NodeStore, work: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     manifest = backup._receive(_responses(store, work), folder / ".partial-x.qbackup", 7)
-    backup._write_manifest(folder, manifest)
-    return folder / (manifest.name + backup.SUFFIX)
+    path = folder / (manifest.name + backup.SUFFIX)
+    backup._write_manifest(path, manifest)
+    return path
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_a_damaged_backup_is_found_with_or_without_the_key(taken: tuple[Path, Pa
     # Damage that matches the manifest (both rewritten) is still found: by the stream itself.
     manifest = Manifest.from_json(json.loads(path.with_suffix(".json").read_text()))
     forged = Manifest(**{**backup._fields(manifest), "sha256": hashlib.sha256(data).hexdigest()})
-    backup._write_manifest(path.parent, forged)
+    backup._write_manifest(path, forged)
     with pytest.raises(QuiverError, match="does not restore") as caught:
         backup.verify(path, key_file)
     assert caught.value.code == DAMAGE
@@ -118,18 +119,57 @@ def test_a_stream_that_stops_early_leaves_no_backup(tmp_path: Path) -> None:
 def test_retention_keeps_the_newest_complete_backups(tmp_path: Path) -> None:
     store, _ = _source(tmp_path / "source")
     folder = tmp_path / "backups"
-    paths = [_take(folder, store, tmp_path / "work") for _ in range(4)]
+    paths = [_take(folder, store, tmp_path / "work") for _ in range(5)]
     store.close()
     paths[1].with_suffix(".json").unlink()  # a taker died before the manifest
+    paths[2].with_suffix(".json").write_text('{"format": 2}')  # a newer version's: kept
+    orphan = folder / "backup-19990101T000000.000000Z-1.json"
+    orphan.write_text("{}")  # a verify wrote it as a prune removed its backup
     listed = backup.list_backups(folder)
     assert [b.path for b in listed] == paths
-    assert [b.manifest is None for b in listed] == [False, True, False, False]
-    removed = backup.prune(folder, 2)
-    assert sorted(removed) == sorted([paths[0].name, paths[1].name])
-    assert [b.path for b in backup.list_backups(folder)] == paths[2:]
-    assert backup.resolve(tmp_path, "latest", folder) == paths[3]
+    assert [b.problem.split(":")[0] for b in listed] == [
+        "", "incomplete", "unreadable manifest", "", ""
+    ]  # fmt: skip
+    removed = backup.prune(folder, 1)
+    assert sorted(removed) == sorted([paths[0].name, paths[1].name, paths[3].name, orphan.name])
+    assert [b.path for b in backup.list_backups(folder)] == [paths[2], paths[4]]
+    assert backup.resolve(tmp_path, "latest", folder) == paths[4]
     with pytest.raises(QuiverError, match="at least 1"):
         backup.prune(folder, 0)
+
+
+def test_prune_removes_what_a_killed_verify_left_but_not_a_running_one(
+    taken: tuple[Path, Path],
+) -> None:
+    path, _ = taken
+    folder = path.parent
+    left = folder / ".verify-killed"
+    (left / "data").mkdir(parents=True)
+    (left / backup.LOCK_FILE).touch()  # its lock died with it
+    with backup._scratch(folder) as running:
+        removed = backup.prune(folder, 1)
+        assert running.exists()
+    assert removed == [left.name] and not left.exists()
+
+
+def test_verify_records_beside_the_file_it_verified(taken: tuple[Path, Path]) -> None:
+    path, key_file = taken
+    renamed = path.with_name("mine" + backup.SUFFIX)
+    path.rename(renamed)
+    path.with_suffix(".json").rename(renamed.with_suffix(".json"))
+    manifest = backup.verify(renamed, key_file)
+    assert manifest.verified is not None
+    assert backup._read_manifest(renamed) == manifest
+    assert sorted(p.name for p in path.parent.glob("*.json")) == ["mine.json"]
+
+
+def test_a_stream_older_than_the_index_asked_for_is_refused(tmp_path: Path) -> None:
+    store, _ = _source(tmp_path / "source")
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    with pytest.raises(QuiverError, match="before 31: retry"):
+        backup._receive(_responses(store, tmp_path / "work"), folder / ".partial-z.qbackup", 7, 31)
+    store.close()
 
 
 def test_restore_seeds_every_member_of_a_new_cluster(
@@ -150,7 +190,7 @@ def test_restore_seeds_every_member_of_a_new_cluster(
         assert store.graph.app_meta(b"sm/other") == b"kept"
         assert store.graph.app_meta(SECURITY_KEY) is None
         store.close()
-    with pytest.raises(QuiverError, match="holds a cluster already"):
+    with pytest.raises(QuiverError, match="not empty"):
         backup.restore(path, target, key_file, None, nodes=3, zones=3)
 
 
@@ -164,6 +204,12 @@ def test_a_restore_that_fails_leaves_no_cluster_behind(
     with pytest.raises(QuiverError, match="does not restore"):
         backup.restore(path, target, other, None, nodes=3, zones=3)
     assert not target.exists()
+    assert not list(tmp_path.glob(".restored.restoring-*"))
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(QuiverError, match="not empty"):
+        backup.restore(path, target, other, None, nodes=3, zones=3)
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.parametrize(
@@ -186,50 +232,53 @@ def _checkpoints(store: NodeStore) -> list[Path]:
 def test_a_node_lets_go_of_a_backup_however_the_stream_ends(
     unstarted_node: Node, tmp_path: Path
 ) -> None:
-    """Closed after one chunk, or cancelled while a chunk is read: the checkpoint goes, on
-    the backup thread after that read, and the next backup runs."""
+    """Closed after one chunk, closed while a chunk is read, or read to its end: the
+    checkpoint goes (on the backup thread, after that read) and the next backup runs."""
     node = unstarted_node
     store = NodeStore(tmp_path / "data", bytes(32))
     blob = "x" * 100_000
     store.graph.apply(WriteSet(tuple(CreateNode(i, ("B",), (("s", blob),)) for i in range(30))), 9)
     node.store, node.applied_index = store, 9
 
+    async def released() -> bool:
+        await asyncio.get_running_loop().run_in_executor(node._backups, lambda: None)
+        return not _checkpoints(store) and not node._backing_up
+
     async def scenario() -> int:
-        loop = asyncio.get_running_loop()
-        stream = node.backup(0, 1.0)
-        assert (await anext(stream))[0] == 9
+        stream = await node.open_backup(0, 1.0)
+        assert stream.applied_index == 9 and await stream.next()
         assert _checkpoints(store)
         with pytest.raises(QuiverError, match="running already"):
-            await anext(node.backup(0, 1.0))
-        await stream.aclose()
-        await loop.run_in_executor(node._backups, lambda: None)  # after the release
-        assert not _checkpoints(store)
+            await node.open_backup(0, 1.0)
+        stream.close()
+        stream.close()
+        assert await released()
 
-        got_one = asyncio.Event()
+        stream = await node.open_backup(0, 1.0)
+        reading = asyncio.ensure_future(stream.next())
+        await asyncio.sleep(0)
+        stream.close()  # while the backup thread reads a chunk: it gets to finish
+        assert await reading
+        assert await released()
 
-        async def consume() -> None:
-            async for _ in node.backup(0, 1.0):
-                got_one.set()
-
-        task = asyncio.create_task(consume())
-        await got_one.wait()
-        task.cancel()  # while the next chunk is read on the backup thread
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await loop.run_in_executor(node._backups, lambda: None)
-        assert not _checkpoints(store) and not node._backing_up
-        return len([chunk async for _, chunk in node.backup(0, 1.0)])
+        stream = await node.open_backup(0, 1.0)
+        chunks = 0
+        while await stream.next() is not None:
+            chunks += 1
+        stream.close()
+        assert await released()
+        return chunks
 
     try:
         assert asyncio.run(scenario()) > 1
-        node._backups.submit(lambda: None).result()  # after the release
-        assert not _checkpoints(store)
     finally:
         node._backups.shutdown(wait=True)
         store.close()
 
 
-def test_a_backup_waits_for_the_index_it_must_hold(unstarted_node: Node, tmp_path: Path) -> None:
+def test_a_backup_needs_a_whole_state_at_the_index_it_must_hold(
+    unstarted_node: Node, tmp_path: Path
+) -> None:
     node = unstarted_node
     store = NodeStore(tmp_path / "data", bytes(32))
     store.graph.apply(WriteSet(), 5)
@@ -237,11 +286,17 @@ def test_a_backup_waits_for_the_index_it_must_hold(unstarted_node: Node, tmp_pat
 
     async def scenario() -> None:
         with pytest.raises(QuiverError, match="index 6 not applied") as caught:
-            await anext(node.backup(6, 0.05))
+            await node.open_backup(6, 0.05)
         assert caught.value.code == "Neo.TransientError.Transaction.BookmarkTimeout"
+        assert not node._backing_up and not _checkpoints(store)
+        store.graph.begin_install()  # a snapshot from the leader half-way in
+        with pytest.raises(QuiverError, match="no whole state"):
+            await node.open_backup(0, 0.05)
+        await asyncio.get_running_loop().run_in_executor(node._backups, lambda: None)
         assert not node._backing_up and not _checkpoints(store)
 
     try:
         asyncio.run(scenario())
     finally:
+        node._backups.shutdown(wait=True)
         store.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from raft.types import ConfState, Entry
+from raft.types import ConfState, Entry, HardState
 from store.crypto import IntegrityError, StreamKeys
 from store.node_store import SEED_TERM, NodeStore
 from store.snapshot import snapshot_chunks
@@ -43,6 +43,7 @@ def test_a_seeded_store_holds_the_stream_under_its_own_keys_and_reopens(tmp_path
     )
     assert (snapshot.metadata.index, snapshot.metadata.term) == (17, SEED_TERM)
     assert snapshot.metadata.conf_state == CONF
+    assert store.log.hard_state() == HardState(term=SEED_TERM, commit=17)
     assert store.graph.applied_index() == 17
     assert store.graph.app_meta(b"keep/a") == b"1"
     assert store.graph.app_meta(b"drop/b") is None
