@@ -196,10 +196,13 @@ def _choose_source(client: Client, from_node: int) -> tuple[int, int, str]:
             "running, or a majority down?)",
         )
     leader = max(leaders, key=lambda s: s.term)
+    # The highest commit index any member knows: a leader elected a moment ago may not know
+    # yet of what its predecessor committed.
+    committed = max(s.commit_index for s in statuses.values())
     if from_node:
         if from_node not in statuses:
             raise QuiverError(errors.UNAVAILABLE, f"n{from_node} does not answer")
-        return from_node, leader.commit_index, "as asked"
+        return from_node, committed, "as asked"
     followers = [
         s
         for s in statuses.values()
@@ -207,8 +210,8 @@ def _choose_source(client: Client, from_node: int) -> tuple[int, int, str]:
     ]
     if followers:
         best = max(followers, key=lambda s: (s.applied_index, -s.id))
-        return best.id, leader.commit_index, "a follower"
-    return leader.id, leader.commit_index, "the leader: no follower answers"
+        return best.id, committed, "a follower"
+    return leader.id, committed, "the leader: no follower answers"
 
 
 def take(

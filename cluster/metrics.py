@@ -149,7 +149,7 @@ class NodeMetrics:
     """A node's instruments and its registry."""
 
     def __init__(self, node: Node) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry()  # collected when scraped, never before
         registry = self.registry
         self.statements = Counter(
             "quiver_statements",

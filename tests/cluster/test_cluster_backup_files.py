@@ -93,12 +93,19 @@ def test_a_damaged_backup_is_found_with_or_without_the_key(taken: tuple[Path, Pa
     assert caught.value.code == DAMAGE
 
 
+@pytest.fixture
+def other_key(tmp_path: Path) -> Path:
+    """Another cluster's key file."""
+    path = tmp_path / "other-key"
+    write_key_file(path)
+    return path
+
+
 def test_a_backup_opens_only_with_its_clusters_key(
-    taken: tuple[Path, Path], tmp_path: Path
+    taken: tuple[Path, Path], other_key: Path
 ) -> None:
     path, _ = taken
-    other = tmp_path / "other-key"
-    write_key_file(other)
+    other = other_key
     with pytest.raises(QuiverError, match="wrong key-encryption key"):
         backup.verify(path, other)
 
@@ -195,11 +202,10 @@ def test_restore_seeds_every_member_of_a_new_cluster(
 
 
 def test_a_restore_that_fails_leaves_no_cluster_behind(
-    taken: tuple[Path, Path], tmp_path: Path
+    taken: tuple[Path, Path], other_key: Path, tmp_path: Path
 ) -> None:
     path, _ = taken
-    other = tmp_path / "other-key"
-    write_key_file(other)
+    other = other_key
     target = tmp_path / "restored"
     with pytest.raises(QuiverError, match="does not restore"):
         backup.restore(path, target, other, None, nodes=3, zones=3)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from cluster.errors import QuiverError
+from cluster.metrics import NodeMetrics
 from cluster.security import node_security
 from cluster.security.admin import execute_admin
 from cluster.security.audit import AuditLog, verify
@@ -124,6 +125,7 @@ def _security(tmp_path: Path, state: SecurityState) -> NodeSecurity:
         data_dir=tmp_path,
     )
     node = SimpleNamespace(id=1, config=config, sm=SimpleNamespace(security=lambda: state))
+    node.metrics = NodeMetrics(node)  # type: ignore[arg-type]
     security = NodeSecurity(node)  # type: ignore[arg-type]
     security.query_audit = AuditLog(tmp_path / "audit", "query", sync_every=8)
     security.audit = security.authenticator.audit = AuditLog(tmp_path / "audit", "security")
