@@ -524,6 +524,15 @@ class Answer:
     query_type: int
 
 
+def _outcome_unknown(why: str) -> QuiverError:
+    """A write whose outcome this node cannot tell and no retry can deduplicate (drivers do
+    not retry ``TransactionCommitFailed``)."""
+    return QuiverError(
+        errors.COMMIT_OUTCOME_UNKNOWN,
+        f"the commit's outcome is unknown: {why} (check the data before running it again)",
+    )
+
+
 class BackupStream:
     """One backup being streamed (``Node.open_backup``): ``await next()`` gives each chunk,
     then None; ``close()``, however the stream ends, lets the member take the next backup
@@ -1794,11 +1803,7 @@ class Node:
         do not retry)."""
         proposal_id = envelope.proposal_id
         self._settling[proposal_id] = 0
-        unknown = QuiverError(
-            errors.COMMIT_OUTCOME_UNKNOWN,
-            "the commit's outcome is unknown: it was not decided in time "
-            "(check the data before running it again)",
-        )
+        unknown = _outcome_unknown("it was not decided in time")
         try:
             return await self._outcome(envelope, await self._submit(envelope), unknown)
         finally:
@@ -1816,11 +1821,7 @@ class Node:
                         "the leader lost its term before the commit; nothing was committed",
                     )
                 else:
-                    error = QuiverError(
-                        errors.COMMIT_OUTCOME_UNKNOWN,
-                        "the commit's outcome is unknown: this node caught up by a snapshot "
-                        "(check the data before running it again)",
-                    )
+                    error = _outcome_unknown("this node caught up by a snapshot")
                 self._fail_proposal(proposal_id, error)
 
     def _unpipeline(self, proposal_id: bytes) -> None:
@@ -1991,6 +1992,9 @@ class Node:
                 after = written.proposal_id
                 self._pipeline[written.proposal_id] = written
                 self._pipeline_empty.clear()
+                if not queued.client_id:
+                    # No retry can deduplicate it: decided like a transaction's commit.
+                    self._settling[written.proposal_id] = 0
                 _settle(queued, (result, base, envelope, await self._submit(envelope)))
         return again
 
@@ -2088,7 +2092,11 @@ class Node:
                 base,
                 client_pb2.QUERY_TYPE_READ_WRITE,
             )
-        outcome = await self._outcome(envelope, future)
+        unknown = None if client_id else _outcome_unknown("it was not decided in time")
+        try:
+            outcome = await self._outcome(envelope, future, unknown)
+        finally:
+            self._settling.pop(envelope.proposal_id, None)
         if outcome.decision is Decision.DUPLICATE:
             return Answer(
                 [],

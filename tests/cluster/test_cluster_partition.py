@@ -59,11 +59,14 @@ def test_a_minority_serves_no_linearizable_read_and_takes_no_write(
     others = [node for node in members if node != leader]
     local_cluster.partition([[leader], others])
     lonely = local_cluster.node_client(leader, timeout_s=MINORITY_TIMEOUT_S)
-    # The write waits in the old leader's log until it steps down (check-quorum), then fails
-    # there and then with NotALeader, which the client retries elsewhere with the same
-    # request id; not after the proposal timeout, with a write of unknown outcome.
-    request = client_pb2.RunRequest(query="CREATE (:Event {i: -2})", client_id="lonely", sequence=1)
+    # A write with a request id waits in the old leader's log until it steps down
+    # (check-quorum), then fails there and then with NotALeader, which the client retries
+    # elsewhere with the same id; not after the proposal timeout, of unknown outcome. One
+    # without an id (no retry can deduplicate it) waits until its index is decided here:
+    # once healed, another entry there says it was lost (or, past the timeout, unknown).
     stub = client_pb2_grpc.QueryStub(lonely._channel(lonely._member(leader)))
+    without_id = stub.Run(client_pb2.RunRequest(query="CREATE (:Event {i: -3})"), timeout=60)
+    request = client_pb2.RunRequest(query="CREATE (:Event {i: -2})", client_id="lonely", sequence=1)
     with pytest.raises(grpc.RpcError) as refused:
         list(stub.Run(request, timeout=30))
     assert errors.from_rpc_error(refused.value).code == errors.NOT_A_LEADER
@@ -84,6 +87,13 @@ def test_a_minority_serves_no_linearizable_read_and_takes_no_write(
     local_cluster.partition([])
     lonely.bookmarks = set(client.bookmarks)
     wait_for("the old leader to catch up", lambda: _count(lonely, "causal") == 12)
+    with pytest.raises(grpc.RpcError) as settled:
+        list(without_id)
+    decided = errors.from_rpc_error(settled.value)
+    assert (decided.code, "nothing was committed" in decided.message) in (
+        (errors.NOT_A_LEADER, True),
+        (errors.COMMIT_OUTCOME_UNKNOWN, False),
+    ), decided
     lonely.close()
     events = client.run(
         "MATCH (n:Event) RETURN n.i ORDER BY n.i", mode="read", consistency="linearizable"
