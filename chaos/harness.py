@@ -898,7 +898,7 @@ class ChaosCluster:
                 p for p in (*self.processes.values(), *self._retiring.values()) if p.poll() is None
             ]
             for process in live:
-                process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGINT)  # all at once: no leader hands over
             deadline = time.monotonic() + STOP_GRACE_S
             for process in live:
                 try:

@@ -251,6 +251,11 @@ def _admin(args: argparse.Namespace, _extra: list[str]) -> int:
     from cluster.errors import QuiverError
 
     try:
+        if args.action == "roll":
+            from cluster.admin import roll
+
+            roll(Path(args.dir))
+            return EXIT_OK
         print(run_admin(Path(args.dir), args.action, args.node or 0, args.catch_up_timeout))
     except QuiverError as error:
         raise CliError(error.code, error.message) from None
@@ -323,7 +328,7 @@ _COMMANDS: tuple[_Command, ...] = (
     _Command(
         "admin",
         "change membership or leadership online: add-learner, promote, demote, remove, "
-        "transfer-leader",
+        "transfer-leader; or restart every node in turn: roll",
         _admin,
     ),
     _Command("sim", "run the deterministic Raft simulator over many seeds", _sim),
@@ -436,13 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
         if command.name == "admin":
             sub.add_argument(
                 "action",
-                choices=("add-learner", "promote", "demote", "remove", "transfer-leader"),
+                choices=("add-learner", "promote", "demote", "remove", "transfer-leader", "roll"),
                 help=(
                     "add-learner N: make a node prepared by 'quiver add-node' (and started) "
                     "a non-voting member; promote N: learner to voter, once caught up; "
                     "demote N: voter to learner; remove N: take a member out (not the "
                     "leader: transfer first); transfer-leader [N]: move leadership to N or "
-                    "to the most up-to-date voter"
+                    "to the most up-to-date voter; roll: restart every node of a 'quiver up' "
+                    "cluster in turn (after an upgrade), the leader last, handing over"
                 ),
             )
             sub.add_argument("node", nargs="?", type=int, help="the node id")

@@ -244,6 +244,10 @@ MAX_SNAPSHOT_BYTES: Final = 64 << 30
 """A snapshot stream claiming more is refused."""
 MAX_SNAPSHOT_CHUNK_BYTES: Final = MAX_CHUNK_BYTES + 4096
 FILE_THREADS: Final = 2
+STOP_HANDOFF_S: Final = 5.0
+"""How long a leader asked to stop (SIGTERM) tries to hand leadership over first."""
+STOP_SETTLE_S: Final = 2.0
+"""Then how long it waits for the writes in flight to be answered."""
 MAX_BACKUP_WAIT_S: Final = 300.0
 """The longest a backup waits for its member to apply the index it must hold."""
 RECEIVED_PREFIX: Final = "received-"
@@ -629,6 +633,7 @@ class Node:
         """Proposals no retry can deduplicate (``_propose_settled``), by id: their log index
         once proposed (0 before)."""
         self._leading = False
+        self._hand_over_on_stop = True
         """Whether this node led as of the last soft state handled (``_on_soft_state``): the
         core's own state has moved on already when a Ready reports the change."""
         self._reads: dict[bytes, asyncio.Future[int]] = {}
@@ -2675,7 +2680,26 @@ class Node:
 
     async def _stop_when_asked(self) -> None:
         await self._stop.wait()
+        if self._hand_over_on_stop:
+            await self._hand_over()
         raise _Stopping
+
+    async def _hand_over(self) -> None:
+        """Before a leader stops on its own (SIGTERM: a rolling restart, a service manager),
+        leadership goes to the most up-to-date voter, then the writes in flight get a short
+        while to be answered: its clients see neither an election timeout nor a write cut
+        off. Bounded; the stop goes on whatever happens here."""
+        if not self.is_leader():
+            return
+        try:
+            to = await asyncio.wait_for(self.transfer_leader(0), STOP_HANDOFF_S)
+        except (QuiverError, TimeoutError) as error:
+            log.warning("n%d stops as leader: %s", self.id, getattr(error, "message", error))
+            return
+        log.info("n%d stopping: leadership handed to n%d", self.id, to)
+        deadline = time.monotonic() + STOP_SETTLE_S
+        while self._proposals and time.monotonic() < deadline:
+            await asyncio.sleep(self.config.tick_ms / 1000)
 
     def reload_certificates(self) -> None:
         """Look at the certificate files now (SIGHUP) rather than at the next poll."""
@@ -2724,7 +2748,10 @@ class Node:
             log.warning("n%d Bolt certificate not reloaded yet: %s", self.id, error)
             self._bolt_stale = True
 
-    def stop(self) -> None:
+    def stop(self, hand_over: bool = True) -> None:
+        """Stop serving; a leader first hands leadership over (``_hand_over``) unless told
+        not to (SIGINT: the whole cluster is stopping, nobody would take it)."""
+        self._hand_over_on_stop = hand_over
         self._stop.set()
 
 
@@ -2742,8 +2769,8 @@ def serve(config: NodeConfig) -> int:
         node = Node(config)
         loop = asyncio.get_running_loop()
         log.info("n%d event loop: %s", config.id, type(loop).__module__)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, node.stop)
+        loop.add_signal_handler(signal.SIGTERM, node.stop)
+        loop.add_signal_handler(signal.SIGINT, lambda: node.stop(hand_over=False))
         loop.add_signal_handler(signal.SIGHUP, node.reload_certificates)
         await node.run()
 

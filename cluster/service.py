@@ -615,6 +615,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             state["outcome"] = "ok"
         except QuiverError as error:
             state["outcome"] = error.code
+            state["audited"] = session is None  # a failed login: the authenticator's to log
             await _abort(context, error)
         except Exception:
             state["outcome"] = errors.UNKNOWN

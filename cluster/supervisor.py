@@ -2,9 +2,10 @@
 
 Owns the supervisor process: it starts one ``quiver serve`` per node of ``DIR/cluster.json``,
 restarts a node that exits (with backoff, at most ``MAX_RESTARTS_PER_WINDOW`` within
-``RESTART_WINDOW_S``), and on SIGTERM or SIGINT stops every node (SIGTERM, then SIGKILL after
-``STOP_GRACE_S``). Files: ``DIR/supervisor.pid``, ``DIR/supervisor.log``, and per node
-``DIR/nodes/<id>/node.pid`` and ``node.log``.
+``RESTART_WINDOW_S``), and on SIGTERM or SIGINT stops every node (SIGINT, then SIGKILL after
+``STOP_GRACE_S``; a node's SIGTERM is for stopping it alone: a leader hands over first).
+Files: ``DIR/supervisor.pid``, ``DIR/supervisor.log``, and per node ``DIR/nodes/<id>/node.pid``
+and ``node.log``.
 
 ``up --detach`` starts the supervisor in its own session and returns once a leader is
 elected (or fails after ``UP_DEADLINE_S``). ``down`` stops the supervisor, which stops the
@@ -134,7 +135,8 @@ class Supervisor:
         live = [c for c in self.children if c.process is not None and c.process.poll() is None]
         for child in live:
             assert child.process is not None
-            child.process.terminate()
+            # SIGINT: the whole cluster stops, so no leader waits to hand leadership over.
+            child.process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + STOP_GRACE_S
         for child in live:
             assert child.process is not None

@@ -108,6 +108,12 @@ def test_scheduled_backups_keep_the_newest_and_a_refused_one_is_audited(
         with pytest.raises(grpc.RpcError) as refused:
             list(stub.Backup(admin_pb2.BackupRequest(), timeout=30))
     assert errors.from_rpc_error(refused.value).code == FORBIDDEN
+    with connect(cluster.directory, auth=("bob", "not-his-password")) as impostor:
+        stub = admin_pb2_grpc.AdminStub(impostor._channel(impostor._member(follower)))
+        with pytest.raises(grpc.RpcError) as refused:
+            list(stub.Backup(admin_pb2.BackupRequest(), timeout=30))
+    assert errors.from_rpc_error(refused.value).code == "Neo.ClientError.Security.Unauthorized"
+    # (a failed login is in the security log as such, not as a backup)
 
     stub = admin_pb2_grpc.AdminStub(client._channel(client._member(follower)))
     # Streams the client abandons after a chunk: the member lives on and lets each go at
