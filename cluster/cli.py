@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -265,6 +266,10 @@ def _admin(args: argparse.Namespace, _extra: list[str]) -> int:
 def _serve(args: argparse.Namespace, _extra: list[str]) -> int:
     if not args.config:
         raise CliError(INVALID_REQUEST, "quiver serve: --config FILE is required", EXIT_USAGE)
+    # Until the node's loop takes SIGINT over (a stop without leadership hand-over), SIGINT
+    # ends the process as SIGTERM does, without a KeyboardInterrupt traceback in its log
+    # (the supervisor and the chaos harness stop a node still starting with it).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     from cluster.config import load_node_config
     from cluster.eventloop import EventLoopError
     from cluster.node import serve
