@@ -262,7 +262,7 @@ def test_a_node_lets_go_of_a_backup_however_the_stream_ends(
 
         stream = await node.open_backup(0, 1.0)
         reading = asyncio.ensure_future(stream.next())
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn of the loop (no wait): the read is on the thread
         stream.close()  # while the backup thread reads a chunk: it gets to finish
         assert await reading
         assert await released()
