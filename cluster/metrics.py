@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import re
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
@@ -47,8 +46,6 @@ from proto import admin_pb2
 
 if TYPE_CHECKING:
     from cluster.node import Node
-
-log = logging.getLogger("quiver.metrics")
 
 STATEMENT_BUCKETS: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -217,8 +214,8 @@ class NodeMetrics:
                 await _respond(
                     writer, 200, body, content_type=CONTENT_TYPE_LATEST, head=method == b"HEAD"
                 )
-        except ConnectionError:
-            pass
+        except (ConnectionError, TimeoutError):
+            pass  # the scraper went away, or stopped reading: nothing to answer
         finally:
             self._connections -= 1
             writer.close()
