@@ -4,8 +4,10 @@ foreign backup found by verify, retention, and a restore that seeds every member
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from store.snapshot import snapshot_chunks
 from store.writeset import CreateNode, CreateRelationship, CreateUniqueConstraint, WriteSet
 
 DAMAGE = "Neo.DatabaseError.General.StorageDamageDetected"
+HOLD_S = 10.0
+"""The longest the stream test holds the backup thread busy."""
 
 
 def _source(path: Path) -> tuple[NodeStore, Path]:
@@ -86,7 +90,7 @@ def test_a_damaged_backup_is_found_with_or_without_the_key(taken: tuple[Path, Pa
     assert caught.value.code == DAMAGE
     # Damage that matches the manifest (both rewritten) is still found: by the stream itself.
     manifest = Manifest.from_json(json.loads(path.with_suffix(".json").read_text()))
-    forged = Manifest(**{**backup._fields(manifest), "sha256": hashlib.sha256(data).hexdigest()})
+    forged = dataclasses.replace(manifest, sha256=hashlib.sha256(data).hexdigest())
     backup._write_manifest(path, forged)
     with pytest.raises(QuiverError, match="does not restore") as caught:
         backup.verify(path, key_file)
@@ -261,9 +265,14 @@ def test_a_node_lets_go_of_a_backup_however_the_stream_ends(
         assert await released()
 
         stream = await node.open_backup(0, 1.0)
+        # The backup thread held busy, so that the read queues behind it: closed meanwhile,
+        # the stream's release queues behind the read, which gets to finish.
+        busy, free = threading.Event(), threading.Event()
+        node._backups.submit(lambda: (busy.set(), free.wait(HOLD_S)))
         reading = asyncio.ensure_future(stream.next())
-        await asyncio.sleep(0)  # one turn of the loop (no wait): the read is on the thread
-        stream.close()  # while the backup thread reads a chunk: it gets to finish
+        assert await asyncio.to_thread(busy.wait, HOLD_S)  # the read was queued meanwhile
+        stream.close()
+        free.set()
         assert await reading
         assert await released()
 
