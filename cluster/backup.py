@@ -39,6 +39,7 @@ write into an existing cluster directory.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -439,15 +440,11 @@ def verify(path: Path, key_file: Path) -> Manifest:
             }
         finally:
             store.close()
-    verified = Manifest(**{**_fields(manifest), "verified": found})
+    verified = dataclasses.replace(manifest, verified=found)
     if not path.exists():
         raise QuiverError(errors.INVALID_REQUEST, f"{path.name} was removed while verified")
     _write_manifest(path, verified)  # a prune meanwhile: the next one removes it
     return verified
-
-
-def _fields(manifest: Manifest) -> dict[str, Any]:
-    return {name: getattr(manifest, name) for name in Manifest.__slots__}
 
 
 def prune(folder: Path, keep: int) -> list[str]:
